@@ -1,0 +1,135 @@
+"""Option types and the server options shared by ``lifenet server`` and ``lifenet up``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from server.app import DEFAULT_TICK, ServerConfig
+from shared.errors import ConfigError
+from shared.grid import parse_size
+from shared.rules import Rule, parse_rule
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class SizeType(click.ParamType[tuple[int, int]]):
+    name = "HxW"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_size(str(value))
+        except ConfigError as e:
+            self.fail(str(e), param, ctx)
+
+
+class RuleType(click.ParamType[Rule]):
+    name = "B/S"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Rule:
+        if isinstance(value, Rule):
+            return value
+        try:
+            return parse_rule(str(value))
+        except ConfigError as e:
+            self.fail(str(e), param, ctx)
+
+
+class PointType(click.ParamType[tuple[int, int]]):
+    name = "Y,X"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        parts = str(value).split(",")
+        if len(parts) != 2 or not all(p.strip().lstrip("-").isdigit() for p in parts):
+            self.fail(f"{value!r} is not Y,X (two integers)", param, ctx)
+        return int(parts[0]), int(parts[1])
+
+
+SIZE, RULE, POINT = SizeType(), RuleType(), PointType()
+
+SERVER_OPTIONS: list[Callable[[F], F]] = [
+    click.option("--host", default="127.0.0.1",
+                 help="Address to listen on (0.0.0.0 for every interface)."),
+    click.option("--worker-port", type=click.IntRange(0, 65535), default=5555,
+                 help="Worker endpoint port (0: any free port)."),
+    click.option("--player-port", type=click.IntRange(0, 65535), default=5556,
+                 help="Player endpoint port (status, players)."),
+    click.option("--frame-port", type=click.IntRange(0, 65535), default=5557,
+                 help="Frame publisher port."),
+    click.option("--size", type=SIZE, default="64x64", help="World size, HxW."),
+    click.option("--rule", type=RULE, default=None,
+                 help="Life-like rule in B/S notation [default: the pattern's, or B3/S23]."),
+    click.option("--pattern", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="An RLE pattern to place in the world."),
+    click.option("--at", type=POINT, default=None,
+                 help="Top-left corner of --pattern [default: centred]."),
+    click.option("--seed", type=int, default=None, help="Seed of the random soup."),
+    click.option("--fill", type=click.FloatRange(0.0, 1.0), default=None,
+                 help="Share of live cells in the random soup [default: 0.25, or 0 with "
+                      "--pattern]."),
+    click.option("--tick", type=click.FloatRange(0.0), default=None,
+                 help=f"Minimum seconds between generations [default: {DEFAULT_TICK}]."),
+    click.option("--generations", type=click.IntRange(0), default=None,
+                 help="Stop after this many generations."),
+    click.option("--dispatchers", type=click.IntRange(1, 256), default=16,
+                 help="Dispatcher threads: batches in flight at once."),
+    click.option("--tile", type=SIZE, default=None,
+                 help="Tile size HxW [default: bands chosen from the world size]."),
+    click.option("--heartbeat", type=click.FloatRange(0.05, 60.0), default=1.0,
+                 help="Seconds between heartbeats with workers."),
+    click.option("--batch-timeout", type=click.FloatRange(0.1), default=10.0,
+                 help="Seconds a worker may take for a batch before it is sent elsewhere."),
+]
+
+
+def server_options(func: F) -> F:
+    for option in reversed(SERVER_OPTIONS):
+        func = option(func)
+    return func
+
+
+def server_config(kwargs: dict[str, Any], *, default_tick: float = DEFAULT_TICK,
+                  out: Path | None = None) -> ServerConfig:
+    """A ``ServerConfig`` from the shared server options."""
+    tick = kwargs["tick"]
+    return ServerConfig(
+        host=kwargs["host"], worker_port=kwargs["worker_port"],
+        player_port=kwargs["player_port"], frame_port=kwargs["frame_port"],
+        size=kwargs["size"], rule=kwargs["rule"], pattern=kwargs["pattern"], at=kwargs["at"],
+        seed=kwargs["seed"], fill=kwargs["fill"],
+        tick=default_tick if tick is None else tick, generations=kwargs["generations"],
+        out=out, dispatchers=kwargs["dispatchers"], tile=kwargs["tile"],
+        heartbeat=kwargs["heartbeat"], batch_timeout=kwargs["batch_timeout"])
+
+
+def server_argv(kwargs: dict[str, Any], tick: float, out: Path | None) -> list[str]:
+    """The same options as command-line words, for a child ``lifenet server``."""
+    argv: list[str] = []
+    for name, value in kwargs.items():
+        if value is None or name not in _SERVER_NAMES:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if name == "tick":
+            continue
+        if isinstance(value, tuple):
+            value = ("x" if name in ("size", "tile") else ",").join(map(str, value))
+        argv += [flag, str(value)]
+    argv += ["--tick", str(tick)]
+    if out is not None:
+        argv += ["--out", str(out)]
+    return argv
+
+
+_SERVER_NAMES = {"host", "worker_port", "player_port", "frame_port", "size", "rule", "pattern",
+                 "at", "seed", "fill", "tick", "generations", "dispatchers", "tile",
+                 "heartbeat", "batch_timeout"}

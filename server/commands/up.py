@@ -1,0 +1,55 @@
+"""``lifenet up``: the embedded default, everything as local processes."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from server.commands.options import server_argv, server_options
+from server.up import Embedded, free_port, run_up
+
+WATCH_TICK = 0.1
+
+
+@click.command()
+@click.option("--workers", type=click.IntRange(0, 64), default=2,
+              help="Worker processes to start.")
+@click.option("--headless", is_flag=True,
+              help="No live view; run as fast as possible unless --tick is given.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the final whole world as RLE here (with --generations).")
+@click.option("--io-latency", type=click.FloatRange(0.0, 60.0), default=0.0,
+              help="Seconds of simulated blocking I/O in every cell (passed to workers).")
+@server_options
+@click.pass_context
+def up(ctx: click.Context, /, workers: int, headless: bool, out: Path | None, io_latency: float,
+       **kwargs: Any) -> None:
+    """Start a server and its workers locally and show the world live."""
+    for port in ("worker_port", "player_port", "frame_port"):
+        if kwargs[port] == 0:
+            kwargs[port] = free_port(kwargs["host"] if kwargs["host"] != "0.0.0.0" else "")
+    tick = kwargs["tick"]
+    if tick is None:
+        tick = 0.0 if headless else WATCH_TICK
+    root = ctx.find_root().params
+    log_file = None
+    if not headless:
+        log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as `up`
+            "w", prefix="lifenet-up-", suffix=".log", delete=False)
+    embedded = Embedded(
+        server_argv=server_argv(kwargs, tick, out.resolve() if out else None),
+        worker_argv=["--io-latency", str(io_latency)] if io_latency else [],
+        workers=workers, host=kwargs["host"], player_port=kwargs["player_port"],
+        frame_port=kwargs["frame_port"], worker_port=kwargs["worker_port"],
+        log_level=root.get("log_level", "info"), log_file=log_file)
+    try:
+        code = run_up(embedded, headless)
+    finally:
+        if log_file is not None:
+            log_file.close()
+            click.echo(f"logs of the server and workers: {log_file.name}", err=True)
+    if code:
+        raise click.ClickException(f"the server exited with status {code}")

@@ -1,0 +1,157 @@
+"""Dispatcher threads: the fan-out and fan-in of one generation (the book's item 57).
+
+A ``Dispatcher`` is a ``StoppableWorker``: it takes a ``Batch`` (a tile of the frozen
+generation with its one-cell halo) from the ``ClosableQueue``, sends it through its own
+socket to the broker, which hands it to a live worker, and blocks on the reply with a
+timeout. When the worker dies (the broker says ``LOST``), stalls (the timeout passes) or
+answers with an error, the batch is sent again, avoiding that worker, up to
+``max_attempts`` times. The answered tile is written into the next generation's
+``LockingGrid`` with ``paste_once``, so a batch is applied at most once even when two
+attempts both answer. Replies for another batch or generation are ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from queue import Queue
+from typing import Any
+
+import msgpack
+import numpy as np
+import zmq
+
+from server.broker import DISPATCH_ENDPOINT
+from shared import protocol
+from shared.errors import Closed, ProtocolError, SimulationError
+from shared.grid import Codes, LockingGrid, as_payload
+from shared.pipeline import ClosableQueue, Outcome, StoppableWorker
+from shared.protocol import Kind
+
+log = logging.getLogger("lifenet.dispatch")
+
+
+@dataclass
+class Batch:
+    """One tile of generation ``gen``: cells ``(y..y+h-1, x..x+w-1)`` and their halo."""
+
+    gen: int
+    index: int
+    y: int
+    x: int
+    h: int
+    w: int
+    tile: Codes          # (h + 2, w + 2) cell codes, C-contiguous
+    target: LockingGrid  # the next generation, written by fan-in
+    rule: str
+
+    @property
+    def cells(self) -> tuple[int, int, int, int]:
+        return (self.y, self.x, self.h, self.w)
+
+
+class Dispatcher(StoppableWorker[Batch, bool]):
+    """Sends batches to workers through the broker and writes their answers."""
+
+    def __init__(self, context: zmq.Context[Any], in_queue: ClosableQueue[Batch],
+                 out_queue: Queue[Outcome[Batch, bool]], stop_event: threading.Event,
+                 *, max_attempts: int = 5, name: str = "dispatcher") -> None:
+        super().__init__(None, in_queue, out_queue, name=name)
+        self.context = context
+        self.stop_event = stop_event
+        self.max_attempts = max_attempts
+        self.sock: zmq.Socket[Any] | None = None
+        self.resent = 0
+
+    def setup(self) -> None:
+        sock = self.context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(DISPATCH_ENDPOINT)
+        self.sock = sock
+
+    def teardown(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def process(self, batch: Batch) -> bool:
+        exclude: list[int] = []
+        reasons: list[str] = []
+        for attempt in range(self.max_attempts):
+            self._send(batch, attempt, exclude)
+            verdict, worker, detail = self._await(batch, attempt)
+            if verdict == "ok":
+                assert isinstance(detail, np.ndarray)
+                return batch.target.paste_once(batch.index, batch.y, batch.x, detail)
+            self.resent += 1
+            reasons.append(f"worker {worker}: {detail}")
+            log.warning("batch %d of generation %d, attempt %d: %s; sending it again",
+                        batch.index, batch.gen, attempt, reasons[-1])
+            if worker not in exclude:
+                exclude.append(worker)
+        raise SimulationError(
+            f"generation {batch.gen}: batch {batch.index} failed {self.max_attempts} times "
+            f"({'; '.join(reasons[-3:])})", [batch.cells])
+
+    def _send(self, batch: Batch, attempt: int, exclude: list[int]) -> None:
+        assert self.sock is not None
+        msg = protocol.message(
+            Kind.BATCH, [as_payload(batch.tile)], gen=batch.gen,
+            batch=batch.index, attempt=attempt, y=batch.y, x=batch.x, h=batch.h, w=batch.w,
+            rule=batch.rule)
+        self.sock.send_multipart(
+            [b"SEND", msgpack.packb([batch.gen, batch.index, attempt]), msgpack.packb(exclude),
+             *protocol.encode(msg)], copy=False)
+
+    def _await(self, batch: Batch, attempt: int) -> tuple[str, int, object]:
+        """Wait for this attempt's fate: ``("ok", worker, codes)`` or a failure."""
+        assert self.sock is not None
+        deadline: float | None = None
+        worker = 0
+        while True:
+            if self.stop_event.is_set():
+                raise Closed("server stopping")
+            wait = 0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))
+            if not self.sock.poll(int(wait * 1000)):
+                if deadline is not None and time.monotonic() >= deadline:
+                    return "timeout", worker, "no answer before the batch timeout"
+                continue
+            frames = self.sock.recv_multipart(copy=False)
+            verb = frames[0].bytes
+            gen, index, their_attempt = msgpack.unpackb(frames[1].buffer)
+            if (gen, index) != (batch.gen, batch.index):
+                continue  # a late answer for an earlier batch: already decided
+            sender, timeout = msgpack.unpackb(frames[2].buffer)
+            if verb == b"SENT":
+                if their_attempt == attempt:
+                    worker = sender
+                    deadline = time.monotonic() + timeout
+            elif verb == b"LOST":
+                if their_attempt == attempt:
+                    return "lost", sender, "worker lost"
+            elif verb == b"REPLY":
+                verdict = self._check_reply(batch, frames[3:])
+                if isinstance(verdict, np.ndarray):
+                    return "ok", sender, verdict
+                if their_attempt == attempt:
+                    return "error", sender, verdict
+
+    @staticmethod
+    def _check_reply(batch: Batch, frames: list[Any]) -> Codes | str:
+        """The answered codes, or why the answer cannot be used."""
+        try:
+            msg = protocol.decode(frames)
+        except ProtocolError as e:
+            return f"bad result: {e}"
+        if msg.kind is Kind.ERROR:
+            return f"worker error {msg['code']}: {msg['reason']}"
+        if msg.kind is not Kind.RESULT or (msg["h"], msg["w"]) != (batch.h, batch.w):
+            return f"result of shape {msg.body.get('h')}x{msg.body.get('w')}, " \
+                   f"expected {batch.h}x{batch.w}"
+        codes = np.frombuffer(msg.payloads[0], dtype=np.uint8).reshape(batch.h, batch.w)
+        # Every live code of the next generation is a survivor's or a parent's, or neutral.
+        if int(codes.max(initial=0)) > max(int(batch.tile.max(initial=0)), 1):
+            return "result has owners that are not in the tile"
+        return codes

@@ -1,0 +1,248 @@
+"""The worker process: answers batches with the next generation of their tiles.
+
+A worker connects a DEALER socket to the server's worker endpoint, says ``READY`` and
+then answers every ``BATCH`` with a ``RESULT``, computing ``count_neighbors`` and
+``game_logic`` for every cell of the tile (vectorised by default; ``kernel="python"``
+runs the book's per-cell functions). Heartbeats go both ways (Paranoid Pirate): when
+the server is silent for ``liveness`` beats, the worker reconnects with exponential
+backoff. SIGTERM and SIGINT only set a flag that the loop reads; the loop then says
+``BYE`` and closes its socket, so the server re-sends any batch it held at once.
+
+With ``io_latency`` the worker plays the book's ``my_socket.recv(100)``: every cell's
+``game_logic`` waits for its own I/O to complete before its answer is produced. The
+I/O of all the cells of a batch is issued together when the batch arrives and the
+waits overlap (one timer per batch on the loop's timer heap), but no answer leaves
+before ``io_latency`` has passed since its cell's I/O began. The worker reports the wait
+of each cell in the result, so tests can check that nothing was answered early.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import zmq
+
+from shared import protocol
+from shared.errors import ProtocolError, RuleError
+from shared.grid import Codes, as_payload
+from shared.kernel import rule_table, step_tile
+from shared.life import step_tile_reference
+from shared.protocol import ErrorCode, Kind, Message
+from shared.rules import Rule, parse_rule
+
+log = logging.getLogger("lifenet.worker")
+
+
+@dataclass
+class WorkerConfig:
+    connect: str
+    name: str = ""
+    credit: int = 0            # 0: choose (2, or 256 with io_latency)
+    io_latency: float = 0.0
+    kernel: str = "numpy"      # or "python": the book's per-cell functions
+    heartbeat: float = 1.0
+    liveness: int = 3
+    backoff_min: float = 0.25
+    backoff_max: float = 8.0
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def effective_credit(self) -> int:
+        if self.credit:
+            return self.credit
+        return 256 if self.io_latency > 0 else 2
+
+
+@dataclass(order=True)
+class _Held:
+    """A batch whose cells wait for their I/O to complete before ``game_logic`` runs."""
+
+    release: float
+    seq: int
+    started: float = field(compare=False)
+    msg: Message = field(compare=False)
+
+
+class Worker:
+    """One worker's state across reconnections."""
+
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self.name = config.name or f"{socket.gethostname()}-{os.getpid()}"
+        self.credit = config.effective_credit()
+        self.tables: dict[str, tuple[Rule, Any]] = {}
+        self.held: list[_Held] = []
+        self.seq = 0
+        self.answered = 0
+        self.heartbeat = config.heartbeat
+
+    # -- computing -------------------------------------------------------------------
+
+    def compute(self, msg: Message) -> Message:
+        """The ``RESULT`` (or an ``ERROR`` naming the batch) for one ``BATCH``."""
+        ref = [msg["gen"], msg["batch"], msg["attempt"]]
+        try:
+            rule, table = self._rule(msg["rule"])
+        except RuleError as e:
+            return protocol.error(ErrorCode.BAD_FIELD, str(e), "batch", ref)
+        h, w = msg["h"], msg["w"]
+        tile = np.frombuffer(msg.payloads[0], dtype=np.uint8).reshape(h + 2, w + 2)
+        started = time.perf_counter()
+        out: Codes
+        if self.config.kernel == "python":
+            out = step_tile_reference(tile, rule)
+        else:
+            out = step_tile(tile, table)
+        compute_ms = (time.perf_counter() - started) * 1000
+        return protocol.message(Kind.RESULT, [as_payload(out)], gen=msg["gen"],
+                                batch=msg["batch"], attempt=msg["attempt"], h=h, w=w,
+                                compute_ms=compute_ms)
+
+    def _rule(self, text: str) -> tuple[Rule, Any]:
+        if text not in self.tables:
+            rule = parse_rule(text)
+            self.tables[text] = (rule, rule_table(rule))
+        return self.tables[text]
+
+    # -- the loop --------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Serve until stopped; returns the process exit status."""
+        context = zmq.Context()
+        backoff = self.config.backoff_min
+        try:
+            while not self.config.stop.is_set():
+                outcome = self._session(context)
+                if outcome == "stop":
+                    break
+                if outcome == "fatal":
+                    return 1
+                if outcome == "welcomed":
+                    backoff = self.config.backoff_min
+                pause = backoff * (0.5 + random.random() / 2)
+                log.info("reconnecting in %.2f s", pause)
+                self.config.stop.wait(pause)
+                backoff = min(backoff * 2, self.config.backoff_max)
+        finally:
+            context.destroy(linger=0)
+        return 0
+
+    def _session(self, context: zmq.Context[Any]) -> str:
+        """One connection: ``stop``, ``lost`` (reconnect), ``welcomed`` then lost, ``fatal``."""
+        sock = context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_PAYLOAD_BYTES + protocol.MAX_HEADER_BYTES)
+        sock.connect(self.config.connect)
+        self.held.clear()
+        welcomed = False
+        try:
+            self._send(sock, protocol.message(
+                Kind.READY, version=protocol.PROTOCOL_VERSION, name=self.name,
+                pid=os.getpid(), credit=self.credit, io_latency=self.config.io_latency))
+            now = time.monotonic()
+            server_expires = now + self.heartbeat * self.config.liveness
+            next_beat = now + self.heartbeat
+            while not self.config.stop.is_set():
+                now = time.monotonic()
+                wake = min(next_beat, server_expires, now + 0.2)
+                if self.held:
+                    wake = min(wake, self.held[0].release)
+                if sock.poll(max(0.0, wake - now) * 1000):
+                    frames = sock.recv_multipart(copy=False)
+                    server_expires = time.monotonic() + self.heartbeat * self.config.liveness
+                    verdict = self._on_message(sock, frames)
+                    if verdict == "welcome":
+                        welcomed = True
+                        server_expires = (time.monotonic()
+                                          + self.heartbeat * self.config.liveness)
+                    elif verdict in ("lost", "fatal"):
+                        return verdict if not welcomed or verdict == "fatal" else "welcomed"
+                self._release_held(sock)
+                now = time.monotonic()
+                if now >= next_beat:
+                    self._send(sock, protocol.message(Kind.HEARTBEAT))
+                    next_beat = now + self.heartbeat
+                if now >= server_expires:
+                    log.warning("server silent for %d heartbeats: reconnecting",
+                                self.config.liveness)
+                    return "welcomed" if welcomed else "lost"
+            self._send(sock, protocol.message(Kind.BYE, reason="worker stopping"))
+            return "stop"
+        finally:
+            sock.close()
+
+    def _on_message(self, sock: zmq.Socket[Any], frames: list[Any]) -> str:
+        try:
+            msg = protocol.decode(frames)
+        except ProtocolError as e:
+            log.warning("bad message from the server: %s", e)
+            return "ok"
+        if msg.kind is Kind.BATCH:
+            if self.config.io_latency > 0:
+                started = time.monotonic()
+                self.seq += 1
+                heapq.heappush(self.held, _Held(started + self.config.io_latency, self.seq,
+                                                started, msg))
+            else:
+                self._send(sock, self.compute(msg))
+                self.answered += 1
+            return "ok"
+        if msg.kind is Kind.WELCOME:
+            self.heartbeat = msg["heartbeat"]
+            log.info("joined the server as worker %d", msg["worker"])
+            return "welcome"
+        if msg.kind is Kind.HEARTBEAT:
+            return "ok"
+        if msg.kind is Kind.BYE:
+            log.info("server says bye: %s", msg["reason"])
+            return "lost"
+        if msg.kind is Kind.ERROR:
+            if msg["code"] == ErrorCode.VERSION:
+                log.error("server refused us: %s", msg["reason"])
+                return "fatal"
+            if msg["code"] == ErrorCode.UNKNOWN_PEER:
+                return "lost"  # the server restarted and forgot us: say READY again
+            log.warning("server error %s: %s", msg["code"], msg["reason"])
+            return "ok"
+        return "ok"
+
+    def _release_held(self, sock: zmq.Socket[Any]) -> None:
+        """Compute and send every held batch whose cells' I/O has completed."""
+        while self.held and self.held[0].release <= time.monotonic():
+            held = heapq.heappop(self.held)
+            waited = time.monotonic() - held.started
+            answer = self.compute(held.msg)
+            if answer.kind is Kind.RESULT:
+                cells = answer["h"] * answer["w"]
+                waits = np.full(cells, waited, dtype=np.float32)
+                answer.payloads.append(as_payload(waits))
+            self._send(sock, answer)
+            self.answered += 1
+
+    @staticmethod
+    def _send(sock: zmq.Socket[Any], msg: Message) -> None:
+        try:
+            sock.send_multipart(protocol.encode(msg), zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            log.warning("send queue full; dropping a %s", msg.kind)
+
+
+def run_worker(config: WorkerConfig) -> int:
+    """Run a worker in this process until SIGTERM/SIGINT; returns the exit status."""
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        config.stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return Worker(config).run()

@@ -1,0 +1,97 @@
+"""The lifenet error tree.
+
+Every error lifenet raises on purpose is a ``LifenetError``, so the command line can
+turn any of them into one clear line and a non-zero exit::
+
+    LifenetError
+    ├── ConfigError          a bad option: size, rule, position, ...
+    │   └── RuleError        a B/S rule that does not parse or has B0
+    ├── PatternError         malformed RLE or a pattern that does not fit
+    ├── ProtocolError        bytes that are not a valid lifenet message
+    │   └── VersionMismatch  the peer speaks another protocol version
+    ├── TransportError       a socket-level failure
+    │   ├── PeerGone         the peer went away (missed heartbeats, timeout)
+    │   └── Closed           we closed it ourselves (shutting down)
+    ├── RemoteError          the peer answered with an error reply
+    ├── SimulationError      a generation could not be computed (the book's name)
+    └── SnapshotError        a snapshot could not be written, verified or read
+
+Raise with ``raise ... from e`` so the cause stays visible in logs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class LifenetError(Exception):
+    """Root of every error lifenet raises on purpose."""
+
+
+class ConfigError(LifenetError, ValueError):
+    """An option or argument has a value lifenet cannot use."""
+
+
+class RuleError(ConfigError):
+    """A Life-like rule in B/S notation does not parse, or is refused (B0)."""
+
+
+class PatternError(LifenetError, ValueError):
+    """An RLE text is malformed, or a pattern does not fit where it is placed."""
+
+
+class ProtocolError(LifenetError):
+    """Bytes received are not a valid lifenet message.
+
+    ``code`` is one of ``shared.protocol.ErrorCode``; it travels in the error reply.
+    """
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class VersionMismatch(ProtocolError):
+    """The peer's protocol version is not ours (checked at the handshake)."""
+
+
+class TransportError(LifenetError):
+    """A socket-level failure."""
+
+
+class PeerGone(TransportError):
+    """The peer went away: it missed its heartbeats or did not answer in time."""
+
+
+class Closed(TransportError):
+    """We closed the connection ourselves, usually because we are shutting down."""
+
+
+class RemoteError(LifenetError):
+    """The peer answered a request with an error reply; carries its code and reason."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"remote error {code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+class SimulationError(LifenetError):
+    """A generation could not be computed; names the cells of the failed batches.
+
+    As in Effective Python's item 56, the exception is carried from the thread where the
+    work failed to the thread that runs the step, and raised there.
+    """
+
+    def __init__(self, message: str, cells: Iterable[tuple[int, int, int, int]] = ()) -> None:
+        self.cells = list(cells)
+        if self.cells:
+            spans = ", ".join(f"rows {y}..{y + h - 1} x cols {x}..{x + w - 1}"
+                              for y, x, h, w in self.cells[:4])
+            more = f" and {len(self.cells) - 4} more" if len(self.cells) > 4 else ""
+            message = f"{message} (cells: {spans}{more})"
+        super().__init__(message)
+
+
+class SnapshotError(LifenetError):
+    """A snapshot could not be written, verified, decrypted or read."""

@@ -1,0 +1,188 @@
+"""The world: ``Grid`` and ``LockingGrid``, as in Effective Python items 54-57.
+
+The book's ``Grid`` keeps one state per cell (``ALIVE`` or ``EMPTY``) and wraps every
+coordinate modulo its height and width, which makes the world a torus. lifenet keeps
+that interface and adds an owner per live cell. Both are stored in one NumPy array of
+*cell codes* (``uint8``), the same bytes that travel on the wire:
+
+    code 0        an empty cell
+    code 1        a live neutral cell (owner 0, seeded by the server)
+    code 1 + p    a live cell owned by player p (1 <= p <= MAX_PLAYER)
+
+So ``code > 0`` means alive and ``code - 1`` is the owner. One byte per cell keeps tiles
+small on the wire; it caps the players that can own cells at once at 254.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from threading import Lock
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from shared.errors import ConfigError
+
+ALIVE = "*"
+EMPTY = "-"
+NEUTRAL = 0
+MAX_PLAYER = 254
+MAX_CELLS = 1 << 26  # 64 M cells: 8192 x 8192; bigger worlds do not fit the frame limits
+
+Codes = npt.NDArray[np.uint8]
+
+
+def as_payload(array: npt.NDArray[Any]) -> memoryview:
+    """The bytes of an array as a flat memoryview, for a zero-copy ZeroMQ frame."""
+    return np.ascontiguousarray(array).data.cast("B")
+
+
+def code_of(state: str, owner: int = NEUTRAL) -> int:
+    """The cell code for a state and an owner."""
+    if state == EMPTY:
+        return 0
+    if state != ALIVE:
+        raise ValueError(f"a cell state is ALIVE or EMPTY, not {state!r}")
+    if not 0 <= owner <= MAX_PLAYER:
+        raise ValueError(f"owner {owner} is not in 0..{MAX_PLAYER}")
+    return owner + 1
+
+
+def check_size(height: int, width: int) -> None:
+    """Refuse world sizes lifenet cannot hold."""
+    if height < 1 or width < 1:
+        raise ConfigError(f"world size {height}x{width}: both sides must be at least 1")
+    if height * width > MAX_CELLS:
+        raise ConfigError(f"world size {height}x{width} has more than {MAX_CELLS} cells")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse ``HxW`` (for example ``64x64``) into ``(height, width)``."""
+    parts = text.lower().strip().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise ConfigError(f"size {text!r} is not HxW, for example 64x64")
+    height, width = int(parts[0]), int(parts[1])
+    check_size(height, width)
+    return height, width
+
+
+class Grid:
+    """A toroidal world of cells with owners; ``get``/``set`` wrap as in the book."""
+
+    def __init__(self, height: int, width: int, codes: Codes | None = None) -> None:
+        check_size(height, width)
+        self.height = height
+        self.width = width
+        if codes is None:
+            self.codes: Codes = np.zeros((height, width), dtype=np.uint8)
+        else:
+            if codes.shape != (height, width) or codes.dtype != np.uint8:
+                raise ValueError(f"codes must be uint8 of shape {(height, width)}, "
+                                 f"not {codes.dtype} {codes.shape}")
+            self.codes = codes
+
+    @classmethod
+    def from_codes(cls, codes: npt.ArrayLike) -> Grid:
+        """A grid over (a copy of) a 2-D array of cell codes."""
+        arr = np.array(codes, dtype=np.uint8, copy=True)
+        if arr.ndim != 2:
+            raise ValueError("cell codes must be a 2-D array")
+        return cls(arr.shape[0], arr.shape[1], arr)
+
+    def get(self, y: int, x: int) -> str:
+        """The state (``ALIVE`` or ``EMPTY``) at ``(y, x)``, wrapping around the torus."""
+        return ALIVE if self.codes[y % self.height, x % self.width] else EMPTY
+
+    def owner(self, y: int, x: int) -> int:
+        """The owner of the live cell at ``(y, x)``; 0 for neutral and for empty cells."""
+        code = int(self.codes[y % self.height, x % self.width])
+        return code - 1 if code else NEUTRAL
+
+    def set(self, y: int, x: int, state: str, owner: int = NEUTRAL) -> None:
+        """Set ``(y, x)`` to ``state`` owned by ``owner``, wrapping around the torus."""
+        self.codes[y % self.height, x % self.width] = code_of(state, owner)
+
+    @property
+    def population(self) -> int:
+        """How many cells are alive."""
+        return int(np.count_nonzero(self.codes))
+
+    def copy(self) -> Grid:
+        return Grid(self.height, self.width, self.codes.copy())
+
+    def frozen(self) -> Grid:
+        """A read-only view of this grid (the generation being stepped)."""
+        view = self.codes.view()
+        view.flags.writeable = False
+        return Grid(self.height, self.width, view)
+
+    def padded(self, halo: int = 1) -> Codes:
+        """The codes with a ``halo``-cell border copied from the opposite edges."""
+        return np.pad(self.codes, halo, mode="wrap")
+
+    def live_cells(self) -> Iterator[tuple[int, int, int]]:
+        """Every live cell as ``(y, x, owner)``, row by row."""
+        ys, xs = np.nonzero(self.codes)
+        for y, x in zip(ys.tolist(), xs.tolist(), strict=True):
+            yield y, x, int(self.codes[y, x]) - 1
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Grid):
+            return NotImplemented
+        return bool(self.codes.shape == other.codes.shape
+                    and np.array_equal(self.codes, other.codes))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __str__(self) -> str:
+        """The book's picture: one row per line, ``*`` alive and ``-`` empty."""
+        return "\n".join("".join(ALIVE if c else EMPTY for c in row)
+                         for row in self.codes.tolist())
+
+
+class LockingGrid(Grid):
+    """A ``Grid`` whose reads and writes take a ``Lock``, for many writer threads.
+
+    This is the fan-in target of a generation: dispatcher threads write answered tiles
+    into it at the same time. ``paste_once`` makes the write of a batch happen at most
+    once, whatever number of answers arrive for it (a re-sent batch may be answered twice).
+    """
+
+    def __init__(self, height: int, width: int, codes: Codes | None = None) -> None:
+        super().__init__(height, width, codes)
+        self.lock = Lock()
+        self._applied: set[int] = set()
+
+    def get(self, y: int, x: int) -> str:
+        with self.lock:
+            return super().get(y, x)
+
+    def owner(self, y: int, x: int) -> int:
+        with self.lock:
+            return super().owner(y, x)
+
+    def set(self, y: int, x: int, state: str, owner: int = NEUTRAL) -> None:
+        with self.lock:
+            super().set(y, x, state, owner)
+
+    def paste_once(self, key: int, y: int, x: int, tile: Codes) -> bool:
+        """Write ``tile`` with its top-left at ``(y, x)`` unless ``key`` was applied.
+
+        Returns whether it was written. The tile must fit without wrapping.
+        """
+        h, w = tile.shape
+        if y < 0 or x < 0 or y + h > self.height or x + w > self.width:
+            raise ValueError(f"tile {h}x{w} at ({y}, {x}) does not fit "
+                             f"{self.height}x{self.width}")
+        with self.lock:
+            if key in self._applied:
+                return False
+            self.codes[y:y + h, x:x + w] = tile
+            self._applied.add(key)
+            return True
+
+    def applied(self) -> int:
+        """How many distinct batches have been written."""
+        with self.lock:
+            return len(self._applied)

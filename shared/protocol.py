@@ -1,0 +1,358 @@
+"""The lifenet wire format: every message, its fields and its limits, in one place.
+
+A message is a ZeroMQ multipart message::
+
+    frame 0      msgpack array [kind, body]: kind is a ``Kind`` value (text), body a map
+    frame 1..n   binary payloads, only for the kinds that carry them (tiles, frames)
+
+A ROUTER socket adds the peer's identity frame in front; the transport strips it before
+``decode`` sees the frames. Decoding is strict: the header's size is capped, the body's
+fields are checked by type (a ``bool`` is not an ``int``) and range, unknown kinds and
+unknown fields are refused, and a payload must have exactly the size its header says.
+Every failure is one ``ProtocolError`` carrying an ``ErrorCode``, which the receiver
+sends back in an ``ERROR`` reply (or drops, when no reply is possible).
+
+The protocol version is checked once, at the handshake (``READY`` from a worker,
+``STATUS`` and later ``JOIN`` from a player); see ``docs/protocol.md`` for the exchanges.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from typing import Any
+
+import msgpack
+
+from shared.errors import ProtocolError, RemoteError, VersionMismatch
+
+PROTOCOL_VERSION = 1
+
+MAX_HEADER_BYTES = 64 << 10
+MAX_PAYLOAD_BYTES = 72 << 20  # a padded 8192 x 8192 tile, with room to spare
+MAX_FRAMES = 3
+MAX_SIDE = 8192
+MAX_NAME = 64
+MAX_REASON = 512
+MAX_INT = (1 << 53) - 1
+
+
+class ErrorCode(IntEnum):
+    """Numbered error codes carried by ``ERROR`` replies."""
+
+    MALFORMED = 1      # not msgpack, not [kind, body], wrong number of frames
+    TOO_LARGE = 2      # a frame is larger than the limit
+    UNKNOWN_KIND = 3   # the kind is not one lifenet knows
+    BAD_FIELD = 4      # a missing, unknown, mistyped or out-of-range field
+    VERSION = 5        # the handshake's protocol version is not ours
+    UNKNOWN_PEER = 6   # the sender has not done the handshake (say READY first)
+    NOT_ALLOWED = 7    # a valid message this endpoint does not take
+    BUSY = 8           # the server cannot take the request now
+
+
+class Kind(StrEnum):
+    """Every message kind. Each one's body is described by ``SCHEMAS`` below."""
+
+    READY = "ready"          # worker -> server: handshake, then ready for batches
+    WELCOME = "welcome"      # server -> worker: handshake accepted
+    HEARTBEAT = "heartbeat"  # both ways on the worker endpoint: still alive
+    BATCH = "batch"          # server -> worker: a tile (with halo) of generation `gen`
+    RESULT = "result"        # worker -> server: the tile's next generation
+    BYE = "bye"              # either way: leaving now, do not wait for heartbeats
+    ERROR = "error"          # either way: the request was refused; code and reason
+    STATUS = "status"        # anyone -> server (player endpoint): one status report
+    STATUS_REPLY = "status_reply"  # server -> asker: the report
+    FRAME = "frame"          # server -> subscribers (PUB): one generation
+
+
+# --- field checks -------------------------------------------------------------------
+
+Check = Callable[[str, Any], None]
+
+
+def _bad(name: str, why: str) -> ProtocolError:
+    return ProtocolError(f"field {name!r} {why}", ErrorCode.BAD_FIELD)
+
+
+def Int(lo: int = 0, hi: int = MAX_INT) -> Check:
+    """An integer (never a bool) in ``lo..hi``."""
+    def check(name: str, value: Any) -> None:
+        if type(value) is not int:
+            raise _bad(name, f"must be an integer, not {type(value).__name__}")
+        if not lo <= value <= hi:
+            raise _bad(name, f"is {value}, outside {lo}..{hi}")
+    return check
+
+
+def Float(lo: float = 0.0, hi: float = 1e9) -> Check:
+    """A finite number (an int is accepted) in ``lo..hi``."""
+    def check(name: str, value: Any) -> None:
+        if type(value) not in (int, float) or not math.isfinite(value):
+            raise _bad(name, f"must be a finite number, not {type(value).__name__}")
+        if not lo <= value <= hi:
+            raise _bad(name, f"is {value}, outside {lo}..{hi}")
+    return check
+
+
+def Str(max_len: int = MAX_NAME, min_len: int = 0) -> Check:
+    """A text of ``min_len..max_len`` characters."""
+    def check(name: str, value: Any) -> None:
+        if type(value) is not str:
+            raise _bad(name, f"must be text, not {type(value).__name__}")
+        if not min_len <= len(value) <= max_len:
+            raise _bad(name, f"has {len(value)} characters, outside {min_len}..{max_len}")
+    return check
+
+
+def Bool() -> Check:
+    def check(name: str, value: Any) -> None:
+        if type(value) is not bool:
+            raise _bad(name, f"must be true or false, not {type(value).__name__}")
+    return check
+
+
+def ListOf(item: Check, max_len: int) -> Check:
+    """A list of at most ``max_len`` items, each passing ``item``."""
+    def check(name: str, value: Any) -> None:
+        if type(value) is not list:
+            raise _bad(name, f"must be a list, not {type(value).__name__}")
+        if len(value) > max_len:
+            raise _bad(name, f"has {len(value)} items, more than {max_len}")
+        for i, v in enumerate(value):
+            item(f"{name}[{i}]", v)
+    return check
+
+
+def MapOf(key: Check, value: Check, max_len: int) -> Check:
+    """A map of at most ``max_len`` entries."""
+    def check(name: str, v: Any) -> None:
+        if type(v) is not dict:
+            raise _bad(name, f"must be a map, not {type(v).__name__}")
+        if len(v) > max_len:
+            raise _bad(name, f"has {len(v)} entries, more than {max_len}")
+        for k, item in v.items():
+            key(f"{name} key", k)
+            value(f"{name}[{k!r}]", item)
+    return check
+
+
+@dataclass(frozen=True)
+class Schema:
+    """A kind's body fields, and its payload frames: how many and how large."""
+
+    fields: dict[str, Check]
+    optional: dict[str, Check] = field(default_factory=dict)
+    payloads: tuple[int, int] = (0, 0)
+    payload_sizes: Callable[[dict[str, Any]], Sequence[int]] | None = None
+
+
+_GEN = Int()
+_SIDE = Int(1, MAX_SIDE)
+_POS = Int(0, MAX_SIDE - 1)
+
+
+def _batch_sizes(body: dict[str, Any]) -> Sequence[int]:
+    return [(body["h"] + 2) * (body["w"] + 2)]
+
+
+def _result_sizes(body: dict[str, Any]) -> Sequence[int]:
+    cells = body["h"] * body["w"]
+    return [cells, 4 * cells]  # codes, then (optional) float32 per-cell I/O waits
+
+
+def _frame_sizes(body: dict[str, Any]) -> Sequence[int]:
+    return [body["h"] * body["w"]]
+
+
+SCHEMAS: dict[Kind, Schema] = {
+    Kind.READY: Schema({
+        "version": Int(0, 1 << 16),
+        "name": Str(MAX_NAME),
+        "pid": Int(0, 1 << 32),
+        "credit": Int(1, 256),
+        "io_latency": Float(0.0, 60.0),
+    }),
+    Kind.WELCOME: Schema({
+        "version": Int(0, 1 << 16),
+        "worker": Int(),
+        "heartbeat": Float(0.01, 60.0),
+    }),
+    Kind.HEARTBEAT: Schema({}),
+    Kind.BATCH: Schema({
+        "gen": _GEN, "batch": Int(), "attempt": Int(0, 1 << 16),
+        "y": _POS, "x": _POS, "h": _SIDE, "w": _SIDE,
+        "rule": Str(32, 1),
+    }, payloads=(1, 1), payload_sizes=_batch_sizes),
+    Kind.RESULT: Schema({
+        "gen": _GEN, "batch": Int(), "attempt": Int(0, 1 << 16),
+        "h": _SIDE, "w": _SIDE,
+    }, optional={"compute_ms": Float(0.0, 1e7)},
+        payloads=(1, 2), payload_sizes=_result_sizes),
+    Kind.BYE: Schema({"reason": Str(MAX_REASON)}),
+    Kind.ERROR: Schema({
+        "code": Int(0, 1 << 16),
+        "reason": Str(MAX_REASON),
+    }, optional={"about": Str(32), "ref": ListOf(Int(), 3)}),
+    Kind.STATUS: Schema({"version": Int(0, 1 << 16)}),
+    Kind.STATUS_REPLY: Schema({
+        "generation": _GEN,
+        "players": Int(),
+        "workers": Int(),
+        "population": Int(),
+        "size": ListOf(_SIDE, 2),
+        "rule": Str(32),
+        "scores": MapOf(Str(MAX_NAME), Int(), 1024),
+        "ms_per_generation": Float(0.0, 1e9),
+        "tick": Float(0.0, 1e6),
+        "running": Bool(),
+    }, optional={"worker_names": ListOf(Str(MAX_NAME), 4096)}),
+    Kind.FRAME: Schema({
+        "gen": _GEN, "h": _SIDE, "w": _SIDE,
+        "population": Int(),
+        "ms": Float(0.0, 1e9),
+        "workers": Int(),
+        "rule": Str(32),
+    }, payloads=(1, 1), payload_sizes=_frame_sizes),
+}
+
+
+# --- messages -------------------------------------------------------------------------
+
+Payload = bytes | memoryview
+
+
+@dataclass
+class Message:
+    """A decoded message: its kind, its checked body and its payload frames (bytes)."""
+
+    kind: Kind
+    body: dict[str, Any] = field(default_factory=dict)
+    payloads: list[Payload] = field(default_factory=list)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.body[name]
+
+
+def message(kind: Kind, payloads: Sequence[Payload] = (), **body: Any) -> Message:
+    """Build a message and check it against its schema, as the receiver will."""
+    msg = Message(kind, dict(body), list(payloads))
+    validate(msg)
+    return msg
+
+
+def error(code: ErrorCode, reason: str, about: str | None = None,
+          ref: Sequence[int] | None = None) -> Message:
+    """An ``ERROR`` reply; the reason is cut to the limit rather than refused.
+
+    ``ref`` names the request it answers where there is one (a batch's gen, batch and
+    attempt), so the error reaches whoever waits for that request.
+    """
+    body: dict[str, Any] = {"code": int(code), "reason": reason[:MAX_REASON]}
+    if about:
+        body["about"] = about[:32]
+    if ref is not None:
+        body["ref"] = list(ref)
+    return Message(Kind.ERROR, body)
+
+
+def encode(msg: Message) -> list[Payload]:
+    """The frames of ``msg``: the msgpack header, then its payloads (not copied)."""
+    header = msgpack.packb([msg.kind.value, msg.body], use_bin_type=True)
+    return [header, *msg.payloads]
+
+
+def decode(frames: Sequence[Any], max_payload: int = MAX_PAYLOAD_BYTES) -> Message:
+    """Check and decode frames into a ``Message``, or raise ``ProtocolError``.
+
+    ``frames`` may hold ``bytes`` or ``zmq.Frame`` objects (anything with ``.bytes`` or a
+    buffer). This is the one place that catches broadly: any failure of msgpack becomes a
+    ``ProtocolError``.
+    """
+    if not frames:
+        raise ProtocolError("empty message", ErrorCode.MALFORMED)
+    if len(frames) > MAX_FRAMES:
+        raise ProtocolError(f"{len(frames)} frames, at most {MAX_FRAMES}", ErrorCode.MALFORMED)
+    raw = [_as_buffer(f) for f in frames]
+    if len(raw[0]) > MAX_HEADER_BYTES:
+        raise ProtocolError(f"header of {len(raw[0])} bytes, at most {MAX_HEADER_BYTES}",
+                            ErrorCode.TOO_LARGE)
+    for payload in raw[1:]:
+        if len(payload) > max_payload:
+            raise ProtocolError(f"payload of {len(payload)} bytes, at most {max_payload}",
+                                ErrorCode.TOO_LARGE)
+    try:
+        header = msgpack.unpackb(
+            raw[0], raw=False, strict_map_key=True, use_list=True,
+            max_str_len=MAX_HEADER_BYTES, max_bin_len=MAX_HEADER_BYTES,
+            max_array_len=4096, max_map_len=4096, max_ext_len=0)
+    except (ValueError, TypeError, OverflowError, msgpack.UnpackException) as e:
+        raise ProtocolError(f"header is not valid msgpack: {e}", ErrorCode.MALFORMED) from e
+    if type(header) is not list or len(header) != 2:
+        raise ProtocolError("header must be a msgpack array [kind, body]", ErrorCode.MALFORMED)
+    kind_text, body = header
+    if type(kind_text) is not str:
+        raise ProtocolError("message kind must be text", ErrorCode.MALFORMED)
+    try:
+        kind = Kind(kind_text)
+    except ValueError:
+        raise ProtocolError(f"unknown message kind {kind_text[:32]!r}",
+                            ErrorCode.UNKNOWN_KIND) from None
+    if type(body) is not dict:
+        raise ProtocolError(f"body of {kind} must be a map", ErrorCode.MALFORMED)
+    msg = Message(kind, body, list(raw[1:]))
+    validate(msg)
+    return msg
+
+
+def validate(msg: Message) -> None:
+    """Check a message's body and payloads against its kind's schema."""
+    schema = SCHEMAS[msg.kind]
+    for name, check in schema.fields.items():
+        if name not in msg.body:
+            raise ProtocolError(f"{msg.kind} is missing field {name!r}", ErrorCode.BAD_FIELD)
+        check(name, msg.body[name])
+    for name, value in msg.body.items():
+        if name in schema.fields:
+            continue
+        check = schema.optional.get(name)  # type: ignore[assignment]
+        if check is None:
+            raise ProtocolError(f"{msg.kind} has an unknown field {str(name)[:32]!r}",
+                                ErrorCode.BAD_FIELD)
+        check(name, value)
+    lo, hi = schema.payloads
+    if not lo <= len(msg.payloads) <= hi:
+        raise ProtocolError(f"{msg.kind} carries {len(msg.payloads)} payload frames, "
+                            f"expected {lo}..{hi}", ErrorCode.MALFORMED)
+    if schema.payload_sizes is not None:
+        for i, (payload, size) in enumerate(
+                zip(msg.payloads, schema.payload_sizes(msg.body), strict=False)):
+            if len(payload) != size:
+                raise ProtocolError(f"{msg.kind} payload {i} has {len(payload)} bytes, "
+                                    f"expected {size}", ErrorCode.BAD_FIELD)
+
+
+def check_version(msg: Message) -> None:
+    """Refuse a handshake from another protocol version."""
+    if msg.body.get("version") != PROTOCOL_VERSION:
+        raise VersionMismatch(
+            f"peer speaks protocol version {msg.body.get('version')}, "
+            f"this side speaks {PROTOCOL_VERSION}", ErrorCode.VERSION)
+
+
+def raise_if_error(msg: Message) -> Message:
+    """Turn an ``ERROR`` reply into a ``RemoteError``; return any other message."""
+    if msg.kind is Kind.ERROR:
+        raise RemoteError(msg.body["code"], msg.body["reason"])
+    return msg
+
+
+def _as_buffer(frame: Any) -> bytes | memoryview:
+    if isinstance(frame, bytes | memoryview):
+        return frame
+    buffer = getattr(frame, "buffer", None)  # zmq.Frame: zero-copy view
+    if buffer is not None:
+        return memoryview(buffer)
+    raise ProtocolError(f"a frame must be bytes, not {type(frame).__name__}",
+                        ErrorCode.MALFORMED)

@@ -1,0 +1,66 @@
+"""An in-process server (real sockets, real threads) for tests that drive it step by step.
+
+The server's threads run in the test process so a test can call ``engine.step()`` and
+read the world directly; its workers are real child processes on real loopback sockets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import zmq
+
+from server.app import Server, ServerConfig
+from tests.conftest import Processes, free_port, wait_for
+
+pytestmark = pytest.mark.integration
+
+MakeServer = Callable[..., Server]
+
+
+@pytest.fixture
+def make_server() -> Iterator[MakeServer]:
+    """Build and start in-process servers on free ports; close them all at teardown."""
+    servers: list[Server] = []
+
+    def make(**kwargs: Any) -> Server:
+        defaults: dict[str, Any] = dict(
+            worker_port=free_port(), player_port=free_port(), frame_port=free_port(),
+            tick=0.0, heartbeat=0.2, batch_timeout=5.0, dispatchers=4)
+        defaults.update(kwargs)
+        server = Server(ServerConfig(**defaults))
+        servers.append(server)
+        server.start()
+        return server
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def worker_endpoint(server: Server) -> str:
+    return server.broker.bound_endpoint
+
+
+def start_workers(processes: Processes, server: Server, n: int, *args: str) -> list[Any]:
+    """Start ``n`` worker processes and wait until the server counts them."""
+    before = server.broker.worker_count()
+    procs = [processes.worker(worker_endpoint(server), *args) for _ in range(n)]
+    wait_for(lambda: server.broker.worker_count() >= before + n, 20,
+             what=f"{n} workers to join")
+    return procs
+
+
+@pytest.fixture
+def zmq_context() -> Iterator[zmq.Context[Any]]:
+    """A context for a test's own sockets; the test fails if one is left open."""
+    ctx: zmq.Context[Any] = zmq.Context()
+    yield ctx
+    open_sockets = [s for s in ctx._sockets if not s.closed] if hasattr(ctx, "_sockets") \
+        else []
+    for s in open_sockets:
+        s.close(linger=0)
+    ctx.term()
+    assert not open_sockets, f"{len(open_sockets)} sockets were left open"

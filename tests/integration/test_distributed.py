@@ -1,0 +1,162 @@
+"""The distributed engine against the reference, with real worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from server.app import Server
+from shared.errors import SimulationError
+from shared.grid import Grid
+from shared.life import simulate
+from shared.rules import parse_rule
+from tests.conftest import PATTERNS, Processes, free_port, wait_for
+from tests.integration.conftest import MakeServer, start_workers
+
+pytestmark = pytest.mark.integration
+
+
+def random_world(server: Server, seed: int, owners: bool = True) -> Grid:
+    """Give the server a random world (before any step) and return a copy."""
+    rng = np.random.default_rng(seed)
+    h, w = server.engine.grid.height, server.engine.grid.width
+    values, p = ([0, 1, 2, 3, 4], [.5, .2, .1, .1, .1]) if owners else ([0, 1], [.6, .4])
+    server.engine.grid = Grid.from_codes(rng.choice(values, size=(h, w), p=p))
+    return server.engine.grid.copy()
+
+
+def run_and_compare(server: Server, expected: Grid, generations: int) -> Grid:
+    rule = server.rule
+    for _ in range(generations):
+        expected = simulate(expected, rule)
+        assert server.engine.step() == expected, f"generation {server.engine.generation}"
+    return expected
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_equals_reference_for_random_worlds(make_server: MakeServer, processes: Processes,
+                                            workers: int) -> None:
+    cases: list[tuple[tuple[int, int], tuple[int, int] | None, str]] = [
+        ((1, 1), None, "B3/S23"), ((2, 2), None, "B3/S23"), ((3, 3), None, "B36/S23"),
+        ((2, 3), (1, 2), "B3/S23"), ((17, 23), (5, 7), "B3/S23"),
+        ((40, 33), (8, 33), "B36/S23"), ((64, 64), None, "B2/S"),
+    ]
+    port = free_port()
+    endpoint = f"tcp://127.0.0.1:{port}"
+    for _ in range(workers):
+        processes.worker(endpoint)
+    # Each world gets a fresh server on the same worker port; the same worker processes
+    # serve every case, reconnecting as each new server comes up.
+    for i, (size, tile, rule) in enumerate(cases):
+        server = make_server(worker_port=port, size=size, tile=tile, rule=parse_rule(rule))
+        wait_for(lambda: server.broker.worker_count() == workers, 20,  # noqa: B023
+                 what=f"{workers} workers")
+        expected = random_world(server, seed=i)
+        run_and_compare(server, expected, 12)
+        server.close()
+
+
+def test_known_patterns_through_workers(make_server: MakeServer, processes: Processes,
+                                        tmp_path: Any) -> None:
+    server = make_server(size=(16, 16), pattern=PATTERNS / "glider.rle", at=(0, 0),
+                         tile=(4, 16))
+    start_workers(processes, server, 2)
+    start = server.engine.grid.copy()
+    for _ in range(64):
+        server.engine.step()
+    assert server.engine.grid == start
+    assert server.engine.generation == 64
+
+
+def test_kill_9_of_a_worker_mid_generation(make_server: MakeServer,
+                                           processes: Processes) -> None:
+    server = make_server(size=(30, 30), tile=(3, 30), heartbeat=0.2, dispatchers=4)
+    victim, survivor = start_workers(processes, server, 2, "--io-latency", "0.3",
+                                     "--credit", "2")
+    expected = random_world(server, seed=11)
+    errors: list[BaseException] = []
+
+    def step() -> None:
+        try:
+            server.engine.step()
+        except BaseException as e:
+            errors.append(e)
+
+    thread = threading.Thread(target=step)
+    thread.start()
+    # Mid-generation: some batches are in the victim's hands right now.
+    wait_for(lambda: server.broker._workers and any(
+        p.in_flight for p in list(server.broker._workers.values())
+        if p.name.endswith(str(victim.pid))), 10, interval=0.005, what="a batch in flight")
+    os.kill(victim.pid, signal.SIGKILL)
+    thread.join(timeout=30)
+    assert not thread.is_alive() and not errors, errors
+    expected = simulate(expected, server.rule)
+    assert server.engine.grid == expected
+    assert server.broker.dropped_workers >= 1
+    assert server.engine.resent >= 1
+    run_and_compare(server, expected, 3)
+    assert survivor.poll() is None
+
+
+def test_no_worker_means_wait_then_continue(make_server: MakeServer,
+                                            processes: Processes) -> None:
+    server = make_server(size=(20, 20), tile=(5, 5))
+    expected = simulate(random_world(server, seed=5), server.rule)
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (server.engine.step(), done.set()))
+    cpu_before = time.process_time()
+    thread.start()
+    assert not done.wait(1.5), "a generation was published without any worker"
+    assert server.engine.generation == 0
+    # Waiting is idle: the whole process used well under one core meanwhile.
+    assert time.process_time() - cpu_before < 0.75
+    start_workers(processes, server, 1)
+    assert done.wait(20)
+    thread.join()
+    assert server.engine.grid == expected and server.engine.generation == 1
+
+
+def test_a_batch_that_always_fails_raises_simulation_error(make_server: MakeServer,
+                                                          processes: Processes) -> None:
+    server = make_server(size=(8, 8), tile=(4, 8))
+    start_workers(processes, server, 1)
+    server.engine.rule = server.rule = _BadRule()  # type: ignore[assignment]
+    with pytest.raises(SimulationError) as info:
+        server.engine.step()
+    assert info.value.cells and "rows" in str(info.value)
+    assert server.engine.generation == 0
+
+
+class _BadRule:
+    """A rule whose text no worker accepts: every batch is answered with an error."""
+
+    def __str__(self) -> str:
+        return "B0/S"
+
+
+def test_worker_exits_cleanly_on_sigterm(make_server: MakeServer,
+                                         processes: Processes) -> None:
+    server = make_server(size=(8, 8))
+    [proc] = start_workers(processes, server, 1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+    wait_for(lambda: server.broker.worker_count() == 0, 5, what="the worker's BYE")
+
+
+def test_worker_reconnects_when_the_server_comes_back(make_server: MakeServer,
+                                                      processes: Processes) -> None:
+    server = make_server(size=(8, 8))
+    start_workers(processes, server, 1)
+    port = int(server.broker.bound_endpoint.rsplit(":", 1)[1])
+    server.close()
+    again = make_server(size=(8, 8), worker_port=port)
+    wait_for(lambda: again.broker.worker_count() == 1, 20, what="the worker to come back")
+    expected = simulate(again.engine.grid.copy(), again.rule)
+    assert again.engine.step() == expected

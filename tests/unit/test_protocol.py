@@ -1,0 +1,110 @@
+"""The wire format: strict decoding, every failure one ProtocolError with a code."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared import protocol
+from shared.errors import ProtocolError, RemoteError, VersionMismatch
+from shared.protocol import ErrorCode, Kind
+
+
+def header(kind: Any, body: Any) -> bytes:
+    packed: bytes = msgpack.packb([kind, body])
+    return packed
+
+
+def batch_body(**changes: Any) -> dict[str, Any]:
+    body = dict(gen=1, batch=0, attempt=0, y=0, x=0, h=2, w=3, rule="B3/S23")
+    body.update(changes)
+    return body
+
+
+def test_round_trip_with_payload() -> None:
+    msg = protocol.message(Kind.BATCH, [bytes(20)], **batch_body())
+    decoded = protocol.decode(protocol.encode(msg))
+    assert decoded.kind is Kind.BATCH and decoded.body == msg.body
+    assert bytes(decoded.payloads[0]) == bytes(20)
+
+
+@pytest.mark.parametrize("frames, code", [
+    ([], ErrorCode.MALFORMED),
+    ([b"\xc1garbage"], ErrorCode.MALFORMED),
+    ([header("batch", batch_body())[:-3]], ErrorCode.MALFORMED),
+    ([msgpack.packb({"kind": "ready"})], ErrorCode.MALFORMED),
+    ([header("launch", {})], ErrorCode.UNKNOWN_KIND),
+    ([header(7, {})], ErrorCode.MALFORMED),
+    ([header("batch", [])], ErrorCode.MALFORMED),
+    ([header("batch", batch_body()), bytes(19)], ErrorCode.BAD_FIELD),
+    ([header("batch", batch_body())], ErrorCode.MALFORMED),
+    ([header("batch", batch_body(h=True)), bytes(20)], ErrorCode.BAD_FIELD),
+    ([header("batch", batch_body(h="2")), bytes(20)], ErrorCode.BAD_FIELD),
+    ([header("batch", batch_body(y=-1)), bytes(20)], ErrorCode.BAD_FIELD),
+    ([header("batch", batch_body(x=10**9)), bytes(20)], ErrorCode.BAD_FIELD),
+    ([header("batch", batch_body(extra=1)), bytes(20)], ErrorCode.BAD_FIELD),
+    ([header("heartbeat", {}), b"x", b"y", b"z"], ErrorCode.MALFORMED),
+    ([b"\x92" + b"\xdd\xff\xff\xff\xff"], ErrorCode.MALFORMED),
+    ([bytes(protocol.MAX_HEADER_BYTES + 1)], ErrorCode.TOO_LARGE),
+    ([header("ready", {"version": 1, "name": "w", "pid": 1, "credit": 0,
+                       "io_latency": 0.0})], ErrorCode.BAD_FIELD),
+    ([header("ready", {"version": 1, "name": "w", "pid": 1, "credit": 2,
+                       "io_latency": float("nan")})], ErrorCode.BAD_FIELD),
+])
+def test_bad_frames_raise_protocol_error(frames: list[bytes], code: ErrorCode) -> None:
+    with pytest.raises(ProtocolError) as info:
+        protocol.decode(frames)
+    assert info.value.code == code
+
+
+def test_oversize_payload() -> None:
+    with pytest.raises(ProtocolError) as info:
+        protocol.decode([header("heartbeat", {}), bytes(101)], max_payload=100)
+    assert info.value.code == ErrorCode.TOO_LARGE
+
+
+def test_version_is_checked_at_handshake() -> None:
+    ok = protocol.message(Kind.STATUS, version=protocol.PROTOCOL_VERSION)
+    protocol.check_version(ok)
+    with pytest.raises(VersionMismatch):
+        protocol.check_version(protocol.message(Kind.STATUS, version=99))
+
+
+def test_error_reply_becomes_remote_error() -> None:
+    reply = protocol.error(ErrorCode.NOT_ALLOWED, "no", "batch", [1, 2, 3])
+    decoded = protocol.decode(protocol.encode(reply))
+    with pytest.raises(RemoteError, match="no"):
+        protocol.raise_if_error(decoded)
+
+
+def test_every_kind_has_a_schema() -> None:
+    assert set(protocol.SCHEMAS) == set(Kind)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.binary(max_size=64), min_size=0, max_size=4))
+def test_random_bytes_never_escape_as_other_errors(frames: list[bytes]) -> None:
+    with contextlib.suppress(ProtocolError):
+        protocol.decode(frames)
+
+
+json_like = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text(max_size=8)
+    | st.binary(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
+                                                                 max_size=4), max_leaves=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from([k.value for k in Kind]), st.dictionaries(
+    st.sampled_from(["gen", "batch", "attempt", "y", "x", "h", "w", "rule", "version",
+                     "name", "pid", "credit", "io_latency", "code", "reason", "ref"]),
+    json_like, max_size=9))
+def test_random_bodies_never_escape_as_other_errors(kind: str, body: dict[str, Any]) -> None:
+    with contextlib.suppress(ProtocolError):
+        protocol.decode([header(kind, body), bytes(20)])
