@@ -52,11 +52,21 @@ class Batch:
         return (self.y, self.x, self.h, self.w)
 
 
-class Dispatcher(StoppableWorker[Batch, bool]):
+@dataclass
+class Answer:
+    """How a batch was answered: by which worker, whether this answer was the one
+    applied, and the shortest per-cell I/O wait the worker reported (if it did)."""
+
+    worker: int
+    applied: bool
+    min_wait: float | None = None
+
+
+class Dispatcher(StoppableWorker[Batch, Answer]):
     """Sends batches to workers through the broker and writes their answers."""
 
     def __init__(self, context: zmq.Context[Any], in_queue: ClosableQueue[Batch],
-                 out_queue: Queue[Outcome[Batch, bool]], stop_event: threading.Event,
+                 out_queue: Queue[Outcome[Batch, Answer]], stop_event: threading.Event,
                  *, max_attempts: int = 5, name: str = "dispatcher") -> None:
         super().__init__(None, in_queue, out_queue, name=name)
         self.context = context
@@ -76,17 +86,18 @@ class Dispatcher(StoppableWorker[Batch, bool]):
             self.sock.close()
             self.sock = None
 
-    def process(self, batch: Batch) -> bool:
+    def process(self, batch: Batch) -> Answer:
         exclude: list[int] = []
         reasons: list[str] = []
         for attempt in range(self.max_attempts):
             self._send(batch, attempt, exclude)
             verdict, worker, detail = self._await(batch, attempt)
-            if verdict == "ok":
-                assert isinstance(detail, np.ndarray)
-                return batch.target.paste_once(batch.index, batch.y, batch.x, detail)
+            if isinstance(detail, tuple):
+                codes, min_wait = detail
+                applied = batch.target.paste_once(batch.index, batch.y, batch.x, codes)
+                return Answer(worker, applied, min_wait)
             self.resent += 1
-            reasons.append(f"worker {worker}: {detail}")
+            reasons.append(f"worker {worker} {verdict}: {detail}")
             log.warning("batch %d of generation %d, attempt %d: %s; sending it again",
                         batch.index, batch.gen, attempt, reasons[-1])
             if worker not in exclude:
@@ -133,14 +144,14 @@ class Dispatcher(StoppableWorker[Batch, bool]):
                     return "lost", sender, "worker lost"
             elif verb == b"REPLY":
                 verdict = self._check_reply(batch, frames[3:])
-                if isinstance(verdict, np.ndarray):
+                if isinstance(verdict, tuple):
                     return "ok", sender, verdict
                 if their_attempt == attempt:
                     return "error", sender, verdict
 
     @staticmethod
-    def _check_reply(batch: Batch, frames: list[Any]) -> Codes | str:
-        """The answered codes, or why the answer cannot be used."""
+    def _check_reply(batch: Batch, frames: list[Any]) -> tuple[Codes, float | None] | str:
+        """The answered codes and shortest per-cell wait, or why they cannot be used."""
         try:
             msg = protocol.decode(frames)
         except ProtocolError as e:
@@ -154,4 +165,7 @@ class Dispatcher(StoppableWorker[Batch, bool]):
         # Every live code of the next generation is a survivor's or a parent's, or neutral.
         if int(codes.max(initial=0)) > max(int(batch.tile.max(initial=0)), 1):
             return "result has owners that are not in the tile"
-        return codes
+        min_wait = None
+        if len(msg.payloads) > 1:
+            min_wait = float(np.frombuffer(msg.payloads[1], dtype=np.float32).min())
+        return codes, min_wait

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from server.dispatch import Batch, Dispatcher
+from server.dispatch import Answer, Batch, Dispatcher
 from shared.errors import Closed, SimulationError
 from shared.grid import Grid, LockingGrid
 from shared.pipeline import ClosableQueue, Outcome
@@ -68,7 +68,9 @@ class Engine:
         self.tiling = tiling or choose_tiling(grid.height, grid.width, dispatchers)
         self.stop_event = threading.Event()
         self.in_queue: ClosableQueue[Batch] = ClosableQueue(maxsize=2 * dispatchers)
-        self.out_queue: queue.Queue[Outcome[Batch, bool]] = queue.Queue()
+        self.out_queue: queue.Queue[Outcome[Batch, Answer]] = queue.Queue()
+        self.last_min_wait: float | None = None  # shortest per-cell I/O wait, last step
+        self.last_answers: list[Answer] = []
         self.dispatchers = [
             Dispatcher(context, self.in_queue, self.out_queue, self.stop_event,
                        max_attempts=max_attempts, name=f"dispatcher-{i}")
@@ -102,7 +104,8 @@ class Engine:
                   np.ascontiguousarray(padded[y:y + h + 2, x:x + w + 2]), target, rule)
             for i, (y, x, h, w) in enumerate(tiles)]
         pending = deque(batches)
-        failures: list[Outcome[Batch, bool]] = []
+        failures: list[Outcome[Batch, Answer]] = []
+        answers: list[Answer] = []
         done = 0
         while done < len(batches):
             self._check_stop()
@@ -122,6 +125,8 @@ class Engine:
             done += 1
             if outcome.error is not None:
                 failures.append(outcome)
+            elif outcome.result is not None:
+                answers.append(outcome.result)
         if failures:
             errors = "; ".join(str(f.error) for f in failures[:3])
             raise SimulationError(f"generation {self.generation} failed: {errors}",
@@ -132,6 +137,9 @@ class Engine:
                 "batches were applied", [b.cells for b in batches])
         self.grid = Grid(target.height, target.width, target.codes)
         self.generation += 1
+        self.last_answers = answers
+        waits = [a.min_wait for a in answers if a.min_wait is not None]
+        self.last_min_wait = min(waits) if waits else None
         return self.grid
 
     def _check_stop(self) -> None:
