@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from server.commands.options import server_argv, server_options
+from server.app import build_world
+from server.commands.options import server_argv, server_config, server_options
 from server.up import Embedded, free_port, run_up
 
 WATCH_TICK = 0.1
@@ -28,6 +29,8 @@ WATCH_TICK = 0.1
 def up(ctx: click.Context, /, workers: int, headless: bool, out: Path | None, io_latency: float,
        **kwargs: Any) -> None:
     """Start a server and its workers locally and show the world live."""
+    # Check the world here, so a bad pattern or size is one line from `up` itself.
+    build_world(server_config(kwargs))
     for port in ("worker_port", "player_port", "frame_port"):
         if kwargs[port] == 0:
             kwargs[port] = free_port(kwargs["host"] if kwargs["host"] != "0.0.0.0" else "")

@@ -1,0 +1,149 @@
+"""The command line, as a user runs it: real `lifenet` processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared.grid import Grid
+from shared.life import simulate_many
+from shared.rle import parse_rle
+from shared.rules import parse_rule
+from tests.conftest import PATTERNS, ROOT, Processes, free_port, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def lifenet(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "server", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL)
+
+
+def ports() -> list[str]:
+    return ["--worker-port", str(free_port()), "--player-port", str(free_port()),
+            "--frame-port", str(free_port())]
+
+
+@pytest.mark.parametrize("pattern, rule, generations", [
+    ("gosper-gun.rle", "B3/S23", 40), ("r-pentomino.rle", "B3/S23", 30),
+    ("acorn.rle", "B36/S23", 25)])
+def test_up_headless_writes_the_right_world(tmp_path: Path, pattern: str, rule: str,
+                                            generations: int) -> None:
+    out = tmp_path / "out.rle"
+    result = lifenet("up", "--headless", "--workers", "2", "--size", "64x64",
+                     "--pattern", str(PATTERNS / pattern), "--rule", rule,
+                     "--generations", str(generations), "--out", str(out), *ports())
+    assert result.returncode == 0, result.stderr
+    start = Grid(64, 64)
+    p = parse_rle((PATTERNS / pattern).read_text())
+    top, left = (64 - p.height) // 2, (64 - p.width) // 2
+    start.codes[top:top + p.height, left:left + p.width] = p.codes
+    expected = simulate_many(start, generations, parse_rule(rule))
+    written = parse_rle(out.read_text())
+    assert written.rule == parse_rule(rule)
+    assert np.array_equal(written.codes, expected.codes)
+    assert out.read_text().splitlines()[1] == f"x = 64, y = 64, rule = {rule}"
+
+
+def test_glider_at_a_corner_comes_home(tmp_path: Path) -> None:
+    out = tmp_path / "out.rle"
+    result = lifenet("up", "--headless", "--workers", "2", "--size", "16x16", "--at", "0,0",
+                     "--pattern", str(PATTERNS / "glider.rle"), "--generations", "64",
+                     "--out", str(out), *ports())
+    assert result.returncode == 0, result.stderr
+    assert out.read_text().splitlines()[-1] == "bo$2bo$3o!"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--size", "64"], "is not HxW"),
+    (["--size", "0x5"], "at least 1"),
+    (["--rule", "B03/S23"], "B0"),
+    (["--rule", "Q3/S23"], "B/S notation"),
+    (["--at", "1;2"], "Y,X"),
+    (["--fill", "2"], "--fill"),
+])
+def test_bad_options_give_one_line_and_nonzero_exit(args: list[str], message: str) -> None:
+    result = lifenet("up", "--headless", "--generations", "1", *args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_malformed_rle_gives_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.rle"
+    bad.write_text("x = 3, y = 3\nbo$2bo$3z!\n")
+    out = tmp_path / "out.rle"
+    result = lifenet("up", "--headless", "--workers", "1", "--pattern", str(bad),
+                     "--generations", "1", "--out", str(out), *ports())
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and "unexpected character 'z'" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_missing_pattern_and_too_big_pattern(tmp_path: Path) -> None:
+    result = lifenet("server", "--pattern", str(tmp_path / "none.rle"), "--generations", "0",
+                     *ports())
+    assert result.returncode == 1 and "cannot read pattern" in result.stderr
+    result = lifenet("server", "--size", "4x4", "--pattern", str(PATTERNS / "gosper-gun.rle"),
+                     "--generations", "0", *ports())
+    assert result.returncode == 1 and "larger than the world" in result.stderr
+
+
+def test_status_json_and_a_taken_port(processes: Processes) -> None:
+    args = ports()
+    player = args[3]
+    server = processes.lifenet("server", "--size", "12x20", "--tick", "0.05", *args)
+    result = wait_for(lambda: (r := lifenet("status", "--connect", f"127.0.0.1:{player}",
+                                            "--json", "--timeout", "1")).returncode == 0 and r,
+                      20, what="status")
+    report = json.loads(result.stdout)
+    assert report["size"] == [12, 20] and report["rule"] == "B3/S23"
+    for key in ("generation", "players", "workers", "population", "scores"):
+        assert key in report
+    clash = lifenet("server", *args, "--generations", "1")
+    assert clash.returncode == 1 and "cannot listen" in clash.stderr
+    assert server.poll() is None
+
+
+def test_status_without_a_server_fails_in_time() -> None:
+    result = lifenet("status", "--connect", f"tcp://127.0.0.1:{free_port()}",
+                     "--timeout", "0.5")
+    assert result.returncode == 1 and "no answer" in result.stderr
+
+
+def test_up_stops_every_child_on_sigterm(processes: Processes) -> None:
+    args = ports()
+    up = processes.lifenet("up", "--headless", "--workers", "2", "--tick", "0.05", *args)
+    player = args[3]
+    wait_for(lambda: (r := lifenet("status", "--connect", f"127.0.0.1:{player}", "--json",
+                                   "--timeout", "1")).returncode == 0
+             and json.loads(r.stdout)["workers"] == 2, 30, what="two workers")
+    children = subprocess.run(["pgrep", "-P", str(up.pid)], capture_output=True,
+                              text=True).stdout.split()
+    assert len(children) == 3
+    os.kill(up.pid, signal.SIGTERM)
+    assert up.wait(15) == 0
+    for pid in children:
+        wait_for(lambda p=int(pid): not _alive(p), 10, what=f"child {pid} to end")  # type: ignore[misc]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead too; it only waits for its parent (gone) to be reaped by init.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
