@@ -1,11 +1,15 @@
-"""``lifenet status`` (and, with the players issue, ``client`` and ``bot``)."""
+"""``lifenet status`` and ``lifenet bot``: clients of the player endpoint."""
 
 from __future__ import annotations
 
 import json
+import signal
+import threading
+from types import FrameType
 
 import click
 
+from client.bot import STRATEGIES, run_bots
 from client.remote import player_endpoint
 from client.remote import status as get_status
 
@@ -29,3 +33,29 @@ def status(connect: str, as_json: bool, timeout: float) -> None:
                f"{report['ms_per_generation']:.1f} ms per generation  tick {report['tick']:g} s")
     for name, score in sorted(report["scores"].items(), key=lambda kv: -kv[1]):
         click.echo(f"  {score:8d}  {name}")
+
+
+@click.command()
+@click.option("--connect", default="127.0.0.1",
+              help="The server's player endpoint: HOST, HOST:PORT or tcp://HOST:PORT.")
+@click.option("--count", type=click.IntRange(1, 254), default=1, help="Bots to run.")
+@click.option("--strategy", type=click.Choice(sorted(STRATEGIES)), default="follow",
+              help="How the bots play.")
+@click.option("--name", default="bot", help="Name prefix; bots are NAME-1, NAME-2, ...")
+@click.option("--seed", type=int, default=None, help="Seed of the bots' choices.")
+@click.option("--seconds", type=click.FloatRange(0.0), default=None,
+              help="Stop after this many seconds [default: until SIGTERM/Ctrl-C].")
+def bot(connect: str, count: int, strategy: str, name: str, seed: int | None,
+        seconds: float | None) -> None:
+    """Run headless players that join, place patterns and answer game_logic requests."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    bots = run_bots(connect, count, strategy, name=name, seed=seed, stop=stop,
+                    seconds=seconds)
+    click.echo(f"{len(bots)} bots: answered {sum(b.answered for b in bots)} requests, "
+               f"placed {sum(b.placed for b in bots)} patterns", err=True)

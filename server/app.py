@@ -15,7 +15,6 @@ context.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
@@ -31,11 +30,12 @@ import zmq
 
 from server.broker import WorkerBroker
 from server.engine import Engine, Tiling
-from server.lobby import PlayerEndpoint
-from shared import protocol
+from server.game import Game
+from server.lobby import PlayerEndpoint, WorldInfo
+from server.players import Board, PlayerRegistry, RegistryConfig
+from server.publisher import FramePublisher
 from shared.errors import Closed, ConfigError, PatternError, SimulationError
-from shared.grid import Grid, as_payload
-from shared.protocol import Kind
+from shared.grid import Grid
 from shared.rle import parse_rle, write_rle
 from shared.rules import CONWAY, Rule
 
@@ -65,6 +65,18 @@ class ServerConfig:
     tile: tuple[int, int] | None = None
     heartbeat: float = 1.0
     batch_timeout: float = 10.0
+    energy_cap: int = 200
+    energy_regen: int = 5
+    grace: float = 15.0
+    player_heartbeat: float = 1.0
+    decision_window: float | None = None  # None: half the tick, at least 20 ms
+
+    @property
+    def window(self) -> float:
+        """How long players may take to answer a generation's game_logic requests."""
+        if self.decision_window is not None:
+            return self.decision_window
+        return max(0.02, self.tick / 2)
 
     def endpoint(self, port: int) -> str:
         host = "*" if self.host in ("0.0.0.0", "*") else self.host
@@ -136,12 +148,19 @@ class Server:
         self.engine = Engine(self.context, self.grid, self.rule,
                              dispatchers=config.dispatchers,
                              tiling=Tiling(*config.tile) if config.tile else None)
+        self.registry = PlayerRegistry(RegistryConfig(
+            energy_cap=config.energy_cap, energy_regen=config.energy_regen,
+            grace=config.grace, heartbeat=config.player_heartbeat))
+        self.world_info = WorldInfo(self.grid.height, self.grid.width, str(self.rule), 0)
         self.lobby = PlayerEndpoint(self.context, config.endpoint(config.player_port),
-                                    self.status)
-        self.publisher: zmq.Socket[Any] | None = None
+                                    self.status, self.registry, self.world_info,
+                                    lambda: self.engine.generation)
+        self.publisher: FramePublisher | None = None
+        self.game: Game | None = None
         self.frame_endpoint = ""
         self._stats_lock = threading.Lock()
         self._ms = 0.0
+        self._board = Board.of(self.grid.codes)
         self._started = False
         self._closed = False
 
@@ -150,15 +169,17 @@ class Server:
     def status(self) -> dict[str, Any]:
         with self._stats_lock:
             grid, generation, ms = self.engine.grid, self.engine.generation, self._ms
+            board = self._board
+        players = self.registry.snapshot()
         return {
             "generation": generation,
-            "players": 0,
+            "players": sum(p.connected for p in players),
             "workers": self.broker.worker_count(),
             "worker_names": self.broker.worker_names()[:4096],
-            "population": grid.population,
+            "population": int(board.counts[1:].sum()),
             "size": [grid.height, grid.width],
             "rule": str(self.rule),
-            "scores": {},
+            "scores": {p.name: board.cells(p.id) for p in players},
             "ms_per_generation": ms,
             "tick": self.config.tick,
             "running": not self.stop_event.is_set(),
@@ -168,22 +189,22 @@ class Server:
 
     def start(self) -> None:
         """Bind every endpoint and start the threads; ``ConfigError`` if a port is taken."""
-        self.publisher = self.context.socket(zmq.PUB)
-        self.publisher.setsockopt(zmq.LINGER, 0)
-        self.publisher.setsockopt(zmq.SNDHWM, 8)
         try:
-            self.publisher.bind(self.config.endpoint(self.config.frame_port))
+            self.publisher = FramePublisher(self.context,
+                                            self.config.endpoint(self.config.frame_port))
         except zmq.ZMQError as e:
             self.close()
             raise ConfigError(f"cannot listen for frames on port {self.config.frame_port}: "
                               f"{e.strerror}") from e
-        self.frame_endpoint = self.publisher.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.frame_endpoint = self.publisher.endpoint
+        self.world_info.frame_port = self.publisher.port
         for thread in (self.broker, self.lobby):
             thread.start()
             thread.ready.wait()
             if thread.error is not None:
                 self.close()
                 raise ConfigError(f"cannot listen on {thread.endpoint}: {thread.error}")
+        self.game = Game(self.context, self.registry, self.rule, self.config.window)
         self.engine.start()
         self._started = True
         log.info("lifenet server ready: workers %s, players %s, frames %s; world %dx%d %s",
@@ -212,7 +233,7 @@ class Server:
                 break
             began = time.monotonic()
             try:
-                self.engine.step()
+                self.advance()
             except Closed:
                 break
             except SimulationError as e:
@@ -221,10 +242,6 @@ class Server:
                 self.stop_event.wait(min(0.1 * 2 ** failures, 5.0))
                 continue
             failures = 0
-            ms = (time.monotonic() - began) * 1000
-            with self._stats_lock:
-                self._ms = ms
-            self._publish(ms)
             rest = config.tick - (time.monotonic() - began)
             if rest > 0:
                 self.stop_event.wait(rest)
@@ -233,15 +250,39 @@ class Server:
             log.info("wrote generation %d to %s", self.engine.generation, config.out)
         return 0
 
+    def advance(self) -> Grid:
+        """Step one generation, then publish it; returns the new generation."""
+        began = time.monotonic()
+        grid = self.step()
+        ms = (time.monotonic() - began) * 1000
+        with self._stats_lock:
+            self._ms = ms
+        self._publish(ms)
+        return grid
+
+    def step(self) -> Grid:
+        """One generation: players asked, workers' step, players' answers applied."""
+        assert self.game is not None
+        gen = self.engine.generation
+        self.game.ask(gen, self.engine.grid.codes)
+        grid = self.engine.step()
+        self.game.settle(gen, grid.codes)
+        board = Board.of(grid.codes)
+        with self._stats_lock:
+            self._board = board
+        return grid
+
     def _publish(self, ms: float) -> None:
         assert self.publisher is not None
         grid = self.engine.grid
-        msg = protocol.message(
-            Kind.FRAME, [as_payload(grid.codes)], gen=self.engine.generation,
-            h=grid.height, w=grid.width, population=grid.population, ms=ms,
-            workers=self.broker.worker_count(), rule=str(self.rule))
-        with contextlib.suppress(zmq.Again):
-            self.publisher.send_multipart(protocol.encode(msg), zmq.NOBLOCK, copy=False)
+        with self._stats_lock:
+            board = self._board
+        names = {p.id: p.name for p in self.registry.snapshot()}
+        self.publisher.publish(self.engine.generation, grid.codes, {
+            "population": int(board.counts[1:].sum()), "ms": ms,
+            "workers": self.broker.worker_count(), "rule": str(self.rule),
+            "board": [[pid, name, board.cells(pid)] for pid, name in sorted(names.items())],
+        })
 
     def close(self) -> None:
         """Shut down in order: stop flag, dispatchers, broker and lobby, publisher, context."""
@@ -257,6 +298,8 @@ class Server:
                 thread.join(timeout=5)
         if self.publisher is not None:
             self.publisher.close()
+        if self.game is not None:
+            self.game.close()
         self.context.term()
 
 

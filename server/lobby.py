@@ -13,10 +13,12 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import zmq
 
+from server.players import PlayerRegistry, placement_cells
 from shared import protocol
 from shared.errors import ProtocolError
 from shared.protocol import ErrorCode, Kind, Message
@@ -24,55 +26,100 @@ from shared.protocol import ErrorCode, Kind, Message
 log = logging.getLogger("lifenet.lobby")
 
 MAX_PLAYER_MESSAGE = 1 << 20
+OUTBOX_ENDPOINT = "inproc://lifenet-lobby-outbox"
 
 Handler = Callable[[bytes, Message], Message | None]
+
+
+@dataclass
+class WorldInfo:
+    """What a joining player is told about the world (fixed for the server's life)."""
+
+    height: int
+    width: int
+    rule: str
+    frame_port: int
 
 
 class PlayerEndpoint(threading.Thread):
     """Owns the player endpoint and answers requests through a table of handlers."""
 
     def __init__(self, context: zmq.Context[Any], endpoint: str,
-                 status: Callable[[], dict[str, Any]]) -> None:
+                 status: Callable[[], dict[str, Any]], registry: PlayerRegistry,
+                 world: WorldInfo, generation: Callable[[], int]) -> None:
         super().__init__(name="lobby", daemon=True)
         self.context = context
         self.endpoint = endpoint
         self.status = status
+        self.registry = registry
+        self.world = world
+        self.generation = generation
         self.stop_event = threading.Event()
         self.ready = threading.Event()
         self.bound_endpoint = ""
         self.error: BaseException | None = None
         self.bad_messages = 0
-        self.handlers: dict[Kind, Handler] = {Kind.STATUS: self._on_status}
+        self.handlers: dict[Kind, Handler] = {
+            Kind.STATUS: self._on_status,
+            Kind.JOIN: self._on_join,
+            Kind.LEAVE: self._on_leave,
+            Kind.PING: self._on_ping,
+            Kind.PLACE: self._on_place,
+            Kind.DECIDE: self._on_decide,
+        }
 
     def stop(self) -> None:
         self.stop_event.set()
 
     def run(self) -> None:
         sock = self.context.socket(zmq.ROUTER)
+        outbox = self.context.socket(zmq.PULL)
         try:
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.MAXMSGSIZE, MAX_PLAYER_MESSAGE)
+            sock.setsockopt(zmq.SNDHWM, 64)
+            outbox.setsockopt(zmq.LINGER, 0)
+            outbox.bind(OUTBOX_ENDPOINT)
             sock.bind(self.endpoint)
             self.bound_endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         except zmq.ZMQError as e:
             self.error = e
             sock.close()
+            outbox.close()
             self.ready.set()
             return
         self.ready.set()
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(outbox, zmq.POLLIN)
         try:
             while not self.stop_event.is_set():
-                if not sock.poll(100):
-                    continue
-                frames = sock.recv_multipart(copy=False)
-                identity = frames[0].bytes
-                reply = self.handle(identity, frames[1:])
-                if reply is not None:
-                    # An asker that is gone or not reading loses its reply, nothing more.
-                    with contextlib.suppress(zmq.ZMQError):
-                        sock.send_multipart([identity, *protocol.encode(reply)], zmq.NOBLOCK)
+                events = dict(poller.poll(100))
+                if outbox in events:
+                    # Messages the main thread sends to players: [identity, *frames].
+                    while True:
+                        try:
+                            frames = outbox.recv_multipart(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        with contextlib.suppress(zmq.ZMQError):
+                            sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+                if sock in events:
+                    for _ in range(256):
+                        try:
+                            frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        identity = frames[0].bytes
+                        reply = self.handle(identity, frames[1:])
+                        if reply is not None:
+                            # An asker that is gone or not reading loses its reply.
+                            with contextlib.suppress(zmq.ZMQError):
+                                sock.send_multipart([identity, *protocol.encode(reply)],
+                                                    zmq.NOBLOCK)
         finally:
             sock.close()
+            outbox.close()
 
     def handle(self, identity: bytes, frames: list[Any]) -> Message | None:
         """The reply to one request; never raises."""
@@ -100,3 +147,43 @@ class PlayerEndpoint(threading.Thread):
     def _on_status(self, identity: bytes, msg: Message) -> Message:
         protocol.check_version(msg)
         return protocol.message(Kind.STATUS_REPLY, **self.status())
+
+    def _on_join(self, identity: bytes, msg: Message) -> Message:
+        protocol.check_version(msg)
+        player, rejoined = self.registry.join(identity, msg["name"], msg.body.get("token"))
+        config = self.registry.config
+        log.info("player %d %r %s", player.id, player.name, "rejoined" if rejoined else "joined")
+        return protocol.message(
+            Kind.JOINED, player=player.id, code=player.code, token=player.token,
+            name=player.name, size=[self.world.height, self.world.width],
+            rule=self.world.rule, frame_port=self.world.frame_port, energy=player.energy,
+            energy_cap=config.energy_cap, energy_regen=config.energy_regen,
+            heartbeat=config.heartbeat, generation=self.generation(), rejoined=rejoined)
+
+    def _on_leave(self, identity: bytes, msg: Message) -> Message:
+        player = self.registry.auth(msg["player"], msg["token"], identity)
+        self.registry.leave(player)
+        log.info("player %d %r left", player.id, player.name)
+        return protocol.message(Kind.BYE, reason="left; cells stay until the grace ends")
+
+    def _on_ping(self, identity: bytes, msg: Message) -> Message:
+        player = self.registry.auth(msg["player"], msg["token"], identity)
+        return protocol.message(Kind.PONG, generation=self.generation(),
+                                energy=self.registry.energy_of(player.id))
+
+    def _on_place(self, identity: bytes, msg: Message) -> Message:
+        player = self.registry.auth(msg["player"], msg["token"], identity)
+        cells = placement_cells(msg.body.get("rle"), msg.body.get("cells"), msg["y"],
+                                msg["x"], msg["rotate"], msg["flip"])
+        if msg["y"] >= self.world.height or msg["x"] >= self.world.width:
+            raise ProtocolError(f"({msg['y']}, {msg['x']}) is outside the world "
+                                f"{self.world.height}x{self.world.width}", ErrorCode.BAD_FIELD)
+        cost = self.registry.place(player, cells, self.world.height, self.world.width)
+        return protocol.message(Kind.PLACED, cells=len(cells), cost=cost,
+                                energy=self.registry.energy_of(player.id),
+                                generation=self.generation() + 1)
+
+    def _on_decide(self, identity: bytes, msg: Message) -> Message | None:
+        player = self.registry.auth(msg["player"], msg["token"], identity)
+        self.registry.post_decision(player, msg["gen"], msg["keep"], msg["let_die"])
+        return None  # DECIDED follows when the generation is applied

@@ -64,6 +64,8 @@ class Embedded:
     player_port: int
     frame_port: int
     worker_port: int
+    bots: int = 0
+    bot_strategy: str = "random"
     log_level: str = "info"
     log_file: IO[str] | None = None
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
@@ -100,6 +102,9 @@ class Embedded:
             self._spawn(f"worker-{i + 1}", [
                 "worker", "--connect", f"tcp://{self.connect_host}:{self.worker_port}",
                 "--name", f"local-{i + 1}", *self.worker_argv])
+        if self.bots:
+            self._spawn("bots", ["bot", "--connect", endpoint, "--count", str(self.bots),
+                                 "--strategy", self.bot_strategy])
 
     def server_returncode(self) -> int | None:
         return self.processes[0][1].poll() if self.processes else None

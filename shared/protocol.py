@@ -37,6 +37,10 @@ MAX_SIDE = 8192
 MAX_NAME = 64
 MAX_REASON = 512
 MAX_INT = (1 << 53) - 1
+MAX_TOKEN = 64
+MAX_PLACE_CELLS = 4096     # cells in one placement
+MAX_PLACE_RLE = 16 << 10   # characters of RLE in one placement
+MAX_DECISIONS = 1 << 16    # overrides in one DECIDE
 
 
 class ErrorCode(IntEnum):
@@ -64,7 +68,19 @@ class Kind(StrEnum):
     ERROR = "error"          # either way: the request was refused; code and reason
     STATUS = "status"        # anyone -> server (player endpoint): one status report
     STATUS_REPLY = "status_reply"  # server -> asker: the report
-    FRAME = "frame"          # server -> subscribers (PUB): one generation
+    FRAME = "frame"          # server -> subscribers (PUB): one generation, every cell
+    DELTA = "delta"          # server -> subscribers (PUB): the cells that changed
+    # The player endpoint. Every request after JOIN carries the session token.
+    JOIN = "join"            # player -> server: handshake, or rejoin with a token
+    JOINED = "joined"        # server -> player: id, colour code, token, the world
+    LEAVE = "leave"          # player -> server: leaving; cells stay
+    PING = "ping"            # player -> server: heartbeat (answered with PONG)
+    PONG = "pong"            # server -> player: heartbeat, with energy and generation
+    PLACE = "place"          # player -> server: put a pattern at the next boundary
+    PLACED = "placed"        # server -> player: queued, with its cost
+    GAME_LOGIC = "game_logic"  # server -> player: the cells it owns in this generation
+    DECIDE = "decide"        # player -> server: overrides for some of those cells
+    DECIDED = "decided"      # server -> player: what was applied
 
 
 # --- field checks -------------------------------------------------------------------
@@ -103,6 +119,16 @@ def Str(max_len: int = MAX_NAME, min_len: int = 0) -> Check:
             raise _bad(name, f"must be text, not {type(value).__name__}")
         if not min_len <= len(value) <= max_len:
             raise _bad(name, f"has {len(value)} characters, outside {min_len}..{max_len}")
+    return check
+
+
+def Tuple(*items: Check) -> Check:
+    """A list of exactly ``len(items)`` values, each checked by its own check."""
+    def check(name: str, value: Any) -> None:
+        if type(value) is not list or len(value) != len(items):
+            raise _bad(name, f"must be a list of {len(items)} values")
+        for i, (item, v) in enumerate(zip(items, value, strict=True)):
+            item(f"{name}[{i}]", v)
     return check
 
 
@@ -166,6 +192,19 @@ def _frame_sizes(body: dict[str, Any]) -> Sequence[int]:
     return [body["h"] * body["w"]]
 
 
+def _delta_sizes(body: dict[str, Any]) -> Sequence[int]:
+    return [4 * body["count"], body["count"]]  # uint32 flat indices, uint8 new codes
+
+
+def _game_logic_sizes(body: dict[str, Any]) -> Sequence[int]:
+    return [4 * body["count"], body["count"]]  # uint16 (y, x) pairs, uint8 neighbours
+
+
+_TOKEN = Str(MAX_TOKEN, 1)
+_PLAYER = Int(1, 254)
+_BOARD = ListOf(Tuple(Int(0, 254), Str(32), Int()), 256)  # [[player, name, live cells]]
+
+
 SCHEMAS: dict[Kind, Schema] = {
     Kind.READY: Schema({
         "version": Int(0, 1 << 16),
@@ -214,7 +253,39 @@ SCHEMAS: dict[Kind, Schema] = {
         "ms": Float(0.0, 1e9),
         "workers": Int(),
         "rule": Str(32),
-    }, payloads=(1, 1), payload_sizes=_frame_sizes),
+    }, optional={"board": _BOARD}, payloads=(1, 1), payload_sizes=_frame_sizes),
+    Kind.DELTA: Schema({
+        "gen": _GEN, "h": _SIDE, "w": _SIDE, "count": Int(0, MAX_SIDE * MAX_SIDE),
+        "population": Int(), "ms": Float(0.0, 1e9), "workers": Int(), "rule": Str(32),
+    }, optional={"board": _BOARD}, payloads=(2, 2), payload_sizes=_delta_sizes),
+    Kind.JOIN: Schema({"version": Int(0, 1 << 16), "name": Str(32, 1)},
+                      optional={"token": _TOKEN}),
+    Kind.JOINED: Schema({
+        "player": _PLAYER, "code": Int(2, 255), "token": _TOKEN, "name": Str(32),
+        "size": ListOf(_SIDE, 2), "rule": Str(32), "frame_port": Int(0, 65535),
+        "energy": Int(), "energy_cap": Int(), "energy_regen": Int(),
+        "heartbeat": Float(0.01, 60.0), "generation": _GEN, "rejoined": Bool(),
+    }),
+    Kind.LEAVE: Schema({"player": _PLAYER, "token": _TOKEN}),
+    Kind.PING: Schema({"player": _PLAYER, "token": _TOKEN}),
+    Kind.PONG: Schema({"generation": _GEN, "energy": Int()}),
+    Kind.PLACE: Schema({
+        "player": _PLAYER, "token": _TOKEN, "y": _POS, "x": _POS,
+        "rotate": Int(0, 3), "flip": Bool(),
+    }, optional={"rle": Str(MAX_PLACE_RLE, 1),
+                 "cells": ListOf(Tuple(Int(0, 255), Int(0, 255)), MAX_PLACE_CELLS)}),
+    Kind.PLACED: Schema({"cells": Int(), "cost": Int(), "energy": Int(), "generation": _GEN}),
+    Kind.GAME_LOGIC: Schema({
+        "gen": _GEN, "count": Int(0, MAX_SIDE * MAX_SIDE), "deadline_ms": Float(0.0, 1e7),
+    }, payloads=(2, 2), payload_sizes=_game_logic_sizes),
+    Kind.DECIDE: Schema({
+        "player": _PLAYER, "token": _TOKEN, "gen": _GEN,
+        "keep": ListOf(Int(0, MAX_SIDE * MAX_SIDE), MAX_DECISIONS),
+        "let_die": ListOf(Int(0, MAX_SIDE * MAX_SIDE), MAX_DECISIONS),
+    }),
+    Kind.DECIDED: Schema({
+        "gen": _GEN, "kept": Int(), "died": Int(), "refused": Int(), "energy": Int(),
+    }),
 }
 
 

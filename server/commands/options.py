@@ -89,6 +89,15 @@ SERVER_OPTIONS: list[Callable[[F], F]] = [
                  help="Seconds between heartbeats with workers."),
     click.option("--batch-timeout", type=click.FloatRange(0.1), default=10.0,
                  help="Seconds a worker may take for a batch before it is sent elsewhere."),
+    click.option("--energy-cap", type=click.IntRange(0, 1 << 20), default=200,
+                 help="Most energy a player can hold (one unit places or keeps a cell)."),
+    click.option("--energy-regen", type=click.IntRange(0, 1 << 20), default=5,
+                 help="Energy a connected player regains every generation."),
+    click.option("--grace", type=click.FloatRange(0.0), default=15.0,
+                 help="Seconds a disconnected player keeps its cells and may rejoin."),
+    click.option("--decision-window", type=click.FloatRange(0.0, 60.0), default=None,
+                 help="Seconds players may take to answer a generation [default: half "
+                      "the tick, at least 0.02]."),
 ]
 
 
@@ -109,7 +118,9 @@ def server_config(kwargs: dict[str, Any], *, default_tick: float = DEFAULT_TICK,
         seed=kwargs["seed"], fill=kwargs["fill"],
         tick=default_tick if tick is None else tick, generations=kwargs["generations"],
         out=out, dispatchers=kwargs["dispatchers"], tile=kwargs["tile"],
-        heartbeat=kwargs["heartbeat"], batch_timeout=kwargs["batch_timeout"])
+        heartbeat=kwargs["heartbeat"], batch_timeout=kwargs["batch_timeout"],
+        energy_cap=kwargs["energy_cap"], energy_regen=kwargs["energy_regen"],
+        grace=kwargs["grace"], decision_window=kwargs["decision_window"])
 
 
 def server_argv(kwargs: dict[str, Any], tick: float, out: Path | None) -> list[str]:
@@ -132,4 +143,5 @@ def server_argv(kwargs: dict[str, Any], tick: float, out: Path | None) -> list[s
 
 _SERVER_NAMES = {"host", "worker_port", "player_port", "frame_port", "size", "rule", "pattern",
                  "at", "seed", "fill", "tick", "generations", "dispatchers", "tile",
-                 "heartbeat", "batch_timeout"}
+                 "heartbeat", "batch_timeout", "energy_cap", "energy_regen", "grace",
+                 "decision_window"}

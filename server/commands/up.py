@@ -18,6 +18,9 @@ WATCH_TICK = 0.1
 @click.command()
 @click.option("--workers", type=click.IntRange(0, 64), default=2,
               help="Worker processes to start.")
+@click.option("--bots", type=click.IntRange(0, 254), default=0,
+              help="Headless players to start (one `lifenet bot` process).")
+@click.option("--bot-strategy", default="random", help="The bots' strategy.")
 @click.option("--headless", is_flag=True,
               help="No live view; run as fast as possible unless --tick is given.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -26,7 +29,8 @@ WATCH_TICK = 0.1
               help="Seconds of simulated blocking I/O in every cell (passed to workers).")
 @server_options
 @click.pass_context
-def up(ctx: click.Context, /, workers: int, headless: bool, out: Path | None, io_latency: float,
+def up(ctx: click.Context, /, workers: int, bots: int, bot_strategy: str, headless: bool,
+       out: Path | None, io_latency: float,
        **kwargs: Any) -> None:
     """Start a server and its workers locally and show the world live."""
     # Check the world here, so a bad pattern or size is one line from `up` itself.
@@ -45,7 +49,8 @@ def up(ctx: click.Context, /, workers: int, headless: bool, out: Path | None, io
     embedded = Embedded(
         server_argv=server_argv(kwargs, tick, out.resolve() if out else None),
         worker_argv=["--io-latency", str(io_latency)] if io_latency else [],
-        workers=workers, host=kwargs["host"], player_port=kwargs["player_port"],
+        workers=workers, bots=bots, bot_strategy=bot_strategy, host=kwargs["host"],
+        player_port=kwargs["player_port"],
         frame_port=kwargs["frame_port"], worker_port=kwargs["worker_port"],
         log_level=root.get("log_level", "info"), log_file=log_file)
     try:

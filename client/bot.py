@@ -1,0 +1,155 @@
+"""Headless players: ``lifenet bot --count N --strategy NAME``.
+
+All the bots of one process share one thread and one poller (each bot owns its own
+socket, and every socket belongs to that thread), so 200 bots cost one process. Each bot
+joins, heartbeats, answers every ``GAME_LOGIC`` request by its strategy before the
+deadline, and places patterns from the palette when it has the energy.
+
+Strategies:
+
+- ``follow``: never overrides the rule; places a pattern now and then.
+- ``defend``: spends energy keeping alive its cells the rule would kill.
+- ``random``: places often, and overrides a few random cells both ways.
+- ``idle``: joins and heartbeats only (load tests of sessions).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import zmq
+
+from client.session import GameLogicRequest, PlayerSession
+from shared.errors import LifenetError, PeerGone, RemoteError
+from shared.palette import palette
+from shared.protocol import Kind
+
+log = logging.getLogger("lifenet.bot")
+
+Decide = Callable[["Bot", GameLogicRequest], tuple[list[int], list[int]]]
+
+
+def _follow(bot: Bot, request: GameLogicRequest) -> tuple[list[int], list[int]]:
+    return [], []
+
+
+def _defend(bot: Bot, request: GameLogicRequest) -> tuple[list[int], list[int]]:
+    assert bot.session.rule is not None
+    dying = np.flatnonzero(~request.survives(bot.session.rule))
+    return dying[: max(0, bot.session.energy - 1)].tolist(), []
+
+
+def _random(bot: Bot, request: GameLogicRequest) -> tuple[list[int], list[int]]:
+    n = len(request.ys)
+    picks = [bot.rng.randrange(n) for _ in range(min(n, 3))]
+    return picks[:1], picks[1:]
+
+
+STRATEGIES: dict[str, tuple[Decide, float]] = {
+    # name: (decide, chance of placing a pattern per generation when it can pay)
+    "follow": (_follow, 0.05),
+    "defend": (_defend, 0.05),
+    "random": (_random, 0.2),
+    "idle": (_follow, 0.0),
+}
+
+
+@dataclass
+class Bot:
+    session: PlayerSession
+    decide: Decide
+    place_chance: float
+    rng: random.Random
+    next_ping: float = 0.0
+    answered: int = 0
+    placed: int = 0
+    refused: int = 0
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def maybe_place(self) -> None:
+        if self.place_chance <= 0 or self.rng.random() > self.place_chance:
+            return
+        height, width = self.session.welcome["size"]
+        options = [(name, text) for name, (text, p) in palette().items()
+                   if int(np.count_nonzero(p.codes)) <= self.session.energy
+                   and p.height <= height and p.width <= width]
+        if not options:
+            return
+        _name, text = self.rng.choice(options)
+        try:
+            self.session.place(self.rng.randrange(height), self.rng.randrange(width),
+                               rle=text, rotate=self.rng.randrange(4),
+                               flip=self.rng.random() < 0.5)
+            self.placed += 1
+        except RemoteError:
+            self.refused += 1
+
+
+def run_bots(connect: str, count: int, strategy: str, *, name: str = "bot",
+             seed: int | None = None, stop: threading.Event | None = None,
+             seconds: float | None = None) -> list[Bot]:
+    """Run ``count`` bots until ``stop`` is set (or ``seconds`` pass); returns them."""
+    stop = stop or threading.Event()
+    decide, chance = STRATEGIES[strategy]
+    rng = random.Random(seed)
+    context = zmq.Context()
+    bots: list[Bot] = []
+    try:
+        for i in range(count):
+            session = PlayerSession(connect, f"{name}-{i + 1}", context=context)
+            session.join()
+            bots.append(Bot(session, decide, chance, random.Random(rng.random())))
+        log.info("%d %s bots joined", count, strategy)
+        by_socket = {bot.session.sock: bot for bot in bots}
+        poller = zmq.Poller()
+        for sock in by_socket:
+            poller.register(sock, zmq.POLLIN)
+        heartbeat = bots[0].session.welcome["heartbeat"] if bots else 1.0
+        ends = time.monotonic() + seconds if seconds is not None else None
+        while not stop.is_set() and (ends is None or time.monotonic() < ends):
+            for sock, _ in poller.poll(100):
+                _drain(by_socket[sock])
+            now = time.monotonic()
+            for bot in bots:
+                if now >= bot.next_ping:
+                    bot.next_ping = now + heartbeat
+                    try:
+                        bot.session.ping()
+                    except LifenetError as e:
+                        log.warning("%s: %s", bot.session.name, e)
+                    if not bot.answered:  # owns no cells yet: no requests to trigger it
+                        bot.maybe_place()
+                    _drain(bot)
+        for bot in bots:  # say goodbye, unless the server is already gone
+            bot.session.timeout = 0.5
+            try:
+                bot.session.leave()
+            except PeerGone:
+                break
+            except LifenetError:
+                continue
+    finally:
+        for bot in bots:
+            bot.session.close()
+        context.destroy(linger=0)
+    return bots
+
+
+def _drain(bot: Bot) -> None:
+    while (msg := bot.session.poll()) is not None:
+        if msg.kind is Kind.GAME_LOGIC:
+            request = GameLogicRequest.of(msg)
+            keep, let_die = bot.decide(bot, request)
+            bot.session.decide(request.gen, keep, let_die)
+            bot.answered += 1
+            bot.maybe_place()
+        elif msg.kind is Kind.DECIDED:
+            bot.stats["kept"] = bot.stats.get("kept", 0) + msg["kept"]
+        elif msg.kind is Kind.ERROR:
+            log.debug("%s: server error %s", bot.session.name, msg["reason"])

@@ -1,0 +1,219 @@
+"""The client side of the player protocol: a ``PlayerSession`` and a ``FrameView``.
+
+A ``PlayerSession`` owns one DEALER socket to the player endpoint (so it belongs to one
+thread). Requests (``join``, ``place``, ``ping``, ``leave``) wait for their reply; the
+server's pushes (``GAME_LOGIC`` requests, ``DECIDED`` results) that arrive meanwhile are
+kept, in order, for ``poll``. A ``FrameView`` subscribes to the frame publisher and
+keeps the latest world, applying deltas to full frames.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import zmq
+
+from client.remote import player_endpoint
+from shared import protocol
+from shared.errors import PeerGone, ProtocolError, RemoteError
+from shared.grid import Codes
+from shared.protocol import Kind, Message
+from shared.rules import Rule, parse_rule
+
+
+@dataclass
+class GameLogicRequest:
+    """The server's question for one generation: these cells of yours, these counts."""
+
+    gen: int
+    ys: npt.NDArray[np.uint16]
+    xs: npt.NDArray[np.uint16]
+    neighbors: npt.NDArray[np.uint8]
+    deadline_ms: float
+
+    @classmethod
+    def of(cls, msg: Message) -> GameLogicRequest:
+        coords = np.frombuffer(msg.payloads[0], dtype=np.uint16).reshape(-1, 2)
+        return cls(msg["gen"], coords[:, 0], coords[:, 1],
+                   np.frombuffer(msg.payloads[1], dtype=np.uint8), msg["deadline_ms"])
+
+    def survives(self, rule: Rule) -> npt.NDArray[np.bool_]:
+        """The rule's verdict for each cell (True: it lives on)."""
+        verdict: npt.NDArray[np.bool_] = rule.table[9:][self.neighbors]
+        return verdict
+
+
+class PlayerSession:
+    """One player's connection to a lifenet server."""
+
+    def __init__(self, connect: str, name: str, *, timeout: float = 5.0,
+                 context: zmq.Context[Any] | None = None) -> None:
+        self.endpoint = player_endpoint(connect)
+        self.name = name
+        self.timeout = timeout
+        self.context = context or zmq.Context.instance()
+        self.sock = self._socket()
+        self.inbox: deque[Message] = deque()
+        self.player = 0
+        self.token = ""
+        self.code = 0
+        self.energy = 0
+        self.welcome: dict[str, Any] = {}
+        self.rule: Rule | None = None
+
+    def _socket(self) -> zmq.Socket[Any]:
+        sock: zmq.Socket[Any] = self.context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self.endpoint)
+        return sock
+
+    @property
+    def frame_endpoint(self) -> str:
+        host = self.endpoint.rsplit(":", 1)[0]
+        return f"{host}:{self.welcome['frame_port']}"
+
+    # -- requests ----------------------------------------------------------------------
+
+    def join(self, token: str | None = None) -> dict[str, Any]:
+        """Join (or rejoin with ``token``); returns the server's ``JOINED`` body."""
+        body: dict[str, Any] = {"version": protocol.PROTOCOL_VERSION, "name": self.name}
+        if token:
+            body["token"] = token
+        reply = self._request(protocol.message(Kind.JOIN, **body), Kind.JOINED)
+        self.welcome = reply.body
+        self.player, self.token, self.code = reply["player"], reply["token"], reply["code"]
+        self.energy = reply["energy"]
+        self.rule = parse_rule(reply["rule"])
+        return reply.body
+
+    def reconnect(self) -> dict[str, Any]:
+        """A new connection that rejoins as the same player, with the token."""
+        self.sock.close()
+        self.sock = self._socket()
+        return self.join(self.token)
+
+    def place(self, y: int, x: int, *, rle: str | None = None,
+              cells: list[tuple[int, int]] | None = None, rotate: int = 0,
+              flip: bool = False) -> dict[str, Any]:
+        """Place a pattern at the next generation boundary; ``RemoteError`` if refused."""
+        body: dict[str, Any] = dict(player=self.player, token=self.token, y=y, x=x,
+                                    rotate=rotate, flip=flip)
+        if rle is not None:
+            body["rle"] = rle
+        if cells is not None:
+            body["cells"] = [[int(cy), int(cx)] for cy, cx in cells]
+        reply = self._request(protocol.message(Kind.PLACE, **body), Kind.PLACED)
+        self.energy = reply["energy"]
+        return reply.body
+
+    def ping(self) -> dict[str, Any]:
+        reply = self._request(protocol.message(Kind.PING, player=self.player,
+                                               token=self.token), Kind.PONG)
+        self.energy = reply["energy"]
+        return reply.body
+
+    def leave(self) -> None:
+        self._request(protocol.message(Kind.LEAVE, player=self.player, token=self.token),
+                      Kind.BYE)
+
+    def decide(self, gen: int, keep: Sequence[int] = (), let_die: Sequence[int] = ()) -> None:
+        """Answer a ``GAME_LOGIC`` request (indices into its cells); no reply awaited."""
+        self.send(protocol.message(Kind.DECIDE, player=self.player, token=self.token,
+                                   gen=gen, keep=list(keep), let_die=list(let_die)))
+
+    def send(self, msg: Message) -> None:
+        self.sock.send_multipart(protocol.encode(msg), copy=False)
+
+    # -- receiving ---------------------------------------------------------------------
+
+    def _request(self, msg: Message, expect: Kind) -> Message:
+        self.send(msg)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.sock.poll(int(left * 1000)):
+                raise PeerGone(f"no answer to {msg.kind} from {self.endpoint} "
+                               f"within {self.timeout:g} s")
+            reply = self._recv()
+            if reply is None:
+                continue
+            if reply.kind is expect:
+                return reply
+            if reply.kind is Kind.ERROR and reply.body.get("about") in (None, str(msg.kind)):
+                raise RemoteError(reply["code"], reply["reason"])
+            self.inbox.append(reply)
+
+    def _recv(self) -> Message | None:
+        try:
+            return protocol.decode(self.sock.recv_multipart(copy=False))
+        except ProtocolError:
+            return None
+
+    def poll(self, timeout: float = 0.0) -> Message | None:
+        """The next message the server pushed (``GAME_LOGIC``, ``DECIDED``...), or None."""
+        if self.inbox:
+            return self.inbox.popleft()
+        if self.sock.poll(int(timeout * 1000)):
+            msg = self._recv()
+            if msg is not None and msg.kind is Kind.DECIDED:
+                self.energy = msg["energy"]
+            return msg
+        return None
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class FrameView:
+    """The latest world as published by the server, from full frames and deltas."""
+
+    def __init__(self, endpoint: str, context: zmq.Context[Any] | None = None) -> None:
+        self.context = context or zmq.Context.instance()
+        self.sock = self.context.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sock.connect(endpoint)
+        self.codes: Codes | None = None
+        self.gen = -1
+        self.info: dict[str, Any] = {}
+        self.frames = 0
+
+    def poll(self, timeout: float = 0.0) -> bool:
+        """Apply every message waiting (waiting up to ``timeout`` for the first one);
+        returns whether the world changed."""
+        changed = False
+        wait = int(timeout * 1000)
+        while self.sock.poll(wait):
+            wait = 0
+            try:
+                msg = protocol.decode(self.sock.recv_multipart(copy=False))
+            except ProtocolError:
+                continue
+            changed |= self.apply(msg)
+        return changed
+
+    def apply(self, msg: Message) -> bool:
+        if msg.kind is Kind.FRAME:
+            self.codes = np.frombuffer(msg.payloads[0], dtype=np.uint8).reshape(
+                msg["h"], msg["w"]).copy()
+        elif msg.kind is Kind.DELTA:
+            if self.codes is None or msg["gen"] != self.gen + 1 \
+                    or self.codes.shape != (msg["h"], msg["w"]):
+                return False  # a gap: wait for the next full frame
+            index = np.frombuffer(msg.payloads[0], dtype=np.uint32)
+            self.codes.ravel()[index] = np.frombuffer(msg.payloads[1], dtype=np.uint8)
+        else:
+            return False
+        self.gen = msg["gen"]
+        self.info = msg.body
+        self.frames += 1
+        return True
+
+    def close(self) -> None:
+        self.sock.close()

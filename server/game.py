@@ -1,0 +1,106 @@
+"""The players' part of a generation: game_logic requests out, decisions and placements in.
+
+Runs in the main thread, around ``Engine.step``:
+
+1. ``ask``: before the workers start, every connected player that owns cells gets one
+   ``GAME_LOGIC`` message with its cells (positions and live-neighbour counts) of the
+   frozen generation.
+2. The workers compute the rule's next generation meanwhile.
+3. ``settle``: wait for the players' answers until every asked player answered or the
+   decision window closed (whichever is first), then apply the valid decisions, the
+   queued placements, neutral cells for expired players, and energy regeneration.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import zmq
+
+from server.lobby import OUTBOX_ENDPOINT
+from server.players import Board, PlayerRegistry, Request
+from shared import protocol
+from shared.grid import Codes, as_payload
+from shared.protocol import Kind
+from shared.rules import Rule
+
+log = logging.getLogger("lifenet.game")
+
+
+def neighbour_counts(codes: Codes) -> Codes:
+    """Live neighbours of every cell on the torus."""
+    alive = np.pad((codes != 0).view(np.uint8), 1, mode="wrap")
+    rows = alive[:-2] + alive[1:-1] + alive[2:]
+    total = rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
+    result: Codes = total - alive[1:-1, 1:-1]
+    return result
+
+
+class Game:
+    """Sends requests to players and applies what they answer; main thread only."""
+
+    def __init__(self, context: zmq.Context[Any], registry: PlayerRegistry, rule: Rule,
+                 window: float) -> None:
+        self.registry = registry
+        self.rule = rule
+        self.window = window
+        self.outbox = context.socket(zmq.PUSH)
+        self.outbox.setsockopt(zmq.LINGER, 0)
+        self.outbox.connect(OUTBOX_ENDPOINT)
+        self._deadline = 0.0
+        self._asked: dict[int, bytes] = {}
+
+    def ask(self, gen: int, codes: Codes) -> int:
+        """Send this generation's requests; returns how many players were asked."""
+        players = [p for p in self.registry.connected()]
+        self._deadline = time.monotonic() + self.window
+        board = Board.of(codes) if players else None
+        owning = [p for p in players if board is not None and board.cells(p.id)]
+        requests: dict[int, Request] = {}
+        self._asked = {}
+        if owning:
+            counts = neighbour_counts(codes)
+            survive = self.rule.table[9:]
+            for p in owning:
+                ys, xs = np.nonzero(codes == p.code)
+                n = counts[ys, xs]
+                requests[p.id] = Request(ys, xs, survive[n])
+                coords = np.stack([ys, xs], axis=1).astype(np.uint16)
+                msg = protocol.message(
+                    Kind.GAME_LOGIC, [as_payload(coords), as_payload(n)], gen=gen,
+                    count=len(ys), deadline_ms=self.window * 1000)
+                self._send(p.identity, msg)
+                self._asked[p.id] = p.identity
+        self.registry.open_requests(gen, requests)
+        return len(requests)
+
+    def settle(self, gen: int, codes: Codes) -> None:
+        """Apply answers, placements, expiry and energy to generation ``gen + 1``."""
+        if self._asked:
+            self.registry.wait_decisions(self._deadline)
+        results = self.registry.apply_decisions(codes)
+        for pid, result in results.items():
+            identity = self._asked.get(pid)
+            if identity is not None:
+                self._send(identity, protocol.message(
+                    Kind.DECIDED, gen=gen, kept=result.kept, died=result.died,
+                    refused=result.refused, energy=self.registry.energy_of(pid)))
+        self.registry.apply_placements(codes)
+        self.registry.expire()
+        for pid in self.registry.take_neutralise():
+            codes[codes == pid + 1] = 1
+            log.info("player %d's grace ended: its cells are neutral now", pid)
+        self.registry.regenerate()
+
+    def _send(self, identity: bytes, msg: protocol.Message) -> None:
+        try:
+            self.outbox.send_multipart([identity, *protocol.encode(msg)], zmq.NOBLOCK,
+                                       copy=False)
+        except zmq.Again:
+            log.warning("lobby outbox full: a %s was dropped", msg.kind)
+
+    def close(self) -> None:
+        self.outbox.close()
