@@ -1,0 +1,279 @@
+"""The multiplayer game over real sockets: sessions, placements, decisions, frames."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import msgpack
+import numpy as np
+import pytest
+import zmq
+
+from client.session import FrameView, GameLogicRequest, PlayerSession
+from server.app import Server
+from shared import protocol
+from shared.errors import RemoteError
+from shared.grid import Grid
+from shared.life import simulate
+from shared.palette import palette
+from shared.protocol import ErrorCode, Kind
+from tests.conftest import Processes, wait_for
+from tests.integration.conftest import MakeServer, start_workers
+
+pytestmark = pytest.mark.integration
+
+GLIDER = palette()["glider"][0]
+
+
+@pytest.fixture
+def game(make_server: MakeServer, processes: Processes) -> Iterator[Server]:
+    server = make_server(size=(32, 32), fill=0.0, tile=(8, 32), decision_window=0.3,
+                         player_heartbeat=0.5, grace=1.0)
+    start_workers(processes, server, 2)
+    yield server
+
+
+@pytest.fixture
+def sessions() -> Iterator[list[PlayerSession]]:
+    made: list[PlayerSession] = []
+    yield made
+    for s in made:
+        s.close()
+
+
+def join(server: Server, sessions: list[PlayerSession], name: str) -> PlayerSession:
+    session = PlayerSession(server.lobby.bound_endpoint, name)
+    sessions.append(session)
+    session.join()
+    return session
+
+
+def request_of(session: PlayerSession, gen: int, timeout: float = 5.0) -> GameLogicRequest:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = session.poll(0.05)
+        if msg is not None and msg.kind is Kind.GAME_LOGIC and msg["gen"] == gen:
+            return GameLogicRequest.of(msg)
+    pytest.fail(f"no game_logic request for generation {gen}")
+
+
+def test_a_placed_pattern_appears_in_the_others_frames(game: Server,
+                                                       sessions: list[PlayerSession]) -> None:
+    alice, bob = join(game, sessions, "alice"), join(game, sessions, "bob")
+    assert (alice.player, bob.player) == (1, 2) and alice.code != bob.code
+    view = FrameView(bob.frame_endpoint)
+    try:
+        wait_for(lambda: (game.advance(), view.poll(0.05))[1] and view.codes is not None,
+                 10, what="bob's first frame")
+        placed = alice.place(10, 10, rle=GLIDER)
+        assert placed["cost"] == 5 and placed["generation"] == game.engine.generation + 1
+        game.advance()
+        wait_for(lambda: view.poll(0.05) or view.gen == game.engine.generation, 5,
+                 what="the frame of the next generation")
+        assert view.gen == game.engine.generation
+        assert view.codes is not None
+        ys, xs = np.nonzero(view.codes == alice.code)
+        assert len(ys) == 5
+        assert view.codes[10, 11] == alice.code and view.codes[12, 10:13].tolist() == [
+            alice.code] * 3
+        assert [1, "alice", 5] in view.info["board"]
+        assert game.status()["scores"]["alice"] == 5
+    finally:
+        view.close()
+
+
+def decided_of(session: PlayerSession) -> dict[str, Any] | None:
+    msg = session.poll(0.05)
+    return msg.body if msg is not None and msg.kind is Kind.DECIDED else None
+
+
+def test_keep_alive_with_energy_and_refusals(make_server: MakeServer, processes: Processes,
+                                             sessions: list[PlayerSession]) -> None:
+    server = make_server(size=(16, 16), fill=0.0, decision_window=1.0, energy_cap=6,
+                         energy_regen=0)
+    start_workers(processes, server, 1)
+    player = join(server, sessions, "keeper")
+    player.place(4, 4, cells=[(0, 0), (0, 4)])  # two lonely cells: the rule kills both
+    server.advance()
+    assert player.ping()["energy"] == 4
+    gen = server.engine.generation
+    thread_result: list[Any] = []
+
+    import threading
+    stepper = threading.Thread(target=lambda: thread_result.append(server.advance()))
+    stepper.start()
+    request = request_of(player, gen)
+    assert len(request.ys) == 2 and not request.survives(player.rule).any()  # type: ignore[arg-type]
+    # Keep both (one costs 1 energy each), an index that is not theirs, let a dying one die.
+    player.decide(gen, keep=[0, 1, 7], let_die=[0])
+    stepper.join(10)
+    decided = wait_for(lambda: decided_of(player), 5, what="DECIDED")
+    assert (decided["kept"], decided["refused"], decided["energy"]) == (2, 2, 2)
+    codes = server.engine.grid.codes
+    assert codes[4, 4] == player.code and codes[4, 8] == player.code
+    # Without energy the rule decides: keep costs 1 each, 2 left, 2 asked -> then 0.
+    for expected_kept in (2, 0):
+        gen = server.engine.generation
+        stepper = threading.Thread(target=server.advance)
+        stepper.start()
+        request = request_of(player, gen)
+        player.decide(gen, keep=list(range(len(request.ys))))
+        stepper.join(10)
+        decided = wait_for(lambda: decided_of(player), 5, what="DECIDED")
+        assert decided["kept"] == expected_kept, decided
+    assert not server.engine.grid.codes.any()
+
+
+def test_a_silent_player_does_not_delay_the_generation(make_server: MakeServer,
+                                                       processes: Processes,
+                                                       sessions: list[PlayerSession]) -> None:
+    server = make_server(size=(16, 16), fill=0.0, decision_window=0.3)
+    start_workers(processes, server, 1)
+    player = join(server, sessions, "sleepy")
+    player.place(2, 2, rle=palette()["block"][0])
+    server.advance()
+    before = server.engine.grid.copy()
+    began = time.monotonic()
+    server.advance()  # the player is asked and never answers
+    took = time.monotonic() - began
+    assert 0.25 <= took < 1.5
+    assert server.engine.grid == simulate(before, server.rule)
+
+
+def test_rejoin_with_the_token_and_a_wrong_token(game: Server,
+                                                 sessions: list[PlayerSession]) -> None:
+    alice = join(game, sessions, "alice")
+    alice.place(3, 3, rle=palette()["block"][0])
+    game.advance()
+    token = alice.token
+    again = alice.reconnect()
+    assert again["rejoined"] and again["player"] == alice.player
+    assert again["code"] == alice.code
+    assert int(np.count_nonzero(game.engine.grid.codes == alice.code)) == 4
+    mallory = PlayerSession(game.lobby.bound_endpoint, "mallory")
+    sessions.append(mallory)
+    with pytest.raises(RemoteError, match="token"):
+        mallory.join(token="0" * 32)
+    mallory.join()
+    # Mallory tries to act as alice with her own token.
+    mallory.player = alice.player
+    with pytest.raises(RemoteError, match="does not belong"):
+        mallory.place(20, 20, rle=GLIDER)
+    assert token == alice.token
+
+
+def test_a_player_that_vanishes_keeps_cells_until_the_grace_ends(
+        game: Server, sessions: list[PlayerSession]) -> None:
+    ghost = join(game, sessions, "ghost")
+    ghost.place(5, 5, rle=palette()["block"][0])
+    game.advance()
+    ghost.close()
+    assert int(np.count_nonzero(game.engine.grid.codes == ghost.code)) == 4
+    # Heartbeat 0.5 s x 3, then a 1 s grace: the block turns neutral.
+    wait_for(lambda: (game.advance(), not (game.engine.grid.codes == ghost.code).any())[1],
+             10, interval=0.1, what="the ghost's cells to turn neutral")
+    assert int(np.count_nonzero(game.engine.grid.codes == 1)) == 4
+
+
+def test_placement_costs_energy_and_refusals_say_why(make_server: MakeServer,
+                                                     processes: Processes,
+                                                     sessions: list[PlayerSession]) -> None:
+    server = make_server(size=(16, 16), fill=0.0, energy_cap=8, energy_regen=0)
+    start_workers(processes, server, 1)
+    player = join(server, sessions, "spender")
+    with pytest.raises(RemoteError, match="needs 36 energy"):
+        player.place(0, 0, rle=palette()["gosper-gun"][0])
+    assert player.place(0, 0, rle=palette()["block"][0])["energy"] == 4
+    other = join(server, sessions, "other")
+    other.place(0, 0, rle=palette()["block"][0])  # the same cells: occupied at the boundary
+    server.advance()
+    assert int(np.count_nonzero(server.engine.grid.codes == player.code)) == 4
+    assert other.ping()["energy"] == 8  # refunded: nothing was placed
+
+
+def raw(server: Server, zmq_context: zmq.Context[Any]) -> zmq.Socket[Any]:
+    sock = zmq_context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(server.lobby.bound_endpoint)
+    return sock
+
+
+def ask(sock: zmq.Socket[Any], frames: list[bytes]) -> protocol.Message:
+    sock.send_multipart(frames)
+    assert sock.poll(3000), "no reply"
+    return protocol.decode(sock.recv_multipart())
+
+
+def test_bad_input_on_the_player_endpoint(game: Server, sessions: list[PlayerSession],
+                                          zmq_context: zmq.Context[Any]) -> None:
+    alice = join(game, sessions, "alice")
+    game.advance()
+    before = game.engine.grid.copy()
+    energy = alice.ping()["energy"]
+    sock = raw(game, zmq_context)
+
+    def place(**body: Any) -> protocol.Message:
+        full = dict(player=alice.player, token=alice.token, y=0, x=0, rotate=0, flip=False)
+        full.update(body)
+        return ask(sock, [msgpack.packb(["place", full])])
+
+    cases = [
+        (place(y=32, rle=GLIDER), ErrorCode.BAD_FIELD),  # outside a 32x32 world
+        (place(y=-1, rle=GLIDER), ErrorCode.BAD_FIELD),
+        (place(rle="x = 300, y = 1\n300o!"), ErrorCode.BAD_FIELD),  # huge pattern
+        (place(rle="x = 3, y = 3\nbo$2bo$3o"), ErrorCode.BAD_FIELD),  # malformed RLE
+        (place(rle=GLIDER, cells=[[0, 0]]), ErrorCode.BAD_FIELD),
+        (place(rle="x" * (protocol.MAX_PLACE_RLE + 1)), ErrorCode.BAD_FIELD),
+        (place(rotate=True, rle=GLIDER), ErrorCode.BAD_FIELD),
+        (place(token="f" * 32, rle=GLIDER), ErrorCode.NOT_ALLOWED),
+        (place(player=99, rle=GLIDER), ErrorCode.NOT_ALLOWED),
+        (ask(sock, [msgpack.packb(["decide", dict(player=1, token=alice.token, gen=10**6,
+                                                  keep=[0], let_die=[])])]),
+         ErrorCode.NOT_ALLOWED),
+        (ask(sock, [msgpack.packb(["teleport", {}])]), ErrorCode.UNKNOWN_KIND),
+        (ask(sock, [b"\x93\x01"]), ErrorCode.MALFORMED),
+        (ask(sock, [msgpack.packb(["join", {"version": 1, "name": 5}])]), ErrorCode.BAD_FIELD),
+    ]
+    for reply, code in cases:
+        assert reply.kind is Kind.ERROR and reply["code"] == code, reply.body
+    # A flood of garbage: answered while the sender reads, dropped when it does not
+    # (the reply queue is bounded), and the server goes on for everybody else.
+    for _ in range(2000):
+        sock.send_multipart([b"\xc1" * 64])
+    answered = 0
+    while sock.poll(500):
+        reply = protocol.decode(sock.recv_multipart())
+        assert reply.kind is Kind.ERROR and reply["code"] == ErrorCode.MALFORMED
+        answered += 1
+    assert 0 < answered <= 2000
+    # Oversize: ZeroMQ drops the sender's connection at the 1 MiB limit.
+    big = raw(game, zmq_context)
+    big.send_multipart([msgpack.packb(["ping", {}]), bytes(2 << 20)])
+    big.close()
+    sock.close()
+    assert alice.ping()["energy"] == energy
+    assert game.engine.grid == before
+    game.advance()
+    assert game.engine.grid == simulate(before, game.rule)
+    assert game.lobby.is_alive()
+
+
+def test_status_counts_players_and_scores(game: Server, sessions: list[PlayerSession]) -> None:
+    alice = join(game, sessions, "alice")
+    alice.place(1, 1, rle=palette()["block"][0])
+    game.advance()
+    report = game.status()
+    assert report["players"] == 1 and report["scores"] == {"alice": 4}
+    assert report["workers"] == 2 and report["population"] == 4
+
+
+def test_multi_owner_worlds_equal_the_reference(game: Server) -> None:
+    rng = np.random.default_rng(4)
+    game.engine.grid = Grid.from_codes(rng.choice([0, 2, 3, 4], size=(32, 32),
+                                                  p=[.55, .15, .15, .15]))
+    expected = game.engine.grid.copy()
+    for _ in range(10):
+        expected = simulate(expected, game.rule)
+        assert game.advance() == expected
