@@ -74,7 +74,7 @@ def test_a_placed_pattern_appears_in_the_others_frames(game: Server,
                  what="the frame of the next generation")
         assert view.gen == game.engine.generation
         assert view.codes is not None
-        ys, xs = np.nonzero(view.codes == alice.code)
+        ys, _xs = np.nonzero(view.codes == alice.code)
         assert len(ys) == 5
         assert view.codes[10, 11] == alice.code and view.codes[12, 10:13].tolist() == [
             alice.code] * 3
