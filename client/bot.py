@@ -119,10 +119,7 @@ def run_bots(connect: str, count: int, strategy: str, *, name: str = "bot",
             for bot in bots:
                 if now >= bot.next_ping:
                     bot.next_ping = now + heartbeat
-                    try:
-                        bot.session.ping()
-                    except LifenetError as e:
-                        log.warning("%s: %s", bot.session.name, e)
+                    bot.session.send(bot.session.ping_message())
                     if not bot.answered:  # owns no cells yet: no requests to trigger it
                         bot.maybe_place()
                     _drain(bot)
@@ -151,5 +148,9 @@ def _drain(bot: Bot) -> None:
             bot.maybe_place()
         elif msg.kind is Kind.DECIDED:
             bot.stats["kept"] = bot.stats.get("kept", 0) + msg["kept"]
+        elif msg.kind is Kind.PLACED:
+            bot.placed += 1
         elif msg.kind is Kind.ERROR:
+            if msg.body.get("about") == "place":
+                bot.refused += 1
             log.debug("%s: server error %s", bot.session.name, msg["reason"])

@@ -98,23 +98,33 @@ class PlayerSession:
         self.sock = self._socket()
         return self.join(self.token)
 
-    def place(self, y: int, x: int, *, rle: str | None = None,
-              cells: list[tuple[int, int]] | None = None, rotate: int = 0,
-              flip: bool = False) -> dict[str, Any]:
-        """Place a pattern at the next generation boundary; ``RemoteError`` if refused."""
+    def place_message(self, y: int, x: int, *, rle: str | None = None,
+                      cells: Sequence[tuple[int, int]] | None = None, rotate: int = 0,
+                      flip: bool = False) -> Message:
+        """The ``PLACE`` request for a pattern with its top-left corner at ``(y, x)``."""
         body: dict[str, Any] = dict(player=self.player, token=self.token, y=y, x=x,
                                     rotate=rotate, flip=flip)
         if rle is not None:
             body["rle"] = rle
         if cells is not None:
             body["cells"] = [[int(cy), int(cx)] for cy, cx in cells]
-        reply = self._request(protocol.message(Kind.PLACE, **body), Kind.PLACED)
+        return protocol.message(Kind.PLACE, **body)
+
+    def place(self, y: int, x: int, *, rle: str | None = None,
+              cells: Sequence[tuple[int, int]] | None = None, rotate: int = 0,
+              flip: bool = False) -> dict[str, Any]:
+        """Place a pattern at the next generation boundary; ``RemoteError`` if refused."""
+        reply = self._request(self.place_message(y, x, rle=rle, cells=cells, rotate=rotate,
+                                                 flip=flip), Kind.PLACED)
         self.energy = reply["energy"]
         return reply.body
 
+    def ping_message(self) -> Message:
+        return protocol.message(Kind.PING, player=self.player, token=self.token)
+
     def ping(self) -> dict[str, Any]:
-        reply = self._request(protocol.message(Kind.PING, player=self.player,
-                                               token=self.token), Kind.PONG)
+        """A heartbeat that waits for its ``PONG``; the reply refreshes ``energy``."""
+        reply = self._request(self.ping_message(), Kind.PONG)
         self.energy = reply["energy"]
         return reply.body
 
@@ -161,7 +171,7 @@ class PlayerSession:
             return self.inbox.popleft()
         if self.sock.poll(int(timeout * 1000)):
             msg = self._recv()
-            if msg is not None and msg.kind is Kind.DECIDED:
+            if msg is not None and msg.kind in (Kind.DECIDED, Kind.PONG, Kind.PLACED):
                 self.energy = msg["energy"]
             return msg
         return None

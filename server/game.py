@@ -60,21 +60,30 @@ class Game:
         board = Board.of(codes) if players else None
         owning = [p for p in players if board is not None and board.cells(p.id)]
         requests: dict[int, Request] = {}
+        messages: list[tuple[bytes, protocol.Message]] = []
         self._asked = {}
         if owning:
             counts = neighbour_counts(codes)
             survive = self.rule.table[9:]
+            # One sort groups every player's cells, instead of one scan per player.
+            flat = codes.ravel()
+            cells = np.flatnonzero(flat > 1)
+            order = np.argsort(flat[cells], kind="stable")
+            cells, owners = cells[order], flat[cells][order]
             for p in owning:
-                ys, xs = np.nonzero(codes == p.code)
+                lo, hi = np.searchsorted(owners, [p.code, p.code + 1])
+                ys, xs = np.divmod(cells[lo:hi], codes.shape[1])
                 n = counts[ys, xs]
                 requests[p.id] = Request(ys, xs, survive[n])
                 coords = np.stack([ys, xs], axis=1).astype(np.uint16)
-                msg = protocol.message(
+                messages.append((p.identity, protocol.message(
                     Kind.GAME_LOGIC, [as_payload(coords), as_payload(n)], gen=gen,
-                    count=len(ys), deadline_ms=self.window * 1000)
-                self._send(p.identity, msg)
+                    count=len(ys), deadline_ms=self.window * 1000)))
                 self._asked[p.id] = p.identity
+        # Open the round before the first request leaves: a quick answer must find it.
         self.registry.open_requests(gen, requests)
+        for identity, msg in messages:
+            self._send(identity, msg)
         return len(requests)
 
     def settle(self, gen: int, codes: Codes) -> None:

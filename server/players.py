@@ -113,6 +113,7 @@ class PlayerRegistry:
         self.request_gen: int | None = None
         self.decisions: dict[int, Decision] = {}
         self.neutralise: list[int] = []  # ids whose cells must become neutral
+        self.unanswered = 0  # asked players that did not answer the last round
 
     # -- sessions (lobby thread) -------------------------------------------------------
 
@@ -243,6 +244,7 @@ class PlayerRegistry:
         """Apply the round's valid decisions to the next generation and close it."""
         results: dict[int, DecisionResult] = {}
         with self.lock:
+            self.unanswered = len(set(self.requests) - set(self.decisions))
             for pid, decision in self.decisions.items():
                 request, player = self.requests[pid], self.players.get(pid)
                 result = results.setdefault(pid, DecisionResult())

@@ -1,0 +1,115 @@
+"""The game's rules without sockets: sessions, energy, placements, decisions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from server.game import neighbour_counts
+from server.players import (
+    NotAllowed,
+    PlayerRegistry,
+    RegistryConfig,
+    Request,
+    placement_cells,
+)
+from shared.errors import ProtocolError
+from shared.grid import Grid
+
+GLIDER = "x = 3, y = 3\nbo$2bo$3o!"
+
+
+def registry(**kw: float) -> PlayerRegistry:
+    return PlayerRegistry(RegistryConfig(**kw))  # type: ignore[arg-type]
+
+
+def test_join_rejoin_and_tokens() -> None:
+    reg = registry()
+    alice, rejoined = reg.join(b"a", "alice", None)
+    assert (alice.id, alice.code, rejoined) == (1, 2, False)
+    bob, _ = reg.join(b"b", "alice", None)
+    assert bob.name == "alice#2" and bob.id == 2
+    again, rejoined = reg.join(b"a2", "whatever", alice.token)
+    assert again is alice and rejoined and alice.identity == b"a2"
+    with pytest.raises(NotAllowed):
+        reg.join(b"m", "mallory", "0" * 32)
+    with pytest.raises(NotAllowed):
+        reg.auth(alice.id, bob.token, b"b")
+    assert reg.auth(alice.id, alice.token, b"a3") is alice
+
+
+def test_silence_disconnects_then_grace_frees_the_id() -> None:
+    reg = registry(heartbeat=1.0, grace=10.0)
+    p, _ = reg.join(b"a", "p", None)
+    reg.expire(p.last_seen + 2.9)
+    assert p.connected
+    reg.expire(p.last_seen + 3.5)
+    assert not p.connected and reg.connected() == []
+    reg.expire(p.last_seen + 3.5 + 10.5)
+    assert reg.take_neutralise() == [p.id] and p.id not in reg.players
+
+
+def test_energy_placements_and_refunds() -> None:
+    reg = registry(energy_cap=10, energy_regen=3)
+    p, _ = reg.join(b"a", "p", None)
+    with pytest.raises(NotAllowed, match="needs 11 energy"):
+        reg.place(p, np.zeros((11, 2), dtype=np.int64), 8, 8)
+    cells = placement_cells(GLIDER, None, 7, 7, 0, False)
+    assert reg.place(p, cells, 8, 8) == 5 and p.energy == 5
+    codes = np.zeros((8, 8), dtype=np.uint8)
+    codes[7, 0] = 1  # one of the glider's wrapped cells is occupied
+    assert reg.apply_placements(codes) == 4
+    assert p.energy == 6  # 5 left + 1 refunded
+    assert int(np.count_nonzero(codes == p.code)) == 4
+    reg.regenerate()
+    assert p.energy == 9
+    reg.regenerate()
+    assert p.energy == 10
+
+
+def test_decisions_are_checked_against_verdict_owner_and_energy() -> None:
+    reg = registry(energy_cap=1)
+    p, _ = reg.join(b"a", "p", None)
+    request = Request(np.array([0, 1, 2]), np.array([0, 0, 0]), np.array([False, True, False]))
+    reg.open_requests(5, {p.id: request})
+    with pytest.raises(NotAllowed, match="generation 4"):
+        reg.post_decision(p, 4, [0], [])
+    reg.post_decision(p, 5, [0, 0, 1, 2, 99], [1, 0])
+    with pytest.raises(NotAllowed, match="already"):
+        reg.post_decision(p, 5, [], [])
+    codes = np.zeros((3, 1), dtype=np.uint8)
+    codes[1, 0] = p.code  # the survivor, as the workers computed it
+    result = reg.apply_decisions(codes)[p.id]
+    # keep 0: kept (1 energy); keep 1: alive anyway; keep 2: no energy left; 99: no cell;
+    # let_die 1: dies; let_die 0: the rule kills it anyway... but it was kept: refused.
+    assert (result.kept, result.died, result.refused) == (1, 1, 4)
+    assert codes[:, 0].tolist() == [p.code, 0, 0]
+    assert p.energy == 0
+
+
+@pytest.mark.parametrize("rotate, flip, expected", [
+    (0, False, {(0, 1), (1, 2), (2, 0), (2, 1), (2, 2)}),
+    (1, False, {(1, 2), (2, 1), (0, 0), (1, 0), (2, 0)}),
+    (0, True, {(0, 1), (1, 0), (2, 2), (2, 1), (2, 0)}),
+    (2, False, {(2, 1), (1, 0), (0, 2), (0, 1), (0, 0)}),
+])
+def test_rotate_and_flip(rotate: int, flip: bool, expected: set[tuple[int, int]]) -> None:
+    cells = placement_cells(GLIDER, None, 0, 0, rotate, flip)
+    assert {(int(y), int(x)) for y, x in cells} == expected
+
+
+def test_cells_lists_and_refusals() -> None:
+    cells = placement_cells(None, [[0, 0], [1, 1]], 5, 6, 0, False)
+    assert {(int(y), int(x)) for y, x in cells} == {(5, 6), (6, 7)}
+    for rle, listed in [(None, None), (GLIDER, [[0, 0]]), ("x = 1, y = 1\nb!", None),
+                        ("x = 300, y = 1\n300o!", None), ("x = 2, y = 2\nzz!", None)]:
+        with pytest.raises(ProtocolError):
+            placement_cells(rle, listed, 0, 0, 0, False)
+
+
+def test_neighbour_counts_wrap() -> None:
+    grid = Grid(4, 5)
+    grid.codes[0, 0] = 3
+    counts = neighbour_counts(grid.codes)
+    assert counts[3, 4] == 1 and counts[1, 1] == 1 and counts[0, 0] == 0
+    assert int(counts.sum()) == 8
