@@ -92,12 +92,15 @@ class Embedded:
             if server.poll() is not None:
                 raise ConfigError(f"the server exited with status {server.returncode} "
                                   "before it was ready (see its log above)")
+            if self.stop_event.is_set():
+                return  # stopped while starting: shutdown() ends what was started
             try:
                 status(endpoint, timeout=0.5)
                 break
             except PeerGone:
-                if time.monotonic() > deadline or self.stop_event.is_set():
-                    raise ConfigError(f"the server did not answer on {endpoint}") from None
+                if time.monotonic() > deadline:
+                    raise ConfigError(f"the server did not answer on {endpoint} "
+                                      f"within {READY_TIMEOUT:g} s") from None
         for i in range(self.workers):
             self._spawn(f"worker-{i + 1}", [
                 "worker", "--connect", f"tcp://{self.connect_host}:{self.worker_port}",
@@ -126,7 +129,10 @@ class Embedded:
         sub.setsockopt(zmq.SUBSCRIBE, b"")
         sub.connect(f"tcp://{self.connect_host}:{self.frame_port}")
         out = sys.stdout
-        out.write(view.ENTER)
+        live = out.isatty()
+        last_line = 0.0
+        if live:
+            out.write(view.ENTER)
         try:
             while not self.stop_event.is_set():
                 code = self.server_returncode()
@@ -145,11 +151,16 @@ class Embedded:
                     continue
                 codes = np.frombuffer(msg.payloads[0], dtype=np.uint8).reshape(msg["h"],
                                                                                 msg["w"])
-                out.write(view.render(codes, msg.body))
+                if live:
+                    out.write(view.render(codes, msg.body))
+                elif time.monotonic() - last_line >= 1.0:  # not a terminal: a line a second
+                    last_line = time.monotonic()
+                    out.write(view.summary(msg.body) + "\n")
                 out.flush()
             return 0
         finally:
-            out.write(view.LEAVE)
+            if live:
+                out.write(view.LEAVE)
             out.flush()
             sub.close()
             context.term()

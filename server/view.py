@@ -52,11 +52,16 @@ def render(codes: Codes, info: dict[str, Any], columns: int | None = None,
     h, w = codes.shape
     shown = f"showing {min(h, rows_shown)}x{min(w, columns)} of {h}x{w}" \
         if (h > rows_shown or w > columns) else f"world {h}x{w}"
-    status = (f" generation {info.get('gen', 0)}  population {info.get('population', 0)}  "
-              f"{info.get('ms', 0.0):.1f} ms/gen  workers {info.get('workers', 0)}  "
-              f"{info.get('rule', '')}  {shown}  (Ctrl-C quits)")
+    status = f" {summary(info)}  {shown}  (Ctrl-C quits)"
     out.append("\x1b[1m" + status[:columns] + "\x1b[0m\x1b[K\x1b[J")
     return "".join(out)
+
+
+def summary(info: dict[str, Any]) -> str:
+    """One line about a frame: generation, population, speed, workers, rule."""
+    return (f"generation {info.get('gen', 0)}  population {info.get('population', 0)}  "
+            f"{info.get('ms', 0.0):.1f} ms/gen  workers {info.get('workers', 0)}  "
+            f"{info.get('rule', '')}")
 
 
 ENTER = "\x1b[?1049h\x1b[?25l\x1b[2J"

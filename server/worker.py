@@ -34,7 +34,7 @@ import numpy as np
 import zmq
 
 from shared import protocol
-from shared.errors import ProtocolError, RuleError
+from shared.errors import ConfigError, ProtocolError, RuleError
 from shared.grid import Codes, as_payload
 from shared.kernel import rule_table, step_tile
 from shared.life import step_tile_reference
@@ -142,7 +142,11 @@ class Worker:
         sock = context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_PAYLOAD_BYTES + protocol.MAX_HEADER_BYTES)
-        sock.connect(self.config.connect)
+        try:
+            sock.connect(self.config.connect)
+        except zmq.ZMQError as e:
+            sock.close()
+            raise ConfigError(f"cannot connect to {self.config.connect!r}: {e}") from e
         self.held.clear()
         welcomed = False
         try:
