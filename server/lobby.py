@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -43,6 +44,13 @@ class PlayerEndpoint(threading.Thread):
         self.error: BaseException | None = None
         self.bad_messages = 0
         self.handlers: dict[Kind, Handler] = {Kind.STATUS: self._on_status}
+        # Replies that other threads finish later (a handler returned None): sent by
+        # this thread, which owns the socket.
+        self.outbox: queue.SimpleQueue[tuple[bytes, Message]] = queue.SimpleQueue()
+
+    def reply_later(self, identity: bytes, reply: Message) -> None:
+        """Send ``reply`` to ``identity`` from the lobby thread (any thread may call)."""
+        self.outbox.put((identity, reply))
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -62,6 +70,7 @@ class PlayerEndpoint(threading.Thread):
         self.ready.set()
         try:
             while not self.stop_event.is_set():
+                self._send_outbox(sock)
                 if not sock.poll(100):
                     continue
                 frames = sock.recv_multipart(copy=False)
@@ -72,7 +81,17 @@ class PlayerEndpoint(threading.Thread):
                     with contextlib.suppress(zmq.ZMQError):
                         sock.send_multipart([identity, *protocol.encode(reply)], zmq.NOBLOCK)
         finally:
+            self._send_outbox(sock)  # best effort: replies finished while stopping
             sock.close()
+
+    def _send_outbox(self, sock: zmq.Socket[Any]) -> None:
+        while True:
+            try:
+                identity, reply = self.outbox.get_nowait()
+            except queue.Empty:
+                return
+            with contextlib.suppress(zmq.ZMQError):
+                sock.send_multipart([identity, *protocol.encode(reply)], zmq.NOBLOCK)
 
     def handle(self, identity: bytes, frames: list[Any]) -> Message | None:
         """The reply to one request; never raises."""

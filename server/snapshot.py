@@ -253,7 +253,7 @@ class Header:
         return self.size + self.ciphertext_len + 2 * _DIGEST
 
     def pack(self) -> bytes:
-        meta = msgpack.packb(self.meta, use_bin_type=True)
+        meta: bytes = msgpack.packb(self.meta, use_bin_type=True)
         return _FIXED.pack(MAGIC, self.version, self.kdf, self.cipher, self.iterations,
                            self.enc_salt, self.mac_salt, self.key_check,
                            self.ciphertext_len, len(meta)) + meta
@@ -391,7 +391,7 @@ class Children:
                 os.close(w)
             argv += ["-pass", f"fd:{r}"]
             fds = (r,)
-        errfile = tempfile.TemporaryFile()
+        errfile = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
         try:
             with self._lock:
                 proc = subprocess.Popen(

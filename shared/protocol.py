@@ -37,6 +37,7 @@ MAX_SIDE = 8192
 MAX_NAME = 64
 MAX_REASON = 512
 MAX_INT = (1 << 53) - 1
+MAX_PATH = 4096
 
 
 class ErrorCode(IntEnum):
@@ -50,6 +51,7 @@ class ErrorCode(IntEnum):
     UNKNOWN_PEER = 6   # the sender has not done the handshake (say READY first)
     NOT_ALLOWED = 7    # a valid message this endpoint does not take
     BUSY = 8           # the server cannot take the request now
+    FAILED = 9         # the request was taken but failed (a snapshot could not be written)
 
 
 class Kind(StrEnum):
@@ -65,6 +67,8 @@ class Kind(StrEnum):
     STATUS = "status"        # anyone -> server (player endpoint): one status report
     STATUS_REPLY = "status_reply"  # server -> asker: the report
     FRAME = "frame"          # server -> subscribers (PUB): one generation
+    SNAPSHOT = "snapshot"    # operator -> server (player endpoint): write a snapshot now
+    SNAPSHOT_REPLY = "snapshot_reply"  # server -> operator: written (path, generation, bytes)
 
 
 # --- field checks -------------------------------------------------------------------
@@ -215,6 +219,12 @@ SCHEMAS: dict[Kind, Schema] = {
         "workers": Int(),
         "rule": Str(32),
     }, payloads=(1, 1), payload_sizes=_frame_sizes),
+    Kind.SNAPSHOT: Schema({"version": Int(0, 1 << 16)}),
+    Kind.SNAPSHOT_REPLY: Schema({
+        "path": Str(MAX_PATH, 1),
+        "generation": _GEN,
+        "bytes": Int(),
+    }),
 }
 
 
