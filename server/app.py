@@ -160,6 +160,7 @@ class Server:
         else:
             self.grid, self.rule = build_world(config)
         self.snapshotter: Snapshotter | None = None
+        self._last_snapshot = generation
         self._snapshot_requests: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         if config.snapshot_dir is not None:
             try:
@@ -276,7 +277,7 @@ class Server:
             rest = config.tick - (time.monotonic() - began)
             if rest > 0:
                 self.stop_event.wait(rest)
-        self._snapshot_if_due(periodic=False)
+        self._snapshot_if_due(periodic=False, final=True)
         if config.out is not None:
             write_world(config.out, self.engine.grid, self.rule, self.engine.generation)
             log.info("wrote generation %d to %s", self.engine.generation, config.out)
@@ -329,7 +330,12 @@ class Server:
         return WorldState(self.engine.grid.codes.copy(), self.engine.generation, self.rule,
                           players=[], rng=dict(self.rng_state))
 
-    def _snapshot_if_due(self, periodic: bool) -> None:
+    def _snapshot_if_due(self, periodic: bool, final: bool = False) -> None:
+        """Hand a copy of the state to the snapshot thread if one is asked for or due.
+
+        ``final``: the loop has ended; with ``--snapshot-every`` the last generation is
+        written too (even while another snapshot is being written).
+        """
         if self.snapshotter is None:
             return
         waiters = []
@@ -341,8 +347,12 @@ class Server:
         every = self.config.snapshot_every
         due = periodic and every is not None and every > 0 \
             and self.engine.generation % every == 0
-        if waiters or due:
-            self.snapshotter.submit(self.capture(), waiters, periodic=not waiters)
+        generation = self.engine.generation
+        if final and every and generation != self._last_snapshot:
+            due, periodic = True, False
+        if (waiters or due) and self.snapshotter.submit(
+                self.capture(), waiters, periodic=periodic and not waiters):
+            self._last_snapshot = generation
 
     def _replier(self, identity: bytes) -> Done:
         def done(written: Written | None, error: SnapshotError | None) -> None:
