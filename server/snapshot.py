@@ -426,9 +426,12 @@ class Children:
         assert proc.stdout is not None
         return proc.stdout.read()
 
-    def check(self) -> None:
-        """Wait for every child (until the deadline) and check each return code."""
+    def check(self, *only: subprocess.Popen[bytes]) -> None:
+        """Wait for every child (or ``only`` these) until the deadline; check each
+        return code."""
         for name, proc, errfile in self.procs:
+            if only and proc not in only:
+                continue
             try:
                 proc.wait(max(0.0, self.deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -590,21 +593,20 @@ def inspect_snapshot(path: Path, timeout: float = DEFAULT_TIMEOUT) -> tuple[Head
     return header, hmac.compare_digest(digest, checksum)
 
 
-def _verify(data: bytes, key: SnapshotKey, name: str, timeout: float) -> Header:
-    header = parse_header(data, name)
+def _verify(data: bytes, header: Header, key: SnapshotKey, name: str,
+            children: Children) -> None:
     ciphertext, checksum, tag = _body(data, header)
-    with Children(timeout, f"verify {name}") as children:
-        # The digest child hashes the ciphertext while the MAC key is derived here.
-        dgst = children.start("dgst", _DGST_ARGS)
-        children.feed(dgst, ciphertext)
-        keys = _derive(key, header.mac_salt, header.iterations)
-        mac = hmac.new(keys.mac, memoryview(data)[:len(data) - _DIGEST], "sha256")
-        digest = children.read_all(dgst)
-        children.check()
+    # The digest child hashes the ciphertext while the MAC key is derived here.
+    dgst = children.start("dgst", _DGST_ARGS)
+    children.feed(dgst, ciphertext)
+    keys = _derive(key, header.mac_salt, header.iterations)
+    mac = hmac.new(keys.mac, memoryview(data)[:len(data) - _DIGEST], "sha256")
+    digest = children.read_all(dgst)
+    children.check(dgst)
     if hmac.compare_digest(mac.digest(), tag):
         if not hmac.compare_digest(digest, checksum):  # authentic, yet openssl disagrees
             raise SnapshotError(f"{name}: openssl dgst does not agree with the checksum")
-        return header
+        return
     if not hmac.compare_digest(digest, checksum):
         raise SnapshotError(f"{name} is damaged or altered: its checksum does not match")
     if not hmac.compare_digest(keys.check, header.key_check):
@@ -616,17 +618,24 @@ def _verify(data: bytes, key: SnapshotKey, name: str, timeout: float) -> Header:
 def verify_snapshot(path: Path, key: SnapshotKey,
                     timeout: float = DEFAULT_TIMEOUT) -> Header:
     """The header of ``path`` once its tag verifies; ``SnapshotError`` otherwise."""
-    return _verify(_read_file(path), key, path.name, timeout)
+    data = _read_file(path)
+    header = parse_header(data, path.name)
+    with Children(timeout, f"verify {path.name}") as children:
+        _verify(data, header, key, path.name, children)
+    return header
 
 
 def read_snapshot(path: Path, key: SnapshotKey,
                   timeout: float = DEFAULT_TIMEOUT) -> tuple[Header, WorldState]:
     """Verify, then decrypt, then decode ``path``; nothing is decrypted unverified."""
     data = _read_file(path)
-    header = _verify(data, key, path.name, timeout)
+    header = parse_header(data, path.name)
     ciphertext, _, _ = _body(data, header)
-    with Children(timeout, f"decrypt {path.name}") as children:
+    with Children(timeout, f"read {path.name}") as children:
+        # openssl derives its key while the tag is checked here; it is given no byte of
+        # ciphertext until the tag verifies, and is killed unread otherwise.
         enc = children.start("enc", _enc_args(header, decrypt=True), key)
+        _verify(data, header, key, path.name, children)
         children.feed(enc, ciphertext)
         plaintext = children.read_all(enc)
         children.check()  # output of a failed decryption is never used
