@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -176,3 +177,37 @@ def test_sigkill_during_writes_leaves_the_previous_snapshot(tmp_path: Path) -> N
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "world.lns"]
     assert all(name.startswith(".world.lns.") for name in leftovers)
 
+
+
+def test_a_slow_snapshot_does_not_stall_the_generation_loop(
+        make_server: MakeServer, processes: Processes, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    real = shutil.which("openssl")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    slow = bin_dir / "openssl"
+    slow.write_text(f'#!/bin/sh\nsleep 1\nexec {real} "$@"\n')
+    slow.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    snaps = tmp_path / "snaps"
+    server = make_server(size=(16, 16), tick=0.01, snapshot_dir=snaps, snapshot_every=1,
+                         snapshot_iterations=MIN_ITERATIONS)
+    start_workers(processes, server, 1)
+    runner = threading.Thread(target=server.run)
+    runner.start()
+    try:
+        snapshotter = server.snapshotter
+        assert snapshotter is not None
+        wait_for(lambda: snapshotter.busy, 10, what="the first snapshot to start")
+        began = server.engine.generation
+        # While one snapshot takes more than a second, generations go on.
+        wait_for(lambda: server.engine.generation >= began + 10, 5,
+                 what="generations during a slow snapshot")
+        assert not snapshotter.written or len(snapshotter.written) <= 1
+    finally:
+        server.stop()
+        runner.join(30)
+    wait_for(lambda: not server.snapshotter.busy, 20,  # type: ignore[union-attr]
+             what="the last snapshot")
+    newest = snapshots_in(snaps)[-1]
+    assert read_snapshot(newest, KEY)[1].generation == server.engine.generation
