@@ -91,6 +91,7 @@ def test_saving_below_the_minimum_is_refused(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.timeout(240)  # one read per byte of the file; slow on a loaded machine
 def test_every_flipped_byte_is_refused(tmp_path: Path, fast: None) -> None:
     path = tmp_path / "a.lns"
     save_snapshot(path, world(h=4, w=5), KEY, iterations=FAST)
