@@ -312,7 +312,6 @@ class Server:
             self.publisher.close()
         self.context.term()
 
-
     # -- snapshots -------------------------------------------------------------------------
 
     def _restore(self, path: Path, key: SnapshotKey) -> WorldState:
