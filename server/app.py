@@ -6,6 +6,7 @@ Threads and what each owns (a socket belongs to exactly one thread):
     broker    the worker endpoint (ROUTER) and the dispatchers' inproc ROUTER
     dispatch  one inproc DEALER each (a pool of StoppableWorker threads)
     lobby     the player endpoint (ROUTER)
+    snapshot  writes snapshots (openssl children) from state the loop copied
 
 Signal handlers only set the stop flag (circus's habit); the loop sees it within
 100 ms, then shuts down in one order: stop flag, close the queue, join dispatchers,
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import signal
 import threading
 import time
@@ -34,8 +36,21 @@ from server.game import Game
 from server.lobby import PlayerEndpoint, WorldInfo
 from server.players import Board, PlayerRegistry, RegistryConfig
 from server.publisher import FramePublisher
-from shared.errors import Closed, ConfigError, PatternError, SimulationError
+from server.snapshot import (
+    DEFAULT_ITERATIONS,
+    DEFAULT_TIMEOUT,
+    Done,
+    SnapshotKey,
+    Snapshotter,
+    WorldState,
+    Written,
+    load_key,
+    read_snapshot,
+)
+from shared import protocol
+from shared.errors import Closed, ConfigError, PatternError, SimulationError, SnapshotError
 from shared.grid import Grid
+from shared.protocol import ErrorCode, Kind, Message
 from shared.rle import parse_rle, write_rle
 from shared.rules import CONWAY, Rule
 
@@ -77,6 +92,13 @@ class ServerConfig:
         if self.decision_window is not None:
             return self.decision_window
         return max(0.02, self.tick / 2)
+    restore: Path | None = None          # start from this snapshot
+    snapshot_dir: Path | None = None     # write snapshots here ...
+    snapshot_every: int | None = None    # ... every N generations, and when asked
+    snapshot_keep: int = 10              # the newest K are kept
+    key_file: Path | None = None         # else LIFENET_SNAPSHOT_KEY
+    snapshot_iterations: int = DEFAULT_ITERATIONS
+    snapshot_timeout: float = DEFAULT_TIMEOUT
 
     def endpoint(self, port: int) -> str:
         host = "*" if self.host in ("0.0.0.0", "*") else self.host
@@ -139,24 +161,52 @@ class Server:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.grid, self.rule = build_world(config)
+        self.snapshot_key: SnapshotKey | None = None
+        if config.snapshot_dir is not None or config.restore is not None:
+            self.snapshot_key = load_key(config.key_file)
+        generation = 0
+        self.rng_state: dict[str, Any] = {"seed": config.seed, "fill": config.fill}
+        restored_players: list[dict[str, Any]] = []
+        if config.restore is not None:
+            assert self.snapshot_key is not None
+            state = self._restore(config.restore, self.snapshot_key)
+            self.grid, self.rule, generation = state.grid(), state.rule, state.generation
+            self.rng_state = state.rng
+            restored_players = state.players
+        else:
+            self.grid, self.rule = build_world(config)
+        self.snapshotter: Snapshotter | None = None
+        self._last_snapshot = generation
+        self._snapshot_requests: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        if config.snapshot_dir is not None:
+            try:
+                config.snapshot_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ConfigError(f"cannot make --snapshot-dir {config.snapshot_dir}: "
+                                  f"{e.strerror}") from e
+            assert self.snapshot_key is not None
+            self.snapshotter = Snapshotter(
+                config.snapshot_dir, self.snapshot_key, keep=config.snapshot_keep,
+                iterations=config.snapshot_iterations, timeout=config.snapshot_timeout)
         self.stop_event = threading.Event()
         self.context: zmq.Context[Any] = zmq.Context()
         self.broker = WorkerBroker(self.context, config.endpoint(config.worker_port),
                                    heartbeat=config.heartbeat,
                                    batch_timeout=config.batch_timeout)
-        self.engine = Engine(self.context, self.grid, self.rule,
+        self.engine = Engine(self.context, self.grid, self.rule, generation=generation,
                              dispatchers=config.dispatchers,
                              tiling=Tiling(*config.tile) if config.tile else None)
         self.registry = PlayerRegistry(RegistryConfig(
             energy_cap=config.energy_cap, energy_regen=config.energy_regen,
             grace=config.grace, heartbeat=config.player_heartbeat))
+        self.registry.restore(restored_players)
         self.world_info = WorldInfo(self.grid.height, self.grid.width, str(self.rule), 0)
         self.lobby = PlayerEndpoint(self.context, config.endpoint(config.player_port),
                                     self.status, self.registry, self.world_info,
                                     lambda: self.engine.generation)
         self.publisher: FramePublisher | None = None
         self.game: Game | None = None
+        self.lobby.handlers[Kind.SNAPSHOT] = self._on_snapshot
         self.frame_endpoint = ""
         self._stats_lock = threading.Lock()
         self._ms = 0.0
@@ -206,6 +256,8 @@ class Server:
                 raise ConfigError(f"cannot listen on {thread.endpoint}: {thread.error}")
         self.game = Game(self.context, self.registry, self.rule, self.config.window)
         self.engine.start()
+        if self.snapshotter is not None:
+            self.snapshotter.start()
         self._started = True
         log.info("lifenet server ready: workers %s, players %s, frames %s; world %dx%d %s",
                  self.broker.bound_endpoint, self.lobby.bound_endpoint, self.frame_endpoint,
@@ -239,12 +291,15 @@ class Server:
             except SimulationError as e:
                 failures += 1
                 log.error("%s; trying generation %d again", e, self.engine.generation)
+                self._snapshot_if_due(periodic=False)  # a requested one need not wait
                 self.stop_event.wait(min(0.1 * 2 ** failures, 5.0))
                 continue
             failures = 0
+            self._snapshot_if_due(periodic=True)
             rest = config.tick - (time.monotonic() - began)
             if rest > 0:
                 self.stop_event.wait(rest)
+        self._snapshot_if_due(periodic=False, final=True)
         if config.out is not None:
             write_world(config.out, self.engine.grid, self.rule, self.engine.generation)
             log.info("wrote generation %d to %s", self.engine.generation, config.out)
@@ -292,6 +347,9 @@ class Server:
         self.stop()
         if self._started:
             self.engine.stop()
+        if self.snapshotter is not None and self.snapshotter.is_alive():
+            self.snapshotter.stop()  # finishes what was submitted, answers who asked
+            self.snapshotter.join(timeout=self.config.snapshot_timeout + 5)
         for thread in (self.broker, self.lobby):
             thread.stop()
             if thread.is_alive():
@@ -301,6 +359,69 @@ class Server:
         if self.game is not None:
             self.game.close()
         self.context.term()
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    def _restore(self, path: Path, key: SnapshotKey) -> WorldState:
+        """The world, rule and generation of a verified snapshot (the options' are unused)."""
+        _, state = read_snapshot(path, key, self.config.snapshot_timeout)
+        if self.config.rule is not None and self.config.rule != state.rule:
+            log.warning("--rule %s ignored: the snapshot runs %s", self.config.rule,
+                        state.rule)
+        log.info("restored generation %d of a %dx%d world from %s", state.generation,
+                 state.height, state.width, path)
+        return state
+
+    def capture(self) -> WorldState:
+        """A copy of the state, taken in the loop between generations (the only stall)."""
+        return WorldState(self.engine.grid.codes.copy(), self.engine.generation, self.rule,
+                          players=self.registry.export(), rng=dict(self.rng_state))
+
+    def _snapshot_if_due(self, periodic: bool, final: bool = False) -> None:
+        """Hand a copy of the state to the snapshot thread if one is asked for or due.
+
+        ``final``: the loop has ended; with ``--snapshot-every`` the last generation is
+        written too (even while another snapshot is being written).
+        """
+        if self.snapshotter is None:
+            return
+        waiters = []
+        while True:
+            try:
+                waiters.append(self._replier(self._snapshot_requests.get_nowait()))
+            except queue.Empty:
+                break
+        every = self.config.snapshot_every
+        due = periodic and every is not None and every > 0 \
+            and self.engine.generation % every == 0
+        generation = self.engine.generation
+        if final and every and generation != self._last_snapshot:
+            due, periodic = True, False
+        if (waiters or due) and self.snapshotter.submit(
+                self.capture(), waiters, periodic=periodic and not waiters):
+            self._last_snapshot = generation
+
+    def _replier(self, identity: bytes) -> Done:
+        def done(written: Written | None, error: SnapshotError | None) -> None:
+            if written is not None:
+                reply = protocol.message(Kind.SNAPSHOT_REPLY, path=str(written.path.resolve()),
+                                         generation=written.generation, bytes=written.size)
+            else:
+                reply = protocol.error(ErrorCode.FAILED, str(error), str(Kind.SNAPSHOT))
+            self.lobby.reply_later(identity, reply)
+        return done
+
+    def _on_snapshot(self, identity: bytes, msg: Message) -> Message | None:
+        """``SNAPSHOT``: answered by the snapshot thread once the file is written."""
+        protocol.check_version(msg)
+        if self.snapshotter is None:
+            return protocol.error(ErrorCode.NOT_ALLOWED, "this server takes no snapshots: "
+                                  "start it with --snapshot-dir DIR", str(msg.kind))
+        if self._snapshot_requests.qsize() >= 8:
+            return protocol.error(ErrorCode.BUSY, "too many snapshot requests waiting",
+                                  str(msg.kind))
+        self._snapshot_requests.put(identity)
+        return None
 
 
 def serve(config: ServerConfig) -> int:

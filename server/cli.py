@@ -42,10 +42,11 @@ def main(log_level: str) -> None:
 def _register() -> None:
     from client.commands import bot, status
     from server.commands.serve import server
+    from server.commands.snapshot import snapshot
     from server.commands.up import up
     from server.commands.work import worker
 
-    for command in (server, worker, up, status, bot):
+    for command in (server, worker, up, status, bot, snapshot):
         main.add_command(command)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,6 +68,13 @@ class PlayerEndpoint(threading.Thread):
             Kind.PLACE: self._on_place,
             Kind.DECIDE: self._on_decide,
         }
+        # Replies that other threads finish later (a handler returned None): sent by
+        # this thread, which owns the socket.
+        self.later: queue.SimpleQueue[tuple[bytes, Message]] = queue.SimpleQueue()
+
+    def reply_later(self, identity: bytes, reply: Message) -> None:
+        """Send ``reply`` to ``identity`` from the lobby thread (any thread may call)."""
+        self.later.put((identity, reply))
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -94,6 +102,7 @@ class PlayerEndpoint(threading.Thread):
         poller.register(outbox, zmq.POLLIN)
         try:
             while not self.stop_event.is_set():
+                self._send_later(sock)
                 events = dict(poller.poll(100))
                 if outbox in events:
                     # Messages the main thread sends to players: [identity, *frames].
@@ -118,8 +127,18 @@ class PlayerEndpoint(threading.Thread):
                                 sock.send_multipart([identity, *protocol.encode(reply)],
                                                     zmq.NOBLOCK)
         finally:
+            self._send_later(sock)  # best effort: replies finished while stopping
             sock.close()
             outbox.close()
+
+    def _send_later(self, sock: zmq.Socket[Any]) -> None:
+        while True:
+            try:
+                identity, reply = self.later.get_nowait()
+            except queue.Empty:
+                return
+            with contextlib.suppress(zmq.ZMQError):
+                sock.send_multipart([identity, *protocol.encode(reply)], zmq.NOBLOCK)
 
     def handle(self, identity: bytes, frames: list[Any]) -> Message | None:
         """The reply to one request; never raises."""

@@ -28,6 +28,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -268,6 +269,29 @@ class PlayerRegistry:
                         result.died += 1
             self.request_gen, self.requests, self.decisions = None, {}, {}
         return results
+
+    # -- snapshots ---------------------------------------------------------------------------
+
+    def export(self) -> list[dict[str, Any]]:
+        """The players as plain data for a snapshot (tokens included: it is encrypted)."""
+        with self.lock:
+            return [{"id": p.id, "name": p.name, "token": p.token, "energy": p.energy}
+                    for p in self.players.values()]
+
+    def restore(self, players: list[dict[str, Any]]) -> None:
+        """Players from a snapshot, all disconnected: each may rejoin with its token
+        within the grace period, else its cells turn neutral as usual."""
+        now = time.monotonic()
+        with self.lock:
+            for d in players:
+                try:
+                    pid, name, token, energy = (int(d["id"]), str(d["name"]), str(d["token"]),
+                                                int(d["energy"]))
+                except (KeyError, TypeError, ValueError):
+                    continue  # a snapshot from before players existed, or damaged data
+                if 1 <= pid <= MAX_PLAYER:
+                    self.players[pid] = Player(pid, name, token, b"", energy, now,
+                                               connected=False, disconnected_at=now)
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ MAX_TOKEN = 64
 MAX_PLACE_CELLS = 4096     # cells in one placement
 MAX_PLACE_RLE = 16 << 10   # characters of RLE in one placement
 MAX_DECISIONS = 1 << 16    # overrides in one DECIDE
+MAX_PATH = 4096
 
 
 class ErrorCode(IntEnum):
@@ -54,6 +55,7 @@ class ErrorCode(IntEnum):
     UNKNOWN_PEER = 6   # the sender has not done the handshake (say READY first)
     NOT_ALLOWED = 7    # a valid message this endpoint does not take
     BUSY = 8           # the server cannot take the request now
+    FAILED = 9         # the request was taken but failed (a snapshot could not be written)
 
 
 class Kind(StrEnum):
@@ -81,6 +83,8 @@ class Kind(StrEnum):
     GAME_LOGIC = "game_logic"  # server -> player: the cells it owns in this generation
     DECIDE = "decide"        # player -> server: overrides for some of those cells
     DECIDED = "decided"      # server -> player: what was applied
+    SNAPSHOT = "snapshot"    # operator -> server (player endpoint): write a snapshot now
+    SNAPSHOT_REPLY = "snapshot_reply"  # server -> operator: written (path, generation, bytes)
 
 
 # --- field checks -------------------------------------------------------------------
@@ -285,6 +289,12 @@ SCHEMAS: dict[Kind, Schema] = {
     }),
     Kind.DECIDED: Schema({
         "gen": _GEN, "kept": Int(), "died": Int(), "refused": Int(), "energy": Int(),
+    }),
+    Kind.SNAPSHOT: Schema({"version": Int(0, 1 << 16)}),
+    Kind.SNAPSHOT_REPLY: Schema({
+        "path": Str(MAX_PATH, 1),
+        "generation": _GEN,
+        "bytes": Int(),
     }),
 }
 

@@ -98,6 +98,19 @@ SERVER_OPTIONS: list[Callable[[F], F]] = [
     click.option("--decision-window", type=click.FloatRange(0.0, 60.0), default=None,
                  help="Seconds players may take to answer a generation [default: half "
                       "the tick, at least 0.02]."),
+    click.option("--snapshot-dir", type=click.Path(file_okay=False, path_type=Path),
+                 default=None,
+                 help="Write encrypted snapshots here (every --snapshot-every generations, "
+                      "and on `lifenet snapshot save`)."),
+    click.option("--snapshot-every", type=click.IntRange(1), default=None,
+                 help="Generations between snapshots [default: only when asked]."),
+    click.option("--snapshot-keep", type=click.IntRange(1), default=10,
+                 help="How many of the newest snapshots to keep."),
+    click.option("--restore", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                 default=None,
+                 help="Start from this snapshot: its world, rule and generation count."),
+    click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="The snapshot key, one line [default: $LIFENET_SNAPSHOT_KEY]."),
 ]
 
 
@@ -120,7 +133,10 @@ def server_config(kwargs: dict[str, Any], *, default_tick: float = DEFAULT_TICK,
         out=out, dispatchers=kwargs["dispatchers"], tile=kwargs["tile"],
         heartbeat=kwargs["heartbeat"], batch_timeout=kwargs["batch_timeout"],
         energy_cap=kwargs["energy_cap"], energy_regen=kwargs["energy_regen"],
-        grace=kwargs["grace"], decision_window=kwargs["decision_window"])
+        grace=kwargs["grace"], decision_window=kwargs["decision_window"],
+        restore=kwargs["restore"], snapshot_dir=kwargs["snapshot_dir"],
+        snapshot_every=kwargs["snapshot_every"], snapshot_keep=kwargs["snapshot_keep"],
+        key_file=kwargs["key_file"])
 
 
 def server_argv(kwargs: dict[str, Any], tick: float, out: Path | None) -> list[str]:
@@ -144,4 +160,5 @@ def server_argv(kwargs: dict[str, Any], tick: float, out: Path | None) -> list[s
 _SERVER_NAMES = {"host", "worker_port", "player_port", "frame_port", "size", "rule", "pattern",
                  "at", "seed", "fill", "tick", "generations", "dispatchers", "tile",
                  "heartbeat", "batch_timeout", "energy_cap", "energy_regen", "grace",
-                 "decision_window"}
+                 "decision_window", "restore", "snapshot_dir", "snapshot_every",
+                 "snapshot_keep", "key_file"}

@@ -113,3 +113,14 @@ def test_neighbour_counts_wrap() -> None:
     counts = neighbour_counts(grid.codes)
     assert counts[3, 4] == 1 and counts[1, 1] == 1 and counts[0, 0] == 0
     assert int(counts.sum()) == 8
+
+
+def test_players_survive_a_snapshot_round_trip_as_disconnected() -> None:
+    reg = registry(grace=5.0)
+    alice, _ = reg.join(b"a", "alice", None)
+    alice.energy = 17
+    restored = registry(grace=5.0)
+    restored.restore([*reg.export(), {"id": "bad"}])
+    again, rejoined = restored.join(b"new", "alice", alice.token)
+    assert rejoined and (again.id, again.name, again.energy) == (1, "alice", 17)
+    assert again.connected

@@ -1,0 +1,101 @@
+"""``lifenet snapshot save|verify|export|inspect``: encrypted, authenticated snapshots.
+
+``save`` asks a running server (``SNAPSHOT`` on the player endpoint) and prints the path
+of the written file once it exists. ``verify`` and ``export`` need the key
+(``LIFENET_SNAPSHOT_KEY`` or ``--key-file``); both check the tag before anything is
+decrypted, and ``export`` writes nothing unless every step succeeded. ``inspect`` prints
+the public header and checks the keyless checksum, without the key.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from client.remote import player_endpoint, request
+from server.app import write_world
+from server.snapshot import (
+    DEFAULT_TIMEOUT,
+    inspect_snapshot,
+    load_key,
+    read_snapshot,
+    verify_snapshot,
+)
+from shared import protocol
+from shared.errors import PeerGone
+from shared.protocol import Kind
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
+_key_file = click.option("--key-file", type=_FILE, default=None,
+                         help="The snapshot key, one line [default: $LIFENET_SNAPSHOT_KEY].")
+_timeout = click.option("--timeout", type=click.FloatRange(0.1), default=DEFAULT_TIMEOUT,
+                        help="Seconds openssl may take before it is killed.")
+
+
+@click.group()
+def snapshot() -> None:
+    """Encrypted, authenticated snapshots of a server's state."""
+
+
+@snapshot.command()
+@click.option("--connect", default="127.0.0.1",
+              help="The server's player endpoint: HOST, HOST:PORT or tcp://HOST:PORT.")
+@click.option("--timeout", type=click.FloatRange(0.1), default=120.0,
+              help="Seconds to wait for the snapshot to be written.")
+def save(connect: str, timeout: float) -> None:
+    """Ask a running server for a snapshot now; prints the written file's path.
+
+    The server writes into its own --snapshot-dir, with its own key.
+    """
+    reply = request(player_endpoint(connect),
+                    protocol.message(Kind.SNAPSHOT, version=protocol.PROTOCOL_VERSION),
+                    timeout)
+    if reply.kind is not Kind.SNAPSHOT_REPLY:
+        raise PeerGone(f"{connect} answered {reply.kind}, not a snapshot reply")
+    click.echo(reply["path"])
+    click.echo(f"generation {reply['generation']}, {reply['bytes']} bytes", err=True)
+
+
+@snapshot.command()
+@click.argument("file", type=_FILE)
+@_key_file
+@_timeout
+def verify(file: Path, key_file: Path | None, timeout: float) -> None:
+    """Exit 0 only if FILE's authentication tag verifies under the key."""
+    header = verify_snapshot(file, load_key(key_file), timeout)
+    meta = header.meta
+    click.echo(f"{file}: verified, generation {meta['generation']}, world "
+               f"{meta['height']}x{meta['width']} {meta['rule']}")
+
+
+@snapshot.command()
+@click.argument("file", type=_FILE)
+@click.option("--rle", "out", type=_FILE, required=True,
+              help="Write the whole world here as RLE.")
+@_key_file
+@_timeout
+def export(file: Path, out: Path, key_file: Path | None, timeout: float) -> None:
+    """Verify FILE, decrypt it and write its world as whole-world RLE."""
+    _, state = read_snapshot(file, load_key(key_file), timeout)
+    write_world(out, state.grid(), state.rule, state.generation)
+    click.echo(f"wrote generation {state.generation} ({state.height}x{state.width}) to {out}")
+
+
+@snapshot.command()
+@click.argument("file", type=_FILE)
+@click.option("--json", "as_json", is_flag=True, help="Print the header as JSON.")
+@_timeout
+def inspect(file: Path, as_json: bool, timeout: float) -> None:
+    """Print FILE's public header; no key needed, nothing authenticated."""
+    header, intact = inspect_snapshot(file, timeout)
+    info = {**header.describe(), "checksum_ok": intact}
+    if as_json:
+        click.echo(json.dumps(info, sort_keys=True))
+    else:
+        for name, value in info.items():
+            click.echo(f"{name:18} {value}")
+        click.echo("(the checksum catches damage, not tampering: `verify` needs the key)")
+    if not intact:
+        raise click.ClickException(f"{file} is damaged: its checksum does not match")

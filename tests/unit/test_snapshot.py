@@ -1,0 +1,320 @@
+"""Snapshots: the format, every refusal, and the openssl children (no sockets)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from server import snapshot as snap
+from server.cli import main
+from server.snapshot import (
+    KEY_ENV,
+    MIN_ITERATIONS,
+    SnapshotKey,
+    WorldState,
+    load_key,
+    prune,
+    read_snapshot,
+    save_snapshot,
+    snapshot_name,
+    snapshots_in,
+    verify_snapshot,
+)
+from shared.errors import SnapshotError
+from shared.rle import parse_rle
+from shared.rules import parse_rule
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None,
+                                reason="snapshots need the openssl command")
+
+KEY = SnapshotKey(b"correct horse battery staple")
+FAST = 1000  # iterations for tests that only exercise the format (MIN_ITERATIONS patched)
+
+
+def world(seed: int = 1, h: int = 12, w: int = 20, generation: int = 7) -> WorldState:
+    rng = np.random.default_rng(seed)
+    codes = rng.choice([0, 1, 2, 3], size=(h, w), p=[.5, .3, .1, .1]).astype(np.uint8)
+    return WorldState(codes, generation, parse_rule("B36/S23"),
+                      players=[{"id": 1, "name": "ada", "energy": 12}],
+                      rng={"seed": seed, "fill": 0.25})
+
+
+@pytest.fixture
+def fast(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Lower the minimum so format tests do not pay the real KDF hundreds of times."""
+    monkeypatch.setattr(snap, "MIN_ITERATIONS", FAST)
+    yield
+
+
+def same(a: WorldState, b: WorldState) -> bool:
+    return (np.array_equal(a.codes, b.codes) and a.generation == b.generation
+            and a.rule == b.rule and a.players == b.players and a.rng == b.rng)
+
+
+def processes_mentioning(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+# --- the format ---------------------------------------------------------------------
+
+
+def test_round_trip_with_the_real_minimum(tmp_path: Path) -> None:
+    state = world()
+    written = save_snapshot(tmp_path / "a.lns", state, KEY, iterations=MIN_ITERATIONS)
+    assert written.size == (tmp_path / "a.lns").stat().st_size
+    header, back = read_snapshot(tmp_path / "a.lns", KEY)
+    assert same(back, state)
+    assert header.generation == 7 and header.iterations == MIN_ITERATIONS
+    assert [p.name for p in tmp_path.iterdir()] == ["a.lns"]  # no temporary file left
+
+
+def test_saving_below_the_minimum_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SnapshotError, match="minimum"):
+        save_snapshot(tmp_path / "a.lns", world(), KEY, iterations=MIN_ITERATIONS - 1)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.timeout(240)  # one read per byte of the file; slow on a loaded machine
+def test_every_flipped_byte_is_refused(tmp_path: Path, fast: None) -> None:
+    path = tmp_path / "a.lns"
+    save_snapshot(path, world(h=4, w=5), KEY, iterations=FAST)
+    data = path.read_bytes()
+    bad = tmp_path / "bad.lns"
+    for i in range(len(data)):
+        flipped = bytearray(data)
+        flipped[i] ^= 0x01
+        bad.write_bytes(flipped)
+        with pytest.raises(SnapshotError):
+            read_snapshot(bad, KEY)
+    assert read_snapshot(path, KEY)[1].generation == 7
+
+
+@pytest.mark.parametrize("case, message", [
+    ("wrong key", "wrong key"),
+    ("flipped", "damaged or altered"),
+    ("flipped tag", "altered"),
+    ("truncated", "truncated"),
+    ("empty", "is empty"),
+    ("magic", "not a lifenet snapshot"),
+    ("iterations", "fewer than the minimum"),
+    ("version", "newer than this lifenet"),
+    ("extra", "after its end"),
+])
+def test_export_refuses_with_one_line_and_writes_nothing(tmp_path: Path, case: str,
+                                                         message: str) -> None:
+    good = tmp_path / "good.lns"
+    save_snapshot(good, world(), KEY, iterations=MIN_ITERATIONS)
+    data = bytearray(good.read_bytes())
+    env = {KEY_ENV: KEY.secret.decode()}
+    if case == "wrong key":
+        env = {KEY_ENV: "not the key"}
+    elif case == "flipped":
+        data[len(data) // 2] ^= 0x80
+    elif case == "flipped tag":
+        data[-1] ^= 0x80
+    elif case == "truncated":
+        del data[-100:]
+    elif case == "empty":
+        data.clear()
+    elif case == "magic":
+        data[1] = ord("X")
+    elif case == "iterations":
+        data[12:16] = (MIN_ITERATIONS - 1).to_bytes(4, "big")
+    elif case == "version":
+        data[8:10] = (snap.FORMAT_VERSION + 1).to_bytes(2, "big")
+    elif case == "extra":
+        data += b"\0"
+    bad = tmp_path / "bad.lns"
+    bad.write_bytes(data)
+    out = tmp_path / "out.rle"
+    runner = CliRunner()
+    for command in (["snapshot", "export", str(bad), "--rle", str(out)],
+                    ["snapshot", "verify", str(bad)]):
+        result = runner.invoke(main, command, env=env)
+        assert result.exit_code == 1, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], result.output
+        assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.lns", "good.lns"]
+
+
+def test_verify_export_and_inspect_succeed(tmp_path: Path) -> None:
+    path = tmp_path / "a.lns"
+    state = world(h=9, w=11)
+    save_snapshot(path, state, KEY, iterations=MIN_ITERATIONS)
+    key_file = tmp_path / "key"
+    key_file.write_bytes(KEY.secret + b"\n")
+    runner = CliRunner()
+    result = runner.invoke(main, ["snapshot", "verify", str(path), "--key-file",
+                                  str(key_file)], env={KEY_ENV: None})  # type: ignore[dict-item]
+    assert result.exit_code == 0 and "verified, generation 7" in result.output
+    out = tmp_path / "out.rle"
+    result = runner.invoke(main, ["snapshot", "export", str(path), "--rle", str(out),
+                                  "--key-file", str(key_file)])
+    assert result.exit_code == 0, result.output
+    pattern = parse_rle(out.read_text())
+    assert np.array_equal(pattern.codes, state.codes) and pattern.rule == state.rule
+    result = runner.invoke(main, ["snapshot", "inspect", str(path)], env={KEY_ENV: None})  # type: ignore[dict-item]
+    assert result.exit_code == 0 and "generation" in result.output
+    assert "B36/S23" in result.output and "checksum_ok        True" in result.output
+
+
+def test_no_key_is_a_clear_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["snapshot", "verify", str(tmp_path / "x.lns")],
+                                env={KEY_ENV: None})  # type: ignore[dict-item]
+    assert result.exit_code == 1 and KEY_ENV in result.output
+
+
+def test_keys(tmp_path: Path) -> None:
+    f = tmp_path / "k"
+    f.write_bytes(b"secret\r\n")
+    assert load_key(f).secret == b"secret"
+    assert load_key(None, {KEY_ENV: "from env"}).secret == b"from env"
+    assert "secret" not in repr(load_key(f))
+    for bad in (b"", b"two\nlines", b"x" * 2000):
+        f.write_bytes(bad)
+        with pytest.raises(SnapshotError):
+            load_key(f)
+    with pytest.raises(SnapshotError, match=KEY_ENV):
+        load_key(None, {})
+
+
+def test_names_sort_oldest_to_newest_and_prune_keeps_the_newest(tmp_path: Path) -> None:
+    for g in (5, 120, 40, 1_000_000):
+        (tmp_path / snapshot_name(g)).write_bytes(b"x")
+    (tmp_path / "notes.txt").write_bytes(b"x")
+    names = sorted(p.name for p in tmp_path.glob("world-*.lns"))
+    assert names == [p.name for p in snapshots_in(tmp_path)]
+    prune(tmp_path, 2)
+    assert [p.name for p in snapshots_in(tmp_path)] == [snapshot_name(120),
+                                                         snapshot_name(1_000_000)]
+    assert (tmp_path / "notes.txt").exists()
+
+
+# --- the openssl children -----------------------------------------------------------
+
+
+def stand_in(tmp_path: Path, body: str) -> Path:
+    """A directory holding an ``openssl`` script, to put first on PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    script = bin_dir / "openssl"
+    script.write_text("#!/bin/sh\n" + body + "\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return bin_dir
+
+
+def test_openssl_missing_from_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    out = tmp_path / "snaps"
+    out.mkdir()
+    with pytest.raises(SnapshotError, match="openssl was not found on PATH"):
+        save_snapshot(out / "a.lns", world(), KEY, iterations=MIN_ITERATIONS)
+    assert not list(out.iterdir())
+
+
+@pytest.mark.parametrize("stage", ["save", "export"])
+def test_a_hung_openssl_is_killed_within_the_timeout(tmp_path: Path, stage: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    marker = f"{300 + os.getpid() % 97}.{time.monotonic_ns() % 10**6}"
+    snaps = tmp_path / "snaps"
+    snaps.mkdir()
+    good = snaps / "good.lns"
+    save_snapshot(good, world(), KEY, iterations=MIN_ITERATIONS)
+    # The script's own child (sleep) holds the pipes too: it must die with it.
+    bin_dir = stand_in(tmp_path, f"sleep {marker}\nexit 0")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    began = time.monotonic()
+    out = tmp_path / "out.rle"
+    with pytest.raises(SnapshotError, match="did not finish within 1 s"):
+        if stage == "save":
+            save_snapshot(snaps / "new.lns", world(), KEY, iterations=MIN_ITERATIONS,
+                          timeout=1.0)
+        else:
+            result = CliRunner().invoke(
+                main, ["snapshot", "export", str(good), "--rle", str(out), "--timeout", "1"],
+                env={KEY_ENV: KEY.secret.decode()})
+            assert result.exit_code == 1
+            raise SnapshotError(result.output.strip())
+    assert time.monotonic() - began < 5
+    assert [p.name for p in snaps.iterdir()] == ["good.lns"]
+    assert not out.exists()
+    assert processes_mentioning(marker) == []
+    assert processes_mentioning(str(bin_dir)) == []
+
+
+@pytest.mark.parametrize("body, message", [
+    ("echo 'enc: bad decrypt' >&2\nexit 3", "failed with status 3: enc: bad decrypt"),
+    ("cat >/dev/null\nexit 0", "gave 0 bytes"),  # a stage that exits 0 on empty output
+])
+def test_a_failing_openssl_is_a_clear_error(tmp_path: Path, body: str, message: str,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = stand_in(tmp_path, body)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    snaps = tmp_path / "snaps"
+    snaps.mkdir()
+    with pytest.raises(SnapshotError, match=message):
+        save_snapshot(snaps / "a.lns", world(), KEY, iterations=MIN_ITERATIONS, timeout=10)
+    assert not list(snaps.iterdir())
+
+
+def test_the_key_is_on_no_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = f"k3y-{os.getpid()}-{time.monotonic_ns()}"
+    key = SnapshotKey(secret.encode())
+    monkeypatch.setenv(KEY_ENV, secret)  # children must not get it in their environment
+    done = threading.Event()
+    seen_openssl = 0
+    leaks: list[bytes] = []
+
+    def watch() -> None:
+        nonlocal seen_openssl
+        while not done.is_set():
+            for entry in Path("/proc").iterdir():
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    cmdline = (entry / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if secret.encode() in cmdline:
+                    leaks.append(cmdline)
+                if b"openssl" in cmdline and b"enc" in cmdline:
+                    seen_openssl += 1
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        state = world(h=512, w=512)
+        for i in range(3):
+            save_snapshot(tmp_path / f"{i}.lns", state, key, iterations=MIN_ITERATIONS)
+            verify_snapshot(tmp_path / f"{i}.lns", key)
+        read_snapshot(tmp_path / "0.lns", key)
+    finally:
+        done.set()
+        watcher.join()
+    assert seen_openssl > 0, "the watcher never saw openssl running"
+    assert leaks == []
+
+
+def test_children_do_not_inherit_the_key_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, "sekrit")
+    assert KEY_ENV not in snap.Children(1, "test")._env
