@@ -41,11 +41,12 @@ def main(log_level: str) -> None:
 
 def _register() -> None:
     from client.commands import status
+    from server.commands.bench import bench
     from server.commands.serve import server
     from server.commands.up import up
     from server.commands.work import worker
 
-    for command in (server, worker, up, status):
+    for command in (server, worker, up, status, bench):
         main.add_command(command)
 
 
