@@ -26,6 +26,7 @@ import zmq
 from server.dispatch import Answer, Batch, Dispatcher
 from shared.errors import Closed, SimulationError
 from shared.grid import Grid, LockingGrid
+from shared.malloc import keep_freed_memory
 from shared.pipeline import ClosableQueue, Outcome
 from shared.rules import Rule
 
@@ -77,6 +78,7 @@ class Engine:
             for i in range(dispatchers)]
 
     def start(self) -> None:
+        keep_freed_memory()  # each step allocates world-sized arrays: reuse, not page faults
         for d in self.dispatchers:
             d.start()
 
