@@ -135,7 +135,8 @@ class Server:
                                    batch_timeout=config.batch_timeout)
         self.engine = Engine(self.context, self.grid, self.rule,
                              dispatchers=config.dispatchers,
-                             tiling=Tiling(*config.tile) if config.tile else None)
+                             tiling=Tiling(*config.tile) if config.tile else None,
+                             workers=self.broker.worker_count)
         self.lobby = PlayerEndpoint(self.context, config.endpoint(config.player_port),
                                     self.status)
         self.publisher: zmq.Socket[Any] | None = None

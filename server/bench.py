@@ -39,7 +39,6 @@ from typing import Any
 import numpy as np
 
 from server.app import Server, ServerConfig
-from server.engine import choose_tiling
 from server.up import _die_with_parent, free_port
 from shared import book
 from shared.errors import ConfigError, SimulationError
@@ -215,9 +214,7 @@ class LifenetRig:
     def step(self, grid: Grid) -> Grid:
         assert self.server is not None
         engine = self.server.engine
-        if engine.grid.codes.shape != grid.codes.shape:
-            engine.tiling = choose_tiling(grid.height, grid.width, len(engine.dispatchers))
-        engine.grid = grid
+        engine.grid = grid  # the engine cuts it from its size and the live workers
         return engine.step()
 
     def close(self) -> None:
