@@ -490,8 +490,9 @@ def plot(report: Report, path: Path) -> None:
                         label=f"{approach} (extrapolated)")
         if section == "io":
             ax.axhline(p.latency * 1000, color="grey", linestyle=":", linewidth=1)
-            ax.annotate("one I/O", (1, p.latency * 1000), xycoords=("axes fraction", "data"),
-                        ha="right", va="bottom", color="grey", fontsize=8)
+            ax.annotate(f"one I/O ({p.latency * 1000:g} ms)", (0.99, p.latency * 1000 * 0.93),
+                        xycoords=("axes fraction", "data"), ha="right", va="top",
+                        color="grey", fontsize=8)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("cells in the world")
