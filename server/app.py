@@ -195,7 +195,8 @@ class Server:
                                    batch_timeout=config.batch_timeout)
         self.engine = Engine(self.context, self.grid, self.rule, generation=generation,
                              dispatchers=config.dispatchers,
-                             tiling=Tiling(*config.tile) if config.tile else None)
+                             tiling=Tiling(*config.tile) if config.tile else None,
+                             workers=self.broker.worker_count)
         self.registry = PlayerRegistry(RegistryConfig(
             energy_cap=config.energy_cap, energy_regen=config.energy_regen,
             grace=config.grace, heartbeat=config.player_heartbeat))

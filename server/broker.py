@@ -200,9 +200,11 @@ class WorkerBroker(threading.Thread):
                 log.debug("dropping a result nobody waits for: %s from %s", key, peer.name)
                 return
             peer.served += 1
+            # The frames as received (validated above): passing zmq Frames on shares their
+            # buffers, where re-encoded memoryviews would be tracked by pyzmq's gc thread.
             dispatch.send_multipart(
-                [dispatcher, b"REPLY", _pack(key), _pack([peer.id, 0.0]),
-                 *protocol.encode(msg)], copy=False)
+                [dispatcher, b"REPLY", _pack(key), _pack([peer.id, 0.0]), *frames[1:]],
+                copy=False)
             return
         if msg.kind is Kind.BYE:
             log.info("worker %s left: %s", peer.name, msg["reason"])

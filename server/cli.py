@@ -41,12 +41,13 @@ def main(log_level: str) -> None:
 
 def _register() -> None:
     from client.commands import bot, status
+    from server.commands.bench import bench
     from server.commands.serve import server
     from server.commands.snapshot import snapshot
     from server.commands.up import up
     from server.commands.work import worker
 
-    for command in (server, worker, up, status, bot, snapshot):
+    for command in (server, worker, up, status, bot, snapshot, bench):
         main.add_command(command)
 
 

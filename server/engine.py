@@ -17,6 +17,7 @@ import math
 import queue
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,10 +27,12 @@ import zmq
 from server.dispatch import Answer, Batch, Dispatcher
 from shared.errors import Closed, SimulationError
 from shared.grid import Grid, LockingGrid
+from shared.malloc import keep_freed_memory
 from shared.pipeline import ClosableQueue, Outcome
 from shared.rules import Rule
 
 MIN_BATCH_CELLS = 1024
+CELLS_PER_BAND = 1 << 20  # below this, another round trip costs more than it saves
 
 
 @dataclass(frozen=True)
@@ -45,14 +48,19 @@ class Tiling:
                 for y in range(0, height, self.h) for x in range(0, width, self.w)]
 
 
-def choose_tiling(height: int, width: int, slots: int) -> Tiling:
+def choose_tiling(height: int, width: int, slots: int, workers: int | None = None) -> Tiling:
     """Full-width bands, about one per dispatch slot, of at least ``MIN_BATCH_CELLS``.
 
     Bands of whole rows are contiguous in the padded world, so they go on the wire
-    without a copy; more bands than slots would only add round trips.
+    without a copy; more bands than slots would only add round trips. When the number
+    of live ``workers`` is known, a band is about ``CELLS_PER_BAND`` cells and there
+    are at most two per worker (its default credit): each band costs a round trip of
+    about a millisecond, which a 1 M-cell band's compute (0.6 ms) does not repay.
     """
     cells = height * width
     bands = max(1, min(slots, cells // MIN_BATCH_CELLS, height))
+    if workers:
+        bands = max(1, min(bands, 2 * workers, math.ceil(cells / CELLS_PER_BAND)))
     return Tiling(math.ceil(height / bands), width)
 
 
@@ -61,11 +69,12 @@ class Engine:
 
     def __init__(self, context: zmq.Context[Any], grid: Grid, rule: Rule, *,
                  generation: int = 0, dispatchers: int = 16, tiling: Tiling | None = None,
-                 max_attempts: int = 5) -> None:
+                 max_attempts: int = 5, workers: Callable[[], int] | None = None) -> None:
         self.grid = grid
         self.rule = rule
         self.generation = generation
-        self.tiling = tiling or choose_tiling(grid.height, grid.width, dispatchers)
+        self.tiling = tiling  # None: chosen every step from the world and the workers
+        self.workers = workers  # how many workers are live now, when known
         self.stop_event = threading.Event()
         self.in_queue: ClosableQueue[Batch] = ClosableQueue(maxsize=2 * dispatchers)
         self.out_queue: queue.Queue[Outcome[Batch, Answer]] = queue.Queue()
@@ -77,6 +86,7 @@ class Engine:
             for i in range(dispatchers)]
 
     def start(self) -> None:
+        keep_freed_memory()  # each step allocates world-sized arrays: reuse, not page faults
         for d in self.dispatchers:
             d.start()
 
@@ -98,7 +108,10 @@ class Engine:
         padded = frozen.padded()
         target = LockingGrid(frozen.height, frozen.width)
         rule = str(self.rule)
-        tiles = self.tiling.cut(frozen.height, frozen.width)
+        tiling = self.tiling or choose_tiling(
+            frozen.height, frozen.width, len(self.dispatchers),
+            self.workers() if self.workers else None)
+        tiles = tiling.cut(frozen.height, frozen.width)
         batches = [
             Batch(self.generation, i, y, x, h, w,
                   np.ascontiguousarray(padded[y:y + h + 2, x:x + w + 2]), target, rule)

@@ -38,6 +38,7 @@ from shared.errors import ConfigError, ProtocolError, RuleError
 from shared.grid import Codes, as_payload
 from shared.kernel import rule_table, step_tile
 from shared.life import step_tile_reference
+from shared.malloc import keep_freed_memory
 from shared.protocol import ErrorCode, Kind, Message
 from shared.rules import Rule, parse_rule
 
@@ -249,4 +250,5 @@ def run_worker(config: WorkerConfig) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    keep_freed_memory()  # tile-sized temporaries would otherwise be page-faulted in anew
     return Worker(config).run()

@@ -4,7 +4,9 @@ A tile arrives with a one-cell halo (its neighbours on the torus), as ``uint8`` 
 codes. The kernel applies the same rule as ``shared.life.game_logic`` to every cell at
 once: neighbour counts from two separable 3-sums, then a rule lookup table. Owners follow
 the same law as the reference: survivors keep theirs; a birth takes its parents'
-majority owner, a tie is neutral. Only births need the vote, so it runs on them alone,
+majority owner, a tie is neutral. Rules with a few live entries (Conway's has three) are
+applied as comparisons of the 3x3 totals instead of a table lookup, which is the
+costliest step in NumPy. Only births need the vote, so it runs on them alone,
 and not at all in a world of neutral cells.
 """
 
@@ -28,23 +30,91 @@ def rule_table(rule: Rule) -> npt.NDArray[np.uint8]:
     return rule.table.astype(np.uint8)
 
 
+BLOCK_CELLS = 1 << 20
+
+
 def step_tile(padded: Codes, table: npt.NDArray[np.uint8]) -> Codes:
-    """The next generation of the inner ``(h, w)`` cells of a ``(h + 2, w + 2)`` tile."""
+    """The next generation of the inner ``(h, w)`` cells of a ``(h + 2, w + 2)`` tile.
+
+    A large tile is computed in blocks of whole rows of about ``BLOCK_CELLS`` cells, so
+    that the temporaries stay in the CPU's caches: at 4096x4096 that is three to four
+    times faster than one pass over the whole tile.
+    """
     if padded.ndim != 2 or padded.shape[0] < 3 or padded.shape[1] < 3:
         raise ValueError(f"a padded tile is at least 3x3, not {padded.shape}")
-    alive = (padded != 0).view(np.uint8)
+    h, w = padded.shape[0] - 2, padded.shape[1] - 2
+    rows = max(1, BLOCK_CELLS // w)
+    if h <= rows:
+        return _step_block(padded, table)
+    out = np.empty((h, w), dtype=np.uint8)
+    for y in range(0, h, rows):
+        end = min(h, y + rows)
+        out[y:end] = _step_block(padded[y:end + 2], table)
+    return out
+
+
+def _step_block(padded: Codes, table: npt.NDArray[np.uint8]) -> Codes:
+    owners = padded.max(initial=0) > 1
+    # A world of neutral cells holds only 0 and 1: its codes are already the liveness.
+    alive = (padded != 0).view(np.uint8) if owners else padded
     rows = alive[:-2] + alive[1:-1]
     rows += alive[2:]
     total = rows[:, :-2] + rows[:, 1:-1]
     total += rows[:, 2:]
     center = alive[1:-1, 1:-1]
-    total += center << 3
-    nxt = table[total]
+    nxt = _next_alive(total, center, table)
+    if not owners:
+        return nxt  # survivors and births are all neutral: code 1
     out = np.maximum(padded[1:-1, 1:-1], 1)
     out *= nxt
-    if padded.max(initial=0) > 1:
-        _vote_births(padded, center, nxt, out)
+    _vote_births(padded, center, nxt, out)
     return out
+
+
+MAX_TERMS = 4
+
+
+def _rule_terms(table: npt.NDArray[np.uint8]) -> list[tuple[int, str]]:
+    """The 3x3 totals that give life, each for ``both`` kinds of cell, ``live`` or ``empty``.
+
+    An empty cell's total is its neighbour count (``table[total]``); a live cell's is one
+    more (``table[total + 8]``). Conway's B3/S23 is two terms: ``total == 3`` for both,
+    ``total == 4`` for live cells.
+    """
+    terms = []
+    for total in range(10):
+        empty = total <= 8 and bool(table[total])
+        live = total >= 1 and bool(table[total + 8])
+        if empty or live:
+            terms.append((total, "both" if empty and live else "live" if live else "empty"))
+    return terms
+
+
+def _next_alive(total: Codes, center: Codes, table: npt.NDArray[np.uint8]) -> Codes:
+    """Next liveness (0/1) from 3x3 totals and the centre cells.
+
+    A rule with few live entries is a handful of comparisons over the tile; indexing the
+    table with a ``uint8`` array costs about four times more (NumPy casts every index to
+    ``intp``), so the lookup is kept for rules with many terms.
+    """
+    terms = _rule_terms(table)
+    if len(terms) > MAX_TERMS:
+        total += center << 3
+        result: Codes = table[total]
+        return result
+    nxt = np.zeros(total.shape, dtype=np.bool_)
+    live = center.view(np.bool_)
+    empty = None
+    for value, who in terms:
+        hit = total == value
+        if who == "live":
+            hit &= live
+        elif who == "empty":
+            if empty is None:
+                empty = ~live
+            hit &= empty
+        nxt |= hit
+    return nxt.view(np.uint8)
 
 
 def _vote_births(padded: Codes, center: Codes, nxt: Codes, out: Codes) -> None:

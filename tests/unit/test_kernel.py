@@ -11,7 +11,7 @@ from hypothesis.extra.numpy import arrays
 from shared.grid import Grid
 from shared.kernel import rule_table, step_grid, step_tile
 from shared.life import simulate, step_tile_reference
-from shared.rules import parse_rule
+from shared.rules import Rule, parse_rule
 
 RULES = ["B3/S23", "B36/S23", "B2/S", "B3678/S34678", "B1357/S1357", "B3/S012345678"]
 
@@ -60,3 +60,21 @@ def test_three_way_tie_is_neutral_and_majority_wins() -> None:
     padded[3, 2] = 3
     out = step_tile(padded, rule_table(parse_rule("B3/S23")))
     assert out[1, 1] == 3
+
+
+rules = st.builds(lambda b, s: parse_rule("B" + "".join(map(str, sorted(b))) + "/S"
+                                          + "".join(map(str, sorted(s)))),
+                  st.sets(st.integers(1, 8)), st.sets(st.integers(0, 8)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.uint8, st.tuples(st.integers(3, 12), st.integers(3, 12)),
+              elements=st.sampled_from([0, 0, 1])),
+       arrays(np.uint8, st.tuples(st.integers(3, 12), st.integers(3, 12)),
+              elements=st.sampled_from([0, 0, 1, 2, 3])), rules)
+def test_any_rule_neutral_or_owned_equals_reference(
+        neutral: np.ndarray, owned: np.ndarray, rule: Rule) -> None:  # type: ignore[type-arg]
+    """Every Life-like rule, whether applied as comparisons or as a table lookup."""
+    for padded in (neutral, owned):
+        assert np.array_equal(step_tile(padded, rule_table(rule)),
+                              step_tile_reference(padded, rule)), str(rule)

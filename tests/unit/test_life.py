@@ -77,3 +77,13 @@ def test_locking_grid_applies_a_batch_once() -> None:
     assert grid.paste_once(7, 1, 1, tile)
     assert not grid.paste_once(7, 0, 0, tile)
     assert grid.population == 4 and grid.applied() == 1
+
+
+def test_padded_wraps_like_np_pad() -> None:
+    rng = np.random.default_rng(5)
+    for h, w in [(1, 1), (1, 2), (2, 1), (3, 2), (5, 7), (16, 9)]:
+        codes = rng.integers(0, 5, size=(h, w), dtype=np.uint8)
+        grid = Grid.from_codes(codes)
+        for halo in (1, 2):
+            assert np.array_equal(grid.padded(halo), np.pad(codes, halo, mode="wrap"))
+        assert np.array_equal(grid.frozen().padded(), np.pad(codes, 1, mode="wrap"))

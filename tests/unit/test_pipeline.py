@@ -48,3 +48,11 @@ def test_choose_tiling_uses_full_width_bands() -> None:
     tiling = choose_tiling(4096, 4096, 16)
     assert tiling.w == 4096 and len(tiling.cut(4096, 4096)) == 16
     assert len(choose_tiling(2, 2, 16).cut(2, 2)) == 1
+
+
+def test_choose_tiling_from_the_workers() -> None:
+    # Two bands per worker at most, and none smaller than it pays for.
+    assert len(choose_tiling(4096, 4096, 16, workers=2).cut(4096, 4096)) == 4
+    assert len(choose_tiling(1024, 1024, 16, workers=2).cut(1024, 1024)) == 1
+    assert len(choose_tiling(2048, 2048, 16, workers=3).cut(2048, 2048)) == 4
+    assert len(choose_tiling(4096, 4096, 2, workers=8).cut(4096, 4096)) == 2

@@ -1,0 +1,529 @@
+"""``lifenet bench``: the book's approaches and lifenet's engine, measured in one run.
+
+Two questions, as in the issue that asked for it:
+
+- **I/O latency** (section ``io``): every cell's ``game_logic`` waits ``latency`` seconds
+  for its own I/O. The book's approaches (``shared.book``: serial, a thread per cell,
+  the ``Queue`` pipeline with 5 threads, ``ThreadPoolExecutor(1000)``, asyncio) and
+  lifenet with real worker processes started with ``--io-latency``. Serial and the
+  5-thread pipeline are measured on the smallest world only and extrapolated linearly
+  beyond (10 000 cells would take them 1000 s and 200 s); such figures say
+  ``measured: false``.
+- **Throughput** (section ``cpu``): random soups with no I/O, through lifenet's workers,
+  against the book's pure-Python ``simulate`` and the in-process NumPy step.
+
+Everything runs in this process tree: lifenet is an in-process ``Server`` (the real
+broker and dispatcher threads) with real ``lifenet worker`` child processes on loopback,
+and every child is ended before ``run_bench`` returns, however it returns.
+
+A figure is the median of ``repeats`` generations, after one warm-up generation where
+it is cheap; each approach's first generation is checked against the NumPy step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from server.app import Server, ServerConfig
+from server.up import _die_with_parent, free_port
+from shared import book
+from shared.errors import ConfigError, SimulationError
+from shared.grid import Grid
+from shared.kernel import step_grid
+from shared.life import simulate
+from shared.rules import CONWAY
+
+Shape = tuple[int, int]
+Progress = Callable[[str], None]
+
+READY_TIMEOUT = 30.0
+STOP_GRACE = 5.0
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What one run measures."""
+
+    name: str
+    latency: float = 0.1
+    io_shapes: tuple[Shape, ...] = ((5, 9), (100, 100), (250, 400), (1000, 1000))
+    book_cells: int = 10_000          # the book's approaches stop here (asyncio, pool, ...)
+    serial_cells: int = 45            # serial and the 5-thread queue stop here
+    python_cells: int = 1 << 20       # the pure-Python step stops here (4096x4096: 50 s)
+    cpu_shapes: tuple[Shape, ...] = ((1024, 1024), (4096, 4096))
+    repeats: int = 3
+    slow_repeats: int = 1             # for serial and the pure-Python step
+    workers: int = 2
+    queue_threads: int = 5
+    pool_threads: int = 1000
+    # Which shape each target is judged on.
+    io_target_shapes: tuple[Shape, Shape] = ((100, 100), (1000, 1000))
+    cpu_target_shapes: tuple[Shape, Shape] = ((1024, 1024), (4096, 4096))
+
+
+QUICK = Profile("quick")
+FULL = Profile("full", repeats=5, slow_repeats=3)
+TINY = Profile("tiny", latency=0.01, io_shapes=((5, 9), (10, 10), (20, 20), (30, 30)),
+               book_cells=100, cpu_shapes=((32, 32), (64, 64)), python_cells=1024, repeats=1,
+               io_target_shapes=((10, 10), (30, 30)), cpu_target_shapes=((32, 32), (64, 64)))
+PROFILES = {p.name: p for p in (QUICK, FULL, TINY)}
+
+BOOK_IO = ("serial", "threads", "queue", "pool", "asyncio")
+
+
+@dataclass
+class Figure:
+    """One measured (or extrapolated) figure: milliseconds per generation."""
+
+    section: str      # "io" or "cpu"
+    approach: str
+    shape: Shape
+    ms: float
+    samples: list[float] = field(default_factory=list)
+    measured: bool = True
+    note: str = ""
+
+    @property
+    def cells(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    @property
+    def key(self) -> str:
+        return figure_key(self.section, self.approach, self.cells)
+
+    def as_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["cells"] = self.cells
+        out["ms_per_generation"] = out.pop("ms")
+        return out
+
+
+def figure_key(section: str, approach: str, cells: int) -> str:
+    return f"{section}/{approach}/{cells}"
+
+
+def expected_keys(profile: Profile) -> list[str]:
+    """Every figure a run of ``profile`` reports."""
+    keys = []
+    for shape in profile.io_shapes:
+        cells = shape[0] * shape[1]
+        if cells <= profile.book_cells:
+            keys += [figure_key("io", a, cells) for a in BOOK_IO]
+        keys.append(figure_key("io", "lifenet", cells))
+    for shape in profile.cpu_shapes:
+        cells = shape[0] * shape[1]
+        keys += [figure_key("cpu", a, cells) for a in ("python", "numpy", "lifenet")]
+    return keys
+
+
+def soup(shape: Shape, seed: int = 1, fill: float = 0.25) -> Grid:
+    rng = np.random.default_rng(seed)
+    return Grid.from_codes(rng.random(shape) < fill)
+
+
+def measure(step: Callable[[Grid], Grid], grid: Grid, repeats: int,
+            warmup: bool) -> list[float]:
+    """Milliseconds of ``repeats`` successive generations; the first is checked."""
+    expected = step_grid(grid, CONWAY)
+    began = time.perf_counter()
+    got = step(grid)
+    first = (time.perf_counter() - began) * 1000
+    if got != expected:
+        raise SimulationError("a benchmarked step differs from the NumPy step")
+    samples = [] if warmup else [first]
+    grid = got
+    while len(samples) < repeats:
+        began = time.perf_counter()
+        grid = step(grid)
+        samples.append((time.perf_counter() - began) * 1000)
+    return samples
+
+
+# -- lifenet in this process tree ------------------------------------------------------
+
+
+class LifenetRig:
+    """An in-process ``Server`` and ``workers`` real worker processes on loopback."""
+
+    def __init__(self, workers: int, io_latency: float = 0.0, log: Path | None = None,
+                 dispatchers: int = 16) -> None:
+        self.workers = workers
+        self.io_latency = io_latency
+        self.dispatchers = dispatchers
+        self.log = log
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.server: Server | None = None
+
+    def __enter__(self) -> LifenetRig:
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start(self) -> None:
+        port = free_port()
+        endpoint = f"tcp://127.0.0.1:{port}"
+        argv = ["worker", "--connect", endpoint]
+        if self.io_latency:
+            argv += ["--io-latency", str(self.io_latency)]
+        # Workers first: spawning from a process without ZeroMQ's threads yet is safest,
+        # and a worker simply retries its connection until the server binds.
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            for i in range(self.workers):
+                self.procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "server", "--log-level", "warning", *argv,
+                     "--name", f"bench-{i + 1}"],
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent if sys.platform == "linux" else None))
+        finally:
+            if not isinstance(out, int):
+                out.close()
+        self.server = Server(ServerConfig(
+            worker_port=port, player_port=free_port(), frame_port=free_port(), size=(8, 8),
+            fill=0.0, tick=0.0, batch_timeout=30.0, dispatchers=self.dispatchers))
+        self.server.start()
+        deadline = time.monotonic() + READY_TIMEOUT
+        while self.server.broker.worker_count() < self.workers:
+            dead = [p.pid for p in self.procs if p.poll() is not None]
+            if dead or time.monotonic() > deadline:
+                raise ConfigError(f"bench workers did not join (exited: {dead}; "
+                                  f"log: {self.log})")
+            time.sleep(0.02)
+
+    def step(self, grid: Grid) -> Grid:
+        assert self.server is not None
+        engine = self.server.engine
+        engine.grid = grid  # the engine cuts it from its size and the live workers
+        return engine.step()
+
+    def close(self) -> None:
+        """End every worker this rig started (SIGTERM, then SIGKILL), then the server."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        for proc in self.procs:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+
+
+# -- the run ---------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    profile: Profile
+    figures: dict[str, Figure] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+    def add(self, figure: Figure) -> None:
+        self.figures[figure.key] = figure
+
+    def get(self, section: str, approach: str, shape: Shape) -> Figure | None:
+        return self.figures.get(figure_key(section, approach, shape[0] * shape[1]))
+
+    def ratios(self) -> dict[str, float]:
+        """How many times faster than a baseline, for every figure that has one."""
+        out: dict[str, float] = {}
+        for f in self.figures.values():
+            base = self.get(f.section, "serial" if f.section == "io" else "python", f.shape)
+            if base is not None and f is not base and f.ms > 0:
+                out[f"{f.key} vs {base.approach}"] = base.ms / f.ms
+            if f.section == "cpu" and f.approach == "lifenet":
+                numpy = self.get("cpu", "numpy", f.shape)
+                if numpy is not None and f.ms > 0:
+                    out[f"{f.key} vs numpy"] = numpy.ms / f.ms
+        return out
+
+    def targets(self) -> list[dict[str, Any]]:
+        """The issue's targets, each judged on this run's figures."""
+        p = self.profile
+        io_mid, io_big = p.io_target_shapes
+        cpu_small, cpu_big = p.cpu_target_shapes
+        checks: list[tuple[str, Figure | None, Figure | None, str, float]] = [
+            ("io: 10 000 cells <= 130 ms", self.get("io", "lifenet", io_mid), None, "ms", 130),
+            ("io: 1 000 000 cells <= 1 s", self.get("io", "lifenet", io_big), None, "ms", 1000),
+            ("cpu: 1024x1024 >= 100x pure Python", self.get("cpu", "lifenet", cpu_small),
+             self.get("cpu", "python", cpu_small), "ratio", 100),
+            ("cpu: 1024x1024 >= 0.25x in-process NumPy",
+             self.get("cpu", "lifenet", cpu_small), self.get("cpu", "numpy", cpu_small),
+             "ratio", 0.25),
+            ("cpu: 4096x4096 <= 100 ms", self.get("cpu", "lifenet", cpu_big), None, "ms", 100),
+        ]
+        out = []
+        for name, fig, base, kind, limit in checks:
+            if fig is None or (kind == "ratio" and base is None):
+                continue
+            if kind == "ms":
+                value, met = fig.ms, fig.ms <= limit
+            else:
+                assert base is not None
+                value = base.ms / fig.ms
+                met = value >= limit
+            out.append({"target": name, "figure": fig.key, "shape": list(fig.shape),
+                        "value": value, "limit": limit, "met": met})
+        return out
+
+    def as_json(self, command: str) -> dict[str, Any]:
+        return {
+            "command": command,
+            "profile": asdict(self.profile),
+            "machine": machine(),
+            "wall_s": self.wall_s,
+            "figures": {k: f.as_json() for k, f in self.figures.items()},
+            "ratios": self.ratios(),
+            "targets": self.targets(),
+        }
+
+
+def count_steps(profile: Profile) -> int:
+    return len(expected_keys(profile)) + 2  # and starting each lifenet rig
+
+
+def run_bench(profile: Profile, progress: Progress = lambda _: None,
+              log: Path | None = None) -> Report:
+    """Measure every figure of ``profile``; every child process is ended on return."""
+    began = time.perf_counter()
+    report = Report(profile)
+    if log is None:
+        log = Path(tempfile.gettempdir()) / f"lifenet-bench-{os.getpid()}.log"
+    _run_cpu(profile, report, progress, log)
+    _run_io(profile, report, progress, log)
+    report.wall_s = time.perf_counter() - began
+    return report
+
+
+def _run_cpu(p: Profile, report: Report, progress: Progress, log: Path) -> None:
+    for shape in p.cpu_shapes:
+        progress(f"cpu numpy {shape[0]}x{shape[1]}")
+        samples = measure(lambda g: step_grid(g, CONWAY), soup(shape), p.repeats, True)
+        report.add(Figure("cpu", "numpy", shape, statistics.median(samples), samples,
+                          note="shared.kernel.step_grid in this process"))
+    for shape in p.cpu_shapes:
+        progress(f"cpu pure Python {shape[0]}x{shape[1]}")
+        cells = shape[0] * shape[1]
+        base = report.get("cpu", "python", p.cpu_shapes[0])
+        if cells > p.python_cells and base is not None:
+            report.add(Figure("cpu", "python", shape, base.ms * cells / base.cells,
+                              measured=False, note=f"extrapolated from {base.cells} cells"))
+            continue
+        samples = measure(lambda g: simulate(g, CONWAY), soup(shape), p.slow_repeats, False)
+        report.add(Figure("cpu", "python", shape, statistics.median(samples), samples,
+                          note="shared.life.simulate, the book's step"))
+    progress(f"starting lifenet with {p.workers} workers")
+    with LifenetRig(p.workers, log=log) as rig:
+        for shape in p.cpu_shapes:
+            progress(f"cpu lifenet {shape[0]}x{shape[1]}")
+            samples = measure(rig.step, soup(shape), p.repeats, True)
+            report.add(Figure("cpu", "lifenet", shape, statistics.median(samples), samples,
+                              note=f"{p.workers} worker processes"))
+
+
+def _run_io(p: Profile, report: Report, progress: Progress, log: Path) -> None:
+    small = p.io_shapes[0]
+    for shape in p.io_shapes:
+        cells = shape[0] * shape[1]
+        if cells > p.book_cells:
+            continue
+        for name in BOOK_IO:
+            progress(f"io {name} {cells} cells")
+            kwargs = {"queue": {"threads": p.queue_threads},
+                      "pool": {"max_workers": p.pool_threads}}.get(name, {})
+            slow = name in ("serial", "queue")
+            if slow and cells > p.serial_cells:
+                base = report.get("io", name, small)
+                assert base is not None
+                report.add(Figure("io", name, shape, base.ms * cells / base.cells,
+                                  measured=False,
+                                  note=f"extrapolated from {base.cells} cells"))
+                continue
+            approach = book.APPROACHES[name](CONWAY, p.latency, **kwargs)
+            try:
+                samples = measure(approach.step, soup(shape),
+                                  p.slow_repeats if slow else p.repeats, not slow)
+            finally:
+                approach.close()
+            report.add(Figure("io", name, shape, statistics.median(samples), samples,
+                              note=_BOOK_NOTES[name].format(p=p)))
+    progress(f"starting lifenet with {p.workers} workers, --io-latency {p.latency:g}")
+    with LifenetRig(p.workers, io_latency=p.latency, log=log) as rig:
+        for shape in p.io_shapes:
+            progress(f"io lifenet {shape[0] * shape[1]} cells")
+            samples = measure(rig.step, soup(shape), p.repeats, True)
+            report.add(Figure("io", "lifenet", shape, statistics.median(samples), samples,
+                              note=f"{p.workers} worker processes"))
+
+
+_BOOK_NOTES = {
+    "serial": "item 56: one cell after another",
+    "threads": "item 57: a Thread per cell, LockingGrid",
+    "queue": "item 58: Queue pipeline, {p.queue_threads} StoppableWorker threads",
+    "pool": "item 59: ThreadPoolExecutor({p.pool_threads})",
+    "asyncio": "item 60: a coroutine per cell, one event loop",
+}
+
+
+# -- the machine, the table, the plot --------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    import zmq
+
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpus": os.cpu_count(), "cpu_model": model or platform.processor(),
+        "python": platform.python_version(), "numpy": np.__version__,
+        "pyzmq": zmq.__version__, "libzmq": zmq.zmq_version(),
+        "platform": platform.platform(),
+    }
+
+
+def _cells_text(cells: int) -> str:
+    return f"{cells:,}".replace(",", " ")
+
+
+def _ms_text(ms: float) -> str:
+    text = f"{ms:,.1f}" if ms < 10_000 else f"{ms / 1000:,.0f} s"
+    return text.replace(",", " ")
+
+
+def table(report: Report) -> str:
+    """The figures as a plain-text table, with each one's ratio to its baseline."""
+    lines = []
+    p = report.profile
+    sections = {"io": f"{p.latency * 1000:g} ms of I/O in every cell",
+                "cpu": "no I/O: random soups"}
+    for section, title in sections.items():
+        base_name = "serial" if section == "io" else "python"
+        lines.append(f"{title} (ms per generation, median of {p.repeats}; "
+                     f"x = times faster than {base_name})")
+        lines.append(f"  {'approach':<9} {'cells':>11} {'ms/gen':>12} {'x':>10}  note")
+        figures = sorted((f for f in report.figures.values() if f.section == section),
+                         key=lambda f: (f.cells, list(report.figures).index(f.key)))
+        for f in figures:
+            base = report.get(section, base_name, f.shape)
+            ratio = "-"
+            if base is not None and f.ms > 0:
+                ratio = f"{base.ms / f.ms:,.1f}".replace(",", " ")
+            ms = _ms_text(f.ms) + ("*" if not f.measured else "")
+            extra = ""
+            if section == "cpu" and f.approach == "lifenet":
+                numpy = report.get("cpu", "numpy", f.shape)
+                if numpy is not None:
+                    extra = f"; {numpy.ms / f.ms:.2f}x NumPy"
+            lines.append(f"  {f.approach:<9} {_cells_text(f.cells):>11} {ms:>12} "
+                         f"{ratio:>10}  {f.note}{extra}")
+        lines.append("")
+    lines.append("  * extrapolated linearly from the smallest world measured")
+    lines.append("")
+    lines.append("targets")
+    for t in report.targets():
+        unit = "ms" if "ms" in t["target"] or " s" in t["target"] else "x"
+        lines.append(f"  {'met    ' if t['met'] else 'NOT MET'} {t['target']:<42} "
+                     f"{t['value']:.2f} {unit}")
+    lines.append(f"\nwall time {report.wall_s:.1f} s")
+    return "\n".join(lines)
+
+
+def plot(report: Report, path: Path) -> None:
+    """ms per generation against cells, log-log, one line per approach; needs matplotlib."""
+    try:
+        import matplotlib
+    except ImportError as e:
+        raise ConfigError("--plot needs matplotlib: pip install 'lifenet[bench]'") from e
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    p = report.profile
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
+    titles = {"io": f"{p.latency * 1000:g} ms of I/O in every cell",
+              "cpu": "no I/O (random soups)"}
+    for ax, (section, title) in zip(axes, titles.items(), strict=True):
+        approaches = dict.fromkeys(f.approach for f in report.figures.values()
+                                   if f.section == section)
+        for approach in approaches:
+            figs = sorted((f for f in report.figures.values()
+                           if f.section == section and f.approach == approach),
+                          key=lambda f: f.cells)
+            measured = [f for f in figs if f.measured]
+            line = ax.plot([f.cells for f in measured], [f.ms for f in measured], "o-",
+                           label=approach, linewidth=2 if approach == "lifenet" else 1.2)[0]
+            guessed = [f for f in figs if not f.measured]
+            if guessed:
+                last = measured[-1:] if measured else []
+                ax.plot([f.cells for f in last + guessed], [f.ms for f in last + guessed],
+                        "o--", mfc="none", color=line.get_color(),
+                        label=f"{approach} (extrapolated)")
+        if section == "io":
+            ax.axhline(p.latency * 1000, color="grey", linestyle=":", linewidth=1)
+            ax.annotate(f"one I/O ({p.latency * 1000:g} ms)", (0.99, p.latency * 1000 * 0.93),
+                        xycoords=("axes fraction", "data"), ha="right", va="top",
+                        color="grey", fontsize=8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("cells in the world")
+        ax.set_ylabel("ms per generation")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    m = machine()
+    fig.suptitle(f"lifenet bench ({p.name}): {p.workers} workers; {m['cpus']} x "
+                 f"{m['cpu_model']}, Python {m['python']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+@contextlib.contextmanager
+def progress_bar(total: int) -> Iterator[Progress]:
+    """A plain progress bar on stderr; yields the function that advances it."""
+    import click
+
+    with click.progressbar(length=total, label="lifenet bench", file=sys.stderr,
+                           show_eta=False, item_show_func=lambda s: s,
+                           width=24) as bar:
+        started = [False]
+
+        def advance(label: str) -> None:
+            if started[0]:
+                bar.update(1, label)
+            else:
+                started[0] = True
+                bar.update(0, label)
+
+        yield advance
+        bar.update(1, "done")
