@@ -147,6 +147,7 @@ class Project:
         self.player_port = free_port()
         self.frame_port = free_port()
         self.log_dir = log_dir
+        self.files = [COMPOSE_FILE]
         # Fast heartbeats so that a lost worker is noticed in 1.5 s; a small world.
         self.env = docker_env(
             LIFENET_IMAGE=image, LIFENET_PLAYER_PORT=str(self.player_port),
@@ -156,7 +157,8 @@ class Project:
 
     def __call__(self, *args: str, timeout: float = 180.0,
                  check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run([*self.compose, "-p", self.name, "-f", str(COMPOSE_FILE), *args],
+        files = [word for path in self.files for word in ("-f", str(path))]
+        return run([*self.compose, "-p", self.name, *files, *args],
                    timeout=timeout, env=self.env, check=check)
 
     def containers(self, service: str | None = None, *, stopped: bool = False) -> list[str]:

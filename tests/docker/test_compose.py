@@ -8,6 +8,7 @@ their commands.
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from server.app import ServerConfig, build_world
 from shared.life import simulate_many
 from shared.rle import parse_rle
 from shared.rules import CONWAY
-from tests.conftest import Processes, wait_for
+from tests.conftest import ROOT, Processes, wait_for
 from tests.docker.conftest import Project, image_has_command, run, wait_status
 
 pytestmark = pytest.mark.docker
@@ -146,3 +147,22 @@ def test_snapshots_land_on_the_volume_and_verify(project: Project) -> None:
     names = wait_for(snapshots, 60, 0.5, "a snapshot in /data/snapshots")
     project("exec", "-T", "server", "lifenet", "snapshot", "verify",
             f"/data/snapshots/{names[0]}")
+
+
+@pytest.mark.timeout(120, func_only=True)
+def test_the_snapshot_key_as_a_secret_is_readable_by_the_server_only(project: Project,
+                                                                     tmp_path: Path) -> None:
+    key = tmp_path / "snapshot.key"
+    key.write_text(secrets.token_hex(16))
+    if os.geteuid() == 0:
+        os.chown(key, 10001, 10001)  # the image's lifenet user, as the README says
+        key.chmod(0o400)
+    else:
+        key.chmod(0o444)
+    project.env.update(LIFENET_SNAPSHOT_KEY_FILE=str(key))
+    project.files.append(ROOT / "docker-compose.secret.yml")
+    project("up", "-d", "--scale", "worker=1")
+    read = project("exec", "-T", "server", "sh", "-c", 'cat "$LIFENET_SERVER_KEY_FILE"')
+    assert read.stdout.strip() == key.read_text()
+    assert project("exec", "-T", "worker", "sh", "-c", "ls /run/secrets",
+                   check=False).stdout.strip() == ""
