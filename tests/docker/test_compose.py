@@ -137,6 +137,7 @@ def test_snapshots_land_on_the_volume_and_verify(project: Project) -> None:
     if not image_has_command(image, "snapshot"):
         pytest.skip("the image has no `lifenet snapshot` yet (the snapshot issue)")
     project.env.update(LIFENET_SNAPSHOT_KEY=secrets.token_hex(16),
+                       LIFENET_SERVER_SNAPSHOT_DIR="/data/snapshots",
                        LIFENET_SERVER_SNAPSHOT_EVERY="5")
     project("up", "-d", "--scale", "worker=1")
 
