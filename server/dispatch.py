@@ -26,7 +26,7 @@ import zmq
 from server.broker import DISPATCH_ENDPOINT
 from shared import protocol
 from shared.errors import Closed, ProtocolError, SimulationError
-from shared.grid import Codes, LockingGrid, as_payload
+from shared.grid import Codes, LockingGrid, as_payload, unpack_bits
 from shared.pipeline import ClosableQueue, Outcome, StoppableWorker
 from shared.protocol import Kind
 
@@ -43,9 +43,11 @@ class Batch:
     x: int
     h: int
     w: int
-    tile: Codes          # (h + 2, w + 2) cell codes, C-contiguous
+    tile: Codes          # (h + 2, w + 2) cell codes, C-contiguous, or their pack_bits
     target: LockingGrid  # the next generation, written by fan-in
     rule: str
+    packed: bool = False  # every cell is 0 or 1: one bit a cell on the wire
+    tile_max: int = 1     # the largest code in the tile (an answer cannot exceed it)
 
     @property
     def cells(self) -> tuple[int, int, int, int]:
@@ -111,7 +113,7 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
         msg = protocol.message(
             Kind.BATCH, [as_payload(batch.tile)], gen=batch.gen,
             batch=batch.index, attempt=attempt, y=batch.y, x=batch.x, h=batch.h, w=batch.w,
-            rule=batch.rule)
+            rule=batch.rule, **({"packed": True} if batch.packed else {}))
         self.sock.send_multipart(
             [b"SEND", msgpack.packb([batch.gen, batch.index, attempt]), msgpack.packb(exclude),
              *protocol.encode(msg)], copy=False)
@@ -161,10 +163,15 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
         if msg.kind is not Kind.RESULT or (msg["h"], msg["w"]) != (batch.h, batch.w):
             return f"result of shape {msg.body.get('h')}x{msg.body.get('w')}, " \
                    f"expected {batch.h}x{batch.w}"
-        codes = np.frombuffer(msg.payloads[0], dtype=np.uint8).reshape(batch.h, batch.w)
-        # Every live code of the next generation is a survivor's or a parent's, or neutral.
-        if int(codes.max(initial=0)) > max(int(batch.tile.max(initial=0)), 1):
-            return "result has owners that are not in the tile"
+        if msg.body.get("packed", False) != batch.packed:
+            return "result packed differently from its batch"
+        if batch.packed:
+            codes = unpack_bits(msg.payloads[0], (batch.h, batch.w))
+        else:
+            codes = np.frombuffer(msg.payloads[0], dtype=np.uint8).reshape(batch.h, batch.w)
+            # Every live code of the next generation is a survivor's, a parent's, or neutral.
+            if int(codes.max(initial=0)) > max(batch.tile_max, 1):
+                return "result has owners that are not in the tile"
         min_wait = None
         if len(msg.payloads) > 1:
             min_wait = float(np.frombuffer(msg.payloads[1], dtype=np.float32).min())

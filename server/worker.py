@@ -35,7 +35,7 @@ import zmq
 
 from shared import protocol
 from shared.errors import ConfigError, ProtocolError, RuleError
-from shared.grid import Codes, as_payload
+from shared.grid import Codes, as_payload, pack_bits, unpack_bits
 from shared.kernel import rule_table, step_tile
 from shared.life import step_tile_reference
 from shared.malloc import keep_freed_memory
@@ -97,7 +97,11 @@ class Worker:
         except RuleError as e:
             return protocol.error(ErrorCode.BAD_FIELD, str(e), "batch", ref)
         h, w = msg["h"], msg["w"]
-        tile = np.frombuffer(msg.payloads[0], dtype=np.uint8).reshape(h + 2, w + 2)
+        packed = msg.body.get("packed", False)
+        if packed:
+            tile = unpack_bits(msg.payloads[0], (h + 2, w + 2))
+        else:
+            tile = np.frombuffer(msg.payloads[0], dtype=np.uint8).reshape(h + 2, w + 2)
         started = time.perf_counter()
         out: Codes
         if self.config.kernel == "python":
@@ -105,9 +109,11 @@ class Worker:
         else:
             out = step_tile(tile, table)
         compute_ms = (time.perf_counter() - started) * 1000
-        return protocol.message(Kind.RESULT, [as_payload(out)], gen=msg["gen"],
+        # A neutral tile's next generation is neutral too: it goes back packed.
+        payload = pack_bits(out) if packed else out
+        return protocol.message(Kind.RESULT, [as_payload(payload)], gen=msg["gen"],
                                 batch=msg["batch"], attempt=msg["attempt"], h=h, w=w,
-                                compute_ms=compute_ms)
+                                compute_ms=compute_ms, **({"packed": True} if packed else {}))
 
     def _rule(self, text: str) -> tuple[Rule, Any]:
         if text not in self.tables:

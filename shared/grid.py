@@ -38,6 +38,19 @@ def as_payload(array: npt.NDArray[Any]) -> memoryview:
     return np.ascontiguousarray(array).data.cast("B")
 
 
+def pack_bits(codes: Codes) -> Codes:
+    """A world of neutral cells only (codes 0 and 1), eight cells to a byte."""
+    packed: Codes = np.packbits(codes.reshape(-1))
+    return packed
+
+
+def unpack_bits(data: Any, shape: tuple[int, int]) -> Codes:
+    """The codes of ``pack_bits``, from any buffer, as a fresh ``shape`` array."""
+    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), count=shape[0] * shape[1])
+    unpacked: Codes = bits.reshape(shape)
+    return unpacked
+
+
 def code_of(state: str, owner: int = NEUTRAL) -> int:
     """The cell code for a state and an owner."""
     if state == EMPTY:

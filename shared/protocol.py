@@ -183,13 +183,19 @@ _SIDE = Int(1, MAX_SIDE)
 _POS = Int(0, MAX_SIDE - 1)
 
 
+def tile_bytes(cells: int, packed: bool) -> int:
+    """Bytes of a tile's codes on the wire: one a cell, or one bit a cell when packed."""
+    return (cells + 7) // 8 if packed else cells
+
+
 def _batch_sizes(body: dict[str, Any]) -> Sequence[int]:
-    return [(body["h"] + 2) * (body["w"] + 2)]
+    return [tile_bytes((body["h"] + 2) * (body["w"] + 2), body.get("packed", False))]
 
 
 def _result_sizes(body: dict[str, Any]) -> Sequence[int]:
     cells = body["h"] * body["w"]
-    return [cells, 4 * cells]  # codes, then (optional) float32 per-cell I/O waits
+    # codes, then (optional) float32 per-cell I/O waits
+    return [tile_bytes(cells, body.get("packed", False)), 4 * cells]
 
 
 def _frame_sizes(body: dict[str, Any]) -> Sequence[int]:
@@ -227,11 +233,11 @@ SCHEMAS: dict[Kind, Schema] = {
         "gen": _GEN, "batch": Int(), "attempt": Int(0, 1 << 16),
         "y": _POS, "x": _POS, "h": _SIDE, "w": _SIDE,
         "rule": Str(32, 1),
-    }, payloads=(1, 1), payload_sizes=_batch_sizes),
+    }, optional={"packed": Bool()}, payloads=(1, 1), payload_sizes=_batch_sizes),
     Kind.RESULT: Schema({
         "gen": _GEN, "batch": Int(), "attempt": Int(0, 1 << 16),
         "h": _SIDE, "w": _SIDE,
-    }, optional={"compute_ms": Float(0.0, 1e7)},
+    }, optional={"compute_ms": Float(0.0, 1e7), "packed": Bool()},
         payloads=(1, 2), payload_sizes=_result_sizes),
     Kind.BYE: Schema({"reason": Str(MAX_REASON)}),
     Kind.ERROR: Schema({
