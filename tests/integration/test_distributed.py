@@ -160,3 +160,12 @@ def test_worker_reconnects_when_the_server_comes_back(make_server: MakeServer,
     wait_for(lambda: again.broker.worker_count() == 1, 20, what="the worker to come back")
     expected = simulate(again.engine.grid.copy(), again.rule)
     assert again.engine.step() == expected
+
+
+def test_workers_with_the_books_per_cell_kernel(make_server: MakeServer,
+                                                processes: Processes) -> None:
+    """`--kernel python` runs count_neighbors and game_logic cell by cell: same world."""
+    server = make_server(size=(12, 14), tile=(5, 14), rule=parse_rule("B36/S23"))
+    start_workers(processes, server, 2, "--kernel", "python")
+    expected = random_world(server, seed=21)
+    run_and_compare(server, expected, 6)
