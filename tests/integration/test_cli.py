@@ -147,3 +147,14 @@ def _alive(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_up_with_bots_plays_and_writes_their_colours(tmp_path: Path) -> None:
+    out = tmp_path / "out.rle"
+    result = lifenet("up", "--headless", "--workers", "2", "--bots", "3", "--size", "48x48",
+                     "--fill", "0", "--tick", "0.05", "--generations", "60", "--energy-regen",
+                     "50", "--out", str(out), *ports())
+    assert result.returncode == 0, result.stderr
+    codes = parse_rle(out.read_text()).codes
+    # The bots joined as players 1..3 and placed patterns in their colours (codes 2..4).
+    assert set(np.unique(codes).tolist()) & {2, 3, 4}, out.read_text()
