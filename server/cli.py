@@ -40,12 +40,12 @@ def main(log_level: str) -> None:
 
 
 def _register() -> None:
-    from client.commands import bot, status
+    from client.commands import bot, client_command, status
     from server.commands.serve import server
     from server.commands.up import up
     from server.commands.work import worker
 
-    for command in (server, worker, up, status, bot):
+    for command in (server, worker, up, status, bot, client_command):
         main.add_command(command)
 
 
