@@ -52,7 +52,7 @@ from textual.screen import ModalScreen
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Footer, Static
-from textual.worker import Worker, WorkerFailed
+from textual.worker import Worker, WorkerFailed, get_current_worker
 
 from client.bot import STRATEGIES, Bot, Decide
 from client.session import FrameView, GameLogicRequest, PlayerSession
@@ -170,6 +170,7 @@ class Network:
         self.lock = threading.Lock()
         self.state = NetState()
         self._pending = False  # a Changed message is on its way to the UI
+        self.cancelled: Callable[[], bool] = lambda: False
 
     def take(self) -> NetState:
         """The latest state (UI thread); the next change posts ``Changed`` again."""
@@ -185,7 +186,10 @@ class Network:
         if post:
             self.post(Changed())
 
-    def run(self) -> None:
+    def run(self, cancelled: Callable[[], bool] = lambda: False) -> None:
+        """Join, then play until ``stop`` is set or ``cancelled()`` (the app is exiting
+        some other way than ``q``: its workers are cancelled); then leave."""
+        self.cancelled = cancelled
         context: zmq.Context[Any] = zmq.Context()
         session = PlayerSession(self.connect, self.name, timeout=self.timeout, context=context)
         view: FrameView | None = None
@@ -215,7 +219,7 @@ class Network:
         poller.register(session.sock, zmq.POLLIN)
         poller.register(view.sock, zmq.POLLIN)
         next_ping = 0.0
-        while not self.stop.is_set():
+        while not self.stop.is_set() and not self.cancelled():
             poller.poll(POLL_MS)
             self._answer(session, bot)  # first: the requests have a deadline
             if view.poll(0) and view.codes is not None:
@@ -514,7 +518,8 @@ class LifenetClient(App[str | None]):
 
     @work(thread=True, name="network", exit_on_error=False)
     def _network(self) -> None:
-        self.network.run()
+        worker = get_current_worker()
+        self.network.run(lambda: worker.is_cancelled)
 
     # -- from the network thread --------------------------------------------------------------
 
