@@ -1,4 +1,4 @@
-"""``lifenet status`` and ``lifenet bot``: clients of the player endpoint."""
+"""``lifenet status``, ``lifenet bot`` and ``lifenet client``: clients of the player endpoint."""
 
 from __future__ import annotations
 
@@ -59,3 +59,32 @@ def bot(connect: str, count: int, strategy: str, name: str, seed: int | None,
                     seconds=seconds)
     click.echo(f"{len(bots)} bots: answered {sum(b.answered for b in bots)} requests, "
                f"placed {sum(b.placed for b in bots)} patterns", err=True)
+
+
+# The policies are listed here, not imported from client.tui, so that only `lifenet client`
+# pays for importing Textual (the worker and server start without it).
+POLICY_NAMES = ["follow", "defend", "border"]
+
+
+@click.command("client")
+@click.option("--connect", default="127.0.0.1",
+              help="The server's player endpoint: HOST, HOST:PORT or tcp://HOST:PORT.")
+@click.option("--name", default="player", help="Your name on the scoreboard.")
+@click.option("--token", default=None,
+              help="Rejoin as the player this session token belongs to (printed on exit).")
+@click.option("--policy", type=click.Choice(POLICY_NAMES), default="follow",
+              help="How your cells answer the server's per-cell requests (d switches).")
+@click.option("--timeout", type=click.FloatRange(0.1), default=5.0,
+              help="Seconds to wait for the server's answers.")
+def client_command(connect: str, name: str, token: str | None, policy: str,
+                   timeout: float) -> None:
+    """Play in a terminal: the live world, a cursor, patterns to place, the scoreboard."""
+    from client.tui import LifenetClient
+
+    app = LifenetClient(connect, name, token=token, policy=policy, timeout=timeout)
+    token = app.run()
+    if app.failure:
+        raise click.ClickException(app.failure)
+    if token:
+        click.echo(f"session token {token} (rejoin within the grace period with "
+                   f"--token {token})")

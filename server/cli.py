@@ -40,14 +40,14 @@ def main(log_level: str) -> None:
 
 
 def _register() -> None:
-    from client.commands import bot, status
+    from client.commands import bot, client_command, status
     from server.commands.bench import bench
     from server.commands.serve import server
     from server.commands.snapshot import snapshot
     from server.commands.up import up
     from server.commands.work import worker
 
-    for command in (server, worker, up, status, bot, snapshot, bench):
+    for command in (server, worker, up, status, bot, client_command, snapshot, bench):
         main.add_command(command)
 
 

@@ -13,17 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from shared.colours import colour
 from shared.grid import Codes
 
-# 256-colour palette: index 0 empty, 1 neutral, then one colour per player.
-_EMPTY_BG = 234
-_PALETTE = [_EMPTY_BG, 252, 203, 75, 113, 221, 177, 80, 209, 141, 120, 215, 39, 198]
-
-
-def colour(code: int) -> int:
-    if code < len(_PALETTE):
-        return _PALETTE[code]
-    return 17 + (code * 37) % 214
+__all__ = ["ENTER", "LEAVE", "colour", "render"]
 
 
 def render(codes: Codes, info: dict[str, Any], columns: int | None = None,

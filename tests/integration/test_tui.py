@@ -1,0 +1,363 @@
+"""The terminal client, driven headless by Textual's pilot against a real server.
+
+Each test runs the real ``LifenetClient`` (its network thread, its sockets) with
+``App.run_test()`` against an in-process server with one real worker process. The test
+steps the server itself (``server.advance()``), so "the next generation" is exact; the
+server waits for the client's per-cell answers (a long decision window that closes as
+soon as every asked player answered), so the policy's effect is exact too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import numpy as np
+import pytest
+import zmq
+from textual.pilot import Pilot
+
+from client.commands import POLICY_NAMES
+from client.session import FrameView, PlayerSession
+from client.tui import POLICIES, HelpScreen, LifenetClient
+from server.app import Server
+from shared import protocol
+from shared.colours import colour
+from shared.palette import palette
+from tests.conftest import Processes, free_port
+from tests.integration.conftest import MakeServer, start_workers
+
+pytestmark = pytest.mark.integration
+
+T = TypeVar("T")
+Scenario = Callable[[LifenetClient, Pilot[Any]], Coroutine[Any, Any, None]]
+
+
+def play(server: Server, scenario: Scenario, size: tuple[int, int] = (110, 36),
+         **kwargs: Any) -> LifenetClient:
+    """Run ``scenario`` in a headless client of ``server``; the app is quit at the end."""
+    app = LifenetClient(server.lobby.bound_endpoint, kwargs.pop("name", "alice"), **kwargs)
+
+    async def run() -> None:
+        async with app.run_test(size=size) as pilot:
+            await scenario(app, pilot)
+            if app.is_running:
+                await pilot.press("q")
+
+    asyncio.run(run())
+    return app
+
+
+async def until(pilot: Pilot[Any], condition: Callable[[], T], what: str,
+                timeout: float = 10.0) -> T:
+    """Let the app run until ``condition()`` is truthy; fail the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        await pilot.pause(0.02)
+    return value
+
+
+async def joined(app: LifenetClient, pilot: Pilot[Any]) -> None:
+    await until(pilot, lambda: app.welcome, "the client to join")
+
+
+async def advance(app: LifenetClient, pilot: Pilot[Any], server: Server, n: int = 1) -> None:
+    """Step the server ``n`` generations and wait until the client shows the last one.
+
+    The first frame can be lost while the subscription travels to the publisher, so
+    this steps again until the client has a world at all.
+    """
+    for _ in range(n):
+        server.advance()
+    for _ in range(50):
+        if app.state.gen >= 0:
+            break
+        await pilot.pause(0.05)
+        if app.state.gen < 0:
+            server.advance()
+    gen = server.engine.generation
+    await until(pilot, lambda: app.state.gen >= gen, f"the client to show generation {gen}")
+
+
+def cells_of(codes: Any, code: int) -> set[tuple[int, int]]:
+    ys, xs = np.nonzero(codes == code)
+    return {(int(y), int(x)) for y, x in zip(ys, xs, strict=True)}
+
+
+def test_it_renders_the_world(make_server: MakeServer, processes: Processes) -> None:
+    server = make_server(size=(24, 60), seed=7, fill=0.3, decision_window=2.0)
+    start_workers(processes, server, 1)
+
+    async def scenario(app: LifenetClient, pilot: Pilot[Any]) -> None:
+        await joined(app, pilot)
+        await advance(app, pilot, server, 3)
+        world = app.world
+        codes = server.engine.grid.codes
+        assert np.array_equal(world.codes, codes)
+        assert np.count_nonzero(codes), "the soup died out: pick another seed"
+        special = {world.cursor, *world.preview_cells()}
+        shown = 0
+        for row in range(codes.shape[0] // 2):
+            strip = world.render_line(row)
+            colours = [(seg.style.color, seg.style.bgcolor)
+                       for seg in strip if seg.style is not None for _ in seg.text]
+            assert len(colours) >= codes.shape[1]
+            for x in range(codes.shape[1]):
+                fg, bg = colours[x]
+                assert fg is not None and bg is not None
+                # one character, two cells: the upper one in front, the lower behind
+                for (y, x_), drawn in (((2 * row, x), fg), ((2 * row + 1, x), bg)):
+                    if (y, x_) not in special:
+                        assert drawn.number == colour(int(codes[y, x])), (y, x)
+                        shown += bool(codes[y, x])
+        assert shown > 10, "the rendered lines show live cells"
+        assert f"{server.engine.generation}" in str(app.query_one("#side").render())
+
+    play(server, scenario)
+
+
+def test_the_cursor_moves_and_the_view_follows(make_server: MakeServer,
+                                               processes: Processes) -> None:
+    server = make_server(size=(160, 300), fill=0.0, decision_window=2.0)
+    start_workers(processes, server, 1)
+
+    async def scenario(app: LifenetClient, pilot: Pilot[Any]) -> None:
+        await joined(app, pilot)
+        world = app.world
+
+        def in_view() -> bool:
+            y, x = world.cursor
+            sx, sy = world.scroll_offset
+            return sy <= y // 2 < sy + world.size.height and sx <= x < sx + world.size.width
+
+        assert world.cursor == (80, 150)
+        assert in_view()
+        await pilot.press("right", "right", "down")
+        assert world.cursor == (81, 152)
+        await pilot.press("l", "j", "k", "h", "h")
+        assert world.cursor == (81, 151)
+        top = world.scroll_offset.y
+        for _ in range(8):
+            await pilot.press("J")
+        await pilot.pause()
+        assert world.cursor == (145, 151)
+        assert world.scroll_offset.y > top and in_view()
+        for _ in range(2):
+            await pilot.press("J")
+        assert world.cursor == (1, 151)  # the world is a torus
+        await pilot.pause()
+        assert in_view()
+        for _ in range(19):
+            await pilot.press("L")
+        await pilot.pause()
+        assert world.cursor == (1, 3) and in_view()
+        assert "1,3" in str(app.query_one("#side").render())
+
+    play(server, scenario, size=(100, 30))
+
+
+def test_a_pattern_is_placed_turned_and_flipped(make_server: MakeServer,
+                                                processes: Processes) -> None:
+    server = make_server(size=(32, 48), fill=0.0, decision_window=2.0)
+    start_workers(processes, server, 1)
+
+    async def scenario(app: LifenetClient, pilot: Pilot[Any]) -> None:
+        await joined(app, pilot)
+        await advance(app, pilot, server)
+        code = app.welcome["code"]
+        assert app.patterns[app.selected][0] == "glider"
+        await pilot.press("r", "f", "up", "left")
+        assert (app.rotate, app.flip) == (1, True)
+        preview = set(app.world.preview_cells())
+        assert len(preview) == app.selected_cost() == 5
+        await pilot.press("space")
+        await until(pilot, lambda: app.placed, "the PLACED reply")
+        assert app.placed[0]["generation"] == server.engine.generation + 1
+        await advance(app, pilot, server)
+        # the server turned and flipped the glider exactly as the preview showed it
+        assert cells_of(server.engine.grid.codes, code) == preview
+        assert cells_of(app.world.codes, code) == preview
+        cap = app.welcome["energy_cap"]
+        assert app.placed[0]["energy"] == cap - 5
+        # paid 5, regenerated 5 at the boundary; the next PONG tells the client
+        await until(pilot, lambda: app.state.energy == cap, "the energy to come back")
+
+    play(server, scenario)
+
+
+def test_a_refusal_is_shown(make_server: MakeServer, processes: Processes) -> None:
+    server = make_server(size=(48, 48), fill=0.0, energy_cap=20, decision_window=2.0)
+    start_workers(processes, server, 1)
+
+    async def scenario(app: LifenetClient, pilot: Pilot[Any]) -> None:
+        await joined(app, pilot)
+        while app.patterns[app.selected][0] != "gosper-gun":
+            await pilot.press("]")
+        await pilot.press("enter")
+        await until(pilot, lambda: app.last_refusal, "the refusal")
+        assert "needs 36 energy" in app.last_refusal
+        assert "needs 36 energy" in str(app.query_one("#side").render())
+
+    play(server, scenario)
+
+
+def test_help_opens_and_closes(make_server: MakeServer, processes: Processes) -> None:
+    server = make_server(size=(16, 16), fill=0.0)
+    start_workers(processes, server, 1)
+
+    async def scenario(app: LifenetClient, pilot: Pilot[Any]) -> None:
+        await joined(app, pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        assert any(isinstance(s, HelpScreen) for s in app.screen_stack)
+        cursor = app.world.cursor
+        await pilot.press("right")  # the help has the keys now
+        assert app.world.cursor == cursor
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+
+    play(server, scenario)
+
+
+@pytest.mark.parametrize("policy, cells", [("follow", 3), ("defend", 5)])
+def test_the_policy_answers_the_servers_requests(make_server: MakeServer,
+                                                 processes: Processes, policy: str,
+                                                 cells: int) -> None:
+    server = make_server(size=(16, 16), fill=0.0, decision_window=5.0)
+    start_workers(processes, server, 1)
+
+    async def scenario(app: LifenetClient, pilot: Pilot[Any]) -> None:
+        await joined(app, pilot)
+        assert app.policy == "follow"
+        if policy == "defend":
+            await pilot.press("d")
+            assert app.policy == "defend"
+        while app.patterns[app.selected][0] != "blinker":
+            await pilot.press("p")
+        await pilot.press("space")
+        await until(pilot, lambda: app.placed, "the PLACED reply")
+        await advance(app, pilot, server)  # the blinker lands: three cells in a row
+        code = app.welcome["code"]
+        assert len(cells_of(server.engine.grid.codes, code)) == 3
+        await advance(app, pilot, server)  # its ends die, unless defended
+        assert app.state.answered >= 1
+        assert len(cells_of(server.engine.grid.codes, code)) == cells
+        await until(pilot, lambda: app.state.kept == cells - 3, "the DECIDED report")
+
+    play(server, scenario)
+
+
+def test_quit_leaves_and_returns_the_token(make_server: MakeServer,
+                                           processes: Processes) -> None:
+    server = make_server(size=(16, 16), fill=0.0)
+
+    async def scenario(app: LifenetClient, pilot: Pilot[Any]) -> None:
+        await joined(app, pilot)
+        assert [p.name for p in server.registry.connected()] == ["alice"]
+        await pilot.press("q")
+
+    app = play(server, scenario)
+    token = app.return_value
+    assert token and [p.token for p in server.registry.snapshot()] == [token]
+    assert server.registry.connected() == []
+    # and the token brings the same player back
+    again = play(server, joined, token=token)
+    assert again.welcome["rejoined"] and again.welcome["player"] == app.welcome["player"]
+
+
+def test_no_server_fails_with_a_reason() -> None:
+    app = LifenetClient(f"127.0.0.1:{free_port()}", "alice", timeout=0.3)
+
+    async def run() -> None:
+        async with app.run_test() as pilot:
+            await until(pilot, lambda: not app.is_running, "the app to give up")
+
+    asyncio.run(run())
+    assert app.return_code == 1 and "cannot join" in app.failure
+
+
+def test_the_cli_offers_every_policy() -> None:
+    assert list(POLICIES) == POLICY_NAMES
+
+
+# -- two players: what one places, the other sees ------------------------------------------------
+
+
+def test_a_pattern_placed_in_the_tui_appears_in_another_players_frames(
+        make_server: MakeServer, processes: Processes, zmq_context: zmq.Context[Any]) -> None:
+    server = make_server(size=(24, 40), fill=0.0, decision_window=2.0)
+    start_workers(processes, server, 2)
+    bob = PlayerSession(server.lobby.bound_endpoint, "bob", context=zmq_context)
+    bob.join()
+    view = FrameView(bob.frame_endpoint, zmq_context)
+
+    async def scenario(app: LifenetClient, pilot: Pilot[Any]) -> None:
+        await joined(app, pilot)
+        await advance(app, pilot, server)
+        await pilot.press("space")
+        await until(pilot, lambda: app.placed, "the PLACED reply")
+        preview, code = set(app.world.preview_cells()), app.welcome["code"]
+        assert code != bob.code
+        target = app.placed[0]["generation"]
+        server.advance()
+        assert server.engine.generation == target
+        while view.gen < target:
+            view.poll(0.1)
+        assert view.gen == target and view.codes is not None
+        assert cells_of(view.codes, code) == preview
+        assert any(row[1] == "alice" for row in view.info["board"])
+
+    try:
+        play(server, scenario)
+    finally:
+        view.close()
+        bob.close()
+
+
+def test_two_players_with_a_server_process(processes: Processes,
+                                           zmq_context: zmq.Context[Any]) -> None:
+    """The real ``lifenet server`` loop and ``lifenet worker`` processes: alice places
+    a glider, bob's frames show it in alice's colour at the generation PLACED named."""
+    worker, player, frames = free_port(), free_port(), free_port()
+    processes.lifenet("server", "--size", "24x24", "--fill", "0", "--tick", "0.05",
+                      "--worker-port", str(worker), "--player-port", str(player),
+                      "--frame-port", str(frames))
+    processes.worker(f"tcp://127.0.0.1:{worker}")
+    alice = PlayerSession(f"127.0.0.1:{player}", "alice", context=zmq_context, timeout=20)
+    bob = PlayerSession(f"127.0.0.1:{player}", "bob", context=zmq_context, timeout=20)
+    view: FrameView | None = None
+    try:
+        alice.join()
+        bob.join()
+        view = FrameView(bob.frame_endpoint, zmq_context)
+        deadline = time.monotonic() + 20
+        while view.codes is None or view.info.get("workers", 0) < 1:
+            view.poll(0.1)
+            assert time.monotonic() < deadline, "no frames with a worker"
+        text, pattern = palette()["glider"]
+        placed = alice.place(5, 7, rle=text)
+        glider = {(5 + int(y), 7 + int(x)) for y, x in zip(*np.nonzero(pattern.codes),
+                                                           strict=True)}
+        # every frame, one at a time, until the generation PLACED promised
+        first = None
+        while view.gen < placed["generation"]:
+            assert time.monotonic() < deadline, "no frame of the promised generation"
+            if view.sock.poll(100):
+                view.apply(protocol.decode(view.sock.recv_multipart()))
+                assert view.codes is not None
+                if first is None and cells_of(view.codes, alice.code):
+                    first = view.gen
+                    assert cells_of(view.codes, alice.code) == glider
+        assert first is not None and first <= placed["generation"]
+    finally:
+        if view is not None:
+            view.close()
+        alice.close()
+        bob.close()
