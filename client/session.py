@@ -157,6 +157,7 @@ class PlayerSession:
                 return reply
             if reply.kind is Kind.ERROR and reply.body.get("about") in (None, str(msg.kind)):
                 raise RemoteError(reply["code"], reply["reason"])
+            self._note(reply)
             self.inbox.append(reply)
 
     def _recv(self) -> Message | None:
@@ -171,10 +172,15 @@ class PlayerSession:
             return self.inbox.popleft()
         if self.sock.poll(int(timeout * 1000)):
             msg = self._recv()
-            if msg is not None and msg.kind in (Kind.DECIDED, Kind.PONG, Kind.PLACED):
-                self.energy = msg["energy"]
+            if msg is not None:
+                self._note(msg)
             return msg
         return None
+
+    def _note(self, msg: Message) -> None:
+        """Keep ``energy`` current from every message that reports it."""
+        if msg.kind in (Kind.DECIDED, Kind.PONG, Kind.PLACED):
+            self.energy = msg["energy"]
 
     def close(self) -> None:
         self.sock.close()

@@ -201,6 +201,7 @@ class Server:
             energy_cap=config.energy_cap, energy_regen=config.energy_regen,
             grace=config.grace, heartbeat=config.player_heartbeat))
         self.registry.restore(restored_players)
+        self.registry.landing = generation + 1
         self.world_info = WorldInfo(self.grid.height, self.grid.width, str(self.rule), 0)
         self.lobby = PlayerEndpoint(self.context, config.endpoint(config.player_port),
                                     self.status, self.registry, self.world_info,

@@ -97,7 +97,7 @@ class Game:
                 self._send(identity, protocol.message(
                     Kind.DECIDED, gen=gen, kept=result.kept, died=result.died,
                     refused=result.refused, energy=self.registry.energy_of(pid)))
-        self.registry.apply_placements(codes)
+        self.registry.apply_placements(codes, gen + 1)
         self.registry.expire()
         for pid in self.registry.take_neutralise():
             codes[codes == pid + 1] = 1

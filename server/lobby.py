@@ -197,10 +197,11 @@ class PlayerEndpoint(threading.Thread):
         if msg["y"] >= self.world.height or msg["x"] >= self.world.width:
             raise ProtocolError(f"({msg['y']}, {msg['x']}) is outside the world "
                                 f"{self.world.height}x{self.world.width}", ErrorCode.BAD_FIELD)
-        cost = self.registry.place(player, cells, self.world.height, self.world.width)
+        cost, landing = self.registry.place(player, cells, self.world.height,
+                                            self.world.width)
         return protocol.message(Kind.PLACED, cells=len(cells), cost=cost,
                                 energy=self.registry.energy_of(player.id),
-                                generation=self.generation() + 1)
+                                generation=landing)
 
     def _on_decide(self, identity: bytes, msg: Message) -> Message | None:
         player = self.registry.auth(msg["player"], msg["token"], identity)

@@ -115,6 +115,7 @@ class PlayerRegistry:
         self.decisions: dict[int, Decision] = {}
         self.neutralise: list[int] = []  # ids whose cells must become neutral
         self.unanswered = 0  # asked players that did not answer the last round
+        self.landing = 1  # the generation queued placements land in (main thread sets it)
 
     # -- sessions (lobby thread) -------------------------------------------------------
 
@@ -176,8 +177,13 @@ class PlayerRegistry:
 
     # -- energy and placements ------------------------------------------------------------
 
-    def place(self, player: Player, cells: Cells, height: int, width: int) -> int:
-        """Queue a placement for the next boundary, reserving its energy; returns cost."""
+    def place(self, player: Player, cells: Cells, height: int,
+              width: int) -> tuple[int, int]:
+        """Queue a placement for the next boundary, reserving its energy.
+
+        Returns its cost and the generation it lands in, read under the same lock as
+        the queue, so the promise holds even while a step is running.
+        """
         cost = len(cells)
         with self.lock:
             if cost > player.energy:
@@ -186,11 +192,13 @@ class PlayerRegistry:
             player.energy -= cost
             cells = cells % np.array([height, width])
             self.placements.append(Placement(player.id, cells, cost))
-            return cost
+            return cost, self.landing
 
-    def apply_placements(self, codes: Codes) -> int:
-        """Fill empty cells with the placers' colours; refund the occupied ones."""
+    def apply_placements(self, codes: Codes, generation: int) -> int:
+        """Fill empty cells of ``generation`` with the placers' colours; refund the
+        occupied ones. Placements queued from now on land in ``generation + 1``."""
         with self.lock:
+            self.landing = generation + 1
             placements, self.placements = self.placements, []
             placed = 0
             for pl in placements:

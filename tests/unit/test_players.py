@@ -55,14 +55,15 @@ def test_energy_placements_and_refunds() -> None:
     with pytest.raises(NotAllowed, match="needs 11 energy"):
         reg.place(p, np.zeros((11, 2), dtype=np.int64), 8, 8)
     cells = placement_cells(GLIDER, None, 7, 7, 0, False)
-    assert reg.place(p, cells, 8, 8) == 5 and p.energy == 5
+    assert reg.place(p, cells, 8, 8) == (5, 1) and p.energy == 5
     codes = np.zeros((8, 8), dtype=np.uint8)
     codes[7, 0] = 1  # one of the glider's wrapped cells is occupied
-    assert reg.apply_placements(codes) == 4
-    assert p.energy == 6  # 5 left + 1 refunded
+    assert reg.apply_placements(codes, 1) == 4
+    assert reg.place(p, cells[:1], 8, 8) == (1, 2)  # queued now: lands in generation 2
+    assert p.energy == 5  # 5 left + 1 refunded - 1 reserved for the next one
     assert int(np.count_nonzero(codes == p.code)) == 4
     reg.regenerate()
-    assert p.energy == 9
+    assert p.energy == 8
     reg.regenerate()
     assert p.energy == 10
 
