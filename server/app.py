@@ -177,7 +177,8 @@ class Server:
             self.grid, self.rule = build_world(config)
         self.snapshotter: Snapshotter | None = None
         self._last_snapshot = generation
-        self._snapshot_requests: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        # (who asked, whether to send the file back)
+        self._snapshot_requests: queue.SimpleQueue[tuple[bytes, bool]] = queue.SimpleQueue()
         if config.snapshot_dir is not None:
             try:
                 config.snapshot_dir.mkdir(parents=True, exist_ok=True)
@@ -390,7 +391,7 @@ class Server:
         waiters = []
         while True:
             try:
-                waiters.append(self._replier(self._snapshot_requests.get_nowait()))
+                waiters.append(self._replier(*self._snapshot_requests.get_nowait()))
             except queue.Empty:
                 break
         every = self.config.snapshot_every
@@ -403,11 +404,22 @@ class Server:
                 self.capture(), waiters, periodic=periodic and not waiters):
             self._last_snapshot = generation
 
-    def _replier(self, identity: bytes) -> Done:
+    def _replier(self, identity: bytes, send: bool) -> Done:
         def done(written: Written | None, error: SnapshotError | None) -> None:
             if written is not None:
-                reply = protocol.message(Kind.SNAPSHOT_REPLY, path=str(written.path.resolve()),
-                                         generation=written.generation, bytes=written.size)
+                payloads = []
+                if send:  # `snapshot save --out`: the encrypted file itself goes back
+                    try:
+                        payloads = [written.path.read_bytes()]
+                    except OSError as e:
+                        self.lobby.reply_later(identity, protocol.error(
+                            ErrorCode.FAILED, f"cannot read {written.path.name}: {e}",
+                            str(Kind.SNAPSHOT)))
+                        return
+                reply = protocol.message(Kind.SNAPSHOT_REPLY, payloads,
+                                         path=str(written.path.resolve()),
+                                         generation=written.generation,
+                                         bytes=len(payloads[0]) if payloads else written.size)
             else:
                 reply = protocol.error(ErrorCode.FAILED, str(error), str(Kind.SNAPSHOT))
             self.lobby.reply_later(identity, reply)
@@ -422,7 +434,7 @@ class Server:
         if self._snapshot_requests.qsize() >= 8:
             return protocol.error(ErrorCode.BUSY, "too many snapshot requests waiting",
                                   str(msg.kind))
-        self._snapshot_requests.put(identity)
+        self._snapshot_requests.put((identity, msg.body.get("send", False)))
         return None
 
 

@@ -547,6 +547,30 @@ def save_snapshot(path: Path, state: WorldState, key: SnapshotKey, *,
     return Written(path, state.generation, header.file_size)
 
 
+def write_atomically(path: Path, data: bytes | memoryview) -> None:
+    """Write ``data`` to ``path`` through a synced temporary file in the same directory:
+    ``path`` is either untouched or whole, whatever happens."""
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+                                        dir=path.parent)
+    except OSError as e:
+        raise SnapshotError(f"cannot write in {path.parent}: {e.strerror}") from e
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise SnapshotError(f"cannot write {path}: {e.strerror or e}") from e
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -581,6 +605,16 @@ def _checksum(children: Children, ciphertext: memoryview) -> bytes:
     dgst = children.start("dgst", _DGST_ARGS)
     children.feed(dgst, ciphertext)
     return children.read_all(dgst)
+
+
+def check_bytes(data: bytes, name: str = "snapshot") -> Header:
+    """The header of a snapshot received whole (``save --out``), once its structure and
+    keyless checksum are right: damage in transit is caught, tampering is ``verify``'s."""
+    header = parse_header(data, name)
+    ciphertext, checksum, _ = _body(data, header)
+    if not hmac.compare_digest(hashlib.sha256(ciphertext).digest(), checksum):
+        raise SnapshotError(f"{name}: the received snapshot is damaged (checksum)")
+    return header
 
 
 def inspect_snapshot(path: Path, timeout: float = DEFAULT_TIMEOUT) -> tuple[Header, bool]:

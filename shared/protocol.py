@@ -296,12 +296,12 @@ SCHEMAS: dict[Kind, Schema] = {
     Kind.DECIDED: Schema({
         "gen": _GEN, "kept": Int(), "died": Int(), "refused": Int(), "energy": Int(),
     }),
-    Kind.SNAPSHOT: Schema({"version": Int(0, 1 << 16)}),
+    Kind.SNAPSHOT: Schema({"version": Int(0, 1 << 16)}, optional={"send": Bool()}),
     Kind.SNAPSHOT_REPLY: Schema({
         "path": Str(MAX_PATH, 1),
         "generation": _GEN,
         "bytes": Int(),
-    }),
+    }, payloads=(0, 1), payload_sizes=lambda body: [body["bytes"]]),
 }
 
 

@@ -18,10 +18,12 @@ from client.remote import player_endpoint, request
 from server.app import write_world
 from server.snapshot import (
     DEFAULT_TIMEOUT,
+    check_bytes,
     inspect_snapshot,
     load_key,
     read_snapshot,
     verify_snapshot,
+    write_atomically,
 )
 from shared import protocol
 from shared.errors import PeerGone
@@ -44,17 +46,30 @@ def snapshot() -> None:
               help="The server's player endpoint: HOST, HOST:PORT or tcp://HOST:PORT.")
 @click.option("--timeout", type=click.FloatRange(0.1), default=120.0,
               help="Seconds to wait for the snapshot to be written.")
-def save(connect: str, timeout: float) -> None:
+@click.option("--out", type=_FILE, default=None,
+              help="Also fetch the (still encrypted) file and write it here.")
+def save(connect: str, timeout: float, out: Path | None) -> None:
     """Ask a running server for a snapshot now; prints the written file's path.
 
-    The server writes into its own --snapshot-dir, with its own key.
+    The server writes into its own --snapshot-dir, with its own key. With --out the file
+    comes back over the connection and is written here too (whole, or not at all), after
+    its keyless checksum is checked: verify it with the key like any other.
     """
-    reply = request(player_endpoint(connect),
-                    protocol.message(Kind.SNAPSHOT, version=protocol.PROTOCOL_VERSION),
-                    timeout)
+    ask = protocol.message(Kind.SNAPSHOT, version=protocol.PROTOCOL_VERSION)
+    if out is not None:
+        ask.body["send"] = True
+    reply = request(player_endpoint(connect), ask, timeout)
     if reply.kind is not Kind.SNAPSHOT_REPLY:
         raise PeerGone(f"{connect} answered {reply.kind}, not a snapshot reply")
-    click.echo(reply["path"])
+    if out is not None:
+        if not reply.payloads:
+            raise PeerGone(f"{connect} did not send the snapshot's bytes")
+        data = bytes(reply.payloads[0])
+        check_bytes(data, out.name)
+        write_atomically(out, data)
+        click.echo(out)
+    else:
+        click.echo(reply["path"])
     click.echo(f"generation {reply['generation']}, {reply['bytes']} bytes", err=True)
 
 

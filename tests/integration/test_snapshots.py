@@ -121,6 +121,16 @@ def test_snapshot_save_asks_a_running_server(processes: Processes, tmp_path: Pat
     _, state = read_snapshot(path, KEY)
     assert state.generation >= 3 and state.height == 16
 
+    # --out: the encrypted file comes back over the connection and is written here.
+    copy = tmp_path / "copy.lns"
+    fetched = subprocess.run([sys.executable, "-m", "server", "snapshot", "save", "--connect",
+                              f"127.0.0.1:{ports[1]}", "--out", str(copy)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=40)
+    assert fetched.returncode == 0, fetched.stderr
+    assert fetched.stdout.strip() == str(copy)
+    assert read_snapshot(copy, KEY)[1].generation >= state.generation
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".copy.lns")]
+
     # A server without --snapshot-dir says so, in one line.
     other = [str(free_port()) for _ in range(3)]
     processes.lifenet("server", "--worker-port", other[0], "--player-port", other[1],
