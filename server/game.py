@@ -91,6 +91,9 @@ class Game:
         if self._asked:
             self.registry.wait_decisions(self._deadline)
         results = self.registry.apply_decisions(codes)
+        if self.registry.unanswered:
+            log.debug("generation %d: %d asked players did not answer in time; the rule "
+                      "decided for their cells", gen, self.registry.unanswered)
         for pid, result in results.items():
             identity = self._asked.get(pid)
             if identity is not None:
