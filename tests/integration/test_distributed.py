@@ -68,10 +68,21 @@ def test_known_patterns_through_workers(make_server: MakeServer, processes: Proc
                          tile=(4, 16))
     start_workers(processes, server, 2)
     start = server.engine.grid.copy()
-    for _ in range(64):
+    for n in range(1, 65):
         server.engine.step()
-    assert server.engine.grid == start
+        assert (server.engine.grid == start) == (n == 64), n
     assert server.engine.generation == 64
+
+
+@pytest.mark.parametrize("pattern, period", [("blinker", 2), ("block", 1), ("pulsar", 3)])
+def test_oscillators_through_workers(make_server: MakeServer, processes: Processes,
+                                     pattern: str, period: int) -> None:
+    server = make_server(size=(17, 19), pattern=PATTERNS / f"{pattern}.rle", tile=(4, 19))
+    start_workers(processes, server, 2)
+    start = server.engine.grid.copy()
+    for n in range(1, 2 * period + 1):
+        server.engine.step()
+        assert (server.engine.grid == start) == (n % period == 0), (pattern, n)
 
 
 def test_kill_9_of_a_worker_mid_generation(make_server: MakeServer,
