@@ -17,7 +17,6 @@ context.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import signal
 import threading
@@ -49,6 +48,7 @@ from server.snapshot import (
 )
 from shared import protocol
 from shared.errors import Closed, ConfigError, PatternError, SimulationError, SnapshotError
+from shared.files import write_atomically
 from shared.grid import Grid
 from shared.protocol import ErrorCode, Kind, Message
 from shared.rle import parse_rle, write_rle
@@ -144,16 +144,10 @@ def build_world(config: ServerConfig) -> tuple[Grid, Rule]:
 def write_world(path: Path, grid: Grid, rule: Rule, generation: int) -> None:
     """Write the whole world as RLE through a temporary file, so no half file is left."""
     text = write_rle(grid.codes, rule, [f"lifenet world, generation {generation}"])
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomically(path, text)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write {path}: {e.strerror}") from e
+        raise ConfigError(f"cannot write {path}: {e.strerror or e}") from e
 
 
 class Server:

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import hashlib
 import hmac
 import logging
@@ -74,6 +73,7 @@ import msgpack
 import numpy as np
 
 from shared.errors import RuleError, SnapshotError
+from shared.files import fsync_dir, write_atomically
 from shared.grid import MAX_CELLS, MAX_PLAYER, Codes, Grid, check_size
 from shared.rules import Rule, parse_rule
 
@@ -534,7 +534,7 @@ def save_snapshot(path: Path, state: WorldState, key: SnapshotKey, *,
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)
-        _fsync_dir(directory)
+        fsync_dir(directory)
     except SnapshotError:
         tmp.unlink(missing_ok=True)
         raise
@@ -547,39 +547,12 @@ def save_snapshot(path: Path, state: WorldState, key: SnapshotKey, *,
     return Written(path, state.generation, header.file_size)
 
 
-def write_atomically(path: Path, data: bytes | memoryview) -> None:
-    """Write ``data`` to ``path`` through a synced temporary file in the same directory:
-    ``path`` is either untouched or whole, whatever happens."""
+def write_snapshot_bytes(path: Path, data: bytes | memoryview) -> None:
+    """Write a snapshot received whole (``save --out``): atomically, or not at all."""
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                        dir=path.parent)
+        write_atomically(path, data)
     except OSError as e:
-        raise SnapshotError(f"cannot write in {path.parent}: {e.strerror}") from e
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise SnapshotError(f"cannot write {path}: {e.strerror or e}") from e
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    except OSError as e:
-        if e.errno not in (errno.EINVAL, errno.ENOTSUP):  # not every fs syncs directories
-            raise
-    finally:
-        os.close(fd)
 
 
 # --- reading ------------------------------------------------------------------------

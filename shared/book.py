@@ -33,8 +33,8 @@ from threading import Thread
 from typing import Protocol
 
 from shared.errors import SimulationError
-from shared.grid import ALIVE, EMPTY, NEUTRAL, Grid, LockingGrid
-from shared.life import OFFSETS, Get, GetOwner, Set, birth_owner, count_neighbors, game_logic
+from shared.grid import Grid, LockingGrid
+from shared.life import Get, GetOwner, Set, count_neighbors, game_logic, settle
 from shared.pipeline import ClosableQueue, Outcome, StoppableWorker
 from shared.rules import CONWAY, Rule
 
@@ -57,19 +57,6 @@ def game_logic_io(state: str, neighbors: int, rule: Rule, io: IO) -> str:
     """``game_logic`` that first waits for this cell's I/O, as in the book."""
     io()
     return game_logic(state, neighbors, rule)
-
-
-def settle(y: int, x: int, state: str, next_state: str, get: Get, get_owner: GetOwner,
-           set_: Set) -> None:
-    """Write one cell's verdict with its owner, as ``shared.life.step_cell`` does."""
-    if next_state == EMPTY:
-        set_(y, x, EMPTY, NEUTRAL)
-    elif state == ALIVE:
-        set_(y, x, ALIVE, get_owner(y, x))
-    else:
-        parents = [get_owner(y + dy, x + dx) for dy, dx in OFFSETS
-                   if get(y + dy, x + dx) == ALIVE]
-        set_(y, x, ALIVE, birth_owner(parents))
 
 
 def step_cell_io(y: int, x: int, get: Get, get_owner: GetOwner, set_: Set, rule: Rule,

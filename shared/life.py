@@ -58,7 +58,13 @@ def step_cell(y: int, x: int, get: Get, get_owner: GetOwner, set_: Set,
     """Compute one cell of the next generation and ``set_`` it."""
     state = get(y, x)
     neighbors = count_neighbors(y, x, get)
-    next_state = game_logic(state, neighbors, rule)
+    settle(y, x, state, game_logic(state, neighbors, rule), get, get_owner, set_)
+
+
+def settle(y: int, x: int, state: str, next_state: str, get: Get, get_owner: GetOwner,
+           set_: Set) -> None:
+    """Write one cell's next state with its owner: a survivor keeps its owner, a birth
+    takes its parents' majority owner."""
     if next_state == EMPTY:
         set_(y, x, EMPTY, NEUTRAL)
     elif state == ALIVE:

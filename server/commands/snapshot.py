@@ -23,7 +23,7 @@ from server.snapshot import (
     load_key,
     read_snapshot,
     verify_snapshot,
-    write_atomically,
+    write_snapshot_bytes,
 )
 from shared import protocol
 from shared.errors import PeerGone
@@ -66,7 +66,7 @@ def save(connect: str, timeout: float, out: Path | None) -> None:
             raise PeerGone(f"{connect} did not send the snapshot's bytes")
         data = bytes(reply.payloads[0])
         check_bytes(data, out.name)
-        write_atomically(out, data)
+        write_snapshot_bytes(out, data)
         click.echo(out)
     else:
         click.echo(reply["path"])
