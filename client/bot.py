@@ -26,7 +26,7 @@ import numpy as np
 import zmq
 
 from client.session import GameLogicRequest, PlayerSession
-from shared.errors import LifenetError, PeerGone, RemoteError
+from shared.errors import LifenetError, PeerGone
 from shared.palette import palette
 from shared.protocol import Kind
 
@@ -68,12 +68,14 @@ class Bot:
     rng: random.Random
     next_ping: float = 0.0
     answered: int = 0
-    placed: int = 0
+    sent: int = 0      # placements asked for
+    placed: int = 0    # placements accepted
     refused: int = 0
     stats: dict[str, int] = field(default_factory=dict)
 
-    def maybe_place(self) -> None:
-        if self.place_chance <= 0 or self.rng.random() > self.place_chance:
+    def maybe_place(self, first: bool = False) -> None:
+        """Place a random palette pattern, by chance, or surely as the ``first`` one."""
+        if self.place_chance <= 0 or (not first and self.rng.random() > self.place_chance):
             return
         height, width = self.session.welcome["size"]
         options = [(name, text) for name, (text, p) in palette().items()
@@ -81,14 +83,14 @@ class Bot:
                    and p.height <= height and p.width <= width]
         if not options:
             return
-        _name, text = self.rng.choice(options)
-        try:
-            self.session.place(self.rng.randrange(height), self.rng.randrange(width),
-                               rle=text, rotate=self.rng.randrange(4),
-                               flip=self.rng.random() < 0.5)
-            self.placed += 1
-        except RemoteError:
-            self.refused += 1
+        name, text = self.rng.choice(options)
+        # Sent without waiting: the PLACED (or the refusal) is counted when it arrives,
+        # so one bot's round trip never holds up the others in this thread.
+        self.session.send(self.session.place_message(
+            self.rng.randrange(height), self.rng.randrange(width), rle=text,
+            rotate=self.rng.randrange(4), flip=self.rng.random() < 0.5))
+        self.session.energy -= int(np.count_nonzero(palette()[name][1].codes))
+        self.sent += 1
 
 
 def run_bots(connect: str, count: int, strategy: str, *, name: str = "bot",
@@ -121,7 +123,7 @@ def run_bots(connect: str, count: int, strategy: str, *, name: str = "bot",
                     bot.next_ping = now + heartbeat
                     bot.session.send(bot.session.ping_message())
                     if not bot.answered:  # owns no cells yet: no requests to trigger it
-                        bot.maybe_place()
+                        bot.maybe_place(first=not bot.sent)
                     _drain(bot)
         for bot in bots:  # say goodbye, unless the server is already gone
             bot.session.timeout = 0.5

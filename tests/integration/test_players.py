@@ -277,3 +277,29 @@ def test_multi_owner_worlds_equal_the_reference(game: Server) -> None:
     for _ in range(10):
         expected = simulate(expected, game.rule)
         assert game.advance() == expected
+
+
+def test_bots_join_place_at_once_and_answer(game: Server) -> None:
+    import threading
+
+    from client.bot import run_bots
+
+    stop = threading.Event()
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(
+        run_bots(game.lobby.bound_endpoint, 3, "follow", seed=1, stop=stop)))
+    thread.start()
+    try:
+        # Every bot places its first pattern as soon as it has joined, then answers.
+        wait_for(lambda: (game.advance(), len([s for s in game.status()["scores"].values()
+                                               if s > 0]) == 3)[1],
+                 15, interval=0.05, what="three bots owning cells")
+        wait_for(lambda: (game.advance(), game.registry.unanswered == 0
+                          and len(game.game._asked) == 3)[1] if game.game else False,  # type: ignore[union-attr]
+                 15, interval=0.05, what="every bot answering its request in time")
+    finally:
+        stop.set()
+        thread.join(10)
+    bots = result[0]
+    assert all(b.placed >= 1 and b.answered >= 1 for b in bots)
+    assert game.status()["players"] == 0  # they said LEAVE
