@@ -157,34 +157,29 @@ def write_rle(codes: Codes, rule: Rule | None = None, comments: list[str] | None
     lines = [f"#C {c}" if not c.startswith("#") else c for c in comments or []]
     lines.append(header)
 
-    def letters(state: int) -> str:
-        if two_state:
-            return "o" if state else "b"
-        return _state_letters(state)
-
+    letters = ["o" if state else "b" for state in range(256)] if two_state \
+        else [_state_letters(state) for state in range(256)]
     tokens: list[str] = []
-    blank_rows = 0
-    for row in codes.tolist():
-        # Drop trailing empties: a row ends at '$' anyway.
-        end = len(row)
-        while end and row[end - 1] == 0:
-            end -= 1
-        if end == 0:
-            blank_rows += 1
-            continue
-        if tokens or blank_rows:
-            gap = blank_rows + 1 if tokens else blank_rows
-            if gap:
-                tokens.append(f"{gap if gap > 1 else ''}$")
-        blank_rows = 0
-        x = 0
-        while x < end:
-            state = row[x]
-            run = 1
-            while x + run < end and row[x + run] == state:
-                run += 1
-            tokens.append(f"{run if run > 1 else ''}{letters(state)}")
-            x += run
+    if codes.size:
+        # Runs, found by NumPy: a run starts where the code changes or a row begins.
+        flat = np.ascontiguousarray(codes).reshape(-1)
+        change = np.ones(flat.size, dtype=np.bool_)
+        change[1:] = flat[1:] != flat[:-1]
+        change[::width] = True
+        starts = np.flatnonzero(change)
+        ends = np.append(starts[1:], flat.size)
+        states = flat[starts]
+        keep = (states != 0) | (ends % width != 0)  # a row's trailing empties: dropped
+        starts, ends, states = starts[keep], ends[keep], states[keep]
+        row = 0
+        for start, length, state in zip((starts // width).tolist(),
+                                        (ends - starts).tolist(), states.tolist(),
+                                        strict=True):
+            if start != row:
+                gap = start - row
+                tokens.append(f"{gap}$" if gap > 1 else "$")
+                row = start
+            tokens.append(f"{length}{letters[state]}" if length > 1 else letters[state])
     tokens.append("!")
     line = ""
     for token in tokens:
