@@ -316,7 +316,12 @@ class Server:
         """One generation: players asked, workers' step, players' answers applied."""
         assert self.game is not None
         gen = self.engine.generation
-        self.game.ask(gen, self.engine.grid.codes)
+        codes = self.engine.grid.codes
+        with self._stats_lock:
+            board = self._board  # counted when this generation was made ...
+        if board.codes is not codes:  # ... unless the world was replaced since
+            board = Board.of(codes)
+        self.game.ask(gen, codes, board)
         grid = self.engine.step()
         self.game.settle(gen, grid.codes)
         board = Board.of(grid.codes)

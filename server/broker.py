@@ -39,6 +39,7 @@ from typing import Any
 import msgpack
 import zmq
 
+from server.transport import drain
 from shared import protocol
 from shared.errors import ProtocolError
 from shared.protocol import ErrorCode, Kind, Message
@@ -142,18 +143,10 @@ class WorkerBroker(threading.Thread):
                 timeout = max(0.0, min(next_beat - time.monotonic(), 0.1))
                 events = dict(poller.poll(int(timeout * 1000)))
                 if workers in events:
-                    for _ in range(256):  # drain, but let dispatch and beats have a turn
-                        try:
-                            frames = workers.recv_multipart(zmq.NOBLOCK, copy=False)
-                        except zmq.Again:
-                            break
+                    for frames in drain(workers):
                         self._on_worker(workers, dispatch, frames)
                 if dispatch in events:
-                    for _ in range(256):
-                        try:
-                            frames = dispatch.recv_multipart(zmq.NOBLOCK, copy=False)
-                        except zmq.Again:
-                            break
+                    for frames in drain(dispatch):
                         self._on_dispatcher(frames)
                 now = time.monotonic()
                 if now >= next_beat:

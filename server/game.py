@@ -53,12 +53,12 @@ class Game:
         self._deadline = 0.0
         self._asked: dict[int, bytes] = {}
 
-    def ask(self, gen: int, codes: Codes) -> int:
-        """Send this generation's requests; returns how many players were asked."""
+    def ask(self, gen: int, codes: Codes, board: Board) -> int:
+        """Send this generation's requests (``board``: its live cells per owner);
+        returns how many players were asked."""
         players = [p for p in self.registry.connected()]
         self._deadline = time.monotonic() + self.window
-        board = Board.of(codes) if players else None
-        owning = [p for p in players if board is not None and board.cells(p.id)]
+        owning = [p for p in players if board.cells(p.id)]
         requests: dict[int, Request] = {}
         messages: list[tuple[bytes, protocol.Message]] = []
         self._asked = {}

@@ -20,6 +20,7 @@ from typing import Any
 import zmq
 
 from server.players import PlayerRegistry, placement_cells
+from server.transport import drain
 from shared import protocol
 from shared.errors import ProtocolError
 from shared.protocol import ErrorCode, Kind, Message
@@ -106,19 +107,11 @@ class PlayerEndpoint(threading.Thread):
                 events = dict(poller.poll(100))
                 if outbox in events:
                     # Messages the main thread sends to players: [identity, *frames].
-                    while True:
-                        try:
-                            frames = outbox.recv_multipart(zmq.NOBLOCK, copy=False)
-                        except zmq.Again:
-                            break
+                    for frames in drain(outbox, limit=1 << 16):
                         with contextlib.suppress(zmq.ZMQError):
                             sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
                 if sock in events:
-                    for _ in range(256):
-                        try:
-                            frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-                        except zmq.Again:
-                            break
+                    for frames in drain(sock):
                         identity = frames[0].bytes
                         reply = self.handle(identity, frames[1:])
                         if reply is not None:

@@ -157,8 +157,11 @@ def server_argv(kwargs: dict[str, Any], tick: float, out: Path | None) -> list[s
     return argv
 
 
-_SERVER_NAMES = {"host", "worker_port", "player_port", "frame_port", "size", "rule", "pattern",
-                 "at", "seed", "fill", "tick", "generations", "dispatchers", "tile",
-                 "heartbeat", "batch_timeout", "energy_cap", "energy_regen", "grace",
-                 "decision_window", "restore", "snapshot_dir", "snapshot_every",
-                 "snapshot_keep", "key_file"}
+def _option_names() -> set[str]:
+    """The parameter names of ``SERVER_OPTIONS``, read off the options themselves."""
+    def probe() -> None: ...
+    params: list[click.Parameter] = getattr(server_options(probe), "__click_params__", [])
+    return {p.name for p in params if p.name}
+
+
+_SERVER_NAMES = _option_names()
