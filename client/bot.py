@@ -72,10 +72,28 @@ class Bot:
     placed: int = 0    # placements accepted
     refused: int = 0
     stats: dict[str, int] = field(default_factory=dict)
+    # Generations, as the server reported them: the latest seen (PONG), the latest this
+    # bot was asked about (it owned cells then), the latest a placement of its lands in,
+    # and the one it last asked to place in.
+    seen_gen: int = -1
+    asked_gen: int = -1
+    lands_gen: int = -1
+    sent_gen: int = -1
 
-    def maybe_place(self, first: bool = False) -> None:
-        """Place a random palette pattern, by chance, or surely as the ``first`` one."""
-        if self.place_chance <= 0 or (not first and self.rng.random() > self.place_chance):
+    def owns_nothing(self) -> bool:
+        """True when this bot has surely no live cell left and no placement on the way.
+
+        The server asks a player about its cells in every generation, so a bot that was
+        not asked for a few generations (the slack covers messages still in flight) and
+        has nothing landing owns no cell: it would never be asked again, and never place
+        again by chance, so it places surely.
+        """
+        latest = max(self.asked_gen, self.lands_gen, self.sent_gen)
+        return self.seen_gen >= 0 and latest < self.seen_gen - 2
+
+    def maybe_place(self, surely: bool = False) -> None:
+        """Place a random palette pattern, by chance, or ``surely`` (if it can pay)."""
+        if self.place_chance <= 0 or (not surely and self.rng.random() > self.place_chance):
             return
         height, width = self.session.welcome["size"]
         options = [(name, text) for name, (text, p) in palette().items()
@@ -91,6 +109,7 @@ class Bot:
             rotate=self.rng.randrange(4), flip=self.rng.random() < 0.5))
         self.session.energy -= int(np.count_nonzero(palette()[name][1].codes))
         self.sent += 1
+        self.sent_gen = max(self.seen_gen, 0)
 
 
 def run_bots(connect: str, count: int, strategy: str, *, name: str = "bot",
@@ -106,7 +125,8 @@ def run_bots(connect: str, count: int, strategy: str, *, name: str = "bot",
         for i in range(count):
             session = PlayerSession(connect, f"{name}-{i + 1}", context=context)
             session.join()
-            bots.append(Bot(session, decide, chance, random.Random(rng.random())))
+            bots.append(Bot(session, decide, chance, random.Random(rng.random()),
+                            seen_gen=session.welcome["generation"]))
         log.info("%d %s bots joined", count, strategy)
         by_socket = {bot.session.sock: bot for bot in bots}
         poller = zmq.Poller()
@@ -122,8 +142,10 @@ def run_bots(connect: str, count: int, strategy: str, *, name: str = "bot",
                 if now >= bot.next_ping:
                     bot.next_ping = now + heartbeat
                     bot.session.send(bot.session.ping_message())
-                    if not bot.answered:  # owns no cells yet: no requests to trigger it
-                        bot.maybe_place(first=not bot.sent)
+                    # Its first pattern at once; later, another whenever it owns nothing
+                    # (no requests come then to give it a chance to place).
+                    if not bot.sent or bot.owns_nothing():
+                        bot.maybe_place(surely=True)
                     _drain(bot)
         for bot in bots:  # say goodbye, unless the server is already gone
             bot.session.timeout = 0.5
@@ -144,6 +166,7 @@ def _drain(bot: Bot) -> None:
     while (msg := bot.session.poll()) is not None:
         if msg.kind is Kind.GAME_LOGIC:
             request = GameLogicRequest.of(msg)
+            bot.asked_gen = max(bot.asked_gen, request.gen)
             keep, let_die = bot.decide(bot, request)
             bot.session.decide(request.gen, keep, let_die)
             bot.answered += 1
@@ -152,6 +175,9 @@ def _drain(bot: Bot) -> None:
             bot.stats["kept"] = bot.stats.get("kept", 0) + msg["kept"]
         elif msg.kind is Kind.PLACED:
             bot.placed += 1
+            bot.lands_gen = max(bot.lands_gen, msg["generation"])
+        elif msg.kind is Kind.PONG:
+            bot.seen_gen = max(bot.seen_gen, msg["generation"])
         elif msg.kind is Kind.ERROR:
             if msg.body.get("about") == "place":
                 bot.refused += 1

@@ -35,6 +35,8 @@ Codes = npt.NDArray[np.uint8]
 
 def as_payload(array: npt.NDArray[Any]) -> memoryview:
     """The bytes of an array as a flat memoryview, for a zero-copy ZeroMQ frame."""
+    if array.size == 0:  # memoryview cannot cast a view with a zero in its shape
+        return memoryview(b"")
     return np.ascontiguousarray(array).data.cast("B")
 
 

@@ -303,3 +303,32 @@ def test_bots_join_place_at_once_and_answer(game: Server) -> None:
     bots = result[0]
     assert all(b.placed >= 1 and b.answered >= 1 for b in bots)
     assert game.status()["players"] == 0  # they said LEAVE
+
+
+def test_a_bot_whose_cells_all_died_places_again(game: Server) -> None:
+    import threading
+
+    from client.bot import run_bots
+
+    def score() -> int:
+        return sum(game.status()["scores"].values())
+
+    stop = threading.Event()
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(
+        run_bots(game.lobby.bound_endpoint, 1, "follow", seed=3, stop=stop)))
+    thread.start()
+    try:
+        wait_for(lambda: (game.advance(), score() > 0)[1], 15, interval=0.05,
+                 what="the bot to own cells")
+        # A catastrophe wipes the world: the bot is asked nothing any more, and the
+        # 5% chance a request gives it to place never comes.
+        game.engine.grid = Grid(*game.engine.grid.codes.shape)
+        game.advance()
+        assert score() == 0
+        wait_for(lambda: (game.advance(), score() > 0)[1], 15, interval=0.05,
+                 what="the bot, owning nothing, to place a pattern again")
+    finally:
+        stop.set()
+        thread.join(10)
+    assert result[0][0].sent >= 2

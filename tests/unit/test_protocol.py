@@ -33,6 +33,20 @@ def test_round_trip_with_payload() -> None:
     assert bytes(decoded.payloads[0]) == bytes(20)
 
 
+def test_arrays_of_any_shape_become_payloads_even_empty_ones() -> None:
+    import numpy as np
+
+    from shared.grid import as_payload
+    for array in (np.zeros((0, 2), np.uint16), np.zeros(0, np.uint8),
+                  np.arange(6, dtype=np.uint16).reshape(3, 2)[:, ::-1]):
+        counts = np.ones(len(array), np.uint8)
+        msg = protocol.message(Kind.GAME_LOGIC, [as_payload(array), as_payload(counts)],
+                               gen=1, count=len(array), deadline_ms=50.0)
+        decoded = protocol.decode(protocol.encode(msg))
+        assert bytes(decoded.payloads[0]) == np.ascontiguousarray(array).tobytes()
+        assert bytes(decoded.payloads[1]) == bytes([1]) * len(array)
+
+
 @pytest.mark.parametrize("frames, code", [
     ([], ErrorCode.MALFORMED),
     ([b"\xc1garbage"], ErrorCode.MALFORMED),
