@@ -98,6 +98,7 @@ _MAX_PLAINTEXT = MAX_CELLS + (1 << 20)  # the codes, plus players and the rest
 _MAX_CIPHERTEXT = (_MAX_PLAINTEXT // 16 + 1) * 16
 _CHUNK = 1 << 20
 _NAME = re.compile(r"^world-(\d+)\.lns$")
+_LEFTOVER = re.compile(r"^\.world-\d+\.lns\..+\.tmp$")  # a write killed midway
 
 
 # --- the key ------------------------------------------------------------------------
@@ -679,6 +680,22 @@ def prune(directory: Path, keep: int) -> list[Path]:
     return old
 
 
+def sweep_leftovers(directory: Path, older_than: float) -> list[Path]:
+    """Remove the temporary files of snapshot writes killed midway (SIGKILL, a crash),
+    once they are ``older_than`` seconds untouched: no live write takes that long, so a
+    file still being written (by this server or another on the directory) is left."""
+    limit = time.time() - older_than
+    removed = []
+    for p in directory.iterdir():
+        if _LEFTOVER.match(p.name) is None:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if p.stat().st_mtime < limit:
+                p.unlink()
+                removed.append(p)
+    return removed
+
+
 Done = Callable[[Written | None, SnapshotError | None], None]
 
 
@@ -734,6 +751,9 @@ class Snapshotter(threading.Thread):
             result: Written | None = None
             error: SnapshotError | None = None
             try:
+                with contextlib.suppress(OSError):
+                    for old in sweep_leftovers(self.directory, 2 * self.timeout):
+                        log.info("removed %s, left by a write that was killed", old.name)
                 result = save_snapshot(path, job.state, self.key,
                                        iterations=self.iterations, timeout=self.timeout)
                 self.written.append(result)

@@ -20,6 +20,7 @@ from server.snapshot import (
     KEY_ENV,
     MIN_ITERATIONS,
     SnapshotKey,
+    Snapshotter,
     WorldState,
     load_key,
     prune,
@@ -207,6 +208,29 @@ def test_names_sort_oldest_to_newest_and_prune_keeps_the_newest(tmp_path: Path) 
     assert [p.name for p in snapshots_in(tmp_path)] == [snapshot_name(120),
                                                          snapshot_name(1_000_000)]
     assert (tmp_path / "notes.txt").exists()
+
+
+def test_the_writer_removes_what_killed_writes_left_once_it_is_stale(tmp_path: Path,
+                                                                      fast: None) -> None:
+    stale = tmp_path / f".{snapshot_name(40)}.k2j4x9.tmp"  # as mkstemp names them
+    fresh = tmp_path / f".{snapshot_name(41)}.a8f3zq.tmp"  # a write still under way
+    other = tmp_path / ".notes.txt.tmp"
+    for p in (stale, fresh, other):
+        p.write_bytes(b"half a snapshot")
+    an_hour_ago = time.time() - 3600
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+    os.utime(other, (an_hour_ago, an_hour_ago))
+    writer = Snapshotter(tmp_path, KEY, iterations=FAST, timeout=30)
+    writer.start()
+    done = threading.Event()
+    writer.submit(world(generation=50), [lambda written, error: done.set()])
+    writer.stop()
+    assert done.wait(30)
+    writer.join(30)
+    assert writer.failures == 0
+    assert not stale.exists()
+    assert fresh.exists() and other.exists()
+    assert [p.name for p in snapshots_in(tmp_path)] == [snapshot_name(50)]
 
 
 # --- the openssl children -----------------------------------------------------------
