@@ -16,8 +16,13 @@ Everything runs in this process tree: lifenet is an in-process ``Server`` (the r
 broker and dispatcher threads) with real ``lifenet worker`` child processes on loopback,
 and every child is ended before ``run_bench`` returns, however it returns.
 
-A figure is the median of ``repeats`` generations, after one warm-up generation where
-it is cheap; each approach's first generation is checked against the NumPy step.
+A figure is the median of at least ``repeats`` generations, after one warm-up generation
+where it is cheap; each approach's first generation is checked against the NumPy step.
+The throughput figures of NumPy and lifenet, a few milliseconds each, are taken in the
+steady state a running server is in: after ``warmup`` seconds of warm-up generations
+(a process's first generations of a new size pay for growing its heap and buffers: 3.6
+ms instead of 2.6 at 1024x1024 through lifenet) and over at least ``min_time`` seconds
+of samples, so that one slow generation does not make the median.
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ class Profile:
     cpu_shapes: tuple[Shape, ...] = ((1024, 1024), (4096, 4096))
     repeats: int = 3
     slow_repeats: int = 1             # for serial and the pure-Python step
+    warmup: float = 0.25              # seconds of warm-up generations (throughput)
+    min_time: float = 0.25            # seconds of samples, at least (throughput)
     workers: int = 2
     queue_threads: int = 5
     pool_threads: int = 1000
@@ -79,6 +86,7 @@ QUICK = Profile("quick")
 FULL = Profile("full", repeats=5, slow_repeats=3)
 TINY = Profile("tiny", latency=0.01, io_shapes=((5, 9), (10, 10), (20, 20), (30, 30)),
                book_cells=100, cpu_shapes=((32, 32), (64, 64)), python_cells=1024, repeats=1,
+               warmup=0.0, min_time=0.0,
                io_target_shapes=((10, 10), (30, 30)), cpu_target_shapes=((32, 32), (64, 64)))
 PROFILES = {p.name: p for p in (QUICK, FULL, TINY)}
 
@@ -135,21 +143,39 @@ def soup(shape: Shape, seed: int = 1, fill: float = 0.25) -> Grid:
     return Grid.from_codes(rng.random(shape) < fill)
 
 
+MAX_SAMPLES = 200
+
+
 def measure(step: Callable[[Grid], Grid], grid: Grid, repeats: int,
-            warmup: bool) -> list[float]:
-    """Milliseconds of ``repeats`` successive generations; the first is checked."""
+            warmup: float | None, min_time: float = 0.0) -> list[float]:
+    """Milliseconds of successive generations; the first is checked.
+
+    ``warmup`` None: the first generation is a sample too. Otherwise the first one and
+    any more within ``warmup`` seconds are warm-up, not samples. Then at least
+    ``repeats`` samples, and more until ``min_time`` seconds of them (``MAX_SAMPLES``
+    at most).
+    """
     expected = step_grid(grid, CONWAY)
     began = time.perf_counter()
     got = step(grid)
     first = (time.perf_counter() - began) * 1000
     if got != expected:
         raise SimulationError("a benchmarked step differs from the NumPy step")
-    samples = [] if warmup else [first]
     grid = got
-    while len(samples) < repeats:
+    if warmup is None:
+        samples = [first]
+    else:
+        samples = []
+        warm_until = began + warmup
+        while time.perf_counter() < warm_until:
+            grid = step(grid)
+    sampled = 0.0
+    while len(samples) < repeats or (sampled < min_time * 1000
+                                     and len(samples) < MAX_SAMPLES):
         began = time.perf_counter()
         grid = step(grid)
         samples.append((time.perf_counter() - began) * 1000)
+        sampled += samples[-1]
     return samples
 
 
@@ -325,7 +351,8 @@ def run_bench(profile: Profile, progress: Progress = lambda _: None,
 def _run_cpu(p: Profile, report: Report, progress: Progress, log: Path) -> None:
     for shape in p.cpu_shapes:
         progress(f"cpu numpy {shape[0]}x{shape[1]}")
-        samples = measure(lambda g: step_grid(g, CONWAY), soup(shape), p.repeats, True)
+        samples = measure(lambda g: step_grid(g, CONWAY), soup(shape), p.repeats,
+                          p.warmup, p.min_time)
         report.add(Figure("cpu", "numpy", shape, statistics.median(samples), samples,
                           note="shared.kernel.step_grid in this process"))
     for shape in p.cpu_shapes:
@@ -336,14 +363,14 @@ def _run_cpu(p: Profile, report: Report, progress: Progress, log: Path) -> None:
             report.add(Figure("cpu", "python", shape, base.ms * cells / base.cells,
                               measured=False, note=f"extrapolated from {base.cells} cells"))
             continue
-        samples = measure(lambda g: simulate(g, CONWAY), soup(shape), p.slow_repeats, False)
+        samples = measure(lambda g: simulate(g, CONWAY), soup(shape), p.slow_repeats, None)
         report.add(Figure("cpu", "python", shape, statistics.median(samples), samples,
                           note="shared.life.simulate, the book's step"))
     progress(f"starting lifenet with {p.workers} workers")
     with LifenetRig(p.workers, log=log) as rig:
         for shape in p.cpu_shapes:
             progress(f"cpu lifenet {shape[0]}x{shape[1]}")
-            samples = measure(rig.step, soup(shape), p.repeats, True)
+            samples = measure(rig.step, soup(shape), p.repeats, p.warmup, p.min_time)
             report.add(Figure("cpu", "lifenet", shape, statistics.median(samples), samples,
                               note=f"{p.workers} worker processes"))
 
@@ -369,7 +396,8 @@ def _run_io(p: Profile, report: Report, progress: Progress, log: Path) -> None:
             approach = book.APPROACHES[name](CONWAY, p.latency, **kwargs)
             try:
                 samples = measure(approach.step, soup(shape),
-                                  p.slow_repeats if slow else p.repeats, not slow)
+                                  p.slow_repeats if slow else p.repeats,
+                                  None if slow else 0.0)
             finally:
                 approach.close()
             report.add(Figure("io", name, shape, statistics.median(samples), samples,
@@ -378,7 +406,7 @@ def _run_io(p: Profile, report: Report, progress: Progress, log: Path) -> None:
     with LifenetRig(p.workers, io_latency=p.latency, log=log) as rig:
         for shape in p.io_shapes:
             progress(f"io lifenet {shape[0] * shape[1]} cells")
-            samples = measure(rig.step, soup(shape), p.repeats, True)
+            samples = measure(rig.step, soup(shape), p.repeats, 0.0)
             report.add(Figure("io", "lifenet", shape, statistics.median(samples), samples,
                               note=f"{p.workers} worker processes"))
 
@@ -429,8 +457,11 @@ def table(report: Report) -> str:
                 "cpu": "no I/O: random soups"}
     for section, title in sections.items():
         base_name = "serial" if section == "io" else "python"
-        lines.append(f"{title} (ms per generation, median of {p.repeats}; "
-                     f"x = times faster than {base_name})")
+        how = f"median of {p.repeats}"
+        if section == "cpu" and (p.warmup or p.min_time):
+            how = (f"median of >= {p.repeats} over >= {p.min_time:g} s, after {p.warmup:g} s "
+                   "of warm-up")
+        lines.append(f"{title} (ms per generation, {how}; x = times faster than {base_name})")
         lines.append(f"  {'approach':<9} {'cells':>11} {'ms/gen':>12} {'x':>10}  note")
         figures = sorted((f for f in report.figures.values() if f.section == section),
                          key=lambda f: (f.cells, list(report.figures).index(f.key)))
@@ -444,7 +475,7 @@ def table(report: Report) -> str:
             if section == "cpu" and f.approach == "lifenet":
                 numpy = report.get("cpu", "numpy", f.shape)
                 if numpy is not None:
-                    extra = f"; {numpy.ms / f.ms:.2f}x NumPy"
+                    extra = f"; {numpy.ms / f.ms:.3g}x NumPy"
             lines.append(f"  {f.approach:<9} {_cells_text(f.cells):>11} {ms:>12} "
                          f"{ratio:>10}  {f.note}{extra}")
         lines.append("")
@@ -454,7 +485,7 @@ def table(report: Report) -> str:
     for t in report.targets():
         unit = "ms" if "ms" in t["target"] or " s" in t["target"] else "x"
         lines.append(f"  {'met    ' if t['met'] else 'NOT MET'} {t['target']:<42} "
-                     f"{t['value']:.2f} {unit}")
+                     f"{t['value']:.3g} {unit}")
     lines.append(f"\nwall time {report.wall_s:.1f} s")
     return "\n".join(lines)
 
