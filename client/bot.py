@@ -3,7 +3,9 @@
 All the bots of one process share one thread and one poller (each bot owns its own
 socket, and every socket belongs to that thread), so 200 bots cost one process. Each bot
 joins, heartbeats, answers every ``GAME_LOGIC`` request by its strategy before the
-deadline, and places patterns from the palette when it has the energy.
+deadline, and places patterns from the palette when it has the energy: its first one as
+soon as it has joined, then by its strategy's chance on each request, and surely at its
+next heartbeat whenever it owns no cell (no request comes then to give it a chance).
 
 Strategies:
 
