@@ -1,10 +1,10 @@
-"""The client side of the player protocol: a ``PlayerSession`` and a ``FrameView``.
+"""The client side of the player protocol: a ``PlayerSession`` (and ``FrameView``).
 
 A ``PlayerSession`` owns one DEALER socket to the player endpoint (so it belongs to one
 thread). Requests (``join``, ``place``, ``ping``, ``leave``) wait for their reply; the
 server's pushes (``GAME_LOGIC`` requests, ``DECIDED`` results) that arrive meanwhile are
-kept, in order, for ``poll``. A ``FrameView`` subscribes to the frame publisher and
-keeps the latest world, applying deltas to full frames.
+kept, in order, for ``poll``. ``FrameView`` (from ``shared.frames``, re-exported here)
+subscribes to the frame publisher and keeps the latest world.
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ import zmq
 from client.remote import player_endpoint
 from shared import protocol
 from shared.errors import PeerGone, ProtocolError, RemoteError
-from shared.grid import Codes
+from shared.frames import FrameView
 from shared.protocol import Kind, Message
 from shared.rules import Rule, parse_rule
+
+__all__ = ["FrameView", "GameLogicRequest", "PlayerSession"]
 
 
 @dataclass
@@ -181,55 +183,6 @@ class PlayerSession:
         """Keep ``energy`` current from every message that reports it."""
         if msg.kind in (Kind.DECIDED, Kind.PONG, Kind.PLACED):
             self.energy = msg["energy"]
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-class FrameView:
-    """The latest world as published by the server, from full frames and deltas."""
-
-    def __init__(self, endpoint: str, context: zmq.Context[Any] | None = None) -> None:
-        self.context = context or zmq.Context.instance()
-        self.sock = self.context.socket(zmq.SUB)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.SUBSCRIBE, b"")
-        self.sock.connect(endpoint)
-        self.codes: Codes | None = None
-        self.gen = -1
-        self.info: dict[str, Any] = {}
-        self.frames = 0
-
-    def poll(self, timeout: float = 0.0) -> bool:
-        """Apply every message waiting (waiting up to ``timeout`` for the first one);
-        returns whether the world changed."""
-        changed = False
-        wait = int(timeout * 1000)
-        while self.sock.poll(wait):
-            wait = 0
-            try:
-                msg = protocol.decode(self.sock.recv_multipart(copy=False))
-            except ProtocolError:
-                continue
-            changed |= self.apply(msg)
-        return changed
-
-    def apply(self, msg: Message) -> bool:
-        if msg.kind is Kind.FRAME:
-            self.codes = np.frombuffer(msg.payloads[0], dtype=np.uint8).reshape(
-                msg["h"], msg["w"]).copy()
-        elif msg.kind is Kind.DELTA:
-            if self.codes is None or msg["gen"] != self.gen + 1 \
-                    or self.codes.shape != (msg["h"], msg["w"]):
-                return False  # a gap: wait for the next full frame
-            index = np.frombuffer(msg.payloads[0], dtype=np.uint32)
-            self.codes.ravel()[index] = np.frombuffer(msg.payloads[1], dtype=np.uint8)
-        else:
-            return False
-        self.gen = msg["gen"]
-        self.info = msg.body
-        self.frames += 1
-        return True
 
     def close(self) -> None:
         self.sock.close()

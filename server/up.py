@@ -22,14 +22,12 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import IO
 
-import numpy as np
 import zmq
 
 from client.remote import status
 from server import view
-from shared import protocol
-from shared.errors import ConfigError, LifenetError, PeerGone, ProtocolError
-from shared.protocol import Kind
+from shared.errors import ConfigError, LifenetError, PeerGone
+from shared.frames import FrameView
 
 log = logging.getLogger("lifenet.up")
 
@@ -123,11 +121,7 @@ class Embedded:
     def watch(self) -> int:
         """Show the live world until the server finishes or a stop signal."""
         context = zmq.Context()
-        sub = context.socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        sub.setsockopt(zmq.RCVHWM, 4)
-        sub.setsockopt(zmq.SUBSCRIBE, b"")
-        sub.connect(f"tcp://{self.connect_host}:{self.frame_port}")
+        world = FrameView(f"tcp://{self.connect_host}:{self.frame_port}", context)
         out = sys.stdout
         live = out.isatty()
         last_line = 0.0
@@ -138,31 +132,21 @@ class Embedded:
                 code = self.server_returncode()
                 if code is not None:
                     return code
-                if not sub.poll(100):
+                # Every frame and delta waiting is applied; the newest world is drawn once.
+                if not world.poll(0.1) or world.codes is None:
                     continue
-                frames = sub.recv_multipart()
-                while sub.poll(0):  # draw only the newest frame
-                    frames = sub.recv_multipart()
-                try:
-                    msg = protocol.decode(frames)
-                except ProtocolError:
-                    continue
-                if msg.kind is not Kind.FRAME:
-                    continue
-                codes = np.frombuffer(msg.payloads[0], dtype=np.uint8).reshape(msg["h"],
-                                                                                msg["w"])
                 if live:
-                    out.write(view.render(codes, msg.body))
+                    out.write(view.render(world.codes, world.info))
                 elif time.monotonic() - last_line >= 1.0:  # not a terminal: a line a second
                     last_line = time.monotonic()
-                    out.write(view.summary(msg.body) + "\n")
+                    out.write(view.summary(world.info) + "\n")
                 out.flush()
             return 0
         finally:
             if live:
                 out.write(view.LEAVE)
             out.flush()
-            sub.close()
+            world.close()
             context.term()
 
     def shutdown(self) -> None:

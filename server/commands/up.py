@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from client.bot import STRATEGIES
 from server.app import build_world
 from server.commands.options import server_argv, server_config, server_options
 from server.up import Embedded, free_port, run_up
@@ -20,7 +21,8 @@ WATCH_TICK = 0.1
               help="Worker processes to start.")
 @click.option("--bots", type=click.IntRange(0, 254), default=0,
               help="Headless players to start (one `lifenet bot` process).")
-@click.option("--bot-strategy", default="random", help="The bots' strategy.")
+@click.option("--bot-strategy", type=click.Choice(sorted(STRATEGIES)), default="random",
+              show_default=True, help="The bots' strategy.")
 @click.option("--headless", is_flag=True,
               help="No live view; run as fast as possible unless --tick is given.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -68,11 +68,13 @@ def test_glider_at_a_corner_comes_home(tmp_path: Path) -> None:
     (["--rule", "Q3/S23"], "B/S notation"),
     (["--at", "1;2"], "Y,X"),
     (["--fill", "2"], "--fill"),
+    (["--bot-strategy", "nope"], "'nope' is not one of"),
 ])
 def test_bad_options_give_one_line_and_nonzero_exit(args: list[str], message: str) -> None:
     result = lifenet("up", "--headless", "--generations", "1", *args)
     assert result.returncode != 0
-    assert message in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -158,3 +160,44 @@ def test_up_with_bots_plays_and_writes_their_colours(tmp_path: Path) -> None:
     codes = parse_rle(out.read_text()).codes
     # The bots joined as players 1..3 and placed patterns in their colours (codes 2..4).
     assert set(np.unique(codes).tolist()) & {2, 3, 4}, out.read_text()
+
+
+def test_up_draws_every_generation_live_in_a_terminal() -> None:
+    """`lifenet up` in a terminal redraws as generations come, deltas included: the
+    publisher sends a full frame only every 32 generations."""
+    import pty
+    import re
+    import select
+    import time
+
+    primary, secondary = pty.openpty()
+    up = subprocess.Popen(
+        [sys.executable, "-m", "server", "up", "--workers", "1", "--size", "16x32",
+         "--pattern", str(PATTERNS / "glider.rle"), "--generations", "60", "--tick", "0.05",
+         *ports()], stdin=secondary, stdout=secondary, stderr=subprocess.PIPE, cwd=ROOT,
+        start_new_session=True)
+    os.close(secondary)
+    screen = b""
+    try:
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([primary], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(primary, 65536)
+                except OSError:  # the terminal closed: up has exited
+                    break
+                if not chunk:
+                    break
+                screen += chunk
+            elif up.poll() is not None:
+                break
+        assert up.wait(15) == 0, up.stderr.read() if up.stderr else ""
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+            up.wait()
+        os.close(primary)
+    drawn = sorted({int(g) for g in re.findall(rb"generation (\d+)", screen)})
+    assert len(drawn) >= 20, f"only generations {drawn} were drawn"
+    assert drawn[-1] >= 55

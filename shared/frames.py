@@ -1,0 +1,70 @@
+"""The live world as the frame publisher sends it: full frames, and deltas between them.
+
+The publisher sends a ``FRAME`` (every cell) now and then and a ``DELTA`` (the changed
+cells) for the other generations, so a subscriber must apply every message in order. A
+``FrameView`` does that for every watcher: the terminal client, ``lifenet up``'s live
+view and the load test. After a gap (a dropped message, a late join) it keeps the last
+good world until the next full frame, which the publisher sends to a new subscriber at
+once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import zmq
+
+from shared import protocol
+from shared.errors import ProtocolError
+from shared.grid import Codes
+from shared.protocol import Kind, Message
+
+
+class FrameView:
+    """The latest world as published by the server, from full frames and deltas."""
+
+    def __init__(self, endpoint: str, context: zmq.Context[Any] | None = None) -> None:
+        self.context = context or zmq.Context.instance()
+        self.sock = self.context.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sock.connect(endpoint)
+        self.codes: Codes | None = None
+        self.gen = -1
+        self.info: dict[str, Any] = {}
+        self.frames = 0
+
+    def poll(self, timeout: float = 0.0) -> bool:
+        """Apply every message waiting (waiting up to ``timeout`` for the first one);
+        returns whether the world changed."""
+        changed = False
+        wait = int(timeout * 1000)
+        while self.sock.poll(wait):
+            wait = 0
+            try:
+                msg = protocol.decode(self.sock.recv_multipart(copy=False))
+            except ProtocolError:
+                continue
+            changed |= self.apply(msg)
+        return changed
+
+    def apply(self, msg: Message) -> bool:
+        if msg.kind is Kind.FRAME:
+            self.codes = np.frombuffer(msg.payloads[0], dtype=np.uint8).reshape(
+                msg["h"], msg["w"]).copy()
+        elif msg.kind is Kind.DELTA:
+            if self.codes is None or msg["gen"] != self.gen + 1 \
+                    or self.codes.shape != (msg["h"], msg["w"]):
+                return False  # a gap: wait for the next full frame
+            index = np.frombuffer(msg.payloads[0], dtype=np.uint32)
+            self.codes.ravel()[index] = np.frombuffer(msg.payloads[1], dtype=np.uint8)
+        else:
+            return False
+        self.gen = msg["gen"]
+        self.info = msg.body
+        self.frames += 1
+        return True
+
+    def close(self) -> None:
+        self.sock.close()
