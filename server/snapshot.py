@@ -59,6 +59,7 @@ import queue
 import re
 import shutil
 import signal
+import stat
 import struct
 import subprocess
 import tempfile
@@ -560,13 +561,19 @@ def write_snapshot_bytes(path: Path, data: bytes | memoryview) -> None:
 
 
 def _read_file(path: Path) -> bytes:
+    """The whole file, if it is a regular file no larger than a snapshot can be (a FIFO
+    would block, a device or ``/proc`` file would be read without end)."""
+    limit = _MAX_CIPHERTEXT + _FIXED.size + _MAX_META + 2 * _DIGEST
     try:
-        size = path.stat().st_size
-        if size > _MAX_CIPHERTEXT + _FIXED.size + _MAX_META + 2 * _DIGEST:
-            raise SnapshotError(f"{path} is too large to be a lifenet snapshot")
-        return path.read_bytes()
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise SnapshotError(f"{path} is not a regular file")
+        with path.open("rb") as f:
+            data = f.read(limit + 1)
     except OSError as e:
         raise SnapshotError(f"cannot read {path}: {e.strerror}") from e
+    if len(data) > limit:
+        raise SnapshotError(f"{path} is too large to be a lifenet snapshot")
+    return data
 
 
 def _body(data: bytes, header: Header) -> tuple[memoryview, bytes, bytes]:

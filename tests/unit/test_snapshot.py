@@ -157,6 +157,25 @@ def test_export_refuses_with_one_line_and_writes_nothing(tmp_path: Path, case: s
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.lns", "good.lns"]
 
 
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_file_that_is_not_a_regular_file_is_refused_at_once(tmp_path: Path,
+                                                              kind: str) -> None:
+    if kind == "fifo":
+        path = tmp_path / "pipe.lns"
+        os.mkfifo(path)  # reading would block until a writer came
+    else:
+        path = Path("/dev/zero")  # reading would never end
+    out = tmp_path / "out.rle"
+    runner = CliRunner()
+    for command in (["snapshot", "export", str(path), "--rle", str(out)],
+                    ["snapshot", "verify", str(path)], ["snapshot", "inspect", str(path)]):
+        result = runner.invoke(main, command, env={KEY_ENV: KEY.secret.decode()})
+        assert result.exit_code == 1, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and "not a regular file" in lines[0], result.output
+    assert not out.exists()
+
+
 def test_verify_export_and_inspect_succeed(tmp_path: Path) -> None:
     path = tmp_path / "a.lns"
     state = world(h=9, w=11)
