@@ -6,6 +6,7 @@ read the world directly; its workers are real child processes on real loopback s
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -64,3 +65,40 @@ def zmq_context() -> Iterator[zmq.Context[Any]]:
         s.close(linger=0)
     ctx.term()
     assert not open_sockets, f"{len(open_sockets)} sockets were left open"
+
+
+def send_oversize(context: zmq.Context[Any], endpoint: str, frames: list[bytes],
+                  timeout: float = 5.0) -> str:
+    """Send ``frames`` from a new DEALER and tell what the server did about them:
+    ``"dropped"`` (it closed the connection, as its MAXMSGSIZE makes ZeroMQ do), or
+    ``"reply <kind> <code>"``, or ``"nothing"`` when neither happened in ``timeout``."""
+    from zmq.utils.monitor import recv_monitor_message
+
+    from shared import protocol
+
+    sock = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RECONNECT_IVL, 60_000)  # one connection only: no reconnect
+    monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
+    try:
+        sock.connect(endpoint)
+        deadline = time.monotonic() + timeout
+        while recv_monitor_message(monitor)["event"] != zmq.EVENT_CONNECTED:
+            assert time.monotonic() < deadline, f"no connection to {endpoint}"
+        sock.send_multipart(frames)
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
+        while (left := deadline - time.monotonic()) > 0:
+            ready = dict(poller.poll(int(left * 1000)))
+            if monitor in ready and \
+                    recv_monitor_message(monitor)["event"] == zmq.EVENT_DISCONNECTED:
+                return "dropped"
+            if sock in ready:
+                reply = protocol.decode(sock.recv_multipart())
+                return f"reply {reply.kind} {reply.body.get('code')}"
+        return "nothing"
+    finally:
+        sock.disable_monitor()
+        monitor.close()
+        sock.close()

@@ -12,7 +12,7 @@ from shared import protocol
 from shared.life import simulate
 from shared.protocol import ErrorCode, Kind
 from tests.conftest import Processes, wait_for
-from tests.integration.conftest import MakeServer, start_workers
+from tests.integration.conftest import MakeServer, send_oversize, start_workers
 from tests.integration.test_distributed import random_world
 
 pytestmark = pytest.mark.integration
@@ -66,12 +66,9 @@ def test_worker_endpoint_survives_bad_input(make_server: MakeServer, processes: 
     hostile.send_multipart(protocol.encode(protocol.message(Kind.BYE, reason="done")))
     hostile.close()
     # Oversize: more than the socket's limit; ZeroMQ drops that connection.
-    big = zmq_context.socket(zmq.DEALER)
-    big.setsockopt(zmq.LINGER, 0)
-    big.connect(server.broker.bound_endpoint)
-    big.send_multipart([packed("heartbeat", {}), bytes(protocol.MAX_PAYLOAD_BYTES
-                                                       + protocol.MAX_HEADER_BYTES + 1)])
-    big.close()
+    assert send_oversize(zmq_context, server.broker.bound_endpoint, [
+        packed("heartbeat", {}),
+        bytes(protocol.MAX_PAYLOAD_BYTES + protocol.MAX_HEADER_BYTES + 1)]) == "dropped"
     wait_for(lambda: server.broker.worker_count() == 1, 5, what="the liar to leave")
     assert server.broker.bad_messages >= 5
     # The world is what the reference says, and the loop goes on.

@@ -20,7 +20,7 @@ from shared.life import simulate
 from shared.palette import palette
 from shared.protocol import ErrorCode, Kind
 from tests.conftest import Processes, wait_for
-from tests.integration.conftest import MakeServer, start_workers
+from tests.integration.conftest import MakeServer, send_oversize, start_workers
 
 pytestmark = pytest.mark.integration
 
@@ -249,9 +249,8 @@ def test_bad_input_on_the_player_endpoint(game: Server, sessions: list[PlayerSes
         answered += 1
     assert 0 < answered <= 2000
     # Oversize: ZeroMQ drops the sender's connection at the 1 MiB limit.
-    big = raw(game, zmq_context)
-    big.send_multipart([msgpack.packb(["ping", {}]), bytes(2 << 20)])
-    big.close()
+    assert send_oversize(zmq_context, game.lobby.bound_endpoint,
+                         [msgpack.packb(["ping", {}]), bytes(2 << 20)]) == "dropped"
     sock.close()
     assert alice.ping()["energy"] == energy
     assert game.engine.grid == before
