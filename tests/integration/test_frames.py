@@ -1,0 +1,82 @@
+"""The frame publisher and its watchers over a real XPUB/SUB pair on loopback: deltas
+rebuild every generation exactly, and a late joiner gets a full frame at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import zmq
+
+from server.publisher import FULL_EVERY, FramePublisher
+from shared.frames import FrameView
+from shared.grid import Grid
+from shared.kernel import step_grid
+from shared.rle import parse_rle
+from shared.rules import CONWAY
+from tests.conftest import PATTERNS, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def publisher() -> Iterator[tuple[zmq.Context[Any], FramePublisher]]:
+    context: zmq.Context[Any] = zmq.Context()
+    pub = FramePublisher(context, "tcp://127.0.0.1:0")
+    yield context, pub
+    pub.close()
+    context.destroy(linger=0)
+
+
+def gun_world() -> Grid:
+    """A Gosper gun in two players' colours: a few cells change every generation."""
+    gun = parse_rle((PATTERNS / "gosper-gun.rle").read_text())
+    grid = Grid(48, 64)
+    grid.codes[2:2 + gun.height, 2:2 + gun.width] = gun.codes * 2
+    right = grid.codes[2:2 + gun.height, 20:2 + gun.width]
+    right[right == 2] = 3  # the right part: player 2
+    return grid
+
+
+def info(gen: int) -> dict[str, Any]:
+    return {"population": gen, "ms": 0.0, "workers": 1, "rule": "B3/S23"}
+
+
+def test_deltas_rebuild_every_generation_and_a_late_joiner_gets_a_full_frame_at_once(
+        publisher: tuple[zmq.Context[Any], FramePublisher]) -> None:
+    context, pub = publisher
+    world = gun_world()
+    early = FrameView(pub.endpoint, context)
+    late: FrameView | None = None
+    try:
+        # PUB drops what it sends before the subscription arrives: send until it has.
+        wait_for(lambda: (pub.publish(0, world.codes, info(0)), early.poll(0.05))[1],
+                 10, what="the first subscriber's first frame")
+        full_before_late = 0
+        for gen in range(1, 3 * FULL_EVERY):
+            world = step_grid(world, CONWAY)
+            if gen == 50:
+                late = FrameView(pub.endpoint, context)
+                wait_for(lambda: pub.sock.poll(0), 5, what="the late subscription")
+                full_before_late = pub.full_frames
+            pub.publish(gen, world.codes, info(gen))
+            for view in (early, late):
+                if view is None:
+                    continue
+                wait_for(lambda v=view, g=gen: (v.poll(0.05), v.gen == g)[1], 5,  # type: ignore[misc]
+                         what=f"generation {gen}")
+                assert view.codes is not None
+                assert np.array_equal(view.codes, world.codes), f"generation {gen}"
+                assert view.info["population"] == gen
+            if gen == 50:
+                assert pub.full_frames == full_before_late + 1  # for the late joiner
+        assert late is not None and late.frames == 3 * FULL_EVERY - 50
+        assert pub.deltas > 2 * FULL_EVERY  # most generations travelled as deltas
+        assert early.frames == 3 * FULL_EVERY  # every one, applied in order
+        assert len(set(np.unique(world.codes).tolist()) - {0}) >= 2  # owners travel too
+    finally:
+        early.close()
+        if late is not None:
+            late.close()
