@@ -85,8 +85,12 @@ def test_oscillators_through_workers(make_server: MakeServer, processes: Process
         assert (server.engine.grid == start) == (n % period == 0), (pattern, n)
 
 
-def test_kill_9_of_a_worker_mid_generation(make_server: MakeServer,
-                                           processes: Processes) -> None:
+@pytest.mark.parametrize("how", ["kill -9", "stall"])
+def test_a_worker_lost_mid_generation(make_server: MakeServer, processes: Processes,
+                                      how: str) -> None:
+    """``kill -9`` closes the worker's connection; ``stall`` (SIGSTOP) leaves it open, so
+    only the missed heartbeats tell. Either way its batches go to the other worker, and
+    the stalled one, resumed, answers for a generation that is over: ignored."""
     server = make_server(size=(30, 30), tile=(3, 30), heartbeat=0.2, dispatchers=4)
     victim, survivor = start_workers(processes, server, 2, "--io-latency", "0.3",
                                      "--credit", "2")
@@ -105,13 +109,17 @@ def test_kill_9_of_a_worker_mid_generation(make_server: MakeServer,
     wait_for(lambda: server.broker._workers and any(
         p.in_flight for p in list(server.broker._workers.values())
         if p.name.endswith(str(victim.pid))), 10, interval=0.005, what="a batch in flight")
-    os.kill(victim.pid, signal.SIGKILL)
+    os.kill(victim.pid, signal.SIGKILL if how == "kill -9" else signal.SIGSTOP)
     thread.join(timeout=30)
     assert not thread.is_alive() and not errors, errors
     expected = simulate(expected, server.rule)
     assert server.engine.grid == expected
     assert server.broker.dropped_workers >= 1
     assert server.engine.resent >= 1
+    if how == "stall":
+        os.kill(victim.pid, signal.SIGCONT)  # its late answers and its return follow
+        wait_for(lambda: server.broker.worker_count() == 2, 20, what="the worker's return")
+        assert victim.poll() is None
     run_and_compare(server, expected, 3)
     assert survivor.poll() is None
 
