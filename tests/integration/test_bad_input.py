@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import msgpack
+import numpy as np
 import pytest
 import zmq
 
@@ -95,3 +97,99 @@ def test_player_endpoint_survives_bad_input(make_server: MakeServer,
     assert reply.kind is Kind.STATUS_REPLY and reply["size"] == [8, 8]
     sock.close()
     assert server.lobby.is_alive()
+
+
+def test_a_result_counts_once_and_never_for_another_generation(
+        make_server: MakeServer, zmq_context: zmq.Context[Any]) -> None:
+    """A worker written by hand answers each batch twice, and during generation 1 sends
+    a wrong answer for generation 0's batch first: only the first right answer of each
+    generation is applied."""
+    from server.worker import Worker, WorkerConfig
+
+    server = make_server(size=(12, 12), tile=(12, 12), heartbeat=1.0)
+    expected = random_world(server, seed=21)
+    sock = zmq_context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(server.broker.bound_endpoint)
+    reply = ask(sock, protocol.encode(protocol.message(
+        Kind.READY, version=protocol.PROTOCOL_VERSION, name="twice", pid=1, credit=4,
+        io_latency=0.0)))
+    assert reply.kind is Kind.WELCOME
+    computer = Worker(WorkerConfig(connect=""))
+
+    def next_batch() -> protocol.Message:
+        while True:
+            assert sock.poll(5000), "no batch"
+            msg = protocol.decode(sock.recv_multipart())
+            if msg.kind is Kind.BATCH:
+                return msg
+
+    stale: protocol.Message | None = None
+    for gen in range(2):
+        errors: list[BaseException] = []
+        thread = threading.Thread(target=lambda: _step(server, errors))
+        thread.start()
+        batch = next_batch()
+        assert batch["gen"] == gen
+        answer = computer.compute(batch)
+        if stale is not None:
+            sock.send_multipart(protocol.encode(stale))  # generation 0's, now wrong
+        sock.send_multipart(protocol.encode(answer))
+        sock.send_multipart(protocol.encode(answer))  # the same answer again
+        thread.join(10)
+        assert not thread.is_alive() and not errors, errors
+        expected = simulate(expected, server.rule)
+        assert server.engine.grid == expected
+        # Generation 0's answer, with every cell flipped, for the next round.
+        flipped = np.frombuffer(answer.payloads[0], dtype=np.uint8) ^ 0xFF
+        stale = protocol.message(Kind.RESULT, [flipped.tobytes()], **answer.body)
+    sock.send_multipart(protocol.encode(protocol.message(Kind.BYE, reason="done")))
+    sock.close()
+    assert server.broker.is_alive()
+
+
+def _step(server: Any, errors: list[BaseException]) -> None:
+    try:
+        server.engine.step()
+    except BaseException as e:
+        errors.append(e)
+
+
+def test_a_late_answer_from_a_timed_out_attempt_is_ignored_in_a_later_generation(
+        make_server: MakeServer, processes: Processes,
+        zmq_context: zmq.Context[Any]) -> None:
+    """A hand-written worker takes generation 0's batch and stalls past the batch timeout;
+    the batch is re-sent to a real worker; the stalled one then answers, wrongly, while
+    the one dispatcher is about to wait for generation 1: ignored."""
+    from server.worker import Worker, WorkerConfig
+
+    server = make_server(size=(12, 12), tile=(12, 12), heartbeat=5.0, batch_timeout=0.5,
+                         dispatchers=1)
+    expected = random_world(server, seed=23)
+    sock = zmq_context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(server.broker.bound_endpoint)
+    reply = ask(sock, protocol.encode(protocol.message(
+        Kind.READY, version=protocol.PROTOCOL_VERSION, name="slow", pid=1, credit=4,
+        io_latency=0.0)))
+    assert reply.kind is Kind.WELCOME
+    errors: list[BaseException] = []
+    thread = threading.Thread(target=lambda: _step(server, errors))
+    thread.start()
+    assert sock.poll(5000)
+    batch = protocol.decode(sock.recv_multipart())
+    assert batch.kind is Kind.BATCH and batch["gen"] == 0
+    wait_for(lambda: server.engine.resent >= 1, 5, what="the batch timeout and a re-send")
+    start_workers(processes, server, 1)
+    thread.join(20)
+    assert not thread.is_alive() and not errors, errors
+    expected = simulate(expected, server.rule)
+    assert server.engine.grid == expected
+    # The stalled worker's answer to generation 0 arrives now: right for generation 0,
+    # so it passes every check on its contents; only its generation tells it is stale.
+    sock.send_multipart(protocol.encode(Worker(WorkerConfig(connect="")).compute(batch)))
+    for _ in range(2):
+        expected = simulate(expected, server.rule)
+        assert server.engine.step() == expected
+    sock.send_multipart(protocol.encode(protocol.message(Kind.BYE, reason="done")))
+    sock.close()
