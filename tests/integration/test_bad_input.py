@@ -127,7 +127,7 @@ def test_a_result_counts_once_and_never_for_another_generation(
     stale: protocol.Message | None = None
     for gen in range(2):
         errors: list[BaseException] = []
-        thread = threading.Thread(target=lambda: _step(server, errors))
+        thread = threading.Thread(target=_step, args=(server, errors))
         thread.start()
         batch = next_batch()
         assert batch["gen"] == gen
