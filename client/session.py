@@ -181,7 +181,7 @@ class PlayerSession:
 
     def _note(self, msg: Message) -> None:
         """Keep ``energy`` current from every message that reports it."""
-        if msg.kind in (Kind.DECIDED, Kind.PONG, Kind.PLACED):
+        if msg.kind in (Kind.DECIDED, Kind.PONG, Kind.PLACED, Kind.LANDED):
             self.energy = msg["energy"]
 
     def close(self) -> None:

@@ -148,6 +148,14 @@ class PlaceResult(Message):
         self.reason = reason
 
 
+class Landed(Message):
+    """A placement reached the world: ``body`` is the server's ``LANDED``."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__()
+        self.body = body
+
+
 class Failed(Message):
     def __init__(self, reason: str) -> None:
         super().__init__()
@@ -255,6 +263,9 @@ class Network:
                     kept, refused = self.state.kept + msg["kept"], \
                         self.state.refused + msg["refused"]
                 self._changed(energy=session.energy, kept=kept, refused=refused)
+            elif msg.kind is Kind.LANDED:
+                self._changed(energy=session.energy)
+                self.post(Landed(msg.body))
 
     def _ping(self, session: PlayerSession) -> None:
         began = time.perf_counter()
@@ -494,6 +505,7 @@ class LifenetClient(App[str | None]):
         self.last_refusal = ""
         self.last_placed = ""
         self.placed: list[dict[str, Any]] = []  # every PLACED reply, for the curious
+        self.landed: list[dict[str, Any]] = []  # every LANDED notice
         self.failure = ""
         self._worker: Worker[None] | None = None
 
@@ -549,6 +561,14 @@ class LifenetClient(App[str | None]):
                                 f"gen {message.placed['generation']}")
             self.state.energy = message.placed["energy"]
         self._refresh_side()
+
+    def on_landed(self, message: Landed) -> None:
+        landed = message.body
+        self.landed.append(landed)
+        if landed["occupied"]:
+            self.notify(f"{landed['placed']} of {landed['cells']} cells landed in generation "
+                        f"{landed['generation']}; {landed['occupied']} were occupied "
+                        "(refunded)", title="placed in part", severity="warning")
 
     def on_failed(self, message: Failed) -> None:
         self.failure = message.reason

@@ -100,7 +100,12 @@ class Game:
                 self._send(identity, protocol.message(
                     Kind.DECIDED, gen=gen, kept=result.kept, died=result.died,
                     refused=result.refused, energy=self.registry.energy_of(pid)))
-        self.registry.apply_placements(codes, gen + 1)
+        for landed in self.registry.apply_placements(codes, gen + 1):
+            # What did not land (cells occupied at the boundary) is told, not only refunded.
+            if landed.identity:
+                self._send(landed.identity, protocol.message(
+                    Kind.LANDED, generation=gen + 1, cells=landed.cells,
+                    placed=landed.placed, occupied=landed.occupied, energy=landed.energy))
         self.registry.expire()
         for pid in self.registry.take_neutralise():
             codes[codes == pid + 1] = 1

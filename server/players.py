@@ -71,6 +71,22 @@ class Placement:
 
 
 @dataclass
+class Landed:
+    """How one placement landed: ``placed`` of its ``cells`` filled, the rest occupied
+    (and refunded); ``energy`` is the placer's after the refund."""
+
+    player: int
+    identity: bytes
+    cells: int
+    placed: int
+    energy: int
+
+    @property
+    def occupied(self) -> int:
+        return self.cells - self.placed
+
+
+@dataclass
 class Request:
     """The ``game_logic`` request a player got for one generation."""
 
@@ -194,13 +210,13 @@ class PlayerRegistry:
             self.placements.append(Placement(player.id, cells, cost))
             return cost, self.landing
 
-    def apply_placements(self, codes: Codes, generation: int) -> int:
+    def apply_placements(self, codes: Codes, generation: int) -> list[Landed]:
         """Fill empty cells of ``generation`` with the placers' colours; refund the
         occupied ones. Placements queued from now on land in ``generation + 1``."""
         with self.lock:
             self.landing = generation + 1
             placements, self.placements = self.placements, []
-            placed = 0
+            landed = []
             for pl in placements:
                 player = self.players.get(pl.player)
                 if player is None:
@@ -209,9 +225,10 @@ class PlayerRegistry:
                 empty = codes[ys, xs] == 0
                 codes[ys[empty], xs[empty]] = player.code
                 n = int(np.count_nonzero(empty))
-                placed += n
                 player.energy = min(self.config.energy_cap, player.energy + pl.reserved - n)
-            return placed
+                landed.append(Landed(player.id, player.identity, len(pl.cells), n,
+                                     player.energy))
+            return landed
 
     def regenerate(self) -> None:
         with self.lock:

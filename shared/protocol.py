@@ -80,6 +80,7 @@ class Kind(StrEnum):
     PONG = "pong"            # server -> player: heartbeat, with energy and generation
     PLACE = "place"          # player -> server: put a pattern at the next boundary
     PLACED = "placed"        # server -> player: queued, with its cost
+    LANDED = "landed"        # server -> player: how much of a placement landed
     GAME_LOGIC = "game_logic"  # server -> player: the cells it owns in this generation
     DECIDE = "decide"        # player -> server: overrides for some of those cells
     DECIDED = "decided"      # server -> player: what was applied
@@ -285,6 +286,8 @@ SCHEMAS: dict[Kind, Schema] = {
     }, optional={"rle": Str(MAX_PLACE_RLE, 1),
                  "cells": ListOf(Tuple(Int(0, 255), Int(0, 255)), MAX_PLACE_CELLS)}),
     Kind.PLACED: Schema({"cells": Int(), "cost": Int(), "energy": Int(), "generation": _GEN}),
+    Kind.LANDED: Schema({"generation": _GEN, "cells": Int(), "placed": Int(),
+                         "occupied": Int(), "energy": Int()}),
     Kind.GAME_LOGIC: Schema({
         "gen": _GEN, "count": Int(0, MAX_SIDE * MAX_SIDE), "deadline_ms": Float(0.0, 1e7),
     }, payloads=(2, 2), payload_sizes=_game_logic_sizes),

@@ -191,6 +191,20 @@ def test_placement_costs_energy_and_refusals_say_why(make_server: MakeServer,
     server.advance()
     assert int(np.count_nonzero(server.engine.grid.codes == player.code)) == 4
     assert other.ping()["energy"] == 8  # refunded: nothing was placed
+    # Each placer is told what landed, and why the rest did not.
+    for session, placed in ((player, 4), (other, 0)):
+        landed = landed_of(session)
+        assert (landed["generation"], landed["cells"], landed["placed"],
+                landed["occupied"]) == (1, 4, placed, 4 - placed), landed
+
+
+def landed_of(session: PlayerSession, timeout: float = 5.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = session.poll(0.05)
+        if msg is not None and msg.kind is Kind.LANDED:
+            return msg.body
+    pytest.fail(f"{session.name} was not told how its placement landed")
 
 
 def raw(server: Server, zmq_context: zmq.Context[Any]) -> zmq.Socket[Any]:

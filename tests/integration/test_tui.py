@@ -181,6 +181,8 @@ def test_a_pattern_is_placed_turned_and_flipped(make_server: MakeServer,
         # the server turned and flipped the glider exactly as the preview showed it
         assert cells_of(server.engine.grid.codes, code) == preview
         assert cells_of(app.world.codes, code) == preview
+        await until(pilot, lambda: app.landed, "the LANDED notice")
+        assert (app.landed[0]["placed"], app.landed[0]["occupied"]) == (5, 0)
         cap = app.welcome["energy_cap"]
         assert app.placed[0]["energy"] == cap - 5
         # paid 5, regenerated 5 at the boundary; the next PONG tells the client

@@ -58,7 +58,9 @@ def test_energy_placements_and_refunds() -> None:
     assert reg.place(p, cells, 8, 8) == (5, 1) and p.energy == 5
     codes = np.zeros((8, 8), dtype=np.uint8)
     codes[7, 0] = 1  # one of the glider's wrapped cells is occupied
-    assert reg.apply_placements(codes, 1) == 4
+    [landed] = reg.apply_placements(codes, 1)
+    assert (landed.player, landed.cells, landed.placed, landed.occupied) == (p.id, 5, 4, 1)
+    assert landed.energy == p.energy == 6  # 5 left + 1 refunded
     assert reg.place(p, cells[:1], 8, 8) == (1, 2)  # queued now: lands in generation 2
     assert p.energy == 5  # 5 left + 1 refunded - 1 reserved for the next one
     assert int(np.count_nonzero(codes == p.code)) == 4
