@@ -201,3 +201,46 @@ def test_up_draws_every_generation_live_in_a_terminal() -> None:
     drawn = sorted({int(g) for g in re.findall(rb"generation (\d+)", screen)})
     assert len(drawn) >= 20, f"only generations {drawn} were drawn"
     assert drawn[-1] >= 55
+
+
+def test_up_with_io_latency_overlaps_the_waits(tmp_path: Path) -> None:
+    """`up --io-latency`: every cell waits, the waits overlap, the world stays right."""
+    import time
+
+    out = tmp_path / "out.rle"
+    began = time.monotonic()
+    result = lifenet("up", "--headless", "--workers", "2", "--size", "16x16", "--pattern",
+                     str(PATTERNS / "glider.rle"), "--io-latency", "0.2", "--generations",
+                     "4", "--out", str(out), *ports())
+    took = time.monotonic() - began
+    assert result.returncode == 0, result.stderr
+    start = Grid(16, 16)
+    glider = parse_rle((PATTERNS / "glider.rle").read_text())
+    top, left = (16 - glider.height) // 2, (16 - glider.width) // 2
+    start.codes[top:top + glider.height, left:left + glider.width] = glider.codes
+    assert np.array_equal(parse_rle(out.read_text()).codes, simulate_many(start, 4).codes)
+    assert took >= 4 * 0.2  # no generation is shorter than one cell's I/O
+    assert took < 30  # 4 x 256 cells x 0.2 s would be 205 s one after another
+
+
+def test_up_writes_snapshots_and_restores_from_one(tmp_path: Path) -> None:
+    from server.snapshot import KEY_ENV, snapshot_name
+
+    snaps, out = tmp_path / "snaps", tmp_path / "out.rle"
+    env = {**os.environ, KEY_ENV: "a key for this test only"}
+    common = ["up", "--headless", "--workers", "1", "--size", "24x24", "--seed", "5",
+              "--fill", "0.3"]
+
+    def up(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "server", *common, *args, *ports()],
+                              capture_output=True, text=True, timeout=90, cwd=ROOT, env=env,
+                              stdin=subprocess.DEVNULL)
+
+    result = up("--generations", "10", "--snapshot-dir", str(snaps), "--snapshot-every", "5")
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in snaps.iterdir()} >= {snapshot_name(5), snapshot_name(10)}
+    result = up("--restore", str(snaps / snapshot_name(5)), "--generations", "12",
+                "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    start = Grid.from_codes(np.random.default_rng(5).random((24, 24)) < 0.3)
+    assert np.array_equal(parse_rle(out.read_text()).codes, simulate_many(start, 12).codes)
