@@ -265,6 +265,35 @@ def stand_in(tmp_path: Path, body: str) -> Path:
     return bin_dir
 
 
+def test_decryption_gets_no_byte_before_the_tag_verifies(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast: None) -> None:
+    """``enc -d`` starts early (its key derivation overlaps the tag's), but is fed the
+    ciphertext only once the tag verifies: a stand-in logs what reaches its stdin."""
+    real = shutil.which("openssl")
+    fed = tmp_path / "fed"
+    bin_dir = stand_in(tmp_path, f'''case " $* " in
+  *" enc -d "*) tee -a "{fed}" | "{real}" "$@" ;;
+  *) exec "{real}" "$@" ;;
+esac''')
+    good = tmp_path / "good.lns"
+    save_snapshot(good, world(), KEY, iterations=FAST)
+    data = good.read_bytes()
+    tampered = tmp_path / "tampered.lns"
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x01  # inside the ciphertext
+    tampered.write_bytes(flipped)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    for path, key in ((tampered, KEY), (good, SnapshotKey(b"not the key"))):
+        fed.write_bytes(b"")
+        with pytest.raises(SnapshotError):
+            read_snapshot(path, key)
+        assert fed.read_bytes() == b"", f"{path.name}: decryption was fed before the check"
+    fed.write_bytes(b"")
+    header, state = read_snapshot(good, KEY)
+    assert same(state, world())
+    assert len(fed.read_bytes()) == header.ciphertext_len  # the stand-in does see input
+
+
 def test_openssl_missing_from_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
