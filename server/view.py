@@ -51,10 +51,17 @@ def render(codes: Codes, info: dict[str, Any], columns: int | None = None,
 
 
 def summary(info: dict[str, Any]) -> str:
-    """One line about a frame: generation, population, speed, workers, rule."""
-    return (f"generation {info.get('gen', 0)}  population {info.get('population', 0)}  "
+    """One line about a frame: generation, population, speed, workers, rule, and the
+    players with the most live cells."""
+    line = (f"generation {info.get('gen', 0)}  population {info.get('population', 0)}  "
             f"{info.get('ms', 0.0):.1f} ms/gen  workers {info.get('workers', 0)}  "
             f"{info.get('rule', '')}")
+    board = info.get("board") or []
+    if board:
+        best = sorted(board, key=lambda row: -row[2])[:3]
+        line += f"  players {len(board)}: " + ", ".join(f"{name} {cells}"
+                                                       for _, name, cells in best)
+    return line
 
 
 ENTER = "\x1b[?1049h\x1b[?25l\x1b[2J"

@@ -14,13 +14,15 @@ from server.commands.options import server_argv, server_config, server_options
 from server.up import Embedded, free_port, run_up
 
 WATCH_TICK = 0.1
+LIVE_BOTS = 3  # the embedded default shows a game: a few bots playing in the world
 
 
 @click.command()
 @click.option("--workers", type=click.IntRange(0, 64), default=2,
               help="Worker processes to start.")
-@click.option("--bots", type=click.IntRange(0, 254), default=0,
-              help="Headless players to start (one `lifenet bot` process).")
+@click.option("--bots", type=click.IntRange(0, 254), default=None,
+              help="Headless players to start (one `lifenet bot` process) "
+                   f"[default: {LIVE_BOTS} with the live view, 0 with --headless].")
 @click.option("--bot-strategy", type=click.Choice(sorted(STRATEGIES)), default="random",
               show_default=True, help="The bots' strategy.")
 @click.option("--headless", is_flag=True,
@@ -31,7 +33,8 @@ WATCH_TICK = 0.1
               help="Seconds of simulated blocking I/O in every cell (passed to workers).")
 @server_options
 @click.pass_context
-def up(ctx: click.Context, /, workers: int, bots: int, bot_strategy: str, headless: bool,
+def up(ctx: click.Context, /, workers: int, bots: int | None, bot_strategy: str,
+       headless: bool,
        out: Path | None, io_latency: float,
        **kwargs: Any) -> None:
     """Start a server and its workers locally and show the world live."""
@@ -43,6 +46,8 @@ def up(ctx: click.Context, /, workers: int, bots: int, bot_strategy: str, headle
     tick = kwargs["tick"]
     if tick is None:
         tick = 0.0 if headless else WATCH_TICK
+    if bots is None:  # a headless run is for its --out: the world alone, reproducible
+        bots = 0 if headless else LIVE_BOTS
     root = ctx.find_root().params
     log_file = None
     if not headless:

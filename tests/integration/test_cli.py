@@ -163,8 +163,8 @@ def test_up_with_bots_plays_and_writes_their_colours(tmp_path: Path) -> None:
 
 
 def test_up_draws_every_generation_live_in_a_terminal() -> None:
-    """`lifenet up` in a terminal redraws as generations come, deltas included: the
-    publisher sends a full frame only every 32 generations."""
+    """`lifenet up` in a terminal redraws as generations come, deltas included (the
+    publisher sends a full frame only every 32 generations), with its default bots."""
     import pty
     import re
     import select
@@ -173,7 +173,7 @@ def test_up_draws_every_generation_live_in_a_terminal() -> None:
     primary, secondary = pty.openpty()
     up = subprocess.Popen(
         [sys.executable, "-m", "server", "up", "--workers", "1", "--size", "16x32",
-         "--pattern", str(PATTERNS / "glider.rle"), "--generations", "60", "--tick", "0.05",
+         "--pattern", str(PATTERNS / "glider.rle"), "--generations", "120", "--tick", "0.05",
          *ports()], stdin=secondary, stdout=secondary, stderr=subprocess.PIPE, cwd=ROOT,
         start_new_session=True)
     os.close(secondary)
@@ -199,8 +199,9 @@ def test_up_draws_every_generation_live_in_a_terminal() -> None:
             up.wait()
         os.close(primary)
     drawn = sorted({int(g) for g in re.findall(rb"generation (\d+)", screen)})
-    assert len(drawn) >= 20, f"only generations {drawn} were drawn"
-    assert drawn[-1] >= 55
+    assert len(drawn) >= 40, f"only generations {drawn} were drawn"
+    assert drawn[-1] >= 115
+    assert b"players 3: bot-" in screen  # the embedded default's bots joined and play
 
 
 def test_up_with_io_latency_overlaps_the_waits(tmp_path: Path) -> None:
