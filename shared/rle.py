@@ -13,6 +13,7 @@ multistate letters, so each live cell keeps its owner.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 
@@ -26,6 +27,8 @@ MAX_RLE_BYTES = 4 << 20
 _HEADER = re.compile(r"^\s*x\s*=\s*(\d+)\s*,\s*y\s*=\s*(\d+)\s*(?:,\s*rule\s*=\s*(\S+)\s*)?$",
                      re.IGNORECASE)
 _LINE_WIDTH = 70
+# How many digits a run count is written with: none up to 1, one from 2, two from 10...
+_DIGIT_STEPS = np.array([2] + [10 ** k for k in range(1, 19)], dtype=np.int64)
 
 
 @dataclass
@@ -148,7 +151,13 @@ def _decode_body(body: str, codes: Codes) -> None:
 
 
 def write_rle(codes: Codes, rule: Rule | None = None, comments: list[str] | None = None) -> str:
-    """RLE text for a rectangle of cell codes (two-state when every live cell is neutral)."""
+    """RLE text for a rectangle of cell codes (two-state when every live cell is neutral).
+
+    Built with NumPy, token by token but never in a Python loop over cells or runs (a
+    4096x4096 soup has about 6 M runs): runs and row ends become tokens (a count, then a
+    letter or two), lines are filled greedily up to 70 characters without splitting a
+    token, and the characters are written into one byte array.
+    """
     height, width = codes.shape
     two_state = int(codes.max(initial=0)) <= 1
     header = f"x = {width}, y = {height}"
@@ -156,12 +165,29 @@ def write_rle(codes: Codes, rule: Rule | None = None, comments: list[str] | None
         header += f", rule = {rule}"
     lines = [f"#C {c}" if not c.startswith("#") else c for c in comments or []]
     lines.append(header)
+    return "\n".join(lines) + "\n" + _body(codes, two_state) + "\n"
 
-    letters = ["o" if state else "b" for state in range(256)] if two_state \
-        else [_state_letters(state) for state in range(256)]
-    tokens: list[str] = []
+
+def _letter_table(two_state: bool) -> tuple[Codes, Codes]:
+    """Each state's first letter, and its second (0 where it has one letter)."""
+    first = np.zeros(256, dtype=np.uint8)
+    second = np.zeros(256, dtype=np.uint8)
+    for state in range(256):
+        text = ("o" if state else "b") if two_state else _state_letters(state)
+        first[state] = ord(text[0])
+        if len(text) > 1:
+            second[state] = ord(text[1])
+    return first, second
+
+
+def _body(codes: Codes, two_state: bool) -> str:
+    """The RLE body, ``!`` included, wrapped at ``_LINE_WIDTH``."""
+    height, width = codes.shape
+    counts = np.zeros(0, dtype=np.int64)
+    first = np.zeros(0, dtype=np.uint8)
+    second = np.zeros(0, dtype=np.uint8)
     if codes.size:
-        # Runs, found by NumPy: a run starts where the code changes or a row begins.
+        # Runs: a run starts where the code changes or a row begins.
         flat = np.ascontiguousarray(codes).reshape(-1)
         change = np.ones(flat.size, dtype=np.bool_)
         change[1:] = flat[1:] != flat[:-1]
@@ -171,21 +197,47 @@ def write_rle(codes: Codes, rule: Rule | None = None, comments: list[str] | None
         states = flat[starts]
         keep = (states != 0) | (ends % width != 0)  # a row's trailing empties: dropped
         starts, ends, states = starts[keep], ends[keep], states[keep]
-        row = 0
-        for start, length, state in zip((starts // width).tolist(),
-                                        (ends - starts).tolist(), states.tolist(),
-                                        strict=True):
-            if start != row:
-                gap = start - row
-                tokens.append(f"{gap}$" if gap > 1 else "$")
-                row = start
-            tokens.append(f"{length}{letters[state]}" if length > 1 else letters[state])
-    tokens.append("!")
-    line = ""
-    for token in tokens:
-        if len(line) + len(token) > _LINE_WIDTH:
-            lines.append(line)
-            line = ""
-        line += token
-    lines.append(line)
-    return "\n".join(lines) + "\n"
+        rows = starts // width
+        gaps = np.diff(rows, prepend=0)  # rows ended before each run: a "$" token
+        has_gap = gaps > 0
+        n = len(starts) + int(np.count_nonzero(has_gap))
+        run_at = np.arange(len(starts)) + np.cumsum(has_gap)
+        gap_at = run_at[has_gap] - 1
+        letters, seconds = _letter_table(two_state)
+        counts = np.zeros(n, dtype=np.int64)
+        first = np.zeros(n, dtype=np.uint8)
+        second = np.zeros(n, dtype=np.uint8)
+        counts[run_at], first[run_at], second[run_at] = ends - starts, letters[states], \
+            seconds[states]
+        counts[gap_at], first[gap_at] = gaps[has_gap], ord("$")
+    counts = np.append(counts, 0)
+    first = np.append(first, np.uint8(ord("!")))
+    second = np.append(second, np.uint8(0))
+    # A count is written only when it is more than 1.
+    digits = np.searchsorted(_DIGIT_STEPS, counts, side="right")
+    lengths = digits + 1 + (second != 0)
+    ends = np.cumsum(lengths)
+    begins = ends - lengths
+    # Greedy lines: a loop over lines (about 70 characters each), not over tokens.
+    end_list = ends.tolist()
+    line_starts = [0]
+    while True:
+        first_token = line_starts[-1]
+        line_end = end_list[first_token] - int(lengths[first_token]) + _LINE_WIDTH
+        nxt = bisect.bisect_right(end_list, line_end, lo=first_token)
+        if nxt >= len(end_list):
+            break
+        line_starts.append(nxt)
+    new_line = np.zeros(len(ends), dtype=np.int64)
+    new_line[line_starts[1:]] = 1
+    at = begins + np.cumsum(new_line)  # each token's offset, newlines counted
+    out = np.empty(int(ends[-1]) + len(line_starts) - 1, dtype=np.uint8)
+    out[at[new_line == 1] - 1] = ord("\n")
+    for d in range(int(digits.max(initial=0))):
+        has = digits > d
+        power = 10 ** (digits[has] - 1 - d)
+        out[at[has] + d] = ord("0") + (counts[has] // power) % 10
+    out[at + digits] = first
+    two = second != 0
+    out[at[two] + digits[two] + 1] = second[two]
+    return out.tobytes().decode("ascii")

@@ -72,6 +72,60 @@ def test_round_trip(codes: np.ndarray) -> None:  # type: ignore[type-arg]
     assert np.array_equal(parse_rle(write_rle(codes)).codes, codes)
 
 
+def reference_body(codes: np.ndarray) -> str:  # type: ignore[type-arg]
+    """The RLE body the plain way, cell by cell and token by token (what ``write_rle``
+    builds with NumPy)."""
+    from shared.rle import _state_letters
+
+    two_state = int(codes.max(initial=0)) <= 1
+    tokens = []
+    for y, row in enumerate(codes.tolist()):
+        if y:
+            tokens.append("$")
+        x = 0
+        while x < len(row):
+            n = 1
+            while x + n < len(row) and row[x + n] == row[x]:
+                n += 1
+            if row[x] or x + n < len(row):  # a row's trailing empties are not written
+                letter = ("o" if row[x] else "b") if two_state else _state_letters(row[x])
+                tokens.append((str(n) if n > 1 else "") + letter)
+            x += n
+    while tokens and tokens[-1] == "$":
+        tokens.pop()
+    merged: list[str] = []  # consecutive "$" as one count
+    for token in tokens:
+        if token == "$" and merged and merged[-1].endswith("$"):
+            count = int(merged[-1][:-1] or 1) + 1
+            merged[-1] = f"{count}$"
+        else:
+            merged.append(token)
+    merged.append("!")
+    lines, line = [], ""
+    for token in merged:
+        if len(line) + len(token) > 70:
+            lines.append(line)
+            line = ""
+        line += token
+    return "\n".join([*lines, line])
+
+
+@settings(max_examples=300, deadline=None)
+@given(arrays(np.uint8, st.tuples(st.integers(1, 30), st.integers(1, 90)),
+              elements=st.sampled_from([0, 0, 0, 0, 1, 1, 2, 3, 25, 60, 255])))
+def test_the_body_is_the_plain_ways(codes: np.ndarray) -> None:  # type: ignore[type-arg]
+    text = write_rle(codes)
+    assert text.split("\n", 1)[1] == reference_body(codes) + "\n"
+
+
+def test_long_runs_and_many_empty_rows() -> None:
+    codes = np.zeros((300, 9000), dtype=np.uint8)
+    codes[0, 8999] = 1
+    codes[299, :] = 1
+    text = write_rle(codes)
+    assert text.split("\n", 1)[1] == reference_body(codes) + "\n" == "8999bo299$9000o!\n"
+
+
 def test_shipped_patterns_parse() -> None:
     files = sorted(PATTERNS.glob("*.rle"))
     assert len(files) >= 6
