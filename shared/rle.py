@@ -182,7 +182,7 @@ def _letter_table(two_state: bool) -> tuple[Codes, Codes]:
 
 def _body(codes: Codes, two_state: bool) -> str:
     """The RLE body, ``!`` included, wrapped at ``_LINE_WIDTH``."""
-    height, width = codes.shape
+    width = codes.shape[1]
     counts = np.zeros(0, dtype=np.int64)
     first = np.zeros(0, dtype=np.uint8)
     second = np.zeros(0, dtype=np.uint8)
