@@ -224,7 +224,8 @@ def _body(codes: Codes, two_state: bool) -> str:
     while True:
         first_token = line_starts[-1]
         line_end = end_list[first_token] - int(lengths[first_token]) + _LINE_WIDTH
-        nxt = bisect.bisect_right(end_list, line_end, lo=first_token)
+        nxt = bisect.bisect_right(end_list, line_end, lo=first_token,
+                                  hi=min(first_token + _LINE_WIDTH + 1, len(end_list)))
         if nxt >= len(end_list):
             break
         line_starts.append(nxt)
@@ -233,10 +234,9 @@ def _body(codes: Codes, two_state: bool) -> str:
     at = begins + np.cumsum(new_line)  # each token's offset, newlines counted
     out = np.empty(int(ends[-1]) + len(line_starts) - 1, dtype=np.uint8)
     out[at[new_line == 1] - 1] = ord("\n")
-    for d in range(int(digits.max(initial=0))):
-        has = digits > d
-        power = 10 ** (digits[has] - 1 - d)
-        out[at[has] + d] = ord("0") + (counts[has] // power) % 10
+    for d in range(int(digits.max(initial=0))):  # the d-th digit from the right
+        has = np.flatnonzero(digits > d)
+        out[at[has] + digits[has] - 1 - d] = ord("0") + (counts[has] // 10 ** d) % 10
     out[at + digits] = first
     two = second != 0
     out[at[two] + digits[two] + 1] = second[two]
