@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -167,3 +169,20 @@ def test_the_snapshot_key_as_a_secret_is_readable_by_the_server_only(project: Pr
     assert read.stdout.strip() == key.read_text()
     assert project("exec", "-T", "worker", "sh", "-c", "ls /run/secrets",
                    check=False).stdout.strip() == ""
+    # The server snapshots with the secret's key: a copy fetched to the host verifies
+    # under the key file, and not under another key.
+    wait_status(project.player_port, workers_are(1), 60, "the worker")
+    copy = tmp_path / "copy.lns"
+    host = {k: v for k, v in os.environ.items() if not k.startswith("LIFENET_")}
+    saved = subprocess.run(
+        [sys.executable, "-m", "server", "snapshot", "save", "--connect",
+         f"127.0.0.1:{project.player_port}", "--out", str(copy), "--timeout", "60"],
+        capture_output=True, text=True, timeout=90, cwd=ROOT, env=host)
+    assert saved.returncode == 0, saved.stderr
+    other = tmp_path / "other.key"
+    other.write_text("not the key\n")
+    for key_file, code in ((key, 0), (other, 1)):
+        verified = subprocess.run(
+            [sys.executable, "-m", "server", "snapshot", "verify", str(copy), "--key-file",
+             str(key_file)], capture_output=True, text=True, timeout=60, cwd=ROOT, env=host)
+        assert verified.returncode == code, verified.stderr
