@@ -192,7 +192,7 @@ class PlayerEndpoint(threading.Thread):
                                 f"{self.world.height}x{self.world.width}", ErrorCode.BAD_FIELD)
         cost, landing = self.registry.place(player, cells, self.world.height,
                                             self.world.width)
-        return protocol.message(Kind.PLACED, cells=len(cells), cost=cost,
+        return protocol.message(Kind.PLACED, cells=cost, cost=cost,
                                 energy=self.registry.energy_of(player.id),
                                 generation=landing)
 

@@ -198,15 +198,16 @@ class PlayerRegistry:
         """Queue a placement for the next boundary, reserving its energy.
 
         Returns its cost and the generation it lands in, read under the same lock as
-        the queue, so the promise holds even while a step is running.
+        the queue, so the promise holds even while a step is running. A pattern larger
+        than the world wraps onto itself: each square is placed, and paid, once.
         """
+        cells = np.unique(cells % np.array([height, width]), axis=0)
         cost = len(cells)
         with self.lock:
             if cost > player.energy:
                 raise NotAllowed(f"placing {cost} cells needs {cost} energy, "
                                  f"player has {player.energy}")
             player.energy -= cost
-            cells = cells % np.array([height, width])
             self.placements.append(Placement(player.id, cells, cost))
             return cost, self.landing
 

@@ -49,11 +49,22 @@ def test_silence_disconnects_then_grace_frees_the_id() -> None:
     assert reg.take_neutralise() == [p.id] and p.id not in reg.players
 
 
+def test_a_pattern_wider_than_the_world_is_placed_and_paid_once_per_square() -> None:
+    reg = registry(energy_cap=10, energy_regen=0)
+    p, _ = reg.join(b"a", "p", None)
+    line = placement_cells(None, [[0, 0], [1, 0], [2, 0]], 0, 2, 0, False)
+    assert reg.place(p, line, 1, 10) == (1, 1) and p.energy == 9  # one square, 1x10
+    codes = np.zeros((1, 10), dtype=np.uint8)
+    [landed] = reg.apply_placements(codes, 1)
+    assert (landed.cells, landed.placed, landed.occupied) == (1, 1, 0)
+    assert codes.tolist() == [[0, 0, p.code, 0, 0, 0, 0, 0, 0, 0]]
+
+
 def test_energy_placements_and_refunds() -> None:
     reg = registry(energy_cap=10, energy_regen=3)
     p, _ = reg.join(b"a", "p", None)
     with pytest.raises(NotAllowed, match="needs 11 energy"):
-        reg.place(p, np.zeros((11, 2), dtype=np.int64), 8, 8)
+        reg.place(p, np.array([[0, i] for i in range(11)], dtype=np.int64), 16, 16)
     cells = placement_cells(GLIDER, None, 7, 7, 0, False)
     assert reg.place(p, cells, 8, 8) == (5, 1) and p.energy == 5
     codes = np.zeros((8, 8), dtype=np.uint8)
