@@ -93,6 +93,15 @@ class Bot:
         latest = max(self.asked_gen, self.lands_gen, self.sent_gen)
         return self.seen_gen >= 0 and latest < self.seen_gen - 2
 
+    def saw_generation(self, gen: int) -> None:
+        """The server's generation now (a ``PONG``). One lower than before means the
+        server was restarted from an older snapshot: what this bot knew of generations
+        is forgotten (or it would wait for the new count to pass the old one), and it
+        counts as asked now, so that its restored cells have a few generations to be."""
+        if gen < self.seen_gen:
+            self.asked_gen, self.lands_gen, self.sent_gen = gen, -1, -1
+        self.seen_gen = gen
+
     def maybe_place(self, surely: bool = False) -> None:
         """Place a random palette pattern, by chance, or ``surely`` (if it can pay)."""
         if self.place_chance <= 0 or (not surely and self.rng.random() > self.place_chance):
@@ -179,7 +188,7 @@ def _drain(bot: Bot) -> None:
             bot.placed += 1
             bot.lands_gen = max(bot.lands_gen, msg["generation"])
         elif msg.kind is Kind.PONG:
-            bot.seen_gen = max(bot.seen_gen, msg["generation"])
+            bot.saw_generation(msg["generation"])
         elif msg.kind is Kind.ERROR:
             if msg.body.get("about") == "place":
                 bot.refused += 1

@@ -1,0 +1,33 @@
+"""A bot's reckoning of whether it owns nothing, from the generations the server reports."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from client.bot import STRATEGIES, Bot
+
+
+def bot(**generations: int) -> Bot:
+    decide, chance = STRATEGIES["follow"]
+    session: Any = None  # the reckoning needs no connection
+    return Bot(session, decide, chance, random.Random(1), **generations)
+
+
+def test_a_bot_asked_recently_or_with_a_placement_on_the_way_owns_something() -> None:
+    assert not bot(seen_gen=10, asked_gen=9).owns_nothing()
+    assert not bot(seen_gen=10, lands_gen=11).owns_nothing()
+    assert not bot(seen_gen=10, sent_gen=8).owns_nothing()
+    assert bot(seen_gen=10, asked_gen=7, lands_gen=5, sent_gen=4).owns_nothing()
+    assert not bot().owns_nothing()  # no generation seen yet
+
+
+def test_a_restored_server_with_an_older_generation_is_not_waited_for() -> None:
+    b = bot(seen_gen=1000, asked_gen=1000, lands_gen=990, sent_gen=989)
+    b.saw_generation(905)  # restarted from the snapshot of generation 900
+    assert not b.owns_nothing()  # too soon to tell
+    b.saw_generation(908)
+    assert b.owns_nothing()  # asked nothing since the restart
+    b.saw_generation(909)
+    b.asked_gen = 909
+    assert not b.owns_nothing()
