@@ -13,6 +13,7 @@ multistate letters, so each live cell keeps its owner.
 
 from __future__ import annotations
 
+import array
 import bisect
 import re
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ _HEADER = re.compile(r"^\s*x\s*=\s*(\d+)\s*,\s*y\s*=\s*(\d+)\s*(?:,\s*rule\s*=\s
                      re.IGNORECASE)
 _LINE_WIDTH = 70
 # How many digits a run count is written with: none up to 1, one from 2, two from 10...
-_DIGIT_STEPS = np.array([2] + [10 ** k for k in range(1, 19)], dtype=np.int64)
+_DIGIT_STEPS = np.array([2] + [10 ** k for k in range(1, 10)], dtype=np.int64)
 
 
 @dataclass
@@ -181,45 +182,53 @@ def _letter_table(two_state: bool) -> tuple[Codes, Codes]:
 
 
 def _body(codes: Codes, two_state: bool) -> str:
-    """The RLE body, ``!`` included, wrapped at ``_LINE_WIDTH``."""
+    """The RLE body, ``!`` included, wrapped at ``_LINE_WIDTH``.
+
+    Positions and counts are ``int32`` (a world has at most ``MAX_CELLS`` cells, and
+    its text fewer than 2**31 characters), to keep the peak memory of a large world down.
+    """
     width = codes.shape[1]
-    counts = np.zeros(0, dtype=np.int64)
+    i32 = np.int32
+    counts = np.zeros(0, dtype=i32)
     first = np.zeros(0, dtype=np.uint8)
     second = np.zeros(0, dtype=np.uint8)
     if codes.size:
         # Runs: a run starts where the code changes or a row begins.
-        flat = np.ascontiguousarray(codes).reshape(-1)
+        flat = np.ascontiguousarray(codes, dtype=np.uint8).reshape(-1)
         change = np.ones(flat.size, dtype=np.bool_)
-        change[1:] = flat[1:] != flat[:-1]
+        np.not_equal(flat[1:], flat[:-1], out=change[1:])
         change[::width] = True
-        starts = np.flatnonzero(change)
-        ends = np.append(starts[1:], flat.size)
+        starts = np.flatnonzero(change).astype(i32)
+        del change
+        ends = np.append(starts[1:], i32(flat.size))
         states = flat[starts]
         keep = (states != 0) | (ends % width != 0)  # a row's trailing empties: dropped
         starts, ends, states = starts[keep], ends[keep], states[keep]
         rows = starts // width
-        gaps = np.diff(rows, prepend=0)  # rows ended before each run: a "$" token
+        gaps = np.diff(rows, prepend=i32(0))  # rows ended before each run: a "$" token
         has_gap = gaps > 0
         n = len(starts) + int(np.count_nonzero(has_gap))
-        run_at = np.arange(len(starts)) + np.cumsum(has_gap)
+        run_at = np.arange(len(starts), dtype=i32) + np.cumsum(has_gap, dtype=i32)
         gap_at = run_at[has_gap] - 1
         letters, seconds = _letter_table(two_state)
-        counts = np.zeros(n, dtype=np.int64)
+        counts = np.zeros(n, dtype=i32)
         first = np.zeros(n, dtype=np.uint8)
         second = np.zeros(n, dtype=np.uint8)
         counts[run_at], first[run_at], second[run_at] = ends - starts, letters[states], \
             seconds[states]
         counts[gap_at], first[gap_at] = gaps[has_gap], ord("$")
-    counts = np.append(counts, 0)
+        del starts, ends, states, keep, rows, gaps, has_gap, run_at, gap_at
+    counts = np.append(counts, i32(0))
     first = np.append(first, np.uint8(ord("!")))
     second = np.append(second, np.uint8(0))
     # A count is written only when it is more than 1.
-    digits = np.searchsorted(_DIGIT_STEPS, counts, side="right")
+    digits = np.searchsorted(_DIGIT_STEPS, counts, side="right").astype(i32)
     lengths = digits + 1 + (second != 0)
-    ends = np.cumsum(lengths)
+    ends = np.cumsum(lengths, dtype=i32)
     begins = ends - lengths
-    # Greedy lines: a loop over lines (about 70 characters each), not over tokens.
-    end_list = ends.tolist()
+    # Greedy lines: a loop over lines (about 70 characters each), not over tokens; a
+    # compact array, not a list of 6 M Python ints, for bisect to read.
+    end_list = array.array("i", ends.tobytes())
     line_starts = [0]
     while True:
         first_token = line_starts[-1]
@@ -229,9 +238,9 @@ def _body(codes: Codes, two_state: bool) -> str:
         if nxt >= len(end_list):
             break
         line_starts.append(nxt)
-    new_line = np.zeros(len(ends), dtype=np.int64)
+    new_line = np.zeros(len(ends), dtype=i32)
     new_line[line_starts[1:]] = 1
-    at = begins + np.cumsum(new_line)  # each token's offset, newlines counted
+    at = begins + np.cumsum(new_line, dtype=i32)  # each token's offset, newlines counted
     out = np.empty(int(ends[-1]) + len(line_starts) - 1, dtype=np.uint8)
     out[at[new_line == 1] - 1] = ord("\n")
     for d in range(int(digits.max(initial=0))):  # the d-th digit from the right
