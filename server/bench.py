@@ -475,7 +475,7 @@ def table(report: Report) -> str:
             if section == "cpu" and f.approach == "lifenet":
                 numpy = report.get("cpu", "numpy", f.shape)
                 if numpy is not None:
-                    extra = f"; {numpy.ms / f.ms:.3g}x NumPy"
+                    extra = f"; {numpy.ms / f.ms:.3f}x NumPy"
             lines.append(f"  {f.approach:<9} {_cells_text(f.cells):>11} {ms:>12} "
                          f"{ratio:>10}  {f.note}{extra}")
         lines.append("")
@@ -484,8 +484,11 @@ def table(report: Report) -> str:
     lines.append("targets")
     for t in report.targets():
         unit = "ms" if "ms" in t["target"] or " s" in t["target"] else "x"
+        value = t["value"]
+        text = f"{value:.3f}" if value < 1 else f"{value:.1f}" if value < 1000 else \
+            f"{value:,.0f}".replace(",", " ")
         lines.append(f"  {'met    ' if t['met'] else 'NOT MET'} {t['target']:<42} "
-                     f"{t['value']:.3g} {unit}")
+                     f"{text} {unit}")
     lines.append(f"\nwall time {report.wall_s:.1f} s")
     return "\n".join(lines)
 

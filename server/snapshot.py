@@ -696,10 +696,13 @@ def sweep_leftovers(directory: Path, older_than: float) -> list[Path]:
     for p in directory.iterdir():
         if _LEFTOVER.match(p.name) is None:
             continue
-        with contextlib.suppress(FileNotFoundError):
-            if p.stat().st_mtime < limit:
+        try:  # one that cannot be removed (gone, a directory...) does not stop the rest
+            info = p.lstat()
+            if stat.S_ISREG(info.st_mode) and info.st_mtime < limit:
                 p.unlink()
                 removed.append(p)
+        except OSError:
+            continue
     return removed
 
 

@@ -50,6 +50,9 @@ class FrameView:
         return changed
 
     def apply(self, msg: Message) -> bool:
+        """Apply one frame or delta; whether the world changed. A delta that does not
+        follow the last generation applied is a gap: it is ignored, and the world stays
+        as it was until the next full frame."""
         if msg.kind is Kind.FRAME:
             self.codes = np.frombuffer(msg.payloads[0], dtype=np.uint8).reshape(
                 msg["h"], msg["w"]).copy()
@@ -67,4 +70,5 @@ class FrameView:
         return True
 
     def close(self) -> None:
+        """Close the subscription (its context is the caller's)."""
         self.sock.close()

@@ -234,11 +234,13 @@ def test_the_writer_removes_what_killed_writes_left_once_it_is_stale(tmp_path: P
     stale = tmp_path / f".{snapshot_name(40)}.k2j4x9.tmp"  # as mkstemp names them
     fresh = tmp_path / f".{snapshot_name(41)}.a8f3zq.tmp"  # a write still under way
     other = tmp_path / ".notes.txt.tmp"
+    odd = tmp_path / f".{snapshot_name(39)}.zzzzzz.tmp"  # a directory: left, and no stop
+    odd.mkdir()
     for p in (stale, fresh, other):
         p.write_bytes(b"half a snapshot")
     an_hour_ago = time.time() - 3600
-    os.utime(stale, (an_hour_ago, an_hour_ago))
-    os.utime(other, (an_hour_ago, an_hour_ago))
+    for p in (stale, other, odd):
+        os.utime(p, (an_hour_ago, an_hour_ago))
     writer = Snapshotter(tmp_path, KEY, iterations=FAST, timeout=30)
     writer.start()
     done = threading.Event()
@@ -248,7 +250,7 @@ def test_the_writer_removes_what_killed_writes_left_once_it_is_stale(tmp_path: P
     writer.join(30)
     assert writer.failures == 0
     assert not stale.exists()
-    assert fresh.exists() and other.exists()
+    assert fresh.exists() and other.exists() and odd.is_dir()
     assert [p.name for p in snapshots_in(tmp_path)] == [snapshot_name(50)]
 
 
