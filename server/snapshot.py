@@ -163,6 +163,22 @@ def _derive(key: SnapshotKey, mac_salt: bytes, iterations: int) -> _Keys:
                  hmac.digest(master, b"key check", "sha256")[:8])
 
 
+def _derive_within(key: SnapshotKey, header: Header, children: Children) -> _Keys:
+    """``_derive`` for a file being read, under the operation's deadline: the file
+    chooses the iteration count (up to ``MAX_ITERATIONS``, seconds of work), and a
+    timeout must bound it like it bounds the ``openssl`` children. A derivation past the
+    deadline is abandoned to its thread, which ends by itself."""
+    result: list[_Keys] = []
+    worker = threading.Thread(target=lambda: result.append(
+        _derive(key, header.mac_salt, header.iterations)), name="pbkdf2", daemon=True)
+    worker.start()
+    worker.join(max(0.0, children.deadline - time.monotonic()))
+    if not result:
+        raise SnapshotError(f"{children.what}: deriving the key ({header.iterations} "
+                            f"iterations) took longer than {children.timeout:g} s")
+    return result[0]
+
+
 # --- the state ----------------------------------------------------------------------
 
 
@@ -615,7 +631,7 @@ def _verify(data: bytes, header: Header, key: SnapshotKey, name: str,
     # The digest child hashes the ciphertext while the MAC key is derived here.
     dgst = children.start("dgst", _DGST_ARGS)
     children.feed(dgst, ciphertext)
-    keys = _derive(key, header.mac_salt, header.iterations)
+    keys = _derive_within(key, header, children)
     mac = hmac.new(keys.mac, memoryview(data)[:len(data) - _DIGEST], "sha256")
     digest = children.read_all(dgst)
     children.check(dgst)

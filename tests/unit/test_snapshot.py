@@ -296,6 +296,29 @@ esac''')
     assert len(fed.read_bytes()) == header.ciphertext_len  # the stand-in does see input
 
 
+def test_a_file_asking_for_a_long_key_derivation_is_stopped_by_the_timeout(
+        tmp_path: Path) -> None:
+    """The iteration count is the file's to choose (up to the maximum, seconds of work):
+    ``--timeout`` bounds Python's PBKDF2 as it bounds the openssl children."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    path = tmp_path / "slow.lns"
+    save_snapshot(path, world(), KEY, iterations=MIN_ITERATIONS)
+    data = bytearray(path.read_bytes())
+    data[12:16] = snap.MAX_ITERATIONS.to_bytes(4, "big")  # about 7 s of PBKDF2 here
+    path.write_bytes(data)
+    result = subprocess.run([sys.executable, "-m", "server", "snapshot", "verify", str(path),
+                             "--timeout", "1"], capture_output=True, text=True, timeout=60,
+                            cwd=ROOT, env={**os.environ, KEY_ENV: KEY.secret.decode()})
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "deriving the key (20000000 iterations) took longer than 1 s" \
+        in lines[0], result.stderr
+
+
 def test_openssl_missing_from_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
