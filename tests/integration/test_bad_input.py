@@ -108,13 +108,7 @@ def test_a_result_counts_once_and_never_for_another_generation(
 
     server = make_server(size=(12, 12), tile=(12, 12), heartbeat=1.0)
     expected = random_world(server, seed=21)
-    sock = zmq_context.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(server.broker.bound_endpoint)
-    reply = ask(sock, protocol.encode(protocol.message(
-        Kind.READY, version=protocol.PROTOCOL_VERSION, name="twice", pid=1, credit=4,
-        io_latency=0.0)))
-    assert reply.kind is Kind.WELCOME
+    sock = hand_written_worker(server, zmq_context, "twice")
     computer = Worker(WorkerConfig(connect=""))
 
     def next_batch() -> protocol.Message:
@@ -148,6 +142,18 @@ def test_a_result_counts_once_and_never_for_another_generation(
     assert server.broker.is_alive()
 
 
+def hand_written_worker(server: Any, context: zmq.Context[Any], name: str) -> zmq.Socket[Any]:
+    """A DEALER that has done a worker's handshake (credit 4): the test speaks for it."""
+    sock = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(server.broker.bound_endpoint)
+    reply = ask(sock, protocol.encode(protocol.message(
+        Kind.READY, version=protocol.PROTOCOL_VERSION, name=name, pid=1, credit=4,
+        io_latency=0.0)))
+    assert reply.kind is Kind.WELCOME
+    return sock
+
+
 def _step(server: Any, errors: list[BaseException]) -> None:
     try:
         server.engine.step()
@@ -166,13 +172,7 @@ def test_a_late_answer_from_a_timed_out_attempt_is_ignored_in_a_later_generation
     server = make_server(size=(12, 12), tile=(12, 12), heartbeat=5.0, batch_timeout=0.5,
                          dispatchers=1)
     expected = random_world(server, seed=23)
-    sock = zmq_context.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(server.broker.bound_endpoint)
-    reply = ask(sock, protocol.encode(protocol.message(
-        Kind.READY, version=protocol.PROTOCOL_VERSION, name="slow", pid=1, credit=4,
-        io_latency=0.0)))
-    assert reply.kind is Kind.WELCOME
+    sock = hand_written_worker(server, zmq_context, "slow")
     errors: list[BaseException] = []
     thread = threading.Thread(target=lambda: _step(server, errors))
     thread.start()

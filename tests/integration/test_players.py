@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -292,17 +294,26 @@ def test_multi_owner_worlds_equal_the_reference(game: Server) -> None:
         assert game.advance() == expected
 
 
-def test_bots_join_place_at_once_and_answer(game: Server) -> None:
-    import threading
-
+@contextlib.contextmanager
+def running_bots(game: Server, count: int, seed: int) -> Iterator[list[Any]]:
+    """``count`` follow bots in a thread; yields the list their ``Bot``s land in when
+    they have stopped (on leaving the block)."""
     from client.bot import run_bots
 
     stop = threading.Event()
     result: list[Any] = []
     thread = threading.Thread(target=lambda: result.append(
-        run_bots(game.lobby.bound_endpoint, 3, "follow", seed=1, stop=stop)))
+        run_bots(game.lobby.bound_endpoint, count, "follow", seed=seed, stop=stop)))
     thread.start()
     try:
+        yield result
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def test_bots_join_place_at_once_and_answer(game: Server) -> None:
+    with running_bots(game, 3, seed=1) as result:
         # Every bot places its first pattern as soon as it has joined, then answers.
         wait_for(lambda: (game.advance(), len([s for s in game.status()["scores"].values()
                                                if s > 0]) == 3)[1],
@@ -310,28 +321,16 @@ def test_bots_join_place_at_once_and_answer(game: Server) -> None:
         wait_for(lambda: (game.advance(), game.registry.unanswered == 0
                           and len(game.game._asked) == 3)[1] if game.game else False,  # type: ignore[union-attr]
                  15, interval=0.05, what="every bot answering its request in time")
-    finally:
-        stop.set()
-        thread.join(10)
     bots = result[0]
     assert all(b.placed >= 1 and b.answered >= 1 for b in bots)
     assert game.status()["players"] == 0  # they said LEAVE
 
 
 def test_a_bot_whose_cells_all_died_places_again(game: Server) -> None:
-    import threading
-
-    from client.bot import run_bots
-
     def score() -> int:
         return sum(game.status()["scores"].values())
 
-    stop = threading.Event()
-    result: list[Any] = []
-    thread = threading.Thread(target=lambda: result.append(
-        run_bots(game.lobby.bound_endpoint, 1, "follow", seed=3, stop=stop)))
-    thread.start()
-    try:
+    with running_bots(game, 1, seed=3) as result:
         wait_for(lambda: (game.advance(), score() > 0)[1], 15, interval=0.05,
                  what="the bot to own cells")
         # A catastrophe wipes the world: the bot is asked nothing any more, and the
@@ -341,7 +340,4 @@ def test_a_bot_whose_cells_all_died_places_again(game: Server) -> None:
         assert score() == 0
         wait_for(lambda: (game.advance(), score() > 0)[1], 15, interval=0.05,
                  what="the bot, owning nothing, to place a pattern again")
-    finally:
-        stop.set()
-        thread.join(10)
     assert result[0][0].sent >= 2
