@@ -3,11 +3,11 @@
 All the bots of one process share one thread and one poller (each bot owns its own
 socket, and every socket belongs to that thread), so 200 bots cost one process. Each bot
 joins, heartbeats, answers every ``GAME_LOGIC`` request by its strategy before the
-deadline, and places patterns from the palette when it has the energy: its first one as
+deadline, and places patterns from the library when it has the energy: its first one as
 soon as it has joined, then by its strategy's chance on each request, and surely at its
 next heartbeat whenever it owns no cell (no request comes then to give it a chance).
 
-Strategies:
+The strategies (``shared.policies.STRATEGIES``):
 
 - ``follow``: never overrides the rule; places a pattern now and then.
 - ``defend``: spends energy keeping alive its cells the rule would kill.
@@ -17,55 +17,29 @@ Strategies:
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
 import zmq
 
-from client.session import GameLogicRequest, PlayerSession
+from client.session import PlayerSession
 from shared.errors import LifenetError, PeerGone
-from shared.palette import palette
+from shared.library import library
+from shared.placement import cost
+from shared.policies import STRATEGIES, GameLogicRequest, Policy
 from shared.protocol import Kind
 
 log = logging.getLogger("lifenet.bot")
-
-Decide = Callable[["Bot", GameLogicRequest], tuple[list[int], list[int]]]
-
-
-def _follow(bot: Bot, request: GameLogicRequest) -> tuple[list[int], list[int]]:
-    return [], []
-
-
-def _defend(bot: Bot, request: GameLogicRequest) -> tuple[list[int], list[int]]:
-    assert bot.session.rule is not None
-    dying = np.flatnonzero(~request.survives(bot.session.rule))
-    return dying[: max(0, bot.session.energy - 1)].tolist(), []
-
-
-def _random(bot: Bot, request: GameLogicRequest) -> tuple[list[int], list[int]]:
-    n = len(request.ys)
-    picks = [bot.rng.randrange(n) for _ in range(min(n, 3))]
-    return picks[:1], picks[1:]
-
-
-STRATEGIES: dict[str, tuple[Decide, float]] = {
-    # name: (decide, chance of placing a pattern per generation when it can pay)
-    "follow": (_follow, 0.05),
-    "defend": (_defend, 0.05),
-    "random": (_random, 0.2),
-    "idle": (_follow, 0.0),
-}
 
 
 @dataclass
 class Bot:
     session: PlayerSession
-    decide: Decide
+    policy: Policy
     place_chance: float
     rng: random.Random
     next_ping: float = 0.0
@@ -102,25 +76,41 @@ class Bot:
             self.asked_gen, self.lands_gen, self.sent_gen = gen, -1, -1
         self.seen_gen = gen
 
+    def answer(self, request: GameLogicRequest) -> None:
+        """Answer a ``GAME_LOGIC`` request by this bot's policy."""
+        assert self.session.rule is not None
+        keep, let_die = self.policy(request, self.session.rule, self.session.energy,
+                                    self.rng)
+        self.session.decide(request.gen, keep, let_die)
+        self.answered += 1
+
     def maybe_place(self, surely: bool = False) -> None:
-        """Place a random palette pattern, by chance, or ``surely`` (if it can pay)."""
+        """Place a random library pattern, by chance, or ``surely`` (if it can pay)."""
         if self.place_chance <= 0 or (not surely and self.rng.random() > self.place_chance):
             return
         height, width = self.session.welcome["size"]
-        options = [(name, text) for name, (text, p) in palette().items()
-                   if int(np.count_nonzero(p.codes)) <= self.session.energy
-                   and p.height <= height and p.width <= width]
+        rotate, flip = self.rng.randrange(4), self.rng.random() < 0.5
+        options = [(text, price) for name, (text, p) in library().items()
+                   if p.height <= height and p.width <= width
+                   and (price := _price(name, rotate, flip, height, width))
+                   <= self.session.energy]
         if not options:
             return
-        name, text = self.rng.choice(options)
+        text, price = self.rng.choice(options)
         # Sent without waiting: the PLACED (or the refusal) is counted when it arrives,
         # so one bot's round trip never holds up the others in this thread.
         self.session.send(self.session.place_message(
             self.rng.randrange(height), self.rng.randrange(width), rle=text,
-            rotate=self.rng.randrange(4), flip=self.rng.random() < 0.5))
-        self.session.energy -= int(np.count_nonzero(palette()[name][1].codes))
+            rotate=rotate, flip=flip))
+        self.session.energy -= price
         self.sent += 1
         self.sent_gen = max(self.seen_gen, 0)
+
+
+@functools.cache
+def _price(name: str, rotate: int, flip: bool, height: int, width: int) -> int:
+    """What a library pattern costs to place, turned so, in a world of that size."""
+    return cost(library()[name][1].oriented(rotate, flip), height, width)
 
 
 def run_bots(connect: str, count: int, strategy: str, *, name: str = "bot",
@@ -128,7 +118,7 @@ def run_bots(connect: str, count: int, strategy: str, *, name: str = "bot",
              seconds: float | None = None) -> list[Bot]:
     """Run ``count`` bots until ``stop`` is set (or ``seconds`` pass); returns them."""
     stop = stop or threading.Event()
-    decide, chance = STRATEGIES[strategy]
+    chosen = STRATEGIES[strategy]
     rng = random.Random(seed)
     context = zmq.Context()
     bots: list[Bot] = []
@@ -136,7 +126,8 @@ def run_bots(connect: str, count: int, strategy: str, *, name: str = "bot",
         for i in range(count):
             session = PlayerSession(connect, f"{name}-{i + 1}", context=context)
             session.join()
-            bots.append(Bot(session, decide, chance, random.Random(rng.random()),
+            bots.append(Bot(session, chosen.policy, chosen.place_chance,
+                            random.Random(rng.random()),
                             seen_gen=session.welcome["generation"]))
         log.info("%d %s bots joined", count, strategy)
         by_socket = {bot.session.sock: bot for bot in bots}
@@ -178,9 +169,7 @@ def _drain(bot: Bot) -> None:
         if msg.kind is Kind.GAME_LOGIC:
             request = GameLogicRequest.of(msg)
             bot.asked_gen = max(bot.asked_gen, request.gen)
-            keep, let_die = bot.decide(bot, request)
-            bot.session.decide(request.gen, keep, let_die)
-            bot.answered += 1
+            bot.answer(request)
             bot.maybe_place()
         elif msg.kind is Kind.DECIDED:
             bot.stats["kept"] = bot.stats.get("kept", 0) + msg["kept"]

@@ -9,9 +9,10 @@ from types import FrameType
 
 import click
 
-from client.bot import STRATEGIES, run_bots
-from client.remote import player_endpoint
-from client.remote import status as get_status
+from client.bot import run_bots
+from shared.policies import POLICIES, STRATEGIES
+from shared.remote import player_endpoint
+from shared.remote import status as get_status
 
 
 @click.command()
@@ -61,25 +62,20 @@ def bot(connect: str, count: int, strategy: str, name: str, seed: int | None,
                f"placed {sum(b.placed for b in bots)} patterns", err=True)
 
 
-# The policies are listed here, not imported from client.tui, so that only `lifenet client`
-# pays for importing Textual (the worker and server start without it).
-POLICY_NAMES = ["follow", "defend", "border"]
-
-
 @click.command("client")
 @click.option("--connect", default="127.0.0.1",
               help="The server's player endpoint: HOST, HOST:PORT or tcp://HOST:PORT.")
 @click.option("--name", default="player", help="Your name on the scoreboard.")
 @click.option("--token", default=None,
               help="Rejoin as the player this session token belongs to (printed on exit).")
-@click.option("--policy", type=click.Choice(POLICY_NAMES), default="follow",
+@click.option("--policy", type=click.Choice(list(POLICIES)), default="follow",
               help="How your cells answer the server's per-cell requests (d switches).")
 @click.option("--timeout", type=click.FloatRange(0.1), default=5.0,
               help="Seconds to wait for the server's answers.")
 def client_command(connect: str, name: str, token: str | None, policy: str,
                    timeout: float) -> None:
     """Play in a terminal: the live world, a cursor, patterns to place, the scoreboard."""
-    from client.tui import LifenetClient
+    from client.tui import LifenetClient  # only `lifenet client` pays for importing Textual
 
     app = LifenetClient(connect, name, token=token, policy=policy, timeout=timeout)
     token = app.run()

@@ -1,10 +1,10 @@
-"""The client side of the player protocol: a ``PlayerSession`` (and ``FrameView``).
+"""The client side of the player protocol: a ``PlayerSession``.
 
 A ``PlayerSession`` owns one DEALER socket to the player endpoint (so it belongs to one
 thread). Requests (``join``, ``place``, ``ping``, ``leave``) wait for their reply; the
 server's pushes (``GAME_LOGIC`` requests, ``DECIDED`` results) that arrive meanwhile are
-kept, in order, for ``poll``. ``FrameView`` (from ``shared.frames``, re-exported here)
-subscribes to the frame publisher and keeps the latest world.
+kept, in order, for ``poll``. The world itself comes from the frame publisher, through
+``shared.frames.FrameView``.
 """
 
 from __future__ import annotations
@@ -12,43 +12,15 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import zmq
 
-from client.remote import player_endpoint
 from shared import protocol
 from shared.errors import PeerGone, ProtocolError, RemoteError
-from shared.frames import FrameView
 from shared.protocol import Kind, Message
+from shared.remote import player_endpoint
 from shared.rules import Rule, parse_rule
-
-__all__ = ["FrameView", "GameLogicRequest", "PlayerSession"]
-
-
-@dataclass
-class GameLogicRequest:
-    """The server's question for one generation: these cells of yours, these counts."""
-
-    gen: int
-    ys: npt.NDArray[np.uint16]
-    xs: npt.NDArray[np.uint16]
-    neighbors: npt.NDArray[np.uint8]
-    deadline_ms: float
-
-    @classmethod
-    def of(cls, msg: Message) -> GameLogicRequest:
-        coords = np.frombuffer(msg.payloads[0], dtype=np.uint16).reshape(-1, 2)
-        return cls(msg["gen"], coords[:, 0], coords[:, 1],
-                   np.frombuffer(msg.payloads[1], dtype=np.uint8), msg["deadline_ms"])
-
-    def survives(self, rule: Rule) -> npt.NDArray[np.bool_]:
-        """The rule's verdict for each cell (True: it lives on)."""
-        verdict: npt.NDArray[np.bool_] = rule.table[9:][self.neighbors]
-        return verdict
 
 
 class PlayerSession:

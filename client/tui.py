@@ -54,51 +54,19 @@ from textual.strip import Strip
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerFailed, get_current_worker
 
-from client.bot import STRATEGIES, Bot, Decide
-from client.session import FrameView, GameLogicRequest, PlayerSession
+from client.session import PlayerSession
 from shared.colours import EMPTY_BG, colour
 from shared.errors import LifenetError, PeerGone, RemoteError
-from shared.grid import Codes
-from shared.palette import palette
+from shared.frames import FrameView
+from shared.grid import Codes, player_code
+from shared.library import library
+from shared.placement import cost
+from shared.policies import POLICIES, POLICY_HELP, GameLogicRequest
 from shared.protocol import Kind
 
 POLL_MS = 20  # the longest a placement waits in the queue before the network thread runs it
 HALF_BLOCK = "\u2580"
 CURSOR_COLOUR = 226  # a bright yellow, unlike any player's colour
-
-# -- policies: how the client answers the server's per-cell requests ---------------------------
-
-
-def _border(bot: Bot, request: GameLogicRequest) -> tuple[list[int], list[int]]:
-    """Keep alive the lonely cells on the edge of a group (fewer than two neighbours)
-    that the rule would kill, keeping a little energy back for placements."""
-    assert bot.session.rule is not None
-    edge = ~request.survives(bot.session.rule) & (request.neighbors < 2)
-    budget = max(0, bot.session.energy - 10)
-    return np.flatnonzero(edge)[:budget].tolist(), []
-
-
-POLICIES: dict[str, Decide] = {
-    "follow": STRATEGIES["follow"][0],  # never override the rule
-    "defend": STRATEGIES["defend"][0],  # keep alive every cell the rule would kill
-    "border": _border,                  # keep alive only the lonely edge cells
-}
-POLICY_HELP = {
-    "follow": "the rule decides every cell",
-    "defend": "spend energy keeping every dying cell alive",
-    "border": "spend energy keeping lonely edge cells alive",
-}
-
-
-def orient(codes: Codes, rotate: int, flip: bool) -> npt.NDArray[np.bool_]:
-    """The pattern's live cells as the server places them: mirrored left-right first
-    (``flip``), then turned clockwise by ``rotate`` quarter turns."""
-    shape = codes != 0
-    if flip:
-        shape = np.fliplr(shape)
-    turned: npt.NDArray[np.bool_] = np.rot90(shape, -rotate)
-    return turned
-
 
 # -- the network thread ------------------------------------------------------------------------
 
@@ -222,14 +190,14 @@ class Network:
             context.destroy(linger=0)
 
     def _loop(self, session: PlayerSession, view: FrameView, heartbeat: float) -> None:
-        bot = Bot(session, POLICIES[self.policy], 0.0, random.Random())
+        rng = random.Random()
         poller = zmq.Poller()
         poller.register(session.sock, zmq.POLLIN)
         poller.register(view.sock, zmq.POLLIN)
         next_ping = 0.0
         while not self.stop.is_set() and not self.cancelled():
             poller.poll(POLL_MS)
-            self._answer(session, bot)  # first: the requests have a deadline
+            self._answer(session, rng)  # first: the requests have a deadline
             if view.poll(0) and view.codes is not None:
                 self._changed(codes=view.codes.copy(), gen=view.gen, info=view.info)
             while True:
@@ -245,15 +213,16 @@ class Network:
                 if session.sock is not old:  # reconnected: a new socket to watch
                     poller.unregister(old)
                     poller.register(session.sock, zmq.POLLIN)
-            self._answer(session, bot)
+            self._answer(session, rng)
 
-    def _answer(self, session: PlayerSession, bot: Bot) -> None:
+    def _answer(self, session: PlayerSession, rng: random.Random) -> None:
         """Answer every waiting ``GAME_LOGIC`` request with the current policy."""
         while (msg := session.poll()) is not None:
             if msg.kind is Kind.GAME_LOGIC:
                 request = GameLogicRequest.of(msg)
-                bot.decide = POLICIES[self.policy]
-                keep, let_die = bot.decide(bot, request)
+                assert session.rule is not None
+                keep, let_die = POLICIES[self.policy](request, session.rule, session.energy,
+                                                      rng)
                 session.decide(request.gen, keep, let_die)
                 with self.lock:
                     self.state.answered += 1
@@ -431,7 +400,7 @@ class CursorMoved(Message):
 KEYS = [
     ("arrows, h j k l", "move the cursor (the view follows it)"),
     ("H J K L", "move the cursor by 8 cells"),
-    ("[ ]  or  p", "previous / next pattern of the palette"),
+    ("[ ]  or  p", "previous / next pattern of the library"),
     ("r", "rotate the pattern a quarter turn clockwise"),
     ("f", "flip the pattern left-right"),
     ("space, enter", "place the pattern, top-left corner at the cursor"),
@@ -474,7 +443,7 @@ class LifenetClient(App[str | None]):
     """The player's terminal: ``run()`` returns the session token (to rejoin) or None."""
 
     TITLE = "lifenet"
-    ENABLE_COMMAND_PALETTE = False  # "palette" here means the patterns; ctrl+p is not needed
+    ENABLE_COMMAND_PALETTE = False  # Textual's command palette: ctrl+p is not needed
     CSS = """
     Screen { layout: vertical; }
     #main { height: 1fr; }
@@ -496,7 +465,7 @@ class LifenetClient(App[str | None]):
                  policy: str = "follow", timeout: float = 5.0) -> None:
         super().__init__()
         self.network = Network(connect, name, token, policy, self.post_message, timeout)
-        self.patterns = list(palette().items())
+        self.patterns = list(library().items())
         self.selected = next((i for i, (n, _) in enumerate(self.patterns) if n == "glider"), 0)
         self.rotate = 0
         self.flip = False
@@ -621,12 +590,15 @@ class LifenetClient(App[str | None]):
 
     def _selection_changed(self) -> None:
         _name, (_text, pattern) = self.patterns[self.selected]
-        self.world.set_pattern(orient(pattern.codes, self.rotate, self.flip),
+        self.world.set_pattern(pattern.oriented(self.rotate, self.flip),
                                int(self.welcome.get("code", 2)))
         self._refresh_side()
 
     def selected_cost(self) -> int:
-        return int(np.count_nonzero(self.patterns[self.selected][1][1].codes))
+        """What placing the selected pattern, turned as it is, costs in this world."""
+        pattern = self.patterns[self.selected][1][1]
+        h, w = self.welcome.get("size", pattern.codes.shape)
+        return cost(pattern.oriented(self.rotate, self.flip), h, w)
 
     def _refresh_side(self) -> None:
         s, wel = self.state, self.welcome
@@ -671,7 +643,8 @@ class LifenetClient(App[str | None]):
         players = 0
         for pid, pname, cells in board:
             players += cells
-            text.append("\u2588\u2588 ", style=Style(color=Color.from_ansi(colour(pid + 1))))
+            swatch = Style(color=Color.from_ansi(colour(player_code(pid))))
+            text.append("\u2588\u2588 ", style=swatch)
             text.append(f"{pname[:20]:<20}{cells:>7}\n",
                         style="bold" if pid == wel["player"] else "")
         text.append("\u2588\u2588 ", style=Style(color=Color.from_ansi(colour(1))))

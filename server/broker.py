@@ -15,16 +15,8 @@ two:
   waits for any more (an old attempt, an old generation) are dropped here.
 
 The broker never raises out of its loop: bad frames from the network get an ``ERROR``
-reply (or are dropped) and the loop goes on.
-
-Internal messages on ``inproc`` (trusted, between threads of this process)::
-
-    dispatcher -> broker   [b"SEND", key, exclude, *batch frames]
-    broker -> dispatcher   [b"SENT", key, worker] | [b"LOST", key, worker]
-                           | [b"REPLY", key, worker, *result frames]
-
-where ``key`` is ``msgpack([gen, batch, attempt])``, ``exclude`` a msgpack list of
-worker ids to avoid, and ``worker`` a msgpack ``[id, timeout_seconds]``.
+reply (or are dropped) and the loop goes on. Dispatchers and broker speak in the
+envelopes of ``server.envelope``.
 """
 
 from __future__ import annotations
@@ -36,18 +28,16 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgpack
 import zmq
 
+from server import envelope
+from server.envelope import DISPATCH_ENDPOINT, Envelope, Key, Verb
 from server.transport import drain
 from shared import protocol
 from shared.errors import ProtocolError
 from shared.protocol import ErrorCode, Kind, Message
 
 log = logging.getLogger("lifenet.broker")
-
-DISPATCH_ENDPOINT = "inproc://lifenet-dispatch"
-Key = tuple[int, int, int]
 
 
 @dataclass
@@ -186,8 +176,8 @@ class WorkerBroker(threading.Thread):
             return
         if msg.kind is Kind.RESULT or (msg.kind is Kind.ERROR and "ref" in msg.body
                                        and len(msg["ref"]) == 3):
-            key = (msg["gen"], msg["batch"], msg["attempt"]) if msg.kind is Kind.RESULT \
-                else tuple(msg["ref"])
+            key = Key(msg["gen"], msg["batch"], msg["attempt"]) if msg.kind is Kind.RESULT \
+                else Key(*msg["ref"])
             dispatcher = peer.in_flight.pop(key, None)
             if dispatcher is None:
                 log.debug("dropping a result nobody waits for: %s from %s", key, peer.name)
@@ -195,9 +185,8 @@ class WorkerBroker(threading.Thread):
             peer.served += 1
             # The frames as received (validated above): passing zmq Frames on shares their
             # buffers, where re-encoded memoryviews would be tracked by pyzmq's gc thread.
-            dispatch.send_multipart(
-                [dispatcher, b"REPLY", _pack(key), _pack([peer.id, 0.0]), *frames[1:]],
-                copy=False)
+            envelope.send(dispatch, Envelope(Verb.REPLY, key, peer.id, frames=frames[1:]),
+                          to=dispatcher)
             return
         if msg.kind is Kind.BYE:
             log.info("worker %s left: %s", peer.name, msg["reason"])
@@ -235,7 +224,7 @@ class WorkerBroker(threading.Thread):
         self._workers.pop(peer.identity, None)
         self.dropped_workers += 1
         for key, dispatcher in peer.in_flight.items():
-            dispatch.send_multipart([dispatcher, b"LOST", _pack(key), _pack([peer.id, 0.0])])
+            envelope.send(dispatch, Envelope(Verb.LOST, key, peer.id), to=dispatcher)
         peer.in_flight.clear()
         self._publish_names()
 
@@ -257,13 +246,11 @@ class WorkerBroker(threading.Thread):
 
     def _on_dispatcher(self, frames: list[Any]) -> None:
         dispatcher = bytes(frames[0].buffer)
-        verb = bytes(frames[1].buffer)
-        if verb == b"SEND":
-            gen, batch, attempt = msgpack.unpackb(frames[2].buffer)
-            exclude = frozenset(msgpack.unpackb(frames[3].buffer))
-            self._pending.append(Request(dispatcher, (gen, batch, attempt), exclude, frames[4:]))
+        got = envelope.decode(frames[1:])
+        if got.verb is Verb.SEND:
+            self._pending.append(Request(dispatcher, got.key, got.exclude, got.frames))
         else:
-            log.error("unknown dispatcher verb %r", verb)
+            log.error("a dispatcher sent %s, which only the broker sends", got.verb)
 
     def _assign(self, workers: zmq.Socket[Any], dispatch: zmq.Socket[Any]) -> None:
         """Hand waiting requests to live workers with free credit, oldest first."""
@@ -310,8 +297,8 @@ class WorkerBroker(threading.Thread):
             return False
         peer.in_flight[request.key] = request.dispatcher
         timeout = self.batch_timeout + 2 * peer.io_latency
-        dispatch.send_multipart([request.dispatcher, b"SENT", _pack(request.key),
-                                 _pack([peer.id, timeout])])
+        envelope.send(dispatch, Envelope(Verb.SENT, request.key, peer.id, timeout),
+                      to=request.dispatcher)
         return True
 
     @staticmethod
@@ -322,7 +309,3 @@ class WorkerBroker(threading.Thread):
         except zmq.ZMQError:
             return False
 
-
-def _pack(value: Any) -> bytes:
-    packed: bytes = msgpack.packb(value)
-    return packed

@@ -1,4 +1,4 @@
-"""Dispatcher threads: the fan-out and fan-in of one generation (the book's item 57).
+"""Dispatcher threads: the fan-out and fan-in of one generation (the book's item 58).
 
 A ``Dispatcher`` is a ``StoppableWorker``: it takes a ``Batch`` (a tile of the frozen
 generation with its one-cell halo) from the ``ClosableQueue``, sends it through its own
@@ -16,14 +16,15 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from enum import Enum
 from queue import Queue
 from typing import Any
 
-import msgpack
 import numpy as np
 import zmq
 
-from server.broker import DISPATCH_ENDPOINT
+from server import envelope
+from server.envelope import DISPATCH_ENDPOINT, Envelope, Key, Verb
 from shared import protocol
 from shared.errors import Closed, ProtocolError, SimulationError
 from shared.grid import Codes, LockingGrid, as_payload, unpack_bits
@@ -52,6 +53,15 @@ class Batch:
     @property
     def cells(self) -> tuple[int, int, int, int]:
         return (self.y, self.x, self.h, self.w)
+
+
+class Fate(Enum):
+    """What became of one attempt of a batch."""
+
+    OK = "answered"
+    TIMEOUT = "timed out"
+    LOST = "was lost"
+    ERROR = "failed"
 
 
 @dataclass
@@ -93,13 +103,13 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
         reasons: list[str] = []
         for attempt in range(self.max_attempts):
             self._send(batch, attempt, exclude)
-            verdict, worker, detail = self._await(batch, attempt)
+            fate, worker, detail = self._await(batch, attempt)
             if isinstance(detail, tuple):
                 codes, min_wait = detail
                 applied = batch.target.paste_once(batch.index, batch.y, batch.x, codes)
                 return Answer(worker, applied, min_wait)
             self.resent += 1
-            reasons.append(f"worker {worker} {verdict}: {detail}")
+            reasons.append(f"worker {worker} {fate.value}: {detail}")
             log.warning("batch %d of generation %d, attempt %d: %s; sending it again",
                         batch.index, batch.gen, attempt, reasons[-1])
             if worker not in exclude:
@@ -114,12 +124,13 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
             Kind.BATCH, [as_payload(batch.tile)], gen=batch.gen,
             batch=batch.index, attempt=attempt, y=batch.y, x=batch.x, h=batch.h, w=batch.w,
             rule=batch.rule, **({"packed": True} if batch.packed else {}))
-        self.sock.send_multipart(
-            [b"SEND", msgpack.packb([batch.gen, batch.index, attempt]), msgpack.packb(exclude),
-             *protocol.encode(msg)], copy=False)
+        envelope.send(self.sock, Envelope(Verb.SEND, Key(batch.gen, batch.index, attempt),
+                                          exclude=frozenset(exclude),
+                                          frames=protocol.encode(msg)))
 
-    def _await(self, batch: Batch, attempt: int) -> tuple[str, int, object]:
-        """Wait for this attempt's fate: ``("ok", worker, codes)`` or a failure."""
+    def _await(self, batch: Batch, attempt: int) -> tuple[Fate, int, object]:
+        """Wait for this attempt's fate: ``(Fate.OK, worker, (codes, min_wait))``, or a
+        failure with its reason."""
         assert self.sock is not None
         deadline: float | None = None
         worker = 0
@@ -129,27 +140,25 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
             wait = 0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))
             if not self.sock.poll(int(wait * 1000)):
                 if deadline is not None and time.monotonic() >= deadline:
-                    return "timeout", worker, "no answer before the batch timeout"
+                    return Fate.TIMEOUT, worker, "no answer before the batch timeout"
                 continue
-            frames = self.sock.recv_multipart(copy=False)
-            verb = frames[0].bytes
-            gen, index, their_attempt = msgpack.unpackb(frames[1].buffer)
-            if (gen, index) != (batch.gen, batch.index):
+            got = envelope.decode(self.sock.recv_multipart(copy=False))
+            if (got.key.gen, got.key.batch) != (batch.gen, batch.index):
                 continue  # a late answer for an earlier batch: already decided
-            sender, timeout = msgpack.unpackb(frames[2].buffer)
-            if verb == b"SENT":
-                if their_attempt == attempt:
-                    worker = sender
-                    deadline = time.monotonic() + timeout
-            elif verb == b"LOST":
-                if their_attempt == attempt:
-                    return "lost", sender, "worker lost"
-            elif verb == b"REPLY":
-                verdict = self._check_reply(batch, frames[3:])
+            this_attempt = got.key.attempt == attempt
+            if got.verb is Verb.SENT:
+                if this_attempt:
+                    worker = got.worker
+                    deadline = time.monotonic() + got.timeout
+            elif got.verb is Verb.LOST:
+                if this_attempt:
+                    return Fate.LOST, got.worker, "worker lost"
+            elif got.verb is Verb.REPLY:
+                verdict = self._check_reply(batch, got.frames)
                 if isinstance(verdict, tuple):
-                    return "ok", sender, verdict
-                if their_attempt == attempt:
-                    return "error", sender, verdict
+                    return Fate.OK, got.worker, verdict
+                if this_attempt:
+                    return Fate.ERROR, got.worker, verdict
 
     @staticmethod
     def _check_reply(batch: Batch, frames: list[Any]) -> tuple[Codes, float | None] | str:

@@ -7,8 +7,11 @@ turn any of them into one clear line and a non-zero exit::
     ├── ConfigError          a bad option: size, rule, position, ...
     │   └── RuleError        a B/S rule that does not parse or has B0
     ├── PatternError         malformed RLE or a pattern that does not fit
-    ├── ProtocolError        bytes that are not a valid lifenet message
-    │   └── VersionMismatch  the peer speaks another protocol version
+    ├── RequestError         a request answered with an error reply (carries its code)
+    │   ├── ProtocolError    bytes that are not a valid lifenet message
+    │   │   └── VersionMismatch  the peer speaks another protocol version
+    │   └── NotAllowed       a valid request refused: a wrong token, no energy, a full
+    │                        server, a request only operators may make
     ├── TransportError       a socket-level failure
     │   ├── PeerGone         the peer went away (missed heartbeats, timeout)
     │   └── Closed           we closed it ourselves (shutting down)
@@ -40,19 +43,39 @@ class PatternError(LifenetError, ValueError):
     """An RLE text is malformed, or a pattern does not fit where it is placed."""
 
 
-class ProtocolError(LifenetError):
-    """Bytes received are not a valid lifenet message.
+class RequestError(LifenetError):
+    """A request that gets an error reply instead of an answer.
 
-    ``code`` is one of ``shared.protocol.ErrorCode``; it travels in the error reply.
+    ``code`` is one of ``shared.protocol.ErrorCode`` (this module cannot import it: the
+    protocol imports the errors); it travels in the ``ERROR`` reply.
     """
 
-    def __init__(self, message: str, code: int = 1) -> None:
+    def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.code = code
 
 
+class ProtocolError(RequestError):
+    """Bytes received are not a valid lifenet message (``MALFORMED`` unless a ``code``
+    says more)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message, code)
+
+
 class VersionMismatch(ProtocolError):
     """The peer's protocol version is not ours (checked at the handshake)."""
+
+
+NOT_ALLOWED = 7  # ErrorCode.NOT_ALLOWED; tests/unit/test_protocol.py holds them equal
+
+
+class NotAllowed(RequestError):
+    """A valid request the game refuses: a wrong token, no energy, a full server, a
+    request only operators may make. Answered with ``ErrorCode.NOT_ALLOWED``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, NOT_ALLOWED)
 
 
 class TransportError(LifenetError):
@@ -79,8 +102,9 @@ class RemoteError(LifenetError):
 class SimulationError(LifenetError):
     """A generation could not be computed; names the cells of the failed batches.
 
-    As in Effective Python's item 56, the exception is carried from the thread where the
-    work failed to the thread that runs the step, and raised there.
+    As in Effective Python's item 58 (``simulate_pipeline``), the exception is carried
+    from the thread where the work failed to the thread that runs the step, and raised
+    there.
     """
 
     def __init__(self, message: str, cells: Iterable[tuple[int, int, int, int]] = ()) -> None:

@@ -1,4 +1,4 @@
-"""The world: ``Grid`` and ``LockingGrid``, as in Effective Python items 54-57.
+"""The world: ``Grid`` (Effective Python item 56) and ``LockingGrid`` (item 57).
 
 The book's ``Grid`` keeps one state per cell (``ALIVE`` or ``EMPTY``) and wraps every
 coordinate modulo its height and width, which makes the world a torus. lifenet keeps
@@ -53,6 +53,17 @@ def unpack_bits(data: Any, shape: tuple[int, int]) -> Codes:
     return unpacked
 
 
+def player_code(owner: int) -> int:
+    """The cell code of a live cell owned by ``owner`` (a player id, or 0 for neutral):
+    the one place that knows a code is the owner plus one."""
+    return owner + 1
+
+
+def owner_of(code: int) -> int:
+    """The owner of a cell code: a player id, or 0 (``NEUTRAL``) for neutral and empty."""
+    return code - 1 if code else NEUTRAL
+
+
 def code_of(state: str, owner: int = NEUTRAL) -> int:
     """The cell code for a state and an owner."""
     if state == EMPTY:
@@ -61,7 +72,7 @@ def code_of(state: str, owner: int = NEUTRAL) -> int:
         raise ValueError(f"a cell state is ALIVE or EMPTY, not {state!r}")
     if not 0 <= owner <= MAX_PLAYER:
         raise ValueError(f"owner {owner} is not in 0..{MAX_PLAYER}")
-    return owner + 1
+    return player_code(owner)
 
 
 def check_size(height: int, width: int) -> None:
@@ -111,8 +122,7 @@ class Grid:
 
     def owner(self, y: int, x: int) -> int:
         """The owner of the live cell at ``(y, x)``; 0 for neutral and for empty cells."""
-        code = int(self.codes[y % self.height, x % self.width])
-        return code - 1 if code else NEUTRAL
+        return owner_of(int(self.codes[y % self.height, x % self.width]))
 
     def set(self, y: int, x: int, state: str, owner: int = NEUTRAL) -> None:
         """Set ``(y, x)`` to ``state`` owned by ``owner``, wrapping around the torus."""
@@ -151,7 +161,7 @@ class Grid:
         """Every live cell as ``(y, x, owner)``, row by row."""
         ys, xs = np.nonzero(self.codes)
         for y, x in zip(ys.tolist(), xs.tolist(), strict=True):
-            yield y, x, int(self.codes[y, x]) - 1
+            yield y, x, owner_of(int(self.codes[y, x]))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Grid):
@@ -170,9 +180,11 @@ class Grid:
 class LockingGrid(Grid):
     """A ``Grid`` whose reads and writes take a ``Lock``, for many writer threads.
 
-    This is the fan-in target of a generation: dispatcher threads write answered tiles
-    into it at the same time. ``paste_once`` makes the write of a batch happen at most
-    once, whatever number of answers arrive for it (a re-sent batch may be answered twice).
+    This is the fan-in target of a generation (the book's item 57): dispatcher threads
+    write answered tiles into it at the same time, and then the players' decisions and
+    placements are written into it too, so every answer of a generation reaches the next
+    one through this lock. ``paste_once`` makes the write of a batch happen at most once,
+    whatever number of answers arrive for it (a re-sent batch may be answered twice).
     """
 
     def __init__(self, height: int, width: int, codes: Codes | None = None) -> None:
@@ -207,6 +219,27 @@ class LockingGrid(Grid):
             self.codes[y:y + h, x:x + w] = tile
             self._applied.add(key)
             return True
+
+    def write(self, ys: npt.NDArray[np.int64], xs: npt.NDArray[np.int64],
+              codes: npt.ArrayLike) -> None:
+        """Set the cells ``(ys[i], xs[i])`` to ``codes`` (one code, or one per cell)."""
+        with self.lock:
+            self.codes[ys, xs] = codes
+
+    def fill_empty(self, ys: npt.NDArray[np.int64], xs: npt.NDArray[np.int64],
+                   code: int) -> int:
+        """Set those of the cells ``(ys[i], xs[i])`` that are empty to ``code``; returns
+        how many were (a placement lands only on empty cells)."""
+        with self.lock:
+            empty = self.codes[ys, xs] == 0
+            self.codes[ys[empty], xs[empty]] = code
+            return int(np.count_nonzero(empty))
+
+    def recolour(self, old: int, new: int) -> None:
+        """Every cell of code ``old`` becomes ``new`` (a departed player's cells turn
+        neutral)."""
+        with self.lock:
+            self.codes[self.codes == old] = new
 
     def applied(self) -> int:
         """How many distinct batches have been written."""

@@ -1,7 +1,7 @@
 """The Game of Life, cell by cell: the book's functions and the reference ``simulate``.
 
 ``count_neighbors``, ``game_logic``, ``step_cell`` and ``simulate`` are Effective Python's
-(item 54), grown by two things lifenet needs: any Life-like rule, and owners. A live cell
+(item 56), grown by two things lifenet needs: any Life-like rule, and owners. A live cell
 that survives keeps its owner; a cell that is born takes the owner most of its live
 parents have (neutral parents vote for neutral), and a tie makes it neutral.
 
@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from shared.grid import ALIVE, EMPTY, NEUTRAL, Codes, Grid
+from shared.grid import ALIVE, EMPTY, NEUTRAL, Codes, Grid, owner_of, player_code
 from shared.rules import CONWAY, Rule
 
 Get = Callable[[int, int], str]
@@ -85,11 +85,10 @@ def simulate(grid: Grid, rule: Rule = CONWAY) -> Grid:
         return ALIVE if rows[y % height][x % width] else EMPTY
 
     def get_owner(y: int, x: int) -> int:
-        code: int = rows[y % height][x % width]
-        return code - 1 if code else NEUTRAL
+        return owner_of(rows[y % height][x % width])
 
     def set_(y: int, x: int, state: str, owner: int) -> None:
-        out[y][x] = owner + 1 if state == ALIVE else 0
+        out[y][x] = player_code(owner) if state == ALIVE else 0
 
     for y in range(height):
         for x in range(width):
@@ -118,11 +117,10 @@ def step_tile_reference(padded: Codes, rule: Rule = CONWAY) -> Codes:
         return ALIVE if rows[y + 1][x + 1] else EMPTY
 
     def get_owner(y: int, x: int) -> int:
-        code: int = rows[y + 1][x + 1]
-        return code - 1 if code else NEUTRAL
+        return owner_of(rows[y + 1][x + 1])
 
     def set_(y: int, x: int, state: str, owner: int) -> None:
-        out[y, x] = owner + 1 if state == ALIVE else 0
+        out[y, x] = player_code(owner) if state == ALIVE else 0
 
     for y in range(h):
         for x in range(w):

@@ -1,8 +1,8 @@
-"""The book's Queue pipeline (Effective Python items 55-57): ``ClosableQueue`` and
-``StoppableWorker``.
+"""The book's Queue pipeline: ``ClosableQueue`` and ``StoppableWorker`` (Effective Python
+item 55), and the ``Outcome`` that carries an exception back (item 58).
 
 A ``ClosableQueue`` is iterated until it is closed; a ``StoppableWorker`` thread takes
-items from one, processes them and puts an ``Outcome`` on another. As in item 56, an
+items from one, processes them and puts an ``Outcome`` on another. As in item 58, an
 exception raised while processing is not lost in the thread: it travels in the outcome,
 and the thread that collects outcomes decides what to raise (lifenet raises
 ``SimulationError``). The worker survives the failure and takes the next item.
@@ -84,7 +84,7 @@ class StoppableWorker(Thread, Generic[T, R]):
             for item in self.in_queue:
                 try:
                     outcome: Outcome[T, R] = Outcome(item, result=self.process(item))
-                except Exception as e:  # carried to the collecting thread, as in item 56
+                except Exception as e:  # carried to the collecting thread, as in item 58
                     outcome = Outcome(item, error=e)
                 self.out_queue.put(outcome)
         finally:

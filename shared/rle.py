@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from shared.errors import PatternError, RuleError
 from shared.grid import MAX_CELLS, Codes
@@ -47,6 +48,16 @@ class Pattern:
     @property
     def width(self) -> int:
         return int(self.codes.shape[1])
+
+    def oriented(self, rotate: int = 0, flip: bool = False) -> npt.NDArray[np.bool_]:
+        """The live cells as a placement puts them: mirrored left-right first (``flip``),
+        then turned clockwise by ``rotate`` quarter turns. The one definition of a
+        pattern's orientation: the server places by it, the clients preview by it."""
+        shape = self.codes != 0
+        if flip:
+            shape = np.fliplr(shape)
+        turned: npt.NDArray[np.bool_] = np.rot90(shape, -rotate)
+        return turned
 
 
 def _state_letters(state: int) -> str:

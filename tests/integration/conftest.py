@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import zmq
 
-from server.app import Server, ServerConfig
+from server.app import Server
+from server.config import ServerConfig
 from tests.conftest import Processes, free_port, wait_for
 
 pytestmark = pytest.mark.integration

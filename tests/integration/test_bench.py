@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from server.bench import TINY, expected_keys
 from server.cli import main
+from server.tools.bench import TINY, expected_keys
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +61,7 @@ def test_the_quick_bench_runs_whole_and_writes_every_figure(tmp_path: Path) -> N
     import subprocess
     import sys
 
-    from server.bench import QUICK
+    from server.tools.bench import QUICK
     from tests.conftest import ROOT
 
     out = tmp_path / "out.json"

@@ -13,20 +13,22 @@ import numpy as np
 import pytest
 import zmq
 
-from client.session import FrameView, GameLogicRequest, PlayerSession
+from client.session import PlayerSession
 from server.app import Server
 from shared import protocol
 from shared.errors import RemoteError
+from shared.frames import FrameView
 from shared.grid import Grid
+from shared.library import library
 from shared.life import simulate
-from shared.palette import palette
+from shared.policies import GameLogicRequest
 from shared.protocol import ErrorCode, Kind
 from tests.conftest import Processes, wait_for
 from tests.integration.conftest import MakeServer, send_oversize, start_workers
 
 pytestmark = pytest.mark.integration
 
-GLIDER = palette()["glider"][0]
+GLIDER = library()["glider"][0]
 
 
 @pytest.fixture
@@ -134,7 +136,7 @@ def test_a_silent_player_does_not_delay_the_generation(make_server: MakeServer,
     server = make_server(size=(16, 16), fill=0.0, decision_window=0.3)
     start_workers(processes, server, 1)
     player = join(server, sessions, "sleepy")
-    player.place(2, 2, rle=palette()["block"][0])
+    player.place(2, 2, rle=library()["block"][0])
     server.advance()
     before = server.engine.grid.copy()
     began = time.monotonic()
@@ -147,7 +149,7 @@ def test_a_silent_player_does_not_delay_the_generation(make_server: MakeServer,
 def test_rejoin_with_the_token_and_a_wrong_token(game: Server,
                                                  sessions: list[PlayerSession]) -> None:
     alice = join(game, sessions, "alice")
-    alice.place(3, 3, rle=palette()["block"][0])
+    alice.place(3, 3, rle=library()["block"][0])
     game.advance()
     token = alice.token
     again = alice.reconnect()
@@ -169,7 +171,7 @@ def test_rejoin_with_the_token_and_a_wrong_token(game: Server,
 def test_a_player_that_vanishes_keeps_cells_until_the_grace_ends(
         game: Server, sessions: list[PlayerSession]) -> None:
     ghost = join(game, sessions, "ghost")
-    ghost.place(5, 5, rle=palette()["block"][0])
+    ghost.place(5, 5, rle=library()["block"][0])
     game.advance()
     ghost.close()
     assert int(np.count_nonzero(game.engine.grid.codes == ghost.code)) == 4
@@ -186,10 +188,10 @@ def test_placement_costs_energy_and_refusals_say_why(make_server: MakeServer,
     start_workers(processes, server, 1)
     player = join(server, sessions, "spender")
     with pytest.raises(RemoteError, match="needs 33 energy"):  # 36 cells, 33 squares of 16x16
-        player.place(0, 0, rle=palette()["gosper-gun"][0])
-    assert player.place(0, 0, rle=palette()["block"][0])["energy"] == 4
+        player.place(0, 0, rle=library()["gosper-gun"][0])
+    assert player.place(0, 0, rle=library()["block"][0])["energy"] == 4
     other = join(server, sessions, "other")
-    other.place(0, 0, rle=palette()["block"][0])  # the same cells: occupied at the boundary
+    other.place(0, 0, rle=library()["block"][0])  # the same cells: occupied at the boundary
     server.advance()
     assert int(np.count_nonzero(server.engine.grid.codes == player.code)) == 4
     assert other.ping()["energy"] == 8  # refunded: nothing was placed
@@ -277,7 +279,7 @@ def test_bad_input_on_the_player_endpoint(game: Server, sessions: list[PlayerSes
 
 def test_status_counts_players_and_scores(game: Server, sessions: list[PlayerSession]) -> None:
     alice = join(game, sessions, "alice")
-    alice.place(1, 1, rle=palette()["block"][0])
+    alice.place(1, 1, rle=library()["block"][0])
     game.advance()
     report = game.status()
     assert report["players"] == 1 and report["scores"] == {"alice": 4}
@@ -318,8 +320,10 @@ def test_bots_join_place_at_once_and_answer(game: Server) -> None:
         wait_for(lambda: (game.advance(), len([s for s in game.status()["scores"].values()
                                                if s > 0]) == 3)[1],
                  15, interval=0.05, what="three bots owning cells")
+        players = game.engine.players
+        assert players is not None
         wait_for(lambda: (game.advance(), game.registry.unanswered == 0
-                          and len(game.game._asked) == 3)[1] if game.game else False,  # type: ignore[union-attr]
+                          and len(players.round._asked) == 3)[1],
                  15, interval=0.05, what="every bot answering its request in time")
     bots = result[0]
     assert all(b.placed >= 1 and b.answered >= 1 for b in bots)

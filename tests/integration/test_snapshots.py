@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from client.remote import status
-from server.app import ServerConfig, build_world
+from server.config import ServerConfig
 from server.snapshot import (
     KEY_ENV,
     MIN_ITERATIONS,
@@ -28,8 +27,10 @@ from server.snapshot import (
     snapshot_name,
     snapshots_in,
 )
+from server.world import build_world
 from shared.grid import Grid
 from shared.life import simulate, simulate_many
+from shared.remote import status
 from shared.rle import parse_rle
 from shared.rules import CONWAY
 from tests.conftest import ROOT, Processes, free_port, wait_for

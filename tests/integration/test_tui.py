@@ -14,18 +14,21 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+import click
 import numpy as np
 import pytest
 import zmq
 from textual.pilot import Pilot
 
-from client.commands import POLICY_NAMES
-from client.session import FrameView, PlayerSession
-from client.tui import POLICIES, HelpScreen, LifenetClient
+from client.commands import client_command
+from client.session import PlayerSession
+from client.tui import HelpScreen, LifenetClient
 from server.app import Server
 from shared import protocol
 from shared.colours import colour
-from shared.palette import palette
+from shared.frames import FrameView
+from shared.library import library
+from shared.policies import POLICIES
 from tests.conftest import Processes, free_port
 from tests.integration.conftest import MakeServer, start_workers
 
@@ -286,7 +289,9 @@ def test_no_server_fails_with_a_reason() -> None:
 
 
 def test_the_cli_offers_every_policy() -> None:
-    assert list(POLICIES) == POLICY_NAMES
+    [policy] = [p for p in client_command.params if p.name == "policy"]
+    assert isinstance(policy.type, click.Choice)
+    assert list(policy.type.choices) == list(POLICIES)
 
 
 # -- two players: what one places, the other sees ------------------------------------------------
@@ -344,7 +349,7 @@ def test_two_players_with_a_server_process(processes: Processes,
         while view.codes is None or view.info.get("workers", 0) < 1:
             view.poll(0.1)
             assert time.monotonic() < deadline, "no frames with a worker"
-        text, pattern = palette()["glider"]
+        text, pattern = library()["glider"]
         placed = alice.place(5, 7, rle=text)
         glider = {(5 + int(y), 7 + int(x)) for y, x in zip(*np.nonzero(pattern.codes),
                                                            strict=True)}

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from shared import book
+from server.tools import book
 from shared.errors import SimulationError
 from shared.grid import Grid
 from shared.life import simulate

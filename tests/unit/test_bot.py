@@ -5,13 +5,14 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from client.bot import STRATEGIES, Bot
+from client.bot import Bot
+from shared.policies import STRATEGIES
 
 
 def bot(**generations: int) -> Bot:
-    decide, chance = STRATEGIES["follow"]
+    follow = STRATEGIES["follow"]
     session: Any = None  # the reckoning needs no connection
-    return Bot(session, decide, chance, random.Random(1), **generations)
+    return Bot(session, follow.policy, follow.place_chance, random.Random(1), **generations)
 
 
 def test_a_bot_asked_recently_or_with_a_placement_on_the_way_owns_something() -> None:

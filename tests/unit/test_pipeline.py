@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from queue import Queue
 
-from server.engine import Tiling, choose_tiling
+from server.generation import Tiling, choose_tiling
 from shared.pipeline import ClosableQueue, Outcome, StoppableWorker
 
 

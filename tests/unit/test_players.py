@@ -5,22 +5,24 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.game import neighbour_counts
-from server.players import (
-    NotAllowed,
-    PlayerRegistry,
-    RegistryConfig,
-    Request,
-    placement_cells,
-)
-from shared.errors import ProtocolError
-from shared.grid import Grid
+from server.players.decisions import neighbour_counts
+from server.players.placing import placement_cells
+from server.players.registry import Landed, PlayerRegistry, RegistryConfig, Request
+from shared.errors import NotAllowed, ProtocolError
+from shared.grid import Codes, Grid, LockingGrid
 
 GLIDER = "x = 3, y = 3\nbo$2bo$3o!"
 
 
 def registry(**kw: float) -> PlayerRegistry:
     return PlayerRegistry(RegistryConfig(**kw))  # type: ignore[arg-type]
+
+
+def land(reg: PlayerRegistry, codes: Codes, generation: int) -> list[Landed]:
+    """The placements of ``generation`` written into ``codes`` as a generation does."""
+    target = LockingGrid(*codes.shape, codes)
+    return [reg.refund(pl, target.fill_empty(pl.ys, pl.xs, pl.code))
+            for pl in reg.take_placements(generation)]
 
 
 def test_join_rejoin_and_tokens() -> None:
@@ -41,21 +43,20 @@ def test_join_rejoin_and_tokens() -> None:
 def test_silence_disconnects_then_grace_frees_the_id() -> None:
     reg = registry(heartbeat=1.0, grace=10.0)
     p, _ = reg.join(b"a", "p", None)
-    reg.expire(p.last_seen + 2.9)
+    assert reg.expire(p.last_seen + 2.9) == []
     assert p.connected
-    reg.expire(p.last_seen + 3.5)
+    assert reg.expire(p.last_seen + 3.5) == []
     assert not p.connected and reg.connected() == []
-    reg.expire(p.last_seen + 3.5 + 10.5)
-    assert reg.take_neutralise() == [p.id] and p.id not in reg.players
+    assert reg.expire(p.last_seen + 3.5 + 10.5) == [p.id] and p.id not in reg.players
 
 
 def test_a_pattern_wider_than_the_world_is_placed_and_paid_once_per_square() -> None:
     reg = registry(energy_cap=10, energy_regen=0)
     p, _ = reg.join(b"a", "p", None)
-    line = placement_cells(None, [[0, 0], [1, 0], [2, 0]], 0, 2, 0, False)
-    assert reg.place(p, line, 1, 10) == (1, 1) and p.energy == 9  # one square, 1x10
+    line = placement_cells(None, [[0, 0], [1, 0], [2, 0]], 0, 2, 0, False, 1, 10)
+    assert reg.place(p, line) == (1, 1) and p.energy == 9  # one square, 1x10
     codes = np.zeros((1, 10), dtype=np.uint8)
-    [landed] = reg.apply_placements(codes, 1)
+    [landed] = land(reg, codes, 1)
     assert (landed.cells, landed.placed, landed.occupied) == (1, 1, 0)
     assert codes.tolist() == [[0, 0, p.code, 0, 0, 0, 0, 0, 0, 0]]
 
@@ -64,15 +65,15 @@ def test_energy_placements_and_refunds() -> None:
     reg = registry(energy_cap=10, energy_regen=3)
     p, _ = reg.join(b"a", "p", None)
     with pytest.raises(NotAllowed, match="needs 11 energy"):
-        reg.place(p, np.array([[0, i] for i in range(11)], dtype=np.int64), 16, 16)
-    cells = placement_cells(GLIDER, None, 7, 7, 0, False)
-    assert reg.place(p, cells, 8, 8) == (5, 1) and p.energy == 5
+        reg.place(p, np.array([[0, i] for i in range(11)], dtype=np.int64))
+    cells = placement_cells(GLIDER, None, 7, 7, 0, False, 8, 8)
+    assert reg.place(p, cells) == (5, 1) and p.energy == 5
     codes = np.zeros((8, 8), dtype=np.uint8)
     codes[7, 0] = 1  # one of the glider's wrapped cells is occupied
-    [landed] = reg.apply_placements(codes, 1)
+    [landed] = land(reg, codes, 1)
     assert (landed.player, landed.cells, landed.placed, landed.occupied) == (p.id, 5, 4, 1)
     assert landed.energy == p.energy == 6  # 5 left + 1 refunded
-    assert reg.place(p, cells[:1], 8, 8) == (1, 2)  # queued now: lands in generation 2
+    assert reg.place(p, cells[:1]) == (1, 2)  # queued now: lands in generation 2
     assert p.energy == 5  # 5 left + 1 refunded - 1 reserved for the next one
     assert int(np.count_nonzero(codes == p.code)) == 4
     reg.regenerate()
@@ -93,12 +94,16 @@ def test_decisions_are_checked_against_verdict_owner_and_energy() -> None:
         reg.post_decision(p, 5, [], [])
     codes = np.zeros((3, 1), dtype=np.uint8)
     codes[1, 0] = p.code  # the survivor, as the workers computed it
-    result = reg.apply_decisions(codes)[p.id]
+    writes, results = reg.close_decisions()
+    target = LockingGrid(3, 1, codes)
+    for write in writes:
+        target.write(write.ys, write.xs, write.code)
+    result = results[p.id]
     # keep 0: kept (1 energy); keep 1: alive anyway; keep 2: no energy left; 99: no cell;
     # let_die 1: dies; let_die 0: the rule kills it anyway... but it was kept: refused.
     assert (result.kept, result.died, result.refused) == (1, 1, 4)
     assert codes[:, 0].tolist() == [p.code, 0, 0]
-    assert p.energy == 0
+    assert p.energy == result.energy == 0
 
 
 @pytest.mark.parametrize("rotate, flip, expected", [
@@ -108,17 +113,17 @@ def test_decisions_are_checked_against_verdict_owner_and_energy() -> None:
     (2, False, {(2, 1), (1, 0), (0, 2), (0, 1), (0, 0)}),
 ])
 def test_rotate_and_flip(rotate: int, flip: bool, expected: set[tuple[int, int]]) -> None:
-    cells = placement_cells(GLIDER, None, 0, 0, rotate, flip)
+    cells = placement_cells(GLIDER, None, 0, 0, rotate, flip, 16, 16)
     assert {(int(y), int(x)) for y, x in cells} == expected
 
 
 def test_cells_lists_and_refusals() -> None:
-    cells = placement_cells(None, [[0, 0], [1, 1]], 5, 6, 0, False)
+    cells = placement_cells(None, [[0, 0], [1, 1]], 5, 6, 0, False, 16, 16)
     assert {(int(y), int(x)) for y, x in cells} == {(5, 6), (6, 7)}
     for rle, listed in [(None, None), (GLIDER, [[0, 0]]), ("x = 1, y = 1\nb!", None),
                         ("x = 300, y = 1\n300o!", None), ("x = 2, y = 2\nzz!", None)]:
         with pytest.raises(ProtocolError):
-            placement_cells(rle, listed, 0, 0, 0, False)
+            placement_cells(rle, listed, 0, 0, 0, False, 16, 16)
 
 
 def test_neighbour_counts_wrap() -> None:

@@ -30,6 +30,7 @@ from server.snapshot import (
     snapshots_in,
     verify_snapshot,
 )
+from server.snapshot import format as layout
 from shared.errors import SnapshotError
 from shared.rle import parse_rle
 from shared.rules import parse_rule
@@ -52,7 +53,7 @@ def world(seed: int = 1, h: int = 12, w: int = 20, generation: int = 7) -> World
 @pytest.fixture
 def fast(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Lower the minimum so format tests do not pay the real KDF hundreds of times."""
-    monkeypatch.setattr(snap, "MIN_ITERATIONS", FAST)
+    monkeypatch.setattr(layout, "MIN_ITERATIONS", FAST)
     yield
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from server import view
+from server.tools import view
 
 
 def test_the_status_line_names_the_best_players() -> None:

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from server.app import DEFAULT_TICK, ServerConfig
+from server.config import DEFAULT_TICK, ServerConfig
 from shared.errors import ConfigError
 from shared.grid import parse_size
 from shared.rules import Rule, parse_rule

@@ -5,6 +5,11 @@ message that does not decode, or a kind this endpoint does not take, gets an ``E
 reply with a code, and the loop goes on (circus's dispatcher never raises). Answers are
 built from a status snapshot that the stepping thread publishes, so a slow or hostile
 player never touches the world or delays a generation.
+
+Other threads never touch the socket: they hand a message for a peer to ``send``, the
+one way to reach a player from outside this thread (the generation's ``game_logic``
+requests and results, the snapshot writer's late answers). ``send`` queues it and wakes
+this thread's poll through a pipe, so a request leaves within a poll, not a timeout.
 """
 
 from __future__ import annotations
@@ -19,16 +24,17 @@ from typing import Any
 
 import zmq
 
-from server.players import PlayerRegistry, placement_cells
-from server.transport import drain
+from server.players.placing import placement_cells
+from server.players.registry import PlayerRegistry
+from server.transport import Wakeup, drain
 from shared import protocol
-from shared.errors import ProtocolError
+from shared.errors import ProtocolError, RequestError
 from shared.protocol import ErrorCode, Kind, Message
 
 log = logging.getLogger("lifenet.lobby")
 
 MAX_PLAYER_MESSAGE = 1 << 20
-OUTBOX_ENDPOINT = "inproc://lifenet-lobby-outbox"
+OUTBOX_LIMIT = 1 << 16  # messages other threads may have waiting for this one to send
 
 Handler = Callable[[bytes, Message], Message | None]
 
@@ -69,47 +75,51 @@ class PlayerEndpoint(threading.Thread):
             Kind.PLACE: self._on_place,
             Kind.DECIDE: self._on_decide,
         }
-        # Replies that other threads finish later (a handler returned None): sent by
-        # this thread, which owns the socket.
-        self.later: queue.SimpleQueue[tuple[bytes, Message]] = queue.SimpleQueue()
+        # Messages other threads hand over (``send``): sent by this thread, which owns
+        # the socket.
+        self.outbox: queue.Queue[tuple[bytes, list[protocol.Payload]]] = queue.Queue(
+            OUTBOX_LIMIT)
+        self.wakeup = Wakeup()
+        self.dropped = 0  # messages for players dropped: the outbox was full
 
-    def reply_later(self, identity: bytes, reply: Message) -> None:
-        """Send ``reply`` to ``identity`` from the lobby thread (any thread may call)."""
-        self.later.put((identity, reply))
+    def send(self, identity: bytes, msg: Message) -> None:
+        """Send ``msg`` to the peer ``identity`` from the lobby thread; any thread may
+        call. Encoded here, in the caller's thread; dropped (and counted) when the
+        outbox is full, rather than block the caller."""
+        try:
+            self.outbox.put_nowait((identity, protocol.encode(msg)))
+        except queue.Full:
+            self.dropped += 1
+            log.warning("lobby outbox full: a %s was dropped", msg.kind)
+            return
+        self.wakeup.set()
 
     def stop(self) -> None:
         self.stop_event.set()
 
     def run(self) -> None:
         sock = self.context.socket(zmq.ROUTER)
-        outbox = self.context.socket(zmq.PULL)
         try:
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.MAXMSGSIZE, MAX_PLAYER_MESSAGE)
             sock.setsockopt(zmq.SNDHWM, 64)
-            outbox.setsockopt(zmq.LINGER, 0)
-            outbox.bind(OUTBOX_ENDPOINT)
             sock.bind(self.endpoint)
             self.bound_endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         except zmq.ZMQError as e:
             self.error = e
             sock.close()
-            outbox.close()
             self.ready.set()
             return
         self.ready.set()
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
-        poller.register(outbox, zmq.POLLIN)
+        poller.register(self.wakeup.fileno(), zmq.POLLIN)
         try:
             while not self.stop_event.is_set():
-                self._send_later(sock)
                 events = dict(poller.poll(100))
-                if outbox in events:
-                    # Messages the main thread sends to players: [identity, *frames].
-                    for frames in drain(outbox, limit=1 << 16):
-                        with contextlib.suppress(zmq.ZMQError):
-                            sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+                if self.wakeup.fileno() in events:
+                    self.wakeup.clear()
+                self._send_outbox(sock)
                 if sock in events:
                     for frames in drain(sock):
                         identity = frames[0].bytes
@@ -120,18 +130,19 @@ class PlayerEndpoint(threading.Thread):
                                 sock.send_multipart([identity, *protocol.encode(reply)],
                                                     zmq.NOBLOCK)
         finally:
-            self._send_later(sock)  # best effort: replies finished while stopping
+            self._send_outbox(sock)  # best effort: replies finished while stopping
             sock.close()
-            outbox.close()
+            self.wakeup.close()
 
-    def _send_later(self, sock: zmq.Socket[Any]) -> None:
-        while True:
+    def _send_outbox(self, sock: zmq.Socket[Any]) -> None:
+        """Send what other threads handed over, as much as waits now."""
+        for _ in range(OUTBOX_LIMIT):
             try:
-                identity, reply = self.later.get_nowait()
+                identity, frames = self.outbox.get_nowait()
             except queue.Empty:
                 return
             with contextlib.suppress(zmq.ZMQError):
-                sock.send_multipart([identity, *protocol.encode(reply)], zmq.NOBLOCK)
+                sock.send_multipart([identity, *frames], zmq.NOBLOCK, copy=False)
 
     def handle(self, identity: bytes, frames: list[Any]) -> Message | None:
         """The reply to one request; never raises."""
@@ -148,7 +159,7 @@ class PlayerEndpoint(threading.Thread):
                                   str(msg.kind))
         try:
             return handler(identity, msg)
-        except ProtocolError as e:
+        except RequestError as e:
             self.bad_messages += 1
             return protocol.error(ErrorCode(e.code), str(e), str(msg.kind))
         except Exception as e:  # a bug in a handler must not kill the endpoint
@@ -185,13 +196,13 @@ class PlayerEndpoint(threading.Thread):
 
     def _on_place(self, identity: bytes, msg: Message) -> Message:
         player = self.registry.auth(msg["player"], msg["token"], identity)
-        cells = placement_cells(msg.body.get("rle"), msg.body.get("cells"), msg["y"],
-                                msg["x"], msg["rotate"], msg["flip"])
         if msg["y"] >= self.world.height or msg["x"] >= self.world.width:
             raise ProtocolError(f"({msg['y']}, {msg['x']}) is outside the world "
                                 f"{self.world.height}x{self.world.width}", ErrorCode.BAD_FIELD)
-        cost, landing = self.registry.place(player, cells, self.world.height,
-                                            self.world.width)
+        cells = placement_cells(msg.body.get("rle"), msg.body.get("cells"), msg["y"],
+                                msg["x"], msg["rotate"], msg["flip"], self.world.height,
+                                self.world.width)
+        cost, landing = self.registry.place(player, cells)
         return protocol.message(Kind.PLACED, cells=cost, cost=cost,
                                 energy=self.registry.energy_of(player.id),
                                 generation=landing)

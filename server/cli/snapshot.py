@@ -14,8 +14,6 @@ from pathlib import Path
 
 import click
 
-from client.remote import player_endpoint, request
-from server.app import write_world
 from server.snapshot import (
     DEFAULT_TIMEOUT,
     check_bytes,
@@ -25,9 +23,11 @@ from server.snapshot import (
     verify_snapshot,
     write_snapshot_bytes,
 )
+from server.world import write_world
 from shared import protocol
 from shared.errors import PeerGone
 from shared.protocol import Kind
+from shared.remote import player_endpoint, request
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 _key_file = click.option("--key-file", type=_FILE, default=None,

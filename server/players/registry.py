@@ -1,25 +1,25 @@
-"""The players: sessions, energy, placements and per-cell decisions.
+"""The players: sessions, energy, queued placements and posted decisions.
 
 The ``PlayerRegistry`` is shared by two threads: the lobby (which owns the player
 socket and answers requests) and the main thread (which owns the world). Everything
 in it is guarded by one lock and every method is short, so neither thread waits on the
-other for long. The world itself is only touched by the main thread: the lobby queues
-placements and decisions here, and the main thread applies them at the generation
-boundary.
+other for long. The registry never touches the world: the lobby queues placements and
+decisions here, and the generation (``server.generation``) takes them at the boundary
+and writes them into the next generation's ``LockingGrid``.
 
 Rules of the game (DESIGN.md, "The game"):
 
-- A player joins with a name and gets an id (1..254), a colour (cell code ``id + 1``)
-  and a secret session token. Every later request carries the token; a request whose
-  token is not that player's is refused. Reconnecting with the token within the grace
-  period gives back the same player.
+- A player joins with a name and gets an id (1..254), a colour (the cell code
+  ``player_code(id)``) and a secret session token. Every later request carries the
+  token; a request whose token is not that player's is refused. Reconnecting with the
+  token within the grace period gives back the same player.
 - A player silent for ``liveness`` heartbeats is disconnected: its cells stay, it gets
   no more ``game_logic`` requests. After ``grace`` seconds its cells become neutral and
   its id can be given to a newcomer.
 - Energy regenerates by ``regen`` every generation up to ``cap``. Placing a cell costs 1
   (reserved when the placement is accepted, refunded for cells found occupied at the
-  boundary); keeping alive a cell the rule would kill costs 1; letting a cell die is
-  free.
+  boundary: ``shared.placement``); keeping alive a cell the rule would kill costs 1;
+  letting a cell die is free.
 """
 
 from __future__ import annotations
@@ -27,24 +27,15 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from shared.errors import ProtocolError
-from shared.grid import MAX_PLAYER, Codes
-from shared.protocol import ErrorCode
-
-Cells = npt.NDArray[np.int64]  # (n, 2) rows of (y, x)
-
-
-class NotAllowed(ProtocolError):
-    """A valid request the game refuses (wrong token, no energy, full server...)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, ErrorCode.NOT_ALLOWED)
+from shared.errors import NotAllowed
+from shared.grid import MAX_PLAYER, player_code
+from shared.placement import Cells
 
 
 @dataclass
@@ -60,14 +51,25 @@ class Player:
 
     @property
     def code(self) -> int:
-        return self.id + 1
+        return player_code(self.id)
 
 
 @dataclass
 class Placement:
+    """A placement waiting for the boundary: its cells, and the energy reserved."""
+
     player: int
     cells: Cells
     reserved: int
+    code: int = 0  # the placer's cell code, filled in when it is taken to land
+
+    @property
+    def ys(self) -> npt.NDArray[np.int64]:
+        return self.cells[:, 0]
+
+    @property
+    def xs(self) -> npt.NDArray[np.int64]:
+        return self.cells[:, 1]
 
 
 @dataclass
@@ -112,9 +114,22 @@ class RegistryConfig:
 
 @dataclass
 class DecisionResult:
+    """What one player's answer got: cells kept alive, let die, refused; its energy
+    after paying for them."""
+
     kept: int = 0
     died: int = 0
     refused: int = 0
+    energy: int = 0
+
+
+@dataclass
+class Write:
+    """Cells of the next generation to set to one code (a player's decisions)."""
+
+    ys: npt.NDArray[np.int64]
+    xs: npt.NDArray[np.int64]
+    code: int
 
 
 class PlayerRegistry:
@@ -129,7 +144,6 @@ class PlayerRegistry:
         self.requests: dict[int, Request] = {}  # for the generation being decided
         self.request_gen: int | None = None
         self.decisions: dict[int, Decision] = {}
-        self.neutralise: list[int] = []  # ids whose cells must become neutral
         self.unanswered = 0  # asked players that did not answer the last round
         self.landing = 1  # the generation queued placements land in (main thread sets it)
 
@@ -178,10 +192,12 @@ class PlayerRegistry:
                 player.connected = False
                 player.disconnected_at = time.monotonic()
 
-    def expire(self, now: float | None = None) -> None:
-        """Disconnect silent players; free those past the grace (main thread)."""
+    def expire(self, now: float | None = None) -> list[int]:
+        """Disconnect silent players; free those past the grace and return their ids,
+        whose cells must turn neutral (main thread, at the boundary)."""
         now = time.monotonic() if now is None else now
         silence = self.config.heartbeat * self.config.liveness
+        gone = []
         with self.lock:
             for p in list(self.players.values()):
                 if p.connected and now - p.last_seen > silence:
@@ -189,19 +205,18 @@ class PlayerRegistry:
                 if (not p.connected and p.disconnected_at is not None
                         and now - p.disconnected_at > self.config.grace):
                     del self.players[p.id]
-                    self.neutralise.append(p.id)
+                    gone.append(p.id)
+        return gone
 
     # -- energy and placements ------------------------------------------------------------
 
-    def place(self, player: Player, cells: Cells, height: int,
-              width: int) -> tuple[int, int]:
-        """Queue a placement for the next boundary, reserving its energy.
+    def place(self, player: Player, cells: Cells) -> tuple[int, int]:
+        """Queue a placement of ``cells`` (a footprint: distinct cells of the world) for
+        the next boundary, reserving its energy, one a cell.
 
         Returns its cost and the generation it lands in, read under the same lock as
-        the queue, so the promise holds even while a step is running. A pattern larger
-        than the world wraps onto itself: each square is placed, and paid, once.
+        the queue, so the promise holds even while a step is running.
         """
-        cells = np.unique(cells % np.array([height, width]), axis=0)
         cost = len(cells)
         with self.lock:
             if cost > player.energy:
@@ -211,25 +226,30 @@ class PlayerRegistry:
             self.placements.append(Placement(player.id, cells, cost))
             return cost, self.landing
 
-    def apply_placements(self, codes: Codes, generation: int) -> list[Landed]:
-        """Fill empty cells of ``generation`` with the placers' colours; refund the
-        occupied ones. Placements queued from now on land in ``generation + 1``."""
+    def take_placements(self, generation: int) -> list[Placement]:
+        """The placements that land in ``generation`` (those of players still here, with
+        their cell codes); placements queued from now on land in ``generation + 1``."""
         with self.lock:
             self.landing = generation + 1
             placements, self.placements = self.placements, []
-            landed = []
+            taking = []
             for pl in placements:
                 player = self.players.get(pl.player)
-                if player is None:
-                    continue
-                ys, xs = pl.cells[:, 0], pl.cells[:, 1]
-                empty = codes[ys, xs] == 0
-                codes[ys[empty], xs[empty]] = player.code
-                n = int(np.count_nonzero(empty))
-                player.energy = min(self.config.energy_cap, player.energy + pl.reserved - n)
-                landed.append(Landed(player.id, player.identity, len(pl.cells), n,
-                                     player.energy))
-            return landed
+                if player is not None:
+                    pl.code = player.code
+                    taking.append(pl)
+            return taking
+
+    def refund(self, placement: Placement, placed: int) -> Landed:
+        """``placed`` of the placement's cells landed: refund the others."""
+        with self.lock:
+            player = self.players.get(placement.player)
+            if player is None:
+                return Landed(placement.player, b"", len(placement.cells), placed, 0)
+            player.energy = min(self.config.energy_cap,
+                                player.energy + placement.reserved - placed)
+            return Landed(player.id, player.identity, len(placement.cells), placed,
+                          player.energy)
 
     def regenerate(self) -> None:
         with self.lock:
@@ -267,9 +287,11 @@ class PlayerRegistry:
                     return
                 self.changed.wait(left)
 
-    def apply_decisions(self, codes: Codes) -> dict[int, DecisionResult]:
-        """Apply the round's valid decisions to the next generation and close it."""
+    def close_decisions(self) -> tuple[list[Write], dict[int, DecisionResult]]:
+        """Close the round: the writes its valid decisions make in the next generation
+        (keep-alives paid with energy), and what each answering player got."""
         results: dict[int, DecisionResult] = {}
+        writes: list[Write] = []
         with self.lock:
             self.unanswered = len(set(self.requests) - set(self.decisions))
             for pid, decision in self.decisions.items():
@@ -278,23 +300,26 @@ class PlayerRegistry:
                 if player is None:
                     continue
                 n = len(request.ys)
+                keep = []
                 for i in dict.fromkeys(decision.keep):
-                    if i >= n or request.survives[i]:
-                        result.refused += 1  # out of range, or alive anyway
-                    elif player.energy < 1:
-                        result.refused += 1
+                    if i >= n or request.survives[i] or player.energy < 1:
+                        result.refused += 1  # out of range, alive anyway, or unpaid
                     else:
-                        codes[request.ys[i], request.xs[i]] = player.code
+                        keep.append(i)
                         player.energy -= 1
-                        result.kept += 1
+                die = []
                 for i in dict.fromkeys(decision.let_die):
                     if i >= n or not request.survives[i]:
                         result.refused += 1
                     else:
-                        codes[request.ys[i], request.xs[i]] = 0
-                        result.died += 1
+                        die.append(i)
+                result.kept, result.died, result.energy = len(keep), len(die), player.energy
+                if keep:
+                    writes.append(Write(request.ys[keep], request.xs[keep], player.code))
+                if die:
+                    writes.append(Write(request.ys[die], request.xs[die], 0))
             self.request_gen, self.requests, self.decisions = None, {}, {}
-        return results
+        return writes, results
 
     # -- snapshots ---------------------------------------------------------------------------
 
@@ -330,77 +355,7 @@ class PlayerRegistry:
             return [Player(**{f: getattr(p, f) for f in p.__dataclass_fields__})
                     for p in self.players.values()]
 
-    def take_neutralise(self) -> list[int]:
-        with self.lock:
-            ids, self.neutralise = self.neutralise, []
-            return ids
-
     def energy_of(self, player_id: int) -> int:
         with self.lock:
             p = self.players.get(player_id)
             return p.energy if p else 0
-
-
-@dataclass
-class Board:
-    """Live cells per owner (index = cell code) of one generation."""
-
-    counts: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(256, np.int64))
-    codes: Codes | None = None  # the generation counted (not copied)
-
-    @classmethod
-    def of(cls, codes: Codes) -> Board:
-        # A neutral world needs one count, not a histogram (1 ms, not 50, at 4096x4096).
-        if int(codes.max(initial=0)) <= 1:
-            counts = np.zeros(256, np.int64)
-            counts[1] = np.count_nonzero(codes)
-            return cls(counts, codes)
-        return cls(np.bincount(codes.ravel(), minlength=256), codes)
-
-    def cells(self, player_id: int) -> int:
-        return int(self.counts[player_id + 1])
-
-
-MAX_PATTERN_SIDE = 256
-
-
-def placement_cells(rle: str | None, cells: list[list[int]] | None, y: int, x: int,
-                    rotate: int, flip: bool) -> Cells:
-    """The world cells a placement covers: the pattern flipped, turned and moved.
-
-    ``flip`` mirrors left-right first, then ``rotate`` turns it clockwise by quarter
-    turns; the pattern's top-left corner lands on ``(y, x)`` (wrapping on the torus).
-    """
-    from shared.errors import PatternError
-    from shared.protocol import MAX_PLACE_CELLS
-    from shared.rle import parse_rle
-
-    if (rle is None) == (cells is None):
-        raise ProtocolError("a placement has either 'rle' or 'cells'", ErrorCode.BAD_FIELD)
-    if rle is not None:
-        try:
-            pattern = parse_rle(rle)
-        except PatternError as e:
-            raise ProtocolError(f"pattern: {e}", ErrorCode.BAD_FIELD) from e
-        if max(pattern.height, pattern.width) > MAX_PATTERN_SIDE:
-            raise ProtocolError(f"pattern is {pattern.height}x{pattern.width}, larger than "
-                                f"{MAX_PATTERN_SIDE}x{MAX_PATTERN_SIDE}", ErrorCode.BAD_FIELD)
-        shape = pattern.codes != 0
-    else:
-        assert cells is not None
-        if not cells:
-            raise ProtocolError("the pattern has no live cell", ErrorCode.BAD_FIELD)
-        offsets = np.array(cells, dtype=np.int64)
-        shape = np.zeros((int(offsets[:, 0].max()) + 1, int(offsets[:, 1].max()) + 1),
-                         dtype=np.bool_)
-        shape[offsets[:, 0], offsets[:, 1]] = True
-    if flip:
-        shape = np.fliplr(shape)
-    shape = np.rot90(shape, -rotate)
-    ys, xs = np.nonzero(shape)
-    if len(ys) == 0:
-        raise ProtocolError("the pattern has no live cell", ErrorCode.BAD_FIELD)
-    if len(ys) > MAX_PLACE_CELLS:
-        raise ProtocolError(f"the pattern has {len(ys)} live cells, more than "
-                            f"{MAX_PLACE_CELLS}", ErrorCode.BAD_FIELD)
-    return np.stack([ys + y, xs + x], axis=1).astype(np.int64)

@@ -1,5 +1,8 @@
 """The ``lifenet`` command: one click group, one module per command family.
 
+This module is the one place in ``server`` that imports ``client``: it registers the
+players' commands (``status``, ``bot``, ``client``) beside the server's.
+
 Every option can also come from the environment: ``auto_envvar_prefix="LIFENET"`` maps
 ``lifenet worker --connect`` to ``LIFENET_WORKER_CONNECT`` and so on (what compose files
 want). Any ``LifenetError`` becomes one red line and exit status 1 (httpx's habit).
@@ -41,13 +44,15 @@ def main(log_level: str) -> None:
 
 def _register() -> None:
     from client.commands import bot, client_command, status
-    from server.commands.bench import bench
-    from server.commands.serve import server
-    from server.commands.snapshot import snapshot
-    from server.commands.up import up
-    from server.commands.work import worker
+    from server.cli.bench import bench
+    from server.cli.loadtest import loadtest
+    from server.cli.serve import server
+    from server.cli.snapshot import snapshot
+    from server.cli.up import up
+    from server.cli.work import worker
 
-    for command in (server, worker, up, status, bot, client_command, snapshot, bench):
+    for command in (server, worker, up, status, bot, client_command, snapshot, bench,
+                    loadtest):
         main.add_command(command)
 
 

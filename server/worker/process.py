@@ -27,6 +27,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 from types import FrameType
 from typing import Any
 
@@ -62,6 +63,24 @@ class WorkerConfig:
         if self.credit:
             return self.credit
         return 256 if self.io_latency > 0 else 2
+
+
+class Ended(Enum):
+    """How one connection to the server ended (``Worker._session``)."""
+
+    STOP = "stopped"           # asked to stop (SIGTERM): the worker said BYE
+    LOST = "lost"              # never welcomed: reconnect, backing off further
+    WELCOMED = "welcomed"      # welcomed, then lost: reconnect, backoff from the start
+    FATAL = "refused"          # the server refused us for good (another protocol version)
+
+
+class Heard(Enum):
+    """What a message from the server means for the connection (``Worker._on_message``)."""
+
+    OK = "ok"              # handled; go on
+    WELCOME = "welcome"    # the handshake is done
+    LOST = "lost"          # the server said BYE, or forgot us: reconnect
+    FATAL = "fatal"        # the server refused us for good
 
 
 @dataclass(order=True)
@@ -130,11 +149,11 @@ class Worker:
         try:
             while not self.config.stop.is_set():
                 outcome = self._session(context)
-                if outcome == "stop":
+                if outcome is Ended.STOP:
                     break
-                if outcome == "fatal":
+                if outcome is Ended.FATAL:
                     return 1
-                if outcome == "welcomed":
+                if outcome is Ended.WELCOMED:
                     backoff = self.config.backoff_min
                 pause = backoff * (0.5 + random.random() / 2)
                 log.info("reconnecting in %.2f s", pause)
@@ -144,8 +163,8 @@ class Worker:
             context.destroy(linger=0)
         return 0
 
-    def _session(self, context: zmq.Context[Any]) -> str:
-        """One connection: ``stop``, ``lost`` (reconnect), ``welcomed`` then lost, ``fatal``."""
+    def _session(self, context: zmq.Context[Any]) -> Ended:
+        """One connection, until it ends (see ``Ended``)."""
         sock = context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_PAYLOAD_BYTES + protocol.MAX_HEADER_BYTES)
@@ -171,13 +190,15 @@ class Worker:
                 if sock.poll(max(0.0, wake - now) * 1000):
                     frames = sock.recv_multipart(copy=False)
                     server_expires = time.monotonic() + self.heartbeat * self.config.liveness
-                    verdict = self._on_message(sock, frames)
-                    if verdict == "welcome":
+                    heard = self._on_message(sock, frames)
+                    if heard is Heard.WELCOME:
                         welcomed = True
                         server_expires = (time.monotonic()
                                           + self.heartbeat * self.config.liveness)
-                    elif verdict in ("lost", "fatal"):
-                        return verdict if not welcomed or verdict == "fatal" else "welcomed"
+                    elif heard is Heard.FATAL:
+                        return Ended.FATAL
+                    elif heard is Heard.LOST:
+                        return Ended.WELCOMED if welcomed else Ended.LOST
                 self._release_held(sock)
                 now = time.monotonic()
                 if now >= next_beat:
@@ -186,18 +207,18 @@ class Worker:
                 if now >= server_expires:
                     log.warning("server silent for %d heartbeats: reconnecting",
                                 self.config.liveness)
-                    return "welcomed" if welcomed else "lost"
+                    return Ended.WELCOMED if welcomed else Ended.LOST
             self._send(sock, protocol.message(Kind.BYE, reason="worker stopping"))
-            return "stop"
+            return Ended.STOP
         finally:
             sock.close()
 
-    def _on_message(self, sock: zmq.Socket[Any], frames: list[Any]) -> str:
+    def _on_message(self, sock: zmq.Socket[Any], frames: list[Any]) -> Heard:
         try:
             msg = protocol.decode(frames)
         except ProtocolError as e:
             log.warning("bad message from the server: %s", e)
-            return "ok"
+            return Heard.OK
         if msg.kind is Kind.BATCH:
             if self.config.io_latency > 0:
                 started = time.monotonic()
@@ -207,25 +228,25 @@ class Worker:
             else:
                 self._send(sock, self.compute(msg))
                 self.answered += 1
-            return "ok"
+            return Heard.OK
         if msg.kind is Kind.WELCOME:
             self.heartbeat = msg["heartbeat"]
             log.info("joined the server as worker %d", msg["worker"])
-            return "welcome"
+            return Heard.WELCOME
         if msg.kind is Kind.HEARTBEAT:
-            return "ok"
+            return Heard.OK
         if msg.kind is Kind.BYE:
             log.info("server says bye: %s", msg["reason"])
-            return "lost"
+            return Heard.LOST
         if msg.kind is Kind.ERROR:
             if msg["code"] == ErrorCode.VERSION:
                 log.error("server refused us: %s", msg["reason"])
-                return "fatal"
+                return Heard.FATAL
             if msg["code"] == ErrorCode.UNKNOWN_PEER:
-                return "lost"  # the server restarted and forgot us: say READY again
+                return Heard.LOST  # the server restarted and forgot us: say READY again
             log.warning("server error %s: %s", msg["code"], msg["reason"])
-            return "ok"
-        return "ok"
+            return Heard.OK
+        return Heard.OK
 
     def _release_held(self, sock: zmq.Socket[Any]) -> None:
         """Compute and send every held batch whose cells' I/O has completed."""

@@ -11,6 +11,10 @@ Two questions, as in the issue that asked for it:
   ``measured: false``.
 - **Throughput** (section ``cpu``): random soups with no I/O, through lifenet's workers,
   against the book's pure-Python ``simulate`` and the in-process NumPy step.
+- **Snapshots** (section ``snapshot``): saving and reading an encrypted snapshot of a
+  world with owners (default 4096x4096), beside ``openssl enc`` alone on the same bytes
+  and the parts of the work (the key derivations, msgpack, the export's RLE writing);
+  best of ``snapshot_repeats``, in milliseconds per operation.
 
 Everything runs in this process tree: lifenet is an in-process ``Server`` (the real
 broker and dispatcher threads) with real ``lifenet worker`` child processes on loopback,
@@ -28,9 +32,9 @@ of samples, so that one slow generation does not make the median.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -43,9 +47,20 @@ from typing import Any
 
 import numpy as np
 
-from server.app import Server, ServerConfig
-from server.up import _die_with_parent, free_port
-from shared import book
+from server.app import Server
+from server.config import ServerConfig
+from server.snapshot import (
+    DEFAULT_ITERATIONS,
+    MIN_ITERATIONS,
+    SnapshotKey,
+    WorldState,
+    pack_state,
+    read_snapshot,
+    save_snapshot,
+)
+from server.tools import book
+from server.tools.children import LocalProcesses, free_port
+from server.world import write_world
 from shared.errors import ConfigError, SimulationError
 from shared.grid import Grid
 from shared.kernel import step_grid
@@ -56,7 +71,6 @@ Shape = tuple[int, int]
 Progress = Callable[[str], None]
 
 READY_TIMEOUT = 30.0
-STOP_GRACE = 5.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,9 @@ class Profile:
     # Which shape each target is judged on.
     io_target_shapes: tuple[Shape, Shape] = ((100, 100), (1000, 1000))
     cpu_target_shapes: tuple[Shape, Shape] = ((1024, 1024), (4096, 4096))
+    snapshot_shape: Shape = (4096, 4096)
+    snapshot_repeats: int = 3
+    snapshot_iterations: int = DEFAULT_ITERATIONS
 
 
 QUICK = Profile("quick")
@@ -87,10 +104,21 @@ FULL = Profile("full", repeats=5, slow_repeats=3)
 TINY = Profile("tiny", latency=0.01, io_shapes=((5, 9), (10, 10), (20, 20), (30, 30)),
                book_cells=100, cpu_shapes=((32, 32), (64, 64)), python_cells=1024, repeats=1,
                warmup=0.0, min_time=0.0,
-               io_target_shapes=((10, 10), (30, 30)), cpu_target_shapes=((32, 32), (64, 64)))
+               io_target_shapes=((10, 10), (30, 30)), cpu_target_shapes=((32, 32), (64, 64)),
+               snapshot_shape=(64, 64), snapshot_repeats=1, snapshot_iterations=MIN_ITERATIONS)
 PROFILES = {p.name: p for p in (QUICK, FULL, TINY)}
 
 BOOK_IO = ("serial", "threads", "queue", "pool", "asyncio")
+SNAPSHOT_PARTS = {
+    "pbkdf2": "PBKDF2 in Python alone (the MAC key)",
+    "openssl-kdf": "openssl enc of nothing: its own key derivation",
+    "enc": "openssl enc alone, encrypting the packed state",
+    "dec": "openssl enc -d alone, decrypting it",
+    "pack": "pack_state: the state as msgpack",
+    "save": "save_snapshot: pack, enc | dgst, HMAC, fsync, rename",
+    "read": "read_snapshot: verify, then decrypt and unpack",
+    "write-rle": "write_world of the state read: the export's last step",
+}
 
 
 @dataclass
@@ -135,6 +163,8 @@ def expected_keys(profile: Profile) -> list[str]:
     for shape in profile.cpu_shapes:
         cells = shape[0] * shape[1]
         keys += [figure_key("cpu", a, cells) for a in ("python", "numpy", "lifenet")]
+    cells = profile.snapshot_shape[0] * profile.snapshot_shape[1]
+    keys += [figure_key("snapshot", a, cells) for a in SNAPSHOT_PARTS]
     return keys
 
 
@@ -191,7 +221,7 @@ class LifenetRig:
         self.io_latency = io_latency
         self.dispatchers = dispatchers
         self.log = log
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.children = LocalProcesses(log_level="warning")
         self.server: Server | None = None
 
     def __enter__(self) -> LifenetRig:
@@ -213,50 +243,28 @@ class LifenetRig:
             argv += ["--io-latency", str(self.io_latency)]
         # Workers first: spawning from a process without ZeroMQ's threads yet is safest,
         # and a worker simply retries its connection until the server binds.
-        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
-        try:
-            for i in range(self.workers):
-                self.procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "server", "--log-level", "warning", *argv,
-                     "--name", f"bench-{i + 1}"],
-                    stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                    start_new_session=True,
-                    preexec_fn=_die_with_parent if sys.platform == "linux" else None))
-        finally:
-            if not isinstance(out, int):
-                out.close()
+        output: Path | int = self.log if self.log else subprocess.DEVNULL
+        workers = [self.children.start(f"worker-{i + 1}", [*argv, "--name", f"bench-{i + 1}"],
+                                       output)
+                   for i in range(self.workers)]
         self.server = Server(ServerConfig(
             worker_port=port, player_port=free_port(), frame_port=free_port(), size=(8, 8),
             fill=0.0, tick=0.0, batch_timeout=30.0, dispatchers=self.dispatchers))
         self.server.start()
-        deadline = time.monotonic() + READY_TIMEOUT
-        while self.server.broker.worker_count() < self.workers:
-            dead = [p.pid for p in self.procs if p.poll() is not None]
-            if dead or time.monotonic() > deadline:
-                raise ConfigError(f"bench workers did not join (exited: {dead}; "
-                                  f"log: {self.log})")
-            time.sleep(0.02)
+        server = self.server
+        self.children.wait_until(
+            lambda: server.broker.worker_count() >= self.workers, READY_TIMEOUT,
+            f"{self.workers} bench workers to join (log: {self.log})", watch=workers)
 
     def step(self, grid: Grid) -> Grid:
+        """The workers' step of ``grid``: the engine cuts it from its size and the live
+        workers, fans it out and in (no players, no publishing)."""
         assert self.server is not None
-        engine = self.server.engine
-        engine.grid = grid  # the engine cuts it from its size and the live workers
-        return engine.step()
+        return self.server.engine.compute(grid)
 
     def close(self) -> None:
         """End every worker this rig started (SIGTERM, then SIGKILL), then the server."""
-        for proc in self.procs:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE
-        for proc in self.procs:
-            try:
-                proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        self.children.stop()
         if self.server is not None:
             self.server.close()
             self.server = None
@@ -344,6 +352,7 @@ def run_bench(profile: Profile, progress: Progress = lambda _: None,
         log = Path(tempfile.gettempdir()) / f"lifenet-bench-{os.getpid()}.log"
     _run_cpu(profile, report, progress, log)
     _run_io(profile, report, progress, log)
+    _run_snapshot(profile, report, progress)
     report.wall_s = time.perf_counter() - began
     return report
 
@@ -409,6 +418,64 @@ def _run_io(p: Profile, report: Report, progress: Progress, log: Path) -> None:
             samples = measure(rig.step, soup(shape), p.repeats, 0.0)
             report.add(Figure("io", "lifenet", shape, statistics.median(samples), samples,
                               note=f"{p.workers} worker processes"))
+
+
+def _best(f: Callable[[], object], repeats: int) -> list[float]:
+    """Milliseconds of ``repeats`` runs of ``f`` (the figure is their best)."""
+    samples = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        f()
+        samples.append((time.perf_counter() - began) * 1000)
+    return samples
+
+
+def _run_snapshot(p: Profile, report: Report, progress: Progress) -> None:
+    """Saving and reading a snapshot of a world with owners, beside ``openssl enc``."""
+    shape = p.snapshot_shape
+    rng = np.random.default_rng(1)
+    codes = rng.choice(np.arange(4, dtype=np.uint8), size=shape, p=[.7, .2, .05, .05])
+    state = WorldState(codes, 120, CONWAY, [], {"seed": 1, "fill": 0.3})
+    key = SnapshotKey(b"benchmark key")
+    iterations = p.snapshot_iterations
+
+    def openssl_enc(src: Path, dst: Path, decrypt: bool = False) -> None:
+        read, write = os.pipe()
+        os.write(write, key.secret + b"\n")
+        os.close(write)
+        try:
+            subprocess.run(["openssl", "enc", "-d" if decrypt else "-e", "-aes-256-cbc",
+                            "-pbkdf2", "-md", "sha256", "-iter", str(iterations),
+                            "-S", "0102030405060708", "-pass", f"fd:{read}", "-in", str(src),
+                            "-out", str(dst)], pass_fds=(read,), check=True)
+        finally:
+            os.close(read)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        (d / "plain").write_bytes(pack_state(state))
+        (d / "empty").write_bytes(b"")
+        runs: dict[str, Callable[[], object]] = {
+            "pbkdf2": lambda: hashlib.pbkdf2_hmac("sha256", key.secret, b"s" * 16,
+                                                  iterations),
+            "openssl-kdf": lambda: openssl_enc(d / "empty", d / "e.out"),
+            "enc": lambda: openssl_enc(d / "plain", d / "ct"),
+            "dec": lambda: openssl_enc(d / "ct", d / "pt", decrypt=True),
+            "pack": lambda: pack_state(state),
+            "save": lambda: save_snapshot(d / "s.lns", state, key, iterations=iterations),
+            "read": lambda: read_snapshot(d / "s.lns", key),
+        }
+        for name, run in runs.items():
+            progress(f"snapshot {name} {shape[0]}x{shape[1]}")
+            samples = _best(run, p.snapshot_repeats)
+            report.add(Figure("snapshot", name, shape, min(samples), samples,
+                              note=SNAPSHOT_PARTS[name]))
+        progress(f"snapshot write-rle {shape[0]}x{shape[1]}")
+        _, back = read_snapshot(d / "s.lns", key)
+        samples = _best(lambda: write_world(d / "out.rle", back.grid(), back.rule,
+                                            back.generation), 1)
+        report.add(Figure("snapshot", "write-rle", shape, min(samples), samples,
+                          note=SNAPSHOT_PARTS["write-rle"]))
 
 
 _BOOK_NOTES = {
@@ -481,6 +548,17 @@ def table(report: Report) -> str:
         lines.append("")
     lines.append("  * extrapolated linearly from the smallest world measured")
     lines.append("")
+    snapshots = [f for f in report.figures.values() if f.section == "snapshot"]
+    if snapshots:
+        h, w = snapshots[0].shape
+        lines.append(f"snapshots of a {h}x{w} world with owners (ms, best of "
+                     f"{p.snapshot_repeats}; PBKDF2 {p.snapshot_iterations} iterations)")
+        for f in snapshots:
+            alone = {"save": "enc", "read": "dec"}.get(f.approach)
+            base = report.get("snapshot", alone, f.shape) if alone else None
+            extra = f"; {f.ms / base.ms:.2f}x openssl {alone} alone" if base else ""
+            lines.append(f"  {f.approach:<12} {_ms_text(f.ms):>10}  {f.note}{extra}")
+        lines.append("")
     lines.append("targets")
     for t in report.targets():
         unit = "ms" if "ms" in t["target"] or " s" in t["target"] else "x"

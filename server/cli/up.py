@@ -8,10 +8,11 @@ from typing import Any
 
 import click
 
-from client.bot import STRATEGIES
-from server.app import build_world
-from server.commands.options import server_argv, server_config, server_options
-from server.up import Embedded, free_port, run_up
+from server.cli.options import server_argv, server_config, server_options
+from server.tools.children import free_port
+from server.tools.up import Embedded, run_up
+from server.world import build_world
+from shared.policies import STRATEGIES
 
 WATCH_TICK = 0.1
 LIVE_BOTS = 3  # the embedded default shows a game: a few bots playing in the world

@@ -1,4 +1,8 @@
-"""The patterns shipped with lifenet (``shared/patterns/*.rle``), by name."""
+"""The pattern library: the patterns shipped with lifenet (``shared/patterns/*.rle``).
+
+The clients offer these to place (the terminal client's ``[`` ``]``) and the bots pick
+from them. ("Palette" in lifenet means the colours of ``shared.colours`` only.)
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,8 @@ PATTERN_DIR = Path(__file__).resolve().parent / "patterns"
 
 
 @cache
-def palette() -> dict[str, tuple[str, Pattern]]:
-    """Every shipped pattern: name -> (RLE text, parsed pattern), sorted by size."""
+def library() -> dict[str, tuple[str, Pattern]]:
+    """Every shipped pattern: name -> (RLE text, parsed pattern), fewest cells first."""
     found = {}
     for path in sorted(PATTERN_DIR.glob("*.rle")):
         text = path.read_text()

@@ -92,6 +92,7 @@ class Serial:
         self.io = blocking_io(latency)
 
     def step(self, grid: Grid) -> Grid:
+        """The book's ``simulate`` with a blocking ``game_logic``."""
         out = Grid(grid.height, grid.width)
         for y, x in _cells(grid):
             step_cell_io(y, x, grid.get, grid.owner, out.set, self.rule, self.io)
@@ -116,6 +117,7 @@ class ThreadPerCell:
         self.io = blocking_io(latency)
 
     def step(self, grid: Grid) -> Grid:
+        """The book's ``simulate_threaded``: a thread per ``step_cell``, joined."""
         source = grid.frozen()
         out = LockingGrid(grid.height, grid.width)
         failed: list[tuple[Cell, BaseException]] = []
@@ -167,6 +169,8 @@ class QueuePipeline:
         return y, x, state, game_logic_io(state, neighbors, self.rule, self.io)
 
     def step(self, grid: Grid) -> Grid:
+        """The book's ``simulate_pipeline``: cells in, verdicts out, failures re-raised
+        as ``SimulationError``."""
         for y, x in _cells(grid):
             self.in_queue.put((y, x, grid.get(y, x), count_neighbors(y, x, grid.get)))
         self.in_queue.join()
@@ -204,6 +208,7 @@ class Pool:
         self.pool = ThreadPoolExecutor(max_workers=max_workers)
 
     def step(self, grid: Grid) -> Grid:
+        """The book's ``simulate_pool``: ``submit`` every cell, then collect."""
         source = grid.frozen()
         out = LockingGrid(grid.height, grid.width)
         futures = [(cell, self.pool.submit(step_cell_io, *cell, source.get, source.owner,
@@ -248,6 +253,7 @@ class AsyncIO:
         return out
 
     def step(self, grid: Grid) -> Grid:
+        """The book's ``asyncio.run(simulate(grid))``: a coroutine per cell."""
         return asyncio.run(self._simulate(grid))
 
     def close(self) -> None:

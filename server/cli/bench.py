@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from server.bench import PROFILES, count_steps, plot, progress_bar, run_bench, table
+from server.tools.bench import PROFILES, count_steps, plot, progress_bar, run_bench, table
 
 
 @click.command()

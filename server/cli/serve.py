@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from server.app import serve
-from server.commands.options import server_config, server_options
+from server.cli.options import server_config, server_options
 
 
 @click.command()

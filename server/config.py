@@ -1,0 +1,57 @@
+"""``ServerConfig``: everything ``lifenet server`` takes, as one value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from server.snapshot import DEFAULT_ITERATIONS, DEFAULT_TIMEOUT
+from shared.rules import Rule
+
+DEFAULT_TICK = 0.1
+
+
+@dataclass
+class ServerConfig:
+    """Everything ``lifenet server`` takes; the CLI fills it from options and env."""
+
+    host: str = "127.0.0.1"
+    worker_port: int = 5555
+    player_port: int = 5556
+    frame_port: int = 5557
+    size: tuple[int, int] = (64, 64)
+    rule: Rule | None = None
+    pattern: Path | None = None
+    at: tuple[int, int] | None = None
+    seed: int | None = None
+    fill: float | None = None
+    tick: float = DEFAULT_TICK
+    generations: int | None = None
+    out: Path | None = None
+    dispatchers: int = 16
+    tile: tuple[int, int] | None = None
+    heartbeat: float = 1.0
+    batch_timeout: float = 10.0
+    energy_cap: int = 200
+    energy_regen: int = 5
+    grace: float = 15.0
+    player_heartbeat: float = 1.0
+    decision_window: float | None = None  # None: half the tick, at least 20 ms
+    restore: Path | None = None          # start from this snapshot
+    snapshot_dir: Path | None = None     # write snapshots here ...
+    snapshot_every: int | None = None    # ... every N generations, and when asked
+    snapshot_keep: int = 10              # the newest K are kept
+    key_file: Path | None = None         # else LIFENET_SNAPSHOT_KEY
+    snapshot_iterations: int = DEFAULT_ITERATIONS
+    snapshot_timeout: float = DEFAULT_TIMEOUT
+
+    @property
+    def window(self) -> float:
+        """How long players may take to answer a generation's game_logic requests."""
+        if self.decision_window is not None:
+            return self.decision_window
+        return max(0.02, self.tick / 2)
+
+    def endpoint(self, port: int) -> str:
+        host = "*" if self.host in ("0.0.0.0", "*") else self.host
+        return f"tcp://{host}:{port if port else '*'}"

@@ -1,0 +1,101 @@
+"""The envelope between the dispatcher threads and the broker thread (``inproc``).
+
+The dispatchers never touch the worker endpoint: each owns an ``inproc`` DEALER socket
+to the broker's second ROUTER, and they speak in envelopes around the wire messages of
+``shared.protocol`` (a ``BATCH`` going out, a ``RESULT`` or ``ERROR`` coming back). The
+envelope says which attempt of which batch a message is about, and what happened to it.
+It stays inside one process, between threads that trust each other, so it is not part
+of the wire format; it is written down here, in one place, and in ``docs/protocol.md``.
+
+::
+
+    dispatcher -> broker   [SEND,  key, exclude, *batch frames]
+    broker -> dispatcher   [SENT,  key, worker]              the batch left for a worker
+                           [LOST,  key, worker]              that worker is gone
+                           [REPLY, key, worker, *frames]     the worker's answer
+
+``key`` is ``msgpack([gen, batch, attempt])``, ``exclude`` a msgpack list of worker ids
+the batch must avoid (those that failed it), and ``worker`` a msgpack ``[id, timeout]``:
+who took it, and how long the dispatcher should wait for its answer (``SENT`` only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, NamedTuple
+
+import msgpack
+import zmq
+
+DISPATCH_ENDPOINT = "inproc://lifenet-dispatch"
+
+
+class Verb(Enum):
+    """What an envelope says."""
+
+    SEND = b"SEND"    # dispatcher -> broker: send this batch to a live worker
+    SENT = b"SENT"    # broker -> dispatcher: it left for this worker
+    LOST = b"LOST"    # broker -> dispatcher: that worker is gone, with the batch
+    REPLY = b"REPLY"  # broker -> dispatcher: the worker's answer
+
+
+class Key(NamedTuple):
+    """One attempt of one batch of one generation."""
+
+    gen: int
+    batch: int
+    attempt: int
+
+
+@dataclass
+class Envelope:
+    """A decoded envelope; ``frames`` are the wire message it carries (not copied)."""
+
+    verb: Verb
+    key: Key
+    worker: int = 0                 # SENT, LOST, REPLY: the worker's id
+    timeout: float = 0.0            # SENT: seconds to wait for the answer
+    exclude: frozenset[int] = frozenset()  # SEND: workers to avoid
+    frames: list[Any] = field(default_factory=list)
+
+
+def _pack(value: Any) -> bytes:
+    packed: bytes = msgpack.packb(value)
+    return packed
+
+
+def encode(envelope: Envelope) -> list[Any]:
+    """The frames of an envelope (after the peer's identity, which the caller adds)."""
+    key = _pack(list(envelope.key))
+    if envelope.verb is Verb.SEND:
+        return [Verb.SEND.value, key, _pack(sorted(envelope.exclude)), *envelope.frames]
+    return [envelope.verb.value, key, _pack([envelope.worker, envelope.timeout]),
+            *envelope.frames]
+
+
+def decode(frames: Sequence[Any]) -> Envelope:
+    """An envelope from its frames (``zmq.Frame`` or bytes); trusted: same process."""
+    verb = Verb(_bytes(frames[0]))
+    key = Key(*msgpack.unpackb(_buffer(frames[1])))
+    if verb is Verb.SEND:
+        return Envelope(verb, key, exclude=frozenset(msgpack.unpackb(_buffer(frames[2]))),
+                        frames=list(frames[3:]))
+    worker, timeout = msgpack.unpackb(_buffer(frames[2]))
+    return Envelope(verb, key, worker, timeout, frames=list(frames[3:]))
+
+
+def send(sock: zmq.Socket[Any], envelope: Envelope, to: bytes | None = None,
+         flags: int = 0) -> None:
+    """Send ``envelope`` (to the ROUTER peer ``to``, from the broker's side)."""
+    head: Iterable[Any] = [to] if to is not None else []
+    sock.send_multipart([*head, *encode(envelope)], flags, copy=False)
+
+
+def _buffer(frame: Any) -> Any:
+    return frame.buffer if hasattr(frame, "buffer") else frame
+
+
+def _bytes(frame: Any) -> bytes:
+    return frame.bytes if hasattr(frame, "bytes") else bytes(frame)

@@ -1,0 +1,290 @@
+"""One generation, top to bottom: the book's ``simulate_pipeline`` (Effective Python item 58).
+
+``Engine.step`` runs in the thread that owns the world (the server's main thread) and
+reads as the generation it makes:
+
+1. **Freeze** generation ``g`` (a read-only view) and count its live cells per owner.
+2. **Ask the players** first: each one that owns cells gets the ``game_logic`` requests
+   for its cells (``DecisionRound.ask``), so that they think while the workers compute.
+3. **Fan out** the workers' part: cut ``g`` into batches (tiles with a one-cell halo, so
+   a worker can count every neighbour without asking for more) and put them on a bounded
+   ``ClosableQueue`` served by a fixed pool of ``Dispatcher`` threads (the book's
+   ``StoppableWorker``), each with its own socket to the broker and the workers.
+4. **Fan in** every answer through generation ``g + 1``'s ``LockingGrid``: the
+   dispatchers paste the workers' tiles (each batch at most once); then, here, the
+   players' valid decisions, the placements that land, and the cells of players whose
+   grace ended (they turn neutral). A failed batch becomes a ``SimulationError`` naming
+   its cells, raised in this thread; nothing of the failed generation is kept.
+5. **Publish** ``g + 1``: the players are told what was decided and what landed, and
+   every viewer gets the frame (or the delta) with the scoreboard.
+
+The result never depends on the number of workers, on which worker answered or in what
+order: every batch is a pure function of the frozen generation, applied exactly once,
+and the players' answers are checked against the rule's verdict on the frozen
+generation before they are written.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import zmq
+
+from server.dispatch import Answer, Batch, Dispatcher
+from server.players.board import Board
+from server.players.decisions import DecisionRound
+from server.players.registry import PlayerRegistry
+from server.publisher import FramePublisher
+from shared.errors import Closed, SimulationError
+from shared.grid import Grid, LockingGrid, pack_bits, player_code
+from shared.malloc import keep_freed_memory
+from shared.pipeline import ClosableQueue, Outcome
+from shared.rules import Rule
+
+MIN_BATCH_CELLS = 1024
+CELLS_PER_BAND = 1 << 20  # below this, another round trip costs more than it saves
+NEUTRAL_CODE = player_code(0)
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """How a world is cut: tiles of ``h`` rows by ``w`` columns (edges may be smaller)."""
+
+    h: int
+    w: int
+
+    def cut(self, height: int, width: int) -> list[tuple[int, int, int, int]]:
+        """Every tile as ``(y, x, h, w)``, row by row; together they cover the world once."""
+        return [(y, x, min(self.h, height - y), min(self.w, width - x))
+                for y in range(0, height, self.h) for x in range(0, width, self.w)]
+
+
+def choose_tiling(height: int, width: int, slots: int, workers: int | None = None) -> Tiling:
+    """Full-width bands, about one per dispatch slot, of at least ``MIN_BATCH_CELLS``.
+
+    Bands of whole rows are contiguous in the padded world, so they go on the wire
+    without a copy; more bands than slots would only add round trips. When the number
+    of live ``workers`` is known, a band is about ``CELLS_PER_BAND`` cells and there
+    are at most two per worker (its default credit): each band costs a round trip of
+    about a millisecond, which a 1 M-cell band's compute (0.6 ms) does not repay.
+    """
+    cells = height * width
+    bands = max(1, min(slots, cells // MIN_BATCH_CELLS, height))
+    if workers:
+        bands = max(1, min(bands, 2 * workers, math.ceil(cells / CELLS_PER_BAND)))
+    return Tiling(math.ceil(height / bands), width)
+
+
+@dataclass(frozen=True)
+class Latest:
+    """The newest generation as other threads may read it (``status``): replaced
+    whole after every generation, never changed in place."""
+
+    generation: int
+    grid: Grid
+    board: Board
+    ms: float = 0.0
+
+
+@dataclass
+class Players:
+    """The players' part of a generation: who they are, and their decision round."""
+
+    registry: PlayerRegistry
+    round: DecisionRound
+
+
+@dataclass
+class Publishing:
+    """Where a generation goes when it is made, and what the frames say besides cells."""
+
+    publisher: FramePublisher
+    info: Callable[[], dict[str, Any]] = field(default=dict)  # e.g. live workers
+
+
+class Engine:
+    """The world and its generations: ``step`` makes the next one (see the module doc).
+
+    ``players`` and ``publishing`` are the server's; without them (the bench) a step is
+    the workers' part alone.
+    """
+
+    def __init__(self, context: zmq.Context[Any], grid: Grid, rule: Rule, *,
+                 generation: int = 0, dispatchers: int = 16, tiling: Tiling | None = None,
+                 max_attempts: int = 5, workers: Callable[[], int] | None = None,
+                 players: Players | None = None,
+                 publishing: Publishing | None = None) -> None:
+        self.grid = grid
+        self.rule = rule
+        self.generation = generation
+        self.tiling = tiling  # None: chosen every step from the world and the workers
+        self.workers = workers  # how many workers are live now, when known
+        self.players = players
+        self.publishing = publishing
+        self.stop_event = threading.Event()
+        self.in_queue: ClosableQueue[Batch] = ClosableQueue(maxsize=2 * dispatchers)
+        self.out_queue: queue.Queue[Outcome[Batch, Answer]] = queue.Queue()
+        self.last_min_wait: float | None = None  # shortest per-cell I/O wait, last step
+        self.last_answers: list[Answer] = []
+        self.latest = Latest(generation, grid, Board.of(grid.codes))
+        self.dispatchers = [
+            Dispatcher(context, self.in_queue, self.out_queue, self.stop_event,
+                       max_attempts=max_attempts, name=f"dispatcher-{i}")
+            for i in range(dispatchers)]
+
+    def start(self) -> None:
+        keep_freed_memory()  # each step allocates world-sized arrays: reuse, not page faults
+        for d in self.dispatchers:
+            d.start()
+
+    def stop(self) -> None:
+        """Stop flag first, then close the queue once per thread, then join them."""
+        self.stop_event.set()
+        for _ in self.dispatchers:
+            self.in_queue.close()
+        for d in self.dispatchers:
+            d.join(timeout=5)
+
+    @property
+    def resent(self) -> int:
+        return sum(d.resent for d in self.dispatchers)
+
+    # -- one generation -------------------------------------------------------------------
+
+    def step(self) -> Grid:
+        """Make generation ``g + 1`` from ``g``, make it current, publish it, return it.
+
+        This is lifenet's ``simulate_pipeline``: the steps are numbered as in the module
+        docstring. ``SimulationError`` when a batch cannot be computed (the world stays
+        at ``g``; the loop tries again); ``Closed`` when the server is stopping.
+        """
+        began = time.monotonic()
+        gen = self.generation
+        # 1. Freeze g, and its live cells per owner (counted when g was made).
+        frozen = self.grid.frozen()
+        board = self.latest.board
+        if board.codes is not self.grid.codes:  # the world was replaced since
+            board = Board.of(self.grid.codes)
+        # 2. The players are asked before the fan-out, so they answer while workers work.
+        if self.players is not None:
+            self.players.round.ask(gen, frozen.codes, board)
+        # 3. Fan out to the workers; the dispatchers fan their tiles in (paste_once).
+        target = LockingGrid(frozen.height, frozen.width)
+        self.fan_out(frozen, target)
+        # 4. Fan in the players' answers through the same LockingGrid.
+        if self.players is not None:
+            self._fan_in_players(gen, target)
+        grid = Grid(target.height, target.width, target.codes)
+        self.grid, self.generation = grid, gen + 1
+        board = Board.of(grid.codes)
+        ms = (time.monotonic() - began) * 1000
+        self.latest = Latest(self.generation, grid, board, ms)
+        # 5. Publish g + 1.
+        if self.publishing is not None:
+            self.publish(ms)
+        return grid
+
+    def fan_out(self, frozen: Grid, target: LockingGrid) -> list[Answer]:
+        """The workers' part of a generation: every batch of ``frozen`` computed by a
+        worker and pasted into ``target`` exactly once; returns how each was answered."""
+        rule = str(self.rule)
+        tiling = self.tiling or choose_tiling(
+            frozen.height, frozen.width, len(self.dispatchers),
+            self.workers() if self.workers else None)
+        padded = frozen.padded()
+        # A world of neutral cells travels one bit a cell: an eighth of the bytes.
+        top = int(frozen.codes.max(initial=0))
+        packed = top <= 1
+        batches = []
+        for i, (y, x, h, w) in enumerate(tiling.cut(frozen.height, frozen.width)):
+            tile = np.ascontiguousarray(padded[y:y + h + 2, x:x + w + 2])
+            batches.append(Batch(self.generation, i, y, x, h, w,
+                                 pack_bits(tile) if packed else tile, target, rule,
+                                 packed=packed, tile_max=top))
+        pending = deque(batches)
+        failures: list[Outcome[Batch, Answer]] = []
+        answers: list[Answer] = []
+        done = 0
+        while done < len(batches):
+            self._check_stop()
+            # Feed the bounded queue without blocking, so outcomes are collected meanwhile.
+            while pending:
+                try:
+                    self.in_queue.put_nowait(pending[0])
+                except queue.Full:
+                    break
+                pending.popleft()
+            try:
+                outcome = self.out_queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if outcome.item.gen != self.generation:
+                continue  # an outcome of an aborted step
+            done += 1
+            if outcome.error is not None:
+                failures.append(outcome)
+            elif outcome.result is not None:
+                answers.append(outcome.result)
+        if failures:
+            errors = "; ".join(str(f.error) for f in failures[:3])
+            raise SimulationError(f"generation {self.generation} failed: {errors}",
+                                  [f.item.cells for f in failures])
+        if target.applied() != len(batches):
+            raise SimulationError(
+                f"generation {self.generation}: {target.applied()} of {len(batches)} "
+                "batches were applied", [b.cells for b in batches])
+        self.last_answers = answers
+        waits = [a.min_wait for a in answers if a.min_wait is not None]
+        self.last_min_wait = min(waits) if waits else None
+        return answers
+
+    def compute(self, grid: Grid) -> Grid:
+        """The rule's next generation of ``grid`` by the workers alone (no players, no
+        publishing, nothing made current): what the bench measures."""
+        self.grid = grid
+        frozen = grid.frozen()
+        target = LockingGrid(frozen.height, frozen.width)
+        self.fan_out(frozen, target)
+        return Grid(target.height, target.width, target.codes)
+
+    def _fan_in_players(self, gen: int, target: LockingGrid) -> None:
+        """Step 4 for the players: their decisions, their placements, the departed."""
+        assert self.players is not None
+        registry, decision_round = self.players.registry, self.players.round
+        decided = decision_round.collect(gen)  # waits for the answers, until the deadline
+        for write in decided.writes:
+            target.write(write.ys, write.xs, write.code)
+        landed = []
+        for placement in registry.take_placements(gen + 1):
+            placed = target.fill_empty(placement.ys, placement.xs, placement.code)
+            landed.append(registry.refund(placement, placed))
+        for player in registry.expire():
+            target.recolour(player_code(player), NEUTRAL_CODE)
+        registry.regenerate()
+        decision_round.tell(gen, decided, landed)
+
+    def publish(self, ms: float) -> None:
+        """Send the current generation to every viewer, with the scoreboard."""
+        assert self.publishing is not None
+        latest = self.latest
+        names: dict[int, str] = {}
+        if self.players is not None:
+            names = {p.id: p.name for p in self.players.registry.snapshot()}
+        self.publishing.publisher.publish(latest.generation, latest.grid.codes, {
+            "population": latest.board.population, "ms": ms, "rule": str(self.rule),
+            **self.publishing.info(),
+            "board": [[pid, name, latest.board.cells(pid)]
+                      for pid, name in sorted(names.items())],
+        })
+
+    def _check_stop(self) -> None:
+        if self.stop_event.is_set():
+            raise Closed("server stopping")

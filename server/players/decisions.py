@@ -1,0 +1,126 @@
+"""The decision round of a generation: ``game_logic`` requests out, answers checked.
+
+The book's ``game_logic`` is a function every cell calls; in lifenet the players who own
+cells are asked too, as real I/O, beside the workers. One ``DecisionRound`` per server,
+driven by the generation (``server.generation.Engine.step``), in the main thread:
+
+1. ``ask``: before the fan-out, every connected player that owns cells gets one
+   ``GAME_LOGIC`` message with its cells of the frozen generation (positions and
+   live-neighbour counts), and the round is opened in the registry, where the lobby
+   posts the answers (``DECIDE``) as they come.
+2. ``collect``: after the workers' tiles are in, wait until every asked player answered
+   or the decision window closed (whichever is first), then close the round: the valid
+   decisions, as writes for the next generation's ``LockingGrid``.
+3. ``tell``: once the generation is made, each player hears what was applied
+   (``DECIDED``) and how its placements landed (``LANDED``).
+
+A player that does not answer in time loses nothing but its say: the rule decides.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from server.players.board import Board
+from server.players.registry import DecisionResult, Landed, PlayerRegistry, Request, Write
+from shared import protocol
+from shared.grid import Codes, as_payload
+from shared.protocol import Kind, Message
+from shared.rules import Rule
+
+log = logging.getLogger("lifenet.game")
+
+Send = Callable[[bytes, Message], None]  # to one peer of the player endpoint, any thread
+
+
+def neighbour_counts(codes: Codes) -> Codes:
+    """Live neighbours of every cell on the torus."""
+    alive = np.pad((codes != 0).view(np.uint8), 1, mode="wrap")
+    rows = alive[:-2] + alive[1:-1] + alive[2:]
+    total = rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
+    result: Codes = total - alive[1:-1, 1:-1]
+    return result
+
+
+@dataclass
+class Decided:
+    """A closed round: the writes its valid decisions make, and each player's result."""
+
+    writes: list[Write] = field(default_factory=list)
+    results: dict[int, DecisionResult] = field(default_factory=dict)
+
+
+class DecisionRound:
+    """Asks the players about their cells and checks what they answer; main thread."""
+
+    def __init__(self, registry: PlayerRegistry, rule: Rule, window: float,
+                 send: Send) -> None:
+        self.registry = registry
+        self.rule = rule
+        self.window = window
+        self.send = send
+        self._deadline = 0.0
+        self._asked: dict[int, bytes] = {}
+
+    def ask(self, gen: int, codes: Codes, board: Board) -> int:
+        """Send generation ``gen``'s requests (``board``: its live cells per owner);
+        returns how many players were asked."""
+        players = self.registry.connected()
+        self._deadline = time.monotonic() + self.window
+        owning = [p for p in players if board.cells(p.id)]
+        requests: dict[int, Request] = {}
+        messages: list[tuple[bytes, Message]] = []
+        self._asked = {}
+        if owning:
+            counts = neighbour_counts(codes)
+            survive = self.rule.table[9:]
+            # One sort groups every player's cells, instead of one scan per player.
+            flat = codes.ravel()
+            cells = np.flatnonzero(flat > 1)
+            order = np.argsort(flat[cells], kind="stable")
+            cells, owners = cells[order], flat[cells][order]
+            for p in owning:
+                lo, hi = np.searchsorted(owners, [p.code, p.code + 1])
+                ys, xs = np.divmod(cells[lo:hi], codes.shape[1])
+                n = counts[ys, xs]
+                requests[p.id] = Request(ys, xs, survive[n])
+                coords = np.stack([ys, xs], axis=1).astype(np.uint16)
+                messages.append((p.identity, protocol.message(
+                    Kind.GAME_LOGIC, [as_payload(coords), as_payload(n)], gen=gen,
+                    count=len(ys), deadline_ms=self.window * 1000)))
+                self._asked[p.id] = p.identity
+        # Open the round before the first request leaves: a quick answer must find it.
+        self.registry.open_requests(gen, requests)
+        for identity, msg in messages:
+            self.send(identity, msg)
+        return len(requests)
+
+    def collect(self, gen: int) -> Decided:
+        """Wait for the answers (until all came or the window closed), close the round."""
+        if self._asked:
+            self.registry.wait_decisions(self._deadline)
+        writes, results = self.registry.close_decisions()
+        if self.registry.unanswered:
+            log.debug("generation %d: %d asked players did not answer in time; the rule "
+                      "decided for their cells", gen, self.registry.unanswered)
+        return Decided(writes, results)
+
+    def tell(self, gen: int, decided: Decided, landed: list[Landed]) -> None:
+        """Tell each asked player what was applied, and each placer what landed."""
+        for pid, result in decided.results.items():
+            identity = self._asked.get(pid)
+            if identity is not None:
+                self.send(identity, protocol.message(
+                    Kind.DECIDED, gen=gen, kept=result.kept, died=result.died,
+                    refused=result.refused, energy=result.energy))
+        for done in landed:
+            # What did not land (cells occupied at the boundary) is told, not only refunded.
+            if done.identity:
+                self.send(done.identity, protocol.message(
+                    Kind.LANDED, generation=gen + 1, cells=done.cells, placed=done.placed,
+                    occupied=done.occupied, energy=done.energy))

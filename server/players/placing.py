@@ -1,0 +1,57 @@
+"""What a ``PLACE`` asks for, checked: the pattern, turned, on the torus.
+
+A placement names its pattern as RLE or as a list of ``[dy, dx]`` cells, a rotation
+and a flip, and the cell of the world its top-left corner goes to. Everything is checked
+before anything is allocated from it: the RLE's declared size and the cells' extent are
+bounded by ``MAX_PATTERN_SIDE``, the live cells by ``MAX_PLACE_CELLS``. The cells it
+covers (and so its cost) are ``shared.placement.footprint``'s, as the clients reckon.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shared.errors import PatternError, ProtocolError
+from shared.placement import Cells, footprint
+from shared.protocol import MAX_PLACE_CELLS, ErrorCode
+from shared.rle import Pattern, parse_rle
+
+MAX_PATTERN_SIDE = 256
+
+
+def requested_pattern(rle: str | None, cells: list[list[int]] | None) -> Pattern:
+    """The pattern a placement names, by RLE or by cells; ``ProtocolError`` (a bad
+    field) for anything else."""
+    if (rle is None) == (cells is None):
+        raise ProtocolError("a placement has either 'rle' or 'cells'", ErrorCode.BAD_FIELD)
+    if rle is not None:
+        try:
+            pattern = parse_rle(rle)
+        except PatternError as e:
+            raise ProtocolError(f"pattern: {e}", ErrorCode.BAD_FIELD) from e
+        if max(pattern.height, pattern.width) > MAX_PATTERN_SIDE:
+            raise ProtocolError(f"pattern is {pattern.height}x{pattern.width}, larger than "
+                                f"{MAX_PATTERN_SIDE}x{MAX_PATTERN_SIDE}", ErrorCode.BAD_FIELD)
+        return pattern
+    assert cells is not None
+    if not cells:
+        raise ProtocolError("the pattern has no live cell", ErrorCode.BAD_FIELD)
+    offsets = np.array(cells, dtype=np.int64)
+    codes = np.zeros((int(offsets[:, 0].max()) + 1, int(offsets[:, 1].max()) + 1),
+                     dtype=np.uint8)
+    codes[offsets[:, 0], offsets[:, 1]] = 1
+    return Pattern(codes)
+
+
+def placement_cells(rle: str | None, cells: list[list[int]] | None, y: int, x: int,
+                    rotate: int, flip: bool, height: int, width: int) -> Cells:
+    """The distinct world cells a placement covers: the pattern flipped, turned and put
+    with its top-left corner on ``(y, x)``, wrapping on the ``height`` x ``width`` torus."""
+    shape = requested_pattern(rle, cells).oriented(rotate, flip)
+    live = int(np.count_nonzero(shape))
+    if live == 0:
+        raise ProtocolError("the pattern has no live cell", ErrorCode.BAD_FIELD)
+    if live > MAX_PLACE_CELLS:
+        raise ProtocolError(f"the pattern has {live} live cells, more than "
+                            f"{MAX_PLACE_CELLS}", ErrorCode.BAD_FIELD)
+    return footprint(shape, y, x, height, width)

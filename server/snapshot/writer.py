@@ -1,0 +1,179 @@
+"""The snapshot writer thread: snapshots written in the background, on schedule or asked.
+
+Two other threads hand it work, each through one method:
+
+- the lobby, when an operator sends ``SNAPSHOT``: ``ask`` queues the request (a few at
+  most; more get ``BUSY``), and the answer comes later, through ``reply``;
+- the generation loop, between two generations: ``between_generations`` copies the
+  state (the loop's only cost) when a snapshot is asked for or due, and hands it over.
+
+This thread runs the ``openssl`` pipeline, prunes old snapshots and answers whoever
+asked: the written path, generation and size, and with ``send`` the encrypted file
+itself (``lifenet snapshot save --out``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from server.snapshot.format import DEFAULT_ITERATIONS, WorldState
+from server.snapshot.key import SnapshotKey
+from server.snapshot.openssl import DEFAULT_TIMEOUT
+from server.snapshot.store import Written, prune, save_snapshot, snapshot_name, sweep_leftovers
+from shared import protocol
+from shared.errors import SnapshotError
+from shared.protocol import ErrorCode, Kind, Message
+
+log = logging.getLogger("lifenet.snapshot")
+
+
+Done = Callable[[Written | None, SnapshotError | None], None]
+Reply = Callable[[bytes, Message], None]  # send a message to a peer, from any thread
+MAX_WAITING = 8  # operators' requests waiting for the next copy of the state
+
+
+@dataclass
+class _Job:
+    state: WorldState
+    waiters: list[Done]
+
+
+class Snapshotter(threading.Thread):
+    """Writes snapshots in the background, so the generation loop only copies the state.
+
+    ``submit`` hands over a copied ``WorldState`` and who to tell when it is written. A
+    periodic snapshot is skipped (with a warning) while the previous one is still being
+    written rather than let copies of a large world pile up.
+    """
+
+    def __init__(self, directory: Path, key: SnapshotKey, *, keep: int = 10,
+                 iterations: int = DEFAULT_ITERATIONS,
+                 timeout: float = DEFAULT_TIMEOUT, every: int | None = None,
+                 generation: int = 0, reply: Reply | None = None) -> None:
+        super().__init__(name="snapshot", daemon=True)
+        self.directory = directory
+        self.key = key
+        self.keep = keep
+        self.iterations = iterations
+        self.timeout = timeout
+        self.every = every  # a snapshot every N generations (None: only when asked)
+        self.reply = reply
+        self.jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._busy = threading.Event()
+        self._asked: queue.SimpleQueue[tuple[bytes, bool]] = queue.SimpleQueue()
+        self._last = generation  # the generation of the last snapshot handed over
+        self.written: list[Written] = []
+        self.failures = 0
+
+    # -- the lobby thread ------------------------------------------------------------------
+
+    def ask(self, identity: bytes, send: bool) -> Message | None:
+        """An operator's ``SNAPSHOT``: queued for the next generation boundary (the
+        answer follows through ``reply``), or ``BUSY`` at once when too many wait."""
+        if self._asked.qsize() >= MAX_WAITING:
+            return protocol.error(ErrorCode.BUSY, "too many snapshot requests waiting",
+                                  str(Kind.SNAPSHOT))
+        self._asked.put((identity, send))
+        return None
+
+    # -- the generation loop -----------------------------------------------------------------
+
+    def between_generations(self, generation: int, capture: Callable[[], WorldState], *,
+                            periodic: bool = True, final: bool = False) -> None:
+        """Hand a copy of the state over if a snapshot is asked for or due.
+
+        ``periodic``: this boundary may take a scheduled snapshot (not after a failed
+        generation, when only the operators' requests are served). ``final``: the loop
+        has ended; with ``every`` the last generation is written too (even while
+        another snapshot is being written).
+        """
+        waiters = []
+        while True:
+            try:
+                waiters.append(self._answer(*self._asked.get_nowait()))
+            except queue.Empty:
+                break
+        due = periodic and bool(self.every) and generation % (self.every or 1) == 0
+        if final and self.every and generation != self._last:
+            due, periodic = True, False
+        if (waiters or due) and self.submit(capture(), waiters,
+                                            periodic=periodic and not waiters):
+            self._last = generation
+
+    def _answer(self, identity: bytes, send: bool) -> Done:
+        """What to tell the operator who asked, once the snapshot is written (or not)."""
+        def done(written: Written | None, error: SnapshotError | None) -> None:
+            if self.reply is None:
+                return
+            if written is None:
+                self.reply(identity, protocol.error(ErrorCode.FAILED, str(error),
+                                                    str(Kind.SNAPSHOT)))
+                return
+            payloads = []
+            if send:  # `snapshot save --out`: the encrypted file itself goes back
+                try:
+                    payloads = [written.path.read_bytes()]
+                except OSError as e:
+                    self.reply(identity, protocol.error(
+                        ErrorCode.FAILED, f"cannot read {written.path.name}: {e}",
+                        str(Kind.SNAPSHOT)))
+                    return
+            self.reply(identity, protocol.message(
+                Kind.SNAPSHOT_REPLY, payloads, path=str(written.path.resolve()),
+                generation=written.generation,
+                bytes=len(payloads[0]) if payloads else written.size))
+        return done
+
+    # -- the writer ----------------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return self._busy.is_set()
+
+    def submit(self, state: WorldState, waiters: Sequence[Done] = (),
+               periodic: bool = False) -> bool:
+        if periodic and self.busy and not waiters:
+            log.warning("snapshot of generation %d skipped: the previous one is still "
+                        "being written", state.generation)
+            return False
+        self._busy.set()
+        self.jobs.put(_Job(state, list(waiters)))
+        return True
+
+    def stop(self) -> None:
+        """Finish what was submitted, then end."""
+        self.jobs.put(None)
+
+    def run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            path = self.directory / snapshot_name(job.state.generation)
+            result: Written | None = None
+            error: SnapshotError | None = None
+            try:
+                with contextlib.suppress(OSError):
+                    for old in sweep_leftovers(self.directory, 2 * self.timeout):
+                        log.info("removed %s, left by a write that was killed", old.name)
+                result = save_snapshot(path, job.state, self.key,
+                                       iterations=self.iterations, timeout=self.timeout)
+                self.written.append(result)
+                for old in prune(self.directory, self.keep):
+                    log.debug("removed old snapshot %s", old)
+                log.info("wrote snapshot %s (%d bytes)", path, result.size)
+            except SnapshotError as e:
+                error = e
+                self.failures += 1
+                log.error("%s", e)
+            except Exception as e:  # a bug here must not kill the writer
+                log.exception("snapshot of generation %d failed", job.state.generation)
+                error = SnapshotError(f"snapshot failed: {type(e).__name__}")
+            if self.jobs.empty():
+                self._busy.clear()
+            for done in job.waiters:
+                done(result, error)
+

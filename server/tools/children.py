@@ -1,0 +1,133 @@
+"""Local ``lifenet`` child processes: started, waited for, and stopped in order.
+
+``lifenet up`` (the embedded default), the bench, the load test and the test suite all
+run real ``lifenet`` processes on loopback, exactly as they would run across machines.
+Starting them, waiting until they are ready and stopping every one of them (and nothing
+else) is written once, here:
+
+- every child is ``python -m server ...`` in its own session, so a Ctrl-C in the
+  terminal reaches only the parent, which then stops the children itself; on Linux each
+  child also asks the kernel for SIGTERM should the parent die without cleaning up
+  (``PR_SET_PDEATHSIG``), so no worker is left reconnecting forever;
+- ``wait_until`` polls a condition (a server answering, workers joined) and gives up
+  with one clear line when a watched child exits first or time runs out;
+- ``stop`` sends SIGTERM to each child's process group, the last started first (workers
+  and bots before the server), then SIGKILL to what outlives the grace period, and reaps
+  every one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+from shared.errors import ConfigError
+
+log = logging.getLogger("lifenet.children")
+
+STOP_GRACE = 5.0
+T = TypeVar("T")
+Output = Path | IO[Any] | int | None  # a log file to append to, an open file, DEVNULL...
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago (bound and released)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Ask Linux for SIGTERM when the parent dies (``preexec_fn`` of every child)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class LocalProcesses:
+    """The ``lifenet`` children of one parent; ``stop`` ends exactly those."""
+
+    def __init__(self, *, log_level: str | None = None, cwd: Path | None = None,
+                 env: Mapping[str, str] | None = None, stop_grace: float = STOP_GRACE) -> None:
+        self.log_level = log_level
+        self.cwd = cwd
+        self.env = env
+        self.stop_grace = stop_grace
+        self.started: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, argv: Sequence[str], output: Output = None,
+              env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start ``lifenet ARGV`` as the child called ``name``; its stdout and stderr go
+        to ``output`` (a ``Path`` is appended to)."""
+        cmd = [sys.executable, "-m", "server"]
+        if self.log_level:
+            cmd += ["--log-level", self.log_level]
+        environ = None
+        if self.env is not None or env is not None:
+            environ = {**os.environ, **(self.env or {}), **(env or {})}
+        with contextlib.ExitStack() as stack:
+            out: IO[Any] | int | None = (stack.enter_context(open(output, "ab"))
+                                         if isinstance(output, Path) else output)
+            proc = subprocess.Popen(
+                [*cmd, *argv], stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT if out is not None else None, cwd=self.cwd,
+                env=environ, start_new_session=True,
+                preexec_fn=die_with_parent if sys.platform == "linux" else None)
+        self.started.append((name, proc))
+        return proc
+
+    def wait_until(self, condition: Callable[[], T], timeout: float, what: str,
+                   watch: subprocess.Popen[bytes] | Sequence[subprocess.Popen[bytes]] = (),
+                   interval: float = 0.02,
+                   cancelled: Callable[[], bool] = lambda: False) -> T | None:
+        """Poll ``condition`` until it returns something truthy, and return that.
+
+        ``ConfigError`` when a child of ``watch`` exits first or ``timeout`` passes;
+        ``None`` when ``cancelled()`` (the parent is being stopped) before either.
+        """
+        watched = [watch] if isinstance(watch, subprocess.Popen) else list(watch)
+        deadline = time.monotonic() + timeout
+        while True:
+            for proc in watched:
+                if proc.poll() is not None:
+                    name = next((n for n, p in self.started if p is proc), "child")
+                    raise ConfigError(f"the {name} exited with status {proc.returncode} "
+                                      f"while waiting for {what}")
+            if cancelled():
+                return None
+            value = condition()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise ConfigError(f"timed out after {timeout:g} s waiting for {what}")
+            time.sleep(interval)
+
+    def stop(self) -> None:
+        """SIGTERM every child's group (the last started first), SIGKILL what outlives
+        the grace period, and reap them all."""
+        for _, proc in reversed(self.started):
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_grace
+        for name, proc in self.started:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in %.0f s: killing it", name, self.stop_grace)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()

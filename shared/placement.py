@@ -1,0 +1,31 @@
+"""Placing a pattern on the torus: the cells it covers, and what it costs.
+
+The game's rule (DESIGN.md, "The game"): each placed cell costs one unit of energy. A
+pattern lands with its top-left corner at ``(y, x)`` and wraps around the edges; one
+larger than the world wraps onto itself, and each square it covers is placed, and paid
+for, once. The server charges by ``footprint`` and the clients show and check the same
+``cost``, so a player is never told one price and charged another.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+Cells = npt.NDArray[np.int64]  # (n, 2) rows of (y, x)
+
+
+def footprint(shape: npt.NDArray[np.bool_], y: int, x: int, height: int,
+              width: int) -> Cells:
+    """The distinct world cells that ``shape`` (an oriented pattern's live cells) covers
+    with its top-left corner at ``(y, x)``, as sorted ``(y, x)`` rows."""
+    ys, xs = np.nonzero(shape)
+    cells = np.stack([ys + y, xs + x], axis=1).astype(np.int64)
+    found: Cells = np.unique(cells % np.array([height, width]), axis=0)
+    return found
+
+
+def cost(shape: npt.NDArray[np.bool_], height: int, width: int) -> int:
+    """What placing ``shape`` costs in a ``height`` x ``width`` world (the same
+    wherever it is put: moving on a torus keeps distinct cells distinct)."""
+    return len(footprint(shape, 0, 0, height, width))
