@@ -39,7 +39,9 @@ def run(argv: list[str], timeout: float = 120.0, env: dict[str, str] | None = No
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                               env=env, stdin=subprocess.DEVNULL, cwd=ROOT)
     except subprocess.TimeoutExpired as e:
-        pytest.fail(f"{' '.join(argv)} took more than {timeout:g} s:\n{e.stdout}\n{e.stderr}")
+        out, err = (s.decode(errors="replace") if isinstance(s, bytes) else s or ""
+                    for s in (e.stdout, e.stderr))
+        pytest.fail(f"{' '.join(argv)} took more than {timeout:g} s:\n{out}\n{err}")
     if check and proc.returncode != 0:
         pytest.fail(f"{' '.join(argv)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc

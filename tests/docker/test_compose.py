@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server.app import ServerConfig, build_world
+from server.config import ServerConfig
+from server.world import build_world
 from shared.life import simulate_many
 from shared.rle import parse_rle
 from shared.rules import CONWAY

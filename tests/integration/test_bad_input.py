@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import msgpack
@@ -20,7 +21,8 @@ from tests.integration.test_distributed import random_world
 pytestmark = pytest.mark.integration
 
 
-def ask(sock: zmq.Socket[Any], frames: list[bytes], timeout: float = 3.0) -> protocol.Message:
+def ask(sock: zmq.Socket[Any], frames: Sequence[bytes | memoryview],
+        timeout: float = 3.0) -> protocol.Message:
     sock.send_multipart(frames)
     assert sock.poll(int(timeout * 1000)), "no reply"
     return protocol.decode(sock.recv_multipart())
@@ -144,7 +146,7 @@ def test_a_result_counts_once_and_never_for_another_generation(
 
 def hand_written_worker(server: Any, context: zmq.Context[Any], name: str) -> zmq.Socket[Any]:
     """A DEALER that has done a worker's handshake (credit 4): the test speaks for it."""
-    sock = context.socket(zmq.DEALER)
+    sock: zmq.Socket[Any] = context.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(server.broker.bound_endpoint)
     reply = ask(sock, protocol.encode(protocol.message(

@@ -129,7 +129,11 @@ def test_no_worker_means_wait_then_continue(make_server: MakeServer,
     server = make_server(size=(20, 20), tile=(5, 5))
     expected = simulate(random_world(server, seed=5), server.rule)
     done = threading.Event()
-    thread = threading.Thread(target=lambda: (server.engine.step(), done.set()))
+    def step() -> None:
+        server.engine.step()
+        done.set()
+
+    thread = threading.Thread(target=step)
     cpu_before = time.process_time()
     thread.start()
     assert not done.wait(1.5), "a generation was published without any worker"

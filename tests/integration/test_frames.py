@@ -52,8 +52,11 @@ def test_deltas_rebuild_every_generation_and_a_late_joiner_gets_a_full_frame_at_
     late: FrameView | None = None
     try:
         # PUB drops what it sends before the subscription arrives: send until it has.
-        wait_for(lambda: (pub.publish(0, world.codes, info(0)), early.poll(0.05))[1],
-                 10, what="the first subscriber's first frame")
+        def first_frame() -> bool:
+            pub.publish(0, world.codes, info(0))
+            return early.poll(0.05)
+
+        wait_for(first_frame, 10, what="the first subscriber's first frame")
         full_before_late = 0
         for gen in range(1, 3 * FULL_EVERY):
             world = step_grid(world, CONWAY)

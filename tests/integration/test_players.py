@@ -212,7 +212,7 @@ def landed_of(session: PlayerSession, timeout: float = 5.0) -> dict[str, Any]:
 
 
 def raw(server: Server, zmq_context: zmq.Context[Any]) -> zmq.Socket[Any]:
-    sock = zmq_context.socket(zmq.DEALER)
+    sock: zmq.Socket[Any] = zmq_context.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(server.lobby.bound_endpoint)
     return sock

@@ -9,10 +9,12 @@ from client.bot import Bot
 from shared.policies import STRATEGIES
 
 
-def bot(**generations: int) -> Bot:
+def bot(seen_gen: int = -1, asked_gen: int = -1, lands_gen: int = -1,
+        sent_gen: int = -1) -> Bot:
     follow = STRATEGIES["follow"]
     session: Any = None  # the reckoning needs no connection
-    return Bot(session, follow.policy, follow.place_chance, random.Random(1), **generations)
+    return Bot(session, follow.policy, follow.place_chance, random.Random(1),
+               seen_gen=seen_gen, asked_gen=asked_gen, lands_gen=lands_gen, sent_gen=sent_gen)
 
 
 def test_a_bot_asked_recently_or_with_a_placement_on_the_way_owns_something() -> None:

@@ -21,7 +21,7 @@ worlds = arrays(np.uint8, st.tuples(st.integers(1, 14), st.integers(1, 14)),
 
 @settings(max_examples=150, deadline=None)
 @given(worlds, st.sampled_from(RULES), st.integers(1, 6))
-def test_step_grid_equals_reference(codes: np.ndarray, rule_text: str,  # type: ignore[type-arg]
+def test_step_grid_equals_reference(codes: np.ndarray, rule_text: str,
                                     generations: int) -> None:
     rule = parse_rule(rule_text)
     expected = actual = Grid.from_codes(codes)
@@ -46,7 +46,7 @@ def test_larger_random_worlds_many_generations(rule_text: str) -> None:
 @settings(max_examples=100, deadline=None)
 @given(arrays(np.uint8, st.tuples(st.integers(3, 10), st.integers(3, 10)),
               elements=st.sampled_from([0, 0, 1, 2, 3, 9])), st.sampled_from(RULES))
-def test_tile_kernels_agree(padded: np.ndarray, rule_text: str) -> None:  # type: ignore[type-arg]
+def test_tile_kernels_agree(padded: np.ndarray, rule_text: str) -> None:
     rule = parse_rule(rule_text)
     assert np.array_equal(step_tile(padded, rule_table(rule)),
                           step_tile_reference(padded, rule))
@@ -73,7 +73,7 @@ rules = st.builds(lambda b, s: parse_rule("B" + "".join(map(str, sorted(b))) + "
        arrays(np.uint8, st.tuples(st.integers(3, 12), st.integers(3, 12)),
               elements=st.sampled_from([0, 0, 1, 2, 3])), rules)
 def test_any_rule_neutral_or_owned_equals_reference(
-        neutral: np.ndarray, owned: np.ndarray, rule: Rule) -> None:  # type: ignore[type-arg]
+        neutral: np.ndarray, owned: np.ndarray, rule: Rule) -> None:
     """Every Life-like rule, whether applied as comparisons or as a table lookup."""
     for padded in (neutral, owned):
         assert np.array_equal(step_tile(padded, rule_table(rule)),

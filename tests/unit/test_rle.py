@@ -68,11 +68,11 @@ def test_lines_are_at_most_70_characters() -> None:
 @settings(max_examples=200, deadline=None)
 @given(arrays(np.uint8, st.tuples(st.integers(1, 12), st.integers(1, 12)),
               elements=st.sampled_from([0, 0, 0, 1, 2, 3, 25, 60, 255])))
-def test_round_trip(codes: np.ndarray) -> None:  # type: ignore[type-arg]
+def test_round_trip(codes: np.ndarray) -> None:
     assert np.array_equal(parse_rle(write_rle(codes)).codes, codes)
 
 
-def reference_body(codes: np.ndarray) -> str:  # type: ignore[type-arg]
+def reference_body(codes: np.ndarray) -> str:
     """The RLE body the plain way, cell by cell and token by token (what ``write_rle``
     builds with NumPy)."""
     from shared.rle import _state_letters
@@ -113,7 +113,7 @@ def reference_body(codes: np.ndarray) -> str:  # type: ignore[type-arg]
 @settings(max_examples=300, deadline=None)
 @given(arrays(np.uint8, st.tuples(st.integers(1, 30), st.integers(1, 90)),
               elements=st.sampled_from([0, 0, 0, 0, 1, 1, 2, 3, 25, 60, 255])))
-def test_the_body_is_the_plain_ways(codes: np.ndarray) -> None:  # type: ignore[type-arg]
+def test_the_body_is_the_plain_ways(codes: np.ndarray) -> None:
     text = write_rle(codes)
     assert text.split("\n", 1)[1] == reference_body(codes) + "\n"
 
