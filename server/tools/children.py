@@ -22,6 +22,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -40,12 +41,38 @@ T = TypeVar("T")
 Output = Path | IO[Any] | int | None  # a log file to append to, an open file, DEVNULL...
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel hands to outgoing connections (Linux; a usual default
+    elsewhere)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (bound and released)."""
+    """A TCP port that was free a moment ago (bound and released), to listen on.
+
+    It is picked at random *below* the kernel's ephemeral range when there is room: a
+    port from that range (what binding port 0 gives) can be taken in the meantime by
+    any outgoing connection, a worker's or a client's, and then the listener that
+    wanted it fails with "Address already in use".
+    """
+    low, _ = _ephemeral_range()
+    if low > 10_000:
+        for _ in range(50):
+            port = random.randrange(10_000, low)
+            with socket.socket() as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue
+                return port
     with socket.socket() as s:
         s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
+        found: int = s.getsockname()[1]
+        return found
 
 
 def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec

@@ -34,6 +34,7 @@ from server.snapshot import format as layout
 from shared.errors import SnapshotError
 from shared.rle import parse_rle
 from shared.rules import parse_rule
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None,
                                 reason="snapshots need the openssl command")
@@ -185,7 +186,7 @@ def test_verify_export_and_inspect_succeed(tmp_path: Path) -> None:
     key_file.write_bytes(KEY.secret + b"\n")
     runner = CliRunner()
     result = runner.invoke(main, ["snapshot", "verify", str(path), "--key-file",
-                                  str(key_file)], env={KEY_ENV: None})  # type: ignore[dict-item]
+                                  str(key_file)], env={KEY_ENV: None})
     assert result.exit_code == 0 and "verified, generation 7" in result.output
     out = tmp_path / "out.rle"
     result = runner.invoke(main, ["snapshot", "export", str(path), "--rle", str(out),
@@ -193,14 +194,14 @@ def test_verify_export_and_inspect_succeed(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     pattern = parse_rle(out.read_text())
     assert np.array_equal(pattern.codes, state.codes) and pattern.rule == state.rule
-    result = runner.invoke(main, ["snapshot", "inspect", str(path)], env={KEY_ENV: None})  # type: ignore[dict-item]
+    result = runner.invoke(main, ["snapshot", "inspect", str(path)], env={KEY_ENV: None})
     assert result.exit_code == 0 and "generation" in result.output
     assert "B36/S23" in result.output and "checksum_ok        True" in result.output
 
 
 def test_no_key_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["snapshot", "verify", str(tmp_path / "x.lns")],
-                                env={KEY_ENV: None})  # type: ignore[dict-item]
+                                env={KEY_ENV: None})
     assert result.exit_code == 1 and KEY_ENV in result.output
 
 
@@ -357,7 +358,9 @@ def test_a_hung_openssl_is_killed_within_the_timeout(tmp_path: Path, stage: str,
     assert time.monotonic() - began < 5
     assert [p.name for p in snaps.iterdir()] == ["good.lns"]
     assert not out.exists()
-    assert processes_mentioning(marker) == []
+    # SIGKILL is delivered when the killed process is next scheduled: on a busy machine
+    # the stand-in's own child may take a moment to be gone.
+    wait_for(lambda: not processes_mentioning(marker), 10, what="the stand-in's sleep to die")
     assert processes_mentioning(str(bin_dir)) == []
 
 
