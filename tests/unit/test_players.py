@@ -20,7 +20,7 @@ def registry(**kw: float) -> PlayerRegistry:
 
 def land(reg: PlayerRegistry, codes: Codes, generation: int) -> list[Landed]:
     """The placements of ``generation`` written into ``codes`` as a generation does."""
-    target = LockingGrid(*codes.shape, codes)
+    target = LockingGrid(codes.shape[0], codes.shape[1], codes)
     return [reg.refund(pl, target.fill_empty(pl.ys, pl.xs, pl.code))
             for pl in reg.take_placements(generation)]
 
