@@ -89,19 +89,22 @@ class Bot:
         if self.place_chance <= 0 or (not surely and self.rng.random() > self.place_chance):
             return
         height, width = self.session.welcome["size"]
-        rotate, flip = self.rng.randrange(4), self.rng.random() < 0.5
-        options = [(text, price) for name, (text, p) in library().items()
+        options = [(name, text) for name, (text, p) in library().items()
                    if p.height <= height and p.width <= width
-                   and (price := _price(name, rotate, flip, height, width))
-                   <= self.session.energy]
+                   and _price(name, 0, False, height, width) <= self.session.energy]
         if not options:
             return
-        text, price = self.rng.choice(options)
+        name, text = self.rng.choice(options)
+        y, x = self.rng.randrange(height), self.rng.randrange(width)
+        rotate, flip = self.rng.randrange(4), self.rng.random() < 0.5
+        # Turned, a pattern may cover fewer or more squares of a small torus.
+        price = _price(name, rotate, flip, height, width)
+        if price > self.session.energy:
+            return
         # Sent without waiting: the PLACED (or the refusal) is counted when it arrives,
         # so one bot's round trip never holds up the others in this thread.
-        self.session.send(self.session.place_message(
-            self.rng.randrange(height), self.rng.randrange(width), rle=text,
-            rotate=rotate, flip=flip))
+        self.session.send(self.session.place_message(y, x, rle=text, rotate=rotate,
+                                                     flip=flip))
         self.session.energy -= price
         self.sent += 1
         self.sent_gen = max(self.seen_gen, 0)

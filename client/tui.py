@@ -58,7 +58,7 @@ from client.session import PlayerSession
 from shared.colours import EMPTY_BG, colour
 from shared.errors import LifenetError, PeerGone, RemoteError
 from shared.frames import FrameView
-from shared.grid import Codes, player_code
+from shared.grid import FIRST_PLAYER_CODE, NEUTRAL_CODE, Codes, player_code
 from shared.library import library
 from shared.placement import cost
 from shared.policies import POLICIES, POLICY_HELP, GameLogicRequest
@@ -286,7 +286,7 @@ class WorldView(ScrollView, can_focus=True):
         super().__init__(id=id)
         self.codes: Codes = np.zeros((0, 0), dtype=np.uint8)
         self.cursor = (0, 0)
-        self.preview_code = 2
+        self.preview_code = FIRST_PLAYER_CODE
         self.shape: npt.NDArray[np.bool_] = np.zeros((0, 0), dtype=np.bool_)
         self._preview: dict[int, list[int]] = {}  # world row -> columns of the preview
         self._styles: dict[tuple[int, int], Style] = {}
@@ -591,7 +591,7 @@ class LifenetClient(App[str | None]):
     def _selection_changed(self) -> None:
         _name, (_text, pattern) = self.patterns[self.selected]
         self.world.set_pattern(pattern.oriented(self.rotate, self.flip),
-                               int(self.welcome.get("code", 2)))
+                               int(self.welcome.get("code", FIRST_PLAYER_CODE)))
         self._refresh_side()
 
     def selected_cost(self) -> int:
@@ -647,7 +647,7 @@ class LifenetClient(App[str | None]):
             text.append("\u2588\u2588 ", style=swatch)
             text.append(f"{pname[:20]:<20}{cells:>7}\n",
                         style="bold" if pid == wel["player"] else "")
-        text.append("\u2588\u2588 ", style=Style(color=Color.from_ansi(colour(1))))
+        text.append("\u2588\u2588 ", style=Style(color=Color.from_ansi(colour(NEUTRAL_CODE))))
         text.append(f"{'neutral':<20}{info.get('population', 0) - players:>7}\n")
         text.append("\n? help   q quit", style="dim")
         self.query_one("#side", Static).update(text)

@@ -7,6 +7,8 @@ one-line sources (``/etc/apt/sources.list``, ``*.list``) and deb822 sources
 that serves SUITE, or nothing.
 
     python3 scripts/apt_source.py bookworm
+
+(Any python3 from 3.9 on: the host's, not the project's venv.)
 """
 
 from __future__ import annotations

@@ -71,6 +71,12 @@ class Server:
             restored_players = state.players
         else:
             grid, self.rule = build_world(config)
+        if config.snapshot_dir is not None:  # every refusal before any socket or thread
+            try:
+                config.snapshot_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ConfigError(f"cannot make --snapshot-dir {config.snapshot_dir}: "
+                                  f"{e.strerror}") from e
         self.stop_event = threading.Event()
         self.context: zmq.Context[Any] = zmq.Context()
         self.broker = WorkerBroker(self.context, config.endpoint(config.worker_port),
@@ -87,11 +93,6 @@ class Server:
                                     lambda: self.engine.generation)
         self.snapshotter: Snapshotter | None = None
         if config.snapshot_dir is not None:
-            try:
-                config.snapshot_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise ConfigError(f"cannot make --snapshot-dir {config.snapshot_dir}: "
-                                  f"{e.strerror}") from e
             assert self.snapshot_key is not None
             self.snapshotter = Snapshotter(
                 config.snapshot_dir, self.snapshot_key, keep=config.snapshot_keep,

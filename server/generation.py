@@ -15,8 +15,9 @@ reads as the generation it makes:
    players' valid decisions, the placements that land, and the cells of players whose
    grace ended (they turn neutral). A failed batch becomes a ``SimulationError`` naming
    its cells, raised in this thread; nothing of the failed generation is kept.
-5. **Publish** ``g + 1``: the players are told what was decided and what landed, and
-   every viewer gets the frame (or the delta) with the scoreboard.
+5. **Publish** ``g + 1``, now the current generation: the players are told what was
+   decided and what landed, and every viewer gets the frame (or the delta) with the
+   scoreboard.
 
 The result never depends on the number of workers, on which worker answered or in what
 order: every batch is a pure function of the frozen generation, applied exactly once,
@@ -26,6 +27,7 @@ generation before they are written.
 
 from __future__ import annotations
 
+import logging
 import math
 import queue
 import threading
@@ -40,18 +42,19 @@ import zmq
 
 from server.dispatch import Answer, Batch, Dispatcher
 from server.players.board import Board
-from server.players.decisions import DecisionRound
-from server.players.registry import PlayerRegistry
+from server.players.decisions import Decided, DecisionRound
+from server.players.registry import Landed, PlayerRegistry
 from server.publisher import FramePublisher
 from shared.errors import Closed, SimulationError
-from shared.grid import Grid, LockingGrid, pack_bits, player_code
+from shared.grid import NEUTRAL_CODE, Grid, LockingGrid, pack_bits, player_code
 from shared.malloc import keep_freed_memory
 from shared.pipeline import ClosableQueue, Outcome
 from shared.rules import Rule
 
+log = logging.getLogger("lifenet.generation")
+
 MIN_BATCH_CELLS = 1024
 CELLS_PER_BAND = 1 << 20  # below this, another round trip costs more than it saves
-NEUTRAL_CODE = player_code(0)
 
 
 @dataclass(frozen=True)
@@ -180,14 +183,16 @@ class Engine:
         target = LockingGrid(frozen.height, frozen.width)
         self.fan_out(frozen, target)
         # 4. Fan in the players' answers through the same LockingGrid.
-        if self.players is not None:
-            self._fan_in_players(gen, target)
+        told = self._fan_in_players(gen, target) if self.players is not None else None
         grid = Grid(target.height, target.width, target.codes)
         self.grid, self.generation = grid, gen + 1
         board = Board.of(grid.codes)
         ms = (time.monotonic() - began) * 1000
         self.latest = Latest(self.generation, grid, board, ms)
-        # 5. Publish g + 1.
+        # 5. Publish g + 1: what each player's answers and placements got, then the frame.
+        if told is not None:
+            assert self.players is not None
+            self.players.round.tell(gen, *told)
         if self.publishing is not None:
             self.publish(ms)
         return grid
@@ -248,15 +253,19 @@ class Engine:
 
     def compute(self, grid: Grid) -> Grid:
         """The rule's next generation of ``grid`` by the workers alone (no players, no
-        publishing, nothing made current): what the bench measures."""
-        self.grid = grid
+        publishing; the world is not replaced): what the bench measures. The
+        generation count still advances, so that a late answer to one call's batch can
+        never be taken for the next call's."""
         frozen = grid.frozen()
         target = LockingGrid(frozen.height, frozen.width)
         self.fan_out(frozen, target)
+        self.generation += 1
         return Grid(target.height, target.width, target.codes)
 
-    def _fan_in_players(self, gen: int, target: LockingGrid) -> None:
-        """Step 4 for the players: their decisions, their placements, the departed."""
+    def _fan_in_players(self, gen: int,
+                        target: LockingGrid) -> tuple[Decided, list[Landed]]:
+        """Step 4 for the players: their decisions, their placements, the departed;
+        returns what to tell them (step 5)."""
         assert self.players is not None
         registry, decision_round = self.players.registry, self.players.round
         decided = decision_round.collect(gen)  # waits for the answers, until the deadline
@@ -267,9 +276,10 @@ class Engine:
             placed = target.fill_empty(placement.ys, placement.xs, placement.code)
             landed.append(registry.refund(placement, placed))
         for player in registry.expire():
+            log.info("player %d's grace ended: its cells are neutral now", player)
             target.recolour(player_code(player), NEUTRAL_CODE)
         registry.regenerate()
-        decision_round.tell(gen, decided, landed)
+        return decided, landed
 
     def publish(self, ms: float) -> None:
         """Send the current generation to every viewer, with the scoreboard."""

@@ -59,6 +59,10 @@ def player_code(owner: int) -> int:
     return owner + 1
 
 
+NEUTRAL_CODE = player_code(NEUTRAL)  # the code of a live neutral cell
+FIRST_PLAYER_CODE = player_code(1)   # the lowest code a player's cell has
+
+
 def owner_of(code: int) -> int:
     """The owner of a cell code: a player id, or 0 (``NEUTRAL``) for neutral and empty."""
     return code - 1 if code else NEUTRAL

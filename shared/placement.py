@@ -1,6 +1,6 @@
 """Placing a pattern on the torus: the cells it covers, and what it costs.
 
-The game's rule (DESIGN.md, "The game"): each placed cell costs one unit of energy. A
+The game's rule (the README's "Playing"): each placed cell costs one unit of energy. A
 pattern lands with its top-left corner at ``(y, x)`` and wraps around the edges; one
 larger than the world wraps onto itself, and each square it covers is placed, and paid
 for, once. The server charges by ``footprint`` and the clients show and check the same

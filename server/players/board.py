@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from shared.grid import Codes, player_code
+from shared.grid import NEUTRAL_CODE, Codes, player_code
 
 
 @dataclass(frozen=True)
@@ -20,9 +20,9 @@ class Board:
     @classmethod
     def of(cls, codes: Codes) -> Board:
         # A neutral world needs one count, not a histogram (1 ms, not 50, at 4096x4096).
-        if int(codes.max(initial=0)) <= 1:
+        if int(codes.max(initial=0)) <= NEUTRAL_CODE:
             counts = np.zeros(256, np.int64)
-            counts[1] = np.count_nonzero(codes)
+            counts[NEUTRAL_CODE] = np.count_nonzero(codes)
             return cls(counts, codes)
         return cls(np.bincount(codes.ravel(), minlength=256), codes)
 

@@ -29,7 +29,7 @@ import numpy as np
 from server.players.board import Board
 from server.players.registry import DecisionResult, Landed, PlayerRegistry, Request, Write
 from shared import protocol
-from shared.grid import Codes, as_payload
+from shared.grid import NEUTRAL_CODE, Codes, as_payload
 from shared.protocol import Kind, Message
 from shared.rules import Rule
 
@@ -81,7 +81,7 @@ class DecisionRound:
             survive = self.rule.table[9:]
             # One sort groups every player's cells, instead of one scan per player.
             flat = codes.ravel()
-            cells = np.flatnonzero(flat > 1)
+            cells = np.flatnonzero(flat > NEUTRAL_CODE)  # owned by a player
             order = np.argsort(flat[cells], kind="stable")
             cells, owners = cells[order], flat[cells][order]
             for p in owning:

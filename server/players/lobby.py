@@ -79,7 +79,7 @@ class PlayerEndpoint(threading.Thread):
         # the socket.
         self.outbox: queue.Queue[tuple[bytes, list[protocol.Payload]]] = queue.Queue(
             OUTBOX_LIMIT)
-        self.wakeup = Wakeup()
+        self.wakeup: Wakeup | None = None  # this thread's, while it runs
         self.dropped = 0  # messages for players dropped: the outbox was full
 
     def send(self, identity: bytes, msg: Message) -> None:
@@ -92,12 +92,15 @@ class PlayerEndpoint(threading.Thread):
             self.dropped += 1
             log.warning("lobby outbox full: a %s was dropped", msg.kind)
             return
-        self.wakeup.set()
+        wakeup = self.wakeup
+        if wakeup is not None:  # not yet running: the loop's first turn sends it
+            wakeup.set()
 
     def stop(self) -> None:
         self.stop_event.set()
 
     def run(self) -> None:
+        wakeup = self.wakeup = Wakeup()
         sock = self.context.socket(zmq.ROUTER)
         try:
             sock.setsockopt(zmq.LINGER, 0)
@@ -108,17 +111,18 @@ class PlayerEndpoint(threading.Thread):
         except zmq.ZMQError as e:
             self.error = e
             sock.close()
+            wakeup.close()
             self.ready.set()
             return
         self.ready.set()
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
-        poller.register(self.wakeup.fileno(), zmq.POLLIN)
+        poller.register(wakeup.fileno(), zmq.POLLIN)
         try:
             while not self.stop_event.is_set():
                 events = dict(poller.poll(100))
-                if self.wakeup.fileno() in events:
-                    self.wakeup.clear()
+                if wakeup.fileno() in events:
+                    wakeup.clear()
                 self._send_outbox(sock)
                 if sock in events:
                     for frames in drain(sock):
@@ -132,7 +136,7 @@ class PlayerEndpoint(threading.Thread):
         finally:
             self._send_outbox(sock)  # best effort: replies finished while stopping
             sock.close()
-            self.wakeup.close()
+            wakeup.close()
 
     def _send_outbox(self, sock: zmq.Socket[Any]) -> None:
         """Send what other threads handed over, as much as waits now."""

@@ -7,7 +7,7 @@ other for long. The registry never touches the world: the lobby queues placement
 decisions here, and the generation (``server.generation``) takes them at the boundary
 and writes them into the next generation's ``LockingGrid``.
 
-Rules of the game (DESIGN.md, "The game"):
+Rules of the game (the README's "Playing", and ``docs/protocol.md``):
 
 - A player joins with a name and gets an id (1..254), a colour (the cell code
   ``player_code(id)``) and a secret session token. Every later request carries the

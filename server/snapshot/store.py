@@ -244,7 +244,7 @@ def read_snapshot(path: Path, key: SnapshotKey,
 
 
 def derive_within(key: SnapshotKey, header: Header, children: Children) -> MacKeys:
-    """``_derive`` for a file being read, under the operation's deadline: the file
+    """``derive_keys`` for a file being read, under the operation's deadline: the file
     chooses the iteration count (up to ``MAX_ITERATIONS``, seconds of work), and a
     timeout must bound it like it bounds the ``openssl`` children. A derivation past the
     deadline is abandoned to its thread, which ends by itself."""

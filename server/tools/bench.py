@@ -3,7 +3,7 @@
 Two questions, as in the issue that asked for it:
 
 - **I/O latency** (section ``io``): every cell's ``game_logic`` waits ``latency`` seconds
-  for its own I/O. The book's approaches (``shared.book``: serial, a thread per cell,
+  for its own I/O. The book's approaches (``server.tools.book``: serial, a thread per cell,
   the ``Queue`` pipeline with 5 threads, ``ThreadPoolExecutor(1000)``, asyncio) and
   lifenet with real worker processes started with ``--io-latency``. Serial and the
   5-thread pipeline are measured on the smallest world only and extrapolated linearly

@@ -122,3 +122,14 @@ json_like = st.recursive(
 def test_random_bodies_never_escape_as_other_errors(kind: str, body: dict[str, Any]) -> None:
     with contextlib.suppress(ProtocolError):
         protocol.decode([header(kind, body), bytes(20)])
+
+
+def test_the_error_tree_uses_the_protocols_codes() -> None:
+    """``shared.errors`` cannot import the protocol, so it names NOT_ALLOWED's number
+    itself: the two must agree, as the lobby sends ``e.code`` in its ERROR reply."""
+    from shared.errors import NOT_ALLOWED, NotAllowed, RequestError
+
+    assert NOT_ALLOWED == ErrorCode.NOT_ALLOWED
+    refused = NotAllowed("no")
+    assert isinstance(refused, RequestError) and refused.code == ErrorCode.NOT_ALLOWED
+    assert ProtocolError("bad").code == ErrorCode.MALFORMED
