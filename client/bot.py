@@ -28,6 +28,7 @@ import zmq
 
 from client.session import PlayerSession
 from shared.errors import LifenetError, PeerGone
+from shared.keys import Credentials
 from shared.library import library
 from shared.placement import cost
 from shared.policies import STRATEGIES, GameLogicRequest, Policy
@@ -118,7 +119,8 @@ def _price(name: str, rotate: int, flip: bool, height: int, width: int) -> int:
 
 def run_bots(connect: str, count: int, strategy: str, *, name: str = "bot",
              seed: int | None = None, stop: threading.Event | None = None,
-             seconds: float | None = None) -> list[Bot]:
+             seconds: float | None = None,
+             credentials: Credentials | None = None) -> list[Bot]:
     """Run ``count`` bots until ``stop`` is set (or ``seconds`` pass); returns them."""
     stop = stop or threading.Event()
     chosen = STRATEGIES[strategy]
@@ -127,7 +129,8 @@ def run_bots(connect: str, count: int, strategy: str, *, name: str = "bot",
     bots: list[Bot] = []
     try:
         for i in range(count):
-            session = PlayerSession(connect, f"{name}-{i + 1}", context=context)
+            session = PlayerSession(connect, f"{name}-{i + 1}", context=context,
+                                    credentials=credentials)
             session.join()
             bots.append(Bot(session, chosen.policy, chosen.place_chance,
                             random.Random(rng.random()),

@@ -1,18 +1,44 @@
-"""``lifenet status``, ``lifenet bot`` and ``lifenet client``: clients of the player endpoint."""
+"""``lifenet status``, ``lifenet bot`` and ``lifenet client``: clients of the player endpoint.
+
+On a server with keys each takes ``--server-key FILE`` (the server's ``server.key``) and
+makes a throwaway key of its own, or keeps one with ``--key FILE``. Without either, a
+client of a local ``lifenet up`` finds the keys that ``up`` made.
+"""
 
 from __future__ import annotations
 
 import json
 import signal
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
+from typing import Any, TypeVar
 
 import click
 
 from client.bot import run_bots
+from shared.keys import Credentials
 from shared.policies import POLICIES, STRATEGIES
-from shared.remote import player_endpoint
+from shared.remote import credentials_for, player_endpoint
 from shared.remote import status as get_status
+
+F = TypeVar("F", bound=Callable[..., Any])
+_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+def key_options(func: F) -> F:
+    """``--server-key FILE`` and ``--key FILE``: names of key files, never keys."""
+    func = click.option("--key", type=_FILE, default=None,
+                        help="Keep this key pair (a .key_secret file) instead of a "
+                             "throwaway one: a session is bound to its key.")(func)
+    return click.option("--server-key", type=_FILE, default=None,
+                        help="The server's public key (its server.key) [default: none, or "
+                             "a local `lifenet up`'s].")(func)
+
+
+def credentials(connect: str, server_key: Path | None, key: Path | None) -> Credentials | None:
+    return credentials_for(player_endpoint(connect), server_key, key)
 
 
 @click.command()
@@ -21,9 +47,12 @@ from shared.remote import status as get_status
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--timeout", type=click.FloatRange(0.1), default=5.0,
               help="Seconds to wait for the answer.")
-def status(connect: str, as_json: bool, timeout: float) -> None:
+@key_options
+def status(connect: str, as_json: bool, timeout: float, server_key: Path | None,
+           key: Path | None) -> None:
     """Ask a running server for its status, once."""
-    report = get_status(player_endpoint(connect), timeout)
+    report = get_status(player_endpoint(connect), timeout,
+                        credentials(connect, server_key, key))
     if as_json:
         click.echo(json.dumps(report, sort_keys=True))
         return
@@ -46,8 +75,9 @@ def status(connect: str, as_json: bool, timeout: float) -> None:
 @click.option("--seed", type=int, default=None, help="Seed of the bots' choices.")
 @click.option("--seconds", type=click.FloatRange(0.0), default=None,
               help="Stop after this many seconds [default: until SIGTERM/Ctrl-C].")
+@key_options
 def bot(connect: str, count: int, strategy: str, name: str, seed: int | None,
-        seconds: float | None) -> None:
+        seconds: float | None, server_key: Path | None, key: Path | None) -> None:
     """Run headless players that join, place patterns and answer game_logic requests."""
     stop = threading.Event()
 
@@ -57,7 +87,7 @@ def bot(connect: str, count: int, strategy: str, name: str, seed: int | None,
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     bots = run_bots(connect, count, strategy, name=name, seed=seed, stop=stop,
-                    seconds=seconds)
+                    seconds=seconds, credentials=credentials(connect, server_key, key))
     click.echo(f"{len(bots)} bots: answered {sum(b.answered for b in bots)} requests, "
                f"placed {sum(b.placed for b in bots)} patterns", err=True)
 
@@ -72,15 +102,20 @@ def bot(connect: str, count: int, strategy: str, name: str, seed: int | None,
               help="How your cells answer the server's per-cell requests (d switches).")
 @click.option("--timeout", type=click.FloatRange(0.1), default=5.0,
               help="Seconds to wait for the server's answers.")
+@key_options
 def client_command(connect: str, name: str, token: str | None, policy: str,
-                   timeout: float) -> None:
+                   timeout: float, server_key: Path | None, key: Path | None) -> None:
     """Play in a terminal: the live world, a cursor, patterns to place, the scoreboard."""
     from client.tui import LifenetClient  # only `lifenet client` pays for importing Textual
 
-    app = LifenetClient(connect, name, token=token, policy=policy, timeout=timeout)
+    keys = credentials(connect, server_key, key)
+    app = LifenetClient(connect, name, token=token, policy=policy, timeout=timeout,
+                        credentials=keys)
     token = app.run()
     if app.failure:
         raise click.ClickException(app.failure)
     if token:
-        click.echo(f"session token {token} (rejoin within the grace period with "
-                   f"--token {token})")
+        again = f"--token {token}"
+        if keys is not None and key is None:
+            again += " (a session is bound to its key: keep one with --key FILE to rejoin)"
+        click.echo(f"session token {token} (rejoin within the grace period with {again})")

@@ -17,9 +17,10 @@ from typing import Any
 import zmq
 
 from shared import protocol
-from shared.errors import PeerGone, ProtocolError, RemoteError
+from shared.errors import HandshakeError, PeerGone, ProtocolError, RemoteError
+from shared.keys import Credentials
 from shared.protocol import Kind, Message
-from shared.remote import player_endpoint
+from shared.remote import Handshake, player_endpoint, secure
 from shared.rules import Rule, parse_rule
 
 
@@ -27,11 +28,14 @@ class PlayerSession:
     """One player's connection to a lifenet server."""
 
     def __init__(self, connect: str, name: str, *, timeout: float = 5.0,
-                 context: zmq.Context[Any] | None = None) -> None:
+                 context: zmq.Context[Any] | None = None,
+                 credentials: Credentials | None = None) -> None:
         self.endpoint = player_endpoint(connect)
         self.name = name
         self.timeout = timeout
         self.context = context or zmq.Context.instance()
+        self.credentials = credentials
+        self.handshake: Handshake | None = None
         self.sock = self._socket()
         self.inbox: deque[Message] = deque()
         self.player = 0
@@ -42,8 +46,13 @@ class PlayerSession:
         self.rule: Rule | None = None
 
     def _socket(self) -> zmq.Socket[Any]:
+        """A new connection, its handshake watched until the first reply comes."""
         sock: zmq.Socket[Any] = self.context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        secure(sock, self.credentials)
+        if self.handshake is not None:
+            self.handshake.close()
+        self.handshake = Handshake(sock, self.endpoint, self.credentials is not None)
         sock.connect(self.endpoint)
         return sock
 
@@ -67,8 +76,9 @@ class PlayerSession:
         return reply.body
 
     def reconnect(self) -> dict[str, Any]:
-        """A new connection that rejoins as the same player, with the token."""
-        self.sock.close()
+        """A new connection that rejoins as the same player, with the token (and the
+        same key: the session is bound to it)."""
+        self._close_socket()
         self.sock = self._socket()
         return self.join(self.token)
 
@@ -121,9 +131,20 @@ class PlayerSession:
         deadline = time.monotonic() + self.timeout
         while True:
             left = deadline - time.monotonic()
-            if left <= 0 or not self.sock.poll(int(left * 1000)):
-                raise PeerGone(f"no answer to {msg.kind} from {self.endpoint} "
-                               f"within {self.timeout:g} s")
+            # While the handshake is watched, wake up now and then to hear a refusal.
+            wait = min(left, 0.05) if self.handshake is not None else left
+            if left <= 0 or not self.sock.poll(int(max(0.0, wait) * 1000)):
+                if self.handshake is not None:
+                    why = self.handshake.failure()
+                    if why is not None:
+                        raise HandshakeError(why)
+                if left <= 0:
+                    raise PeerGone(f"no answer to {msg.kind} from {self.endpoint} "
+                                   f"within {self.timeout:g} s")
+                continue
+            if self.handshake is not None:  # an answer: the handshake went through
+                self.handshake.close()
+                self.handshake = None
             reply = self._recv()
             if reply is None:
                 continue
@@ -156,5 +177,11 @@ class PlayerSession:
         if msg.kind in (Kind.DECIDED, Kind.PONG, Kind.PLACED, Kind.LANDED):
             self.energy = msg["energy"]
 
-    def close(self) -> None:
+    def _close_socket(self) -> None:
+        if self.handshake is not None:
+            self.handshake.close()
+            self.handshake = None
         self.sock.close()
+
+    def close(self) -> None:
+        self._close_socket()

@@ -59,6 +59,7 @@ from shared.colours import EMPTY_BG, colour
 from shared.errors import LifenetError, PeerGone, RemoteError
 from shared.frames import FrameView
 from shared.grid import FIRST_PLAYER_CODE, NEUTRAL_CODE, Codes, player_code
+from shared.keys import Credentials
 from shared.library import library
 from shared.placement import cost
 from shared.policies import POLICIES, POLICY_HELP, GameLogicRequest
@@ -134,13 +135,15 @@ class Network:
     """The player's connection, run by ``run`` in its own thread (see the module doc)."""
 
     def __init__(self, connect: str, name: str, token: str | None, policy: str,
-                 post: Callable[[Message], object], timeout: float = 5.0) -> None:
+                 post: Callable[[Message], object], timeout: float = 5.0,
+                 credentials: Credentials | None = None) -> None:
         self.connect = connect
         self.name = name
         self.token = token or ""
         self.policy = policy  # set by the UI thread; one str assignment, read each request
         self.post = post
         self.timeout = timeout
+        self.credentials = credentials
         self.stop = threading.Event()
         self.commands: queue.Queue[Place] = queue.Queue()
         self.lock = threading.Lock()
@@ -167,7 +170,8 @@ class Network:
         some other way than ``q``: its workers are cancelled); then leave."""
         self.cancelled = cancelled
         context: zmq.Context[Any] = zmq.Context()
-        session = PlayerSession(self.connect, self.name, timeout=self.timeout, context=context)
+        session = PlayerSession(self.connect, self.name, timeout=self.timeout, context=context,
+                                credentials=self.credentials)
         view: FrameView | None = None
         try:
             try:
@@ -176,7 +180,7 @@ class Network:
                 self.post(Failed(f"cannot join {session.endpoint}: {e}"))
                 return
             self.token = session.token
-            view = FrameView(session.frame_endpoint, context)
+            view = FrameView(session.frame_endpoint, context, self.credentials)
             self._changed(energy=session.energy)
             self.post(Joined(welcome))
             self._loop(session, view, float(welcome["heartbeat"]))
@@ -462,9 +466,11 @@ class LifenetClient(App[str | None]):
     ]
 
     def __init__(self, connect: str, name: str, *, token: str | None = None,
-                 policy: str = "follow", timeout: float = 5.0) -> None:
+                 policy: str = "follow", timeout: float = 5.0,
+                 credentials: Credentials | None = None) -> None:
         super().__init__()
-        self.network = Network(connect, name, token, policy, self.post_message, timeout)
+        self.network = Network(connect, name, token, policy, self.post_message, timeout,
+                               credentials)
         self.patterns = list(library().items())
         self.selected = next((i for i, (n, _) in enumerate(self.patterns) if n == "glider"), 0)
         self.rotate = 0

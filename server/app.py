@@ -2,6 +2,7 @@
 
 Threads and what each owns (a socket belongs to exactly one thread):
 
+    gatekeeper  with keys: answers the CURVE handshakes' ZAP requests (``server.auth``)
     main      the world and its generations (``server.generation.Engine``), the frame
               publisher (XPUB)
     broker    the worker endpoint (ROUTER) and the dispatchers' inproc ROUTER
@@ -29,11 +30,12 @@ from typing import Any
 
 import zmq
 
+from server.auth import WORKERS, Gatekeeper, ServerKeys, check_exposure
 from server.broker import WorkerBroker
 from server.config import ServerConfig
 from server.generation import Engine, Players, Publishing, Tiling
 from server.players.decisions import DecisionRound
-from server.players.lobby import PlayerEndpoint, WorldInfo
+from server.players.lobby import Peer, PlayerEndpoint, WorldInfo
 from server.players.registry import PlayerRegistry, RegistryConfig
 from server.publisher import FramePublisher
 from server.snapshot import (
@@ -57,6 +59,8 @@ class Server:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        check_exposure(config.host, config.keys, config.insecure)
+        self.keys = ServerKeys.load(config.keys) if config.keys is not None else None
         self.snapshot_key: SnapshotKey | None = None
         if config.snapshot_dir is not None or config.restore is not None:
             self.snapshot_key = load_key(config.key_file)
@@ -79,9 +83,14 @@ class Server:
                                   f"{e.strerror}") from e
         self.stop_event = threading.Event()
         self.context: zmq.Context[Any] = zmq.Context()
+        self.gatekeeper: Gatekeeper | None = None
+        if self.keys is not None:
+            self.gatekeeper = Gatekeeper(self.context, self.keys)
+        admits, is_operator = self._admits, self.is_operator
         self.broker = WorkerBroker(self.context, config.endpoint(config.worker_port),
                                    heartbeat=config.heartbeat,
-                                   batch_timeout=config.batch_timeout)
+                                   batch_timeout=config.batch_timeout, keys=self.keys,
+                                   admits=admits)
         self.registry = PlayerRegistry(RegistryConfig(
             energy_cap=config.energy_cap, energy_regen=config.energy_regen,
             grace=config.grace, heartbeat=config.player_heartbeat))
@@ -90,7 +99,8 @@ class Server:
         self.world_info = WorldInfo(grid.height, grid.width, str(self.rule), 0)
         self.lobby = PlayerEndpoint(self.context, config.endpoint(config.player_port),
                                     self.status, self.registry, self.world_info,
-                                    lambda: self.engine.generation)
+                                    lambda: self.engine.generation, keys=self.keys,
+                                    is_operator=is_operator)
         self.snapshotter: Snapshotter | None = None
         if config.snapshot_dir is not None:
             assert self.snapshot_key is not None
@@ -111,17 +121,31 @@ class Server:
         self._started = False
         self._closed = False
 
+    # -- who may do what ---------------------------------------------------------------
+
+    def _admits(self, key: bytes | None) -> bool:
+        """Whether a worker showing ``key`` may work here (any, without keys)."""
+        if self.gatekeeper is None:
+            return True
+        return key is not None and self.gatekeeper.admits(WORKERS, key)
+
+    def is_operator(self, key: bytes | None) -> bool:
+        """Whether ``key`` is an operator's (anyone's, without keys: loopback only, or
+        ``--insecure``)."""
+        return self.gatekeeper is None or self.gatekeeper.is_operator(key)
+
     # -- status, read by the lobby thread ----------------------------------------------
 
-    def status(self) -> dict[str, Any]:
+    def status(self, full: bool = True) -> dict[str, Any]:
+        """The status report; ``full`` (an operator asks) adds the workers' names,
+        which name their hosts: everyone else gets their count."""
         latest = self.engine.latest
         board = latest.board
         players = self.registry.snapshot()
-        return {
+        report: dict[str, Any] = {
             "generation": latest.generation,
             "players": sum(p.connected for p in players),
             "workers": self.broker.worker_count(),
-            "worker_names": self.broker.worker_names()[:4096],
             "population": board.population,
             "size": [latest.grid.height, latest.grid.width],
             "rule": str(self.rule),
@@ -130,14 +154,24 @@ class Server:
             "tick": self.config.tick,
             "running": not self.stop_event.is_set(),
         }
+        if full:
+            report["worker_names"] = self.broker.worker_names()[:4096]
+        return report
 
     # -- life cycle ----------------------------------------------------------------------
 
     def start(self) -> None:
         """Bind every endpoint and start the threads; ``ConfigError`` if a port is taken."""
+        if self.gatekeeper is not None:  # before any CURVE socket binds
+            self.gatekeeper.start()
+            self.gatekeeper.ready.wait()
+            if self.gatekeeper.error is not None:
+                self.close()
+                raise ConfigError(f"cannot start the gatekeeper: {self.gatekeeper.error}")
         try:
             self.publisher = FramePublisher(self.context,
-                                            self.config.endpoint(self.config.frame_port))
+                                            self.config.endpoint(self.config.frame_port),
+                                            self.keys)
         except zmq.ZMQError as e:
             self.close()
             raise ConfigError(f"cannot listen for frames on port {self.config.frame_port}: "
@@ -157,9 +191,11 @@ class Server:
             self.snapshotter.start()
         self._started = True
         grid = self.engine.grid
-        log.info("lifenet server ready: workers %s, players %s, frames %s; world %dx%d %s",
+        log.info("lifenet server ready: workers %s, players %s, frames %s; world %dx%d %s; %s",
                  self.broker.bound_endpoint, self.lobby.bound_endpoint, self.frame_endpoint,
-                 grid.height, grid.width, self.rule)
+                 grid.height, grid.width, self.rule,
+                 f"CURVE, server key {self.keys.pair.public.decode()}" if self.keys
+                 else "no keys: plain text, every peer trusted")
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -224,6 +260,9 @@ class Server:
                 thread.join(timeout=5)
         if self.publisher is not None:
             self.publisher.close()
+        if self.gatekeeper is not None and self.gatekeeper.is_alive():
+            self.gatekeeper.stop()  # last: sockets being closed may still ask it
+            self.gatekeeper.join(timeout=5)
         self.context.term()
 
     # -- snapshots -------------------------------------------------------------------------
@@ -248,13 +287,18 @@ class Server:
             self.snapshotter.between_generations(self.engine.generation, self.capture,
                                                  periodic=periodic, final=final)
 
-    def _on_snapshot(self, identity: bytes, msg: Message) -> Message | None:
-        """``SNAPSHOT``: answered by the snapshot writer once the file is written."""
+    def _on_snapshot(self, peer: Peer, msg: Message) -> Message | None:
+        """``SNAPSHOT``, for operators only: answered by the snapshot writer once the
+        file is written."""
         protocol.check_version(msg)
+        if not self.is_operator(peer.key):
+            return protocol.error(ErrorCode.NOT_ALLOWED, "snapshots are for operators: "
+                                  "sign in with a key on the server's authorized/operators "
+                                  "(lifenet snapshot save --keys DIR)", str(msg.kind))
         if self.snapshotter is None:
             return protocol.error(ErrorCode.NOT_ALLOWED, "this server takes no snapshots: "
                                   "start it with --snapshot-dir DIR", str(msg.kind))
-        return self.snapshotter.ask(identity, msg.body.get("send", False))
+        return self.snapshotter.ask(peer.identity, msg.body.get("send", False))
 
 
 def serve(config: ServerConfig) -> int:

@@ -4,8 +4,10 @@ Dispatcher threads never touch the worker endpoint; each owns an ``inproc`` DEAL
 socket to the broker's second ROUTER. The broker is a Paranoid Pirate queue between the
 two:
 
-- Workers announce themselves with ``READY`` (protocol version checked), get a
-  ``WELCOME``, and heartbeat both ways. A worker silent for ``liveness`` heartbeats, or
+- Workers announce themselves with ``READY`` (protocol version checked; on a server
+  with keys, only from a key the gatekeeper admits), get a ``WELCOME``, and heartbeat
+  both ways. A worker whose key is taken off the allow-list is dropped at the next
+  heartbeat round, its batches re-sent. A worker silent for ``liveness`` heartbeats, or
   one that says ``BYE``, is dropped, and every dispatcher whose batch it held is told so
   (``LOST``) at once, so the batch is re-sent elsewhere without waiting for a timeout.
 - A dispatcher's ``SEND`` waits in a FIFO until a live worker has credit (a worker takes
@@ -25,12 +27,14 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
 
 from server import envelope
+from server.auth import WORKERS, ServerKeys, peer_key, serve_curve
 from server.envelope import DISPATCH_ENDPOINT, Envelope, Key, Verb
 from server.transport import drain
 from shared import protocol
@@ -50,6 +54,7 @@ class WorkerPeer:
     credit: int
     io_latency: float
     expires: float
+    key: bytes | None = None  # its CURVE public key (None without keys)
     in_flight: dict[Key, bytes] = field(default_factory=dict)  # key -> dispatcher identity
     served: int = 0
 
@@ -71,7 +76,9 @@ class WorkerBroker(threading.Thread):
 
     def __init__(self, context: zmq.Context[Any], endpoint: str, *,
                  heartbeat: float = 1.0, liveness: int = 3, batch_timeout: float = 10.0,
-                 max_payload: int = protocol.MAX_PAYLOAD_BYTES) -> None:
+                 max_payload: int = protocol.MAX_PAYLOAD_BYTES,
+                 keys: ServerKeys | None = None,
+                 admits: Callable[[bytes | None], bool] = lambda key: True) -> None:
         super().__init__(name="broker", daemon=True)
         self.context = context
         self.endpoint = endpoint
@@ -79,6 +86,8 @@ class WorkerBroker(threading.Thread):
         self.liveness = liveness
         self.batch_timeout = batch_timeout
         self.max_payload = max_payload
+        self.keys = keys
+        self.admits = admits  # whether a worker's key may (still) work here
         self.stop_event = threading.Event()
         self.ready = threading.Event()
         self.bound_endpoint = ""
@@ -113,6 +122,7 @@ class WorkerBroker(threading.Thread):
             workers.setsockopt(zmq.LINGER, 0)
             workers.setsockopt(zmq.ROUTER_MANDATORY, 1)
             workers.setsockopt(zmq.MAXMSGSIZE, self.max_payload + protocol.MAX_HEADER_BYTES)
+            serve_curve(workers, self.keys, WORKERS)
             dispatch.setsockopt(zmq.LINGER, 0)
             workers.bind(self.endpoint)
             self.bound_endpoint = workers.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -164,7 +174,7 @@ class WorkerBroker(threading.Thread):
             return
         peer = self._workers.get(identity)
         if msg.kind is Kind.READY:
-            self._on_ready(workers, dispatch, identity, msg)
+            self._on_ready(workers, dispatch, identity, msg, peer_key(frames[1]))
             return
         if peer is None:
             if msg.kind is not Kind.BYE:
@@ -200,18 +210,23 @@ class WorkerBroker(threading.Thread):
             str(msg.kind)))
 
     def _on_ready(self, workers: zmq.Socket[Any], dispatch: zmq.Socket[Any],
-                  identity: bytes, msg: Message) -> None:
+                  identity: bytes, msg: Message, key: bytes | None) -> None:
         try:
             protocol.check_version(msg)
         except ProtocolError as e:
             self._send(workers, identity, protocol.error(ErrorCode(e.code), str(e), "ready"))
+            return
+        if not self.admits(key):  # its key left the allow-list since its handshake
+            self._send(workers, identity, protocol.error(
+                ErrorCode.NOT_ALLOWED, "this worker's key is not on the server's "
+                "allow-list", "ready"))
             return
         old = self._workers.get(identity)
         if old is not None:  # a worker that reconnected on the same identity
             self._drop(dispatch, old)
         peer = WorkerPeer(identity, self._next_id, msg["name"] or f"worker-{self._next_id}",
                           msg["credit"], msg["io_latency"],
-                          time.monotonic() + self.heartbeat * self.liveness)
+                          time.monotonic() + self.heartbeat * self.liveness, key)
         self._next_id += 1
         self._workers[identity] = peer
         self._publish_names()
@@ -230,7 +245,13 @@ class WorkerBroker(threading.Thread):
 
     def _beat(self, workers: zmq.Socket[Any], dispatch: zmq.Socket[Any], now: float) -> None:
         for peer in list(self._workers.values()):
-            if now > peer.expires:
+            if not self.admits(peer.key):
+                log.warning("worker %s: its key was taken off the allow-list: dropped, %d "
+                            "batches re-sent", peer.name, len(peer.in_flight))
+                self._send(workers, peer.identity, protocol.message(
+                    Kind.BYE, reason="this worker's key is no longer on the allow-list"))
+                self._drop(dispatch, peer)
+            elif now > peer.expires:
                 log.warning("worker %s missed %d heartbeats: dropped, %d batches re-sent",
                             peer.name, self.liveness, len(peer.in_flight))
                 self._drop(dispatch, peer)

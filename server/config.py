@@ -44,6 +44,8 @@ class ServerConfig:
     key_file: Path | None = None         # else LIFENET_SNAPSHOT_KEY
     snapshot_iterations: int = DEFAULT_ITERATIONS
     snapshot_timeout: float = DEFAULT_TIMEOUT
+    keys: Path | None = None             # CURVE on every endpoint (lifenet keys init)
+    insecure: bool = False               # listen beyond loopback without keys anyway
 
     @property
     def window(self) -> float:

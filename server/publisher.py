@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import zmq
 
+from server.auth import VIEWERS, ServerKeys, serve_curve
 from shared import protocol
 from shared.grid import Codes, as_payload
 from shared.protocol import Kind
@@ -26,11 +27,13 @@ FULL_EVERY = 32
 class FramePublisher:
     """Publishes generations; ``close`` it from the thread that made it."""
 
-    def __init__(self, context: zmq.Context[Any], endpoint: str) -> None:
+    def __init__(self, context: zmq.Context[Any], endpoint: str,
+                 keys: ServerKeys | None = None) -> None:
         self.sock = context.socket(zmq.XPUB)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.SNDHWM, 8)
         self.sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+        serve_curve(self.sock, keys, VIEWERS)
         try:
             self.sock.bind(endpoint)
         except zmq.ZMQError:

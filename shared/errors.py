@@ -5,7 +5,8 @@ turn any of them into one clear line and a non-zero exit::
 
     LifenetError
     ├── ConfigError          a bad option: size, rule, position, ...
-    │   └── RuleError        a B/S rule that does not parse or has B0
+    │   ├── RuleError        a B/S rule that does not parse or has B0
+    │   └── KeyFileError     a CURVE key file missing, malformed, too open, or in the way
     ├── PatternError         malformed RLE or a pattern that does not fit
     ├── RequestError         a request answered with an error reply (carries its code)
     │   ├── ProtocolError    bytes that are not a valid lifenet message
@@ -13,6 +14,7 @@ turn any of them into one clear line and a non-zero exit::
     │   └── NotAllowed       a valid request refused: a wrong token, no energy, a full
     │                        server, a request only operators may make
     ├── TransportError       a socket-level failure
+    │   ├── HandshakeError   the server refused the connection's handshake (keys)
     │   ├── PeerGone         the peer went away (missed heartbeats, timeout)
     │   └── Closed           we closed it ourselves (shutting down)
     ├── RemoteError          the peer answered with an error reply
@@ -37,6 +39,11 @@ class ConfigError(LifenetError, ValueError):
 
 class RuleError(ConfigError):
     """A Life-like rule in B/S notation does not parse, or is refused (B0)."""
+
+
+class KeyFileError(ConfigError):
+    """A CURVE key file is missing, malformed or readable by others, or a key would
+    overwrite one that exists."""
 
 
 class PatternError(LifenetError, ValueError):
@@ -80,6 +87,11 @@ class NotAllowed(RequestError):
 
 class TransportError(LifenetError):
     """A socket-level failure."""
+
+
+class HandshakeError(TransportError):
+    """The server refused the connection's handshake: no key where it wants CURVE, a
+    wrong server key, or a key it does not admit. The message says which."""
 
 
 class PeerGone(TransportError):

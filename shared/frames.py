@@ -18,17 +18,21 @@ import zmq
 from shared import protocol
 from shared.errors import ProtocolError
 from shared.grid import Codes
+from shared.keys import Credentials
 from shared.protocol import Kind, Message
 
 
 class FrameView:
     """The latest world as published by the server, from full frames and deltas."""
 
-    def __init__(self, endpoint: str, context: zmq.Context[Any] | None = None) -> None:
+    def __init__(self, endpoint: str, context: zmq.Context[Any] | None = None,
+                 credentials: Credentials | None = None) -> None:
         self.context = context or zmq.Context.instance()
         self.sock = self.context.socket(zmq.SUB)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.SUBSCRIBE, b"")
+        if credentials is not None:  # the server's frames are encrypted too
+            credentials.apply(self.sock)
         self.sock.connect(endpoint)
         self.codes: Codes | None = None
         self.gen = -1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -54,6 +55,20 @@ class Processes:
 
     def stop(self) -> None:
         self.children.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Per-user state (the keys a ``lifenet up`` makes) in the session's own directory,
+    never in the home directory of whoever runs the tests; children inherit it."""
+    path = tmp_path_factory.mktemp("state")
+    old = os.environ.get("LIFENET_STATE_DIR")
+    os.environ["LIFENET_STATE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("LIFENET_STATE_DIR", None)
+    else:
+        os.environ["LIFENET_STATE_DIR"] = old
 
 
 @pytest.fixture

@@ -45,13 +45,14 @@ def main(log_level: str) -> None:
 def _register() -> None:
     from client.commands import bot, client_command, status
     from server.cli.bench import bench
+    from server.cli.keys import keys
     from server.cli.loadtest import loadtest
     from server.cli.serve import server
     from server.cli.snapshot import snapshot
     from server.cli.up import up
     from server.cli.work import worker
 
-    for command in (server, worker, up, status, bot, client_command, snapshot, bench,
+    for command in (server, worker, up, status, bot, client_command, snapshot, keys, bench,
                     loadtest):
         main.add_command(command)
 

@@ -111,7 +111,33 @@ SERVER_OPTIONS: list[Callable[[F], F]] = [
                  help="Start from this snapshot: its world, rule and generation count."),
     click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
                  help="The snapshot key, one line [default: $LIFENET_SNAPSHOT_KEY]."),
+    click.option("--keys", type=click.Path(file_okay=False, path_type=Path), default=None,
+                 help="A keys directory (`lifenet keys init DIR`): CURVE on every endpoint, "
+                      "workers and operators by allow-list [default: no keys, loopback "
+                      "only]."),
+    click.option("--insecure", is_flag=True, default=False,
+                 help="Listen beyond loopback without --keys all the same: whoever reaches "
+                      "the ports computes, plays and takes snapshots."),
 ]
+
+
+def peer_key_options(role: str) -> Callable[[F], F]:
+    """``--keys DIR`` / ``--key FILE`` / ``--server-key FILE``: how a ``role`` (worker,
+    operator) reaches a server with keys. Names of files, never keys themselves."""
+    def decorate(func: F) -> F:
+        for option in reversed([
+            click.option("--keys", type=click.Path(file_okay=False, path_type=Path),
+                         default=None,
+                         help=f"A keys directory: its server.key and {role}.key_secret."),
+            click.option("--key", type=click.Path(dir_okay=False, path_type=Path),
+                         default=None,
+                         help=f"This {role}'s own key pair (a .key_secret file)."),
+            click.option("--server-key", type=click.Path(dir_okay=False, path_type=Path),
+                         default=None, help="The server's public key (its server.key)."),
+        ]):
+            func = option(func)
+        return func
+    return decorate
 
 
 def server_options(func: F) -> F:
@@ -136,7 +162,7 @@ def server_config(kwargs: dict[str, Any], *, default_tick: float = DEFAULT_TICK,
         grace=kwargs["grace"], decision_window=kwargs["decision_window"],
         restore=kwargs["restore"], snapshot_dir=kwargs["snapshot_dir"],
         snapshot_every=kwargs["snapshot_every"], snapshot_keep=kwargs["snapshot_keep"],
-        key_file=kwargs["key_file"])
+        key_file=kwargs["key_file"], keys=kwargs["keys"], insecure=kwargs["insecure"])
 
 
 def server_argv(kwargs: dict[str, Any], tick: float, out: Path | None) -> list[str]:
@@ -147,6 +173,10 @@ def server_argv(kwargs: dict[str, Any], tick: float, out: Path | None) -> list[s
             continue
         flag = "--" + name.replace("_", "-")
         if name == "tick":
+            continue
+        if isinstance(value, bool):  # a flag: present or not
+            if value:
+                argv.append(flag)
             continue
         if isinstance(value, tuple):
             value = ("x" if name in ("size", "tile") else ",").join(map(str, value))

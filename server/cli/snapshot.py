@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from server.cli.options import peer_key_options
 from server.snapshot import (
     DEFAULT_TIMEOUT,
     check_bytes,
@@ -27,7 +28,7 @@ from server.world import write_world
 from shared import protocol
 from shared.errors import PeerGone
 from shared.protocol import Kind
-from shared.remote import player_endpoint, request
+from shared.remote import credentials_for, player_endpoint, request
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 _key_file = click.option("--key-file", type=_FILE, default=None,
@@ -48,17 +49,23 @@ def snapshot() -> None:
               help="Seconds to wait for the snapshot to be written.")
 @click.option("--out", type=_FILE, default=None,
               help="Also fetch the (still encrypted) file and write it here.")
-def save(connect: str, timeout: float, out: Path | None) -> None:
+@peer_key_options("operator")
+def save(connect: str, timeout: float, out: Path | None, keys: Path | None,
+         key: Path | None, server_key: Path | None) -> None:
     """Ask a running server for a snapshot now; prints the written file's path.
 
     The server writes into its own --snapshot-dir, with its own key. With --out the file
     comes back over the connection and is written here too (whole, or not at all), after
-    its keyless checksum is checked: verify it with the key like any other.
+    its keyless checksum is checked: verify it with the key like any other. On a server
+    with keys only operators may ask: sign in with --keys DIR (its operator.key_secret)
+    or --key FILE --server-key FILE.
     """
     ask = protocol.message(Kind.SNAPSHOT, version=protocol.PROTOCOL_VERSION)
     if out is not None:
         ask.body["send"] = True
-    reply = request(player_endpoint(connect), ask, timeout)
+    endpoint = player_endpoint(connect)
+    reply = request(endpoint, ask, timeout, credentials=credentials_for(
+        endpoint, server_key, key, keys=keys, role="operator"))
     if reply.kind is not Kind.SNAPSHOT_REPLY:
         raise PeerGone(f"{connect} answered {reply.kind}, not a snapshot reply")
     if out is not None:

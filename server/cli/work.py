@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
+from server.cli.options import peer_key_options
 from server.worker import WorkerConfig, run_worker
+from shared.errors import KeyFileError
+from shared.remote import credentials_for
 
 
 @click.command()
@@ -18,11 +23,24 @@ from server.worker import WorkerConfig, run_worker
               help="Vectorised game_logic, or the book's per-cell Python functions.")
 @click.option("--heartbeat", type=click.FloatRange(0.05, 60.0), default=1.0,
               help="Seconds between heartbeats (the server's WELCOME may change it).")
+@peer_key_options("worker")
 def worker(connect: str, name: str, io_latency: float, credit: int, kernel: str,
-           heartbeat: float) -> None:
-    """Run a worker: compute count_neighbors and game_logic for the server's tiles."""
+           heartbeat: float, keys: Path | None, key: Path | None,
+           server_key: Path | None) -> None:
+    """Run a worker: compute count_neighbors and game_logic for the server's tiles.
+
+    With keys (--keys DIR, or --key FILE --server-key FILE) the connection is CURVE and
+    the server admits this worker only if its public key is on the server's
+    authorized/workers list.
+    """
     if "://" not in connect:
         connect = f"tcp://{connect}"
+    if server_key is not None and key is None:
+        raise KeyFileError("a worker needs its own key with --server-key: --key FILE, a "
+                           ".key_secret whose public half is on the server's "
+                           "authorized/workers")
+    credentials = credentials_for(connect, server_key, key, keys=keys, role="worker") \
+        if keys or server_key or key else None
     raise SystemExit(run_worker(WorkerConfig(
         connect=connect, name=name, io_latency=io_latency, credit=credit, kernel=kernel,
-        heartbeat=heartbeat)))
+        heartbeat=heartbeat, credentials=credentials)))

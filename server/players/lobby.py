@@ -24,6 +24,7 @@ from typing import Any
 
 import zmq
 
+from server.auth import PLAYERS, ServerKeys, peer_key, serve_curve
 from server.players.placing import placement_cells
 from server.players.registry import PlayerRegistry
 from server.transport import Wakeup, drain
@@ -36,7 +37,19 @@ log = logging.getLogger("lifenet.lobby")
 MAX_PLAYER_MESSAGE = 1 << 20
 OUTBOX_LIMIT = 1 << 16  # messages other threads may have waiting for this one to send
 
-Handler = Callable[[bytes, Message], Message | None]
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Who sent a request: its connection (the ROUTER identity, where replies go) and
+    the CURVE public key the gatekeeper accepted for it (``None`` without keys)."""
+
+    identity: bytes
+    key: bytes | None = None
+
+
+Handler = Callable[[Peer, Message], Message | None]
+Status = Callable[[bool], dict[str, Any]]  # the report; True: in full, for an operator
 
 
 @dataclass
@@ -53,8 +66,9 @@ class PlayerEndpoint(threading.Thread):
     """Owns the player endpoint and answers requests through a table of handlers."""
 
     def __init__(self, context: zmq.Context[Any], endpoint: str,
-                 status: Callable[[], dict[str, Any]], registry: PlayerRegistry,
-                 world: WorldInfo, generation: Callable[[], int]) -> None:
+                 status: Status, registry: PlayerRegistry, world: WorldInfo,
+                 generation: Callable[[], int], *, keys: ServerKeys | None = None,
+                 is_operator: Callable[[bytes | None], bool] = lambda key: True) -> None:
         super().__init__(name="lobby", daemon=True)
         self.context = context
         self.endpoint = endpoint
@@ -62,6 +76,8 @@ class PlayerEndpoint(threading.Thread):
         self.registry = registry
         self.world = world
         self.generation = generation
+        self.keys = keys
+        self.is_operator = is_operator
         self.stop_event = threading.Event()
         self.ready = threading.Event()
         self.bound_endpoint = ""
@@ -106,6 +122,7 @@ class PlayerEndpoint(threading.Thread):
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.MAXMSGSIZE, MAX_PLAYER_MESSAGE)
             sock.setsockopt(zmq.SNDHWM, 64)
+            serve_curve(sock, self.keys, PLAYERS)
             sock.bind(self.endpoint)
             self.bound_endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         except zmq.ZMQError as e:
@@ -127,7 +144,8 @@ class PlayerEndpoint(threading.Thread):
                 if sock in events:
                     for frames in drain(sock):
                         identity = frames[0].bytes
-                        reply = self.handle(identity, frames[1:])
+                        key = peer_key(frames[1]) if len(frames) > 1 else None
+                        reply = self.handle(Peer(identity, key), frames[1:])
                         if reply is not None:
                             # An asker that is gone or not reading loses its reply.
                             with contextlib.suppress(zmq.ZMQError):
@@ -148,7 +166,7 @@ class PlayerEndpoint(threading.Thread):
             with contextlib.suppress(zmq.ZMQError):
                 sock.send_multipart([identity, *frames], zmq.NOBLOCK, copy=False)
 
-    def handle(self, identity: bytes, frames: list[Any]) -> Message | None:
+    def handle(self, peer: Peer, frames: list[Any]) -> Message | None:
         """The reply to one request; never raises."""
         try:
             msg = protocol.decode(frames, MAX_PLAYER_MESSAGE)
@@ -162,7 +180,7 @@ class PlayerEndpoint(threading.Thread):
                                   f"{msg.kind} is not taken on the player endpoint",
                                   str(msg.kind))
         try:
-            return handler(identity, msg)
+            return handler(peer, msg)
         except RequestError as e:
             self.bad_messages += 1
             return protocol.error(ErrorCode(e.code), str(e), str(msg.kind))
@@ -171,13 +189,14 @@ class PlayerEndpoint(threading.Thread):
             return protocol.error(ErrorCode.BUSY, f"internal error: {type(e).__name__}",
                                   str(msg.kind))
 
-    def _on_status(self, identity: bytes, msg: Message) -> Message:
+    def _on_status(self, peer: Peer, msg: Message) -> Message:
         protocol.check_version(msg)
-        return protocol.message(Kind.STATUS_REPLY, **self.status())
+        return protocol.message(Kind.STATUS_REPLY, **self.status(self.is_operator(peer.key)))
 
-    def _on_join(self, identity: bytes, msg: Message) -> Message:
+    def _on_join(self, peer: Peer, msg: Message) -> Message:
         protocol.check_version(msg)
-        player, rejoined = self.registry.join(identity, msg["name"], msg.body.get("token"))
+        player, rejoined = self.registry.join(peer.identity, msg["name"],
+                                              msg.body.get("token"), peer.key)
         config = self.registry.config
         log.info("player %d %r %s", player.id, player.name, "rejoined" if rejoined else "joined")
         return protocol.message(
@@ -187,19 +206,19 @@ class PlayerEndpoint(threading.Thread):
             energy_cap=config.energy_cap, energy_regen=config.energy_regen,
             heartbeat=config.heartbeat, generation=self.generation(), rejoined=rejoined)
 
-    def _on_leave(self, identity: bytes, msg: Message) -> Message:
-        player = self.registry.auth(msg["player"], msg["token"], identity)
+    def _on_leave(self, peer: Peer, msg: Message) -> Message:
+        player = self.registry.auth(msg["player"], msg["token"], peer.identity, peer.key)
         self.registry.leave(player)
         log.info("player %d %r left", player.id, player.name)
         return protocol.message(Kind.BYE, reason="left; cells stay until the grace ends")
 
-    def _on_ping(self, identity: bytes, msg: Message) -> Message:
-        player = self.registry.auth(msg["player"], msg["token"], identity)
+    def _on_ping(self, peer: Peer, msg: Message) -> Message:
+        player = self.registry.auth(msg["player"], msg["token"], peer.identity, peer.key)
         return protocol.message(Kind.PONG, generation=self.generation(),
                                 energy=self.registry.energy_of(player.id))
 
-    def _on_place(self, identity: bytes, msg: Message) -> Message:
-        player = self.registry.auth(msg["player"], msg["token"], identity)
+    def _on_place(self, peer: Peer, msg: Message) -> Message:
+        player = self.registry.auth(msg["player"], msg["token"], peer.identity, peer.key)
         if msg["y"] >= self.world.height or msg["x"] >= self.world.width:
             raise ProtocolError(f"({msg['y']}, {msg['x']}) is outside the world "
                                 f"{self.world.height}x{self.world.width}", ErrorCode.BAD_FIELD)
@@ -211,7 +230,7 @@ class PlayerEndpoint(threading.Thread):
                                 energy=self.registry.energy_of(player.id),
                                 generation=landing)
 
-    def _on_decide(self, identity: bytes, msg: Message) -> Message | None:
-        player = self.registry.auth(msg["player"], msg["token"], identity)
+    def _on_decide(self, peer: Peer, msg: Message) -> Message | None:
+        player = self.registry.auth(msg["player"], msg["token"], peer.identity, peer.key)
         self.registry.post_decision(player, msg["gen"], msg["keep"], msg["let_die"])
         return None  # DECIDED follows when the generation is applied

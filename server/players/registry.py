@@ -13,6 +13,8 @@ Rules of the game (the README's "Playing", and ``docs/protocol.md``):
   ``player_code(id)``) and a secret session token. Every later request carries the
   token; a request whose token is not that player's is refused. Reconnecting with the
   token within the grace period gives back the same player.
+- On a server with keys, a session is bound to the CURVE key it joined with: the token
+  is refused from any other key (a stolen token alone is worth nothing), a rejoin too.
 - A player silent for ``liveness`` heartbeats is disconnected: its cells stay, it gets
   no more ``game_logic`` requests. After ``grace`` seconds its cells become neutral and
   its id can be given to a newcomer.
@@ -48,6 +50,7 @@ class Player:
     last_seen: float
     connected: bool = True
     disconnected_at: float | None = None
+    key: bytes | None = None  # the CURVE key the session is bound to (None: no keys)
 
     @property
     def code(self) -> int:
@@ -149,13 +152,16 @@ class PlayerRegistry:
 
     # -- sessions (lobby thread) -------------------------------------------------------
 
-    def join(self, identity: bytes, name: str, token: str | None) -> tuple[Player, bool]:
-        """A new player, or the one whose token this is (``rejoined`` True)."""
+    def join(self, identity: bytes, name: str, token: str | None,
+             key: bytes | None = None) -> tuple[Player, bool]:
+        """A new player (bound to ``key``), or the one whose token this is
+        (``rejoined`` True), if ``key`` is the one it is bound to."""
         now = time.monotonic()
         with self.lock:
             if token is not None:
                 for p in self.players.values():
                     if secrets.compare_digest(p.token, token):
+                        _check_key(p, key)
                         p.identity, p.last_seen = identity, now
                         p.connected, p.disconnected_at = True, None
                         return p, True
@@ -170,16 +176,19 @@ class PlayerRegistry:
                 unique = f"{clean[:28]}#{n}"
                 n += 1
             player = Player(free, unique, secrets.token_hex(16), identity,
-                            self.config.energy_cap, now)
+                            self.config.energy_cap, now, key=key)
             self.players[free] = player
             return player, False
 
-    def auth(self, player_id: int, token: str, identity: bytes) -> Player:
-        """The player this request speaks for, or ``NotAllowed``."""
+    def auth(self, player_id: int, token: str, identity: bytes,
+             key: bytes | None = None) -> Player:
+        """The player this request speaks for, or ``NotAllowed`` (a wrong token, or the
+        right one from another key than the session's)."""
         with self.lock:
             player = self.players.get(player_id)
             if player is None or not secrets.compare_digest(player.token, token):
                 raise NotAllowed(f"the token does not belong to player {player_id}")
+            _check_key(player, key)
             player.last_seen = time.monotonic()
             if not player.connected:
                 player.connected, player.disconnected_at = True, None
@@ -331,7 +340,8 @@ class PlayerRegistry:
 
     def restore(self, players: list[dict[str, Any]]) -> None:
         """Players from a snapshot, all disconnected: each may rejoin with its token
-        within the grace period, else its cells turn neutral as usual."""
+        within the grace period, else its cells turn neutral as usual. (Their keys are
+        not kept: the first key to rejoin with the token binds the session again.)"""
         now = time.monotonic()
         with self.lock:
             for d in players:
@@ -359,3 +369,13 @@ class PlayerRegistry:
         with self.lock:
             p = self.players.get(player_id)
             return p.energy if p else 0
+
+
+def _check_key(player: Player, key: bytes | None) -> None:
+    """Refuse a request from another key than the one ``player``'s session is bound to;
+    a session restored from a snapshot binds to the first key that rejoins."""
+    if player.key is None:
+        player.key = key
+    elif key != player.key:
+        raise NotAllowed(f"player {player.id}'s session is bound to another key than "
+                         "this connection's: a token works only from the key that joined")

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import IO
 
@@ -21,6 +22,7 @@ from server.tools import view
 from server.tools.children import LocalProcesses
 from shared.errors import ConfigError, LifenetError, PeerGone
 from shared.frames import FrameView
+from shared.keys import PUBLIC_SUFFIX, Credentials
 from shared.remote import status
 
 READY_TIMEOUT = 30.0
@@ -41,11 +43,16 @@ class Embedded:
     bot_strategy: str = "random"
     log_level: str = "info"
     log_file: IO[str] | None = None
+    keys: Path | None = None  # the keys directory: CURVE everywhere, workers by key
     stop_event: threading.Event = field(default_factory=threading.Event)
     children: LocalProcesses = field(init=False)
+    credentials: Credentials | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.children = LocalProcesses(log_level=self.log_level)
+        self.credentials = None
+        if self.keys is not None:  # up's own status requests and live view
+            self.credentials = Credentials.of(self.keys / f"server{PUBLIC_SUFFIX}")
 
     @property
     def connect_host(self) -> str:
@@ -64,18 +71,21 @@ class Embedded:
             watch=server, cancelled=self.stop_event.is_set)
         if ready is None:
             return  # stopped while starting: shutdown() ends what was started
+        worker_keys = ["--keys", str(self.keys)] if self.keys else []
         for i in range(self.workers):
             self.children.start(f"worker-{i + 1}", [
                 "worker", "--connect", f"tcp://{self.connect_host}:{self.worker_port}",
-                "--name", f"local-{i + 1}", *self.worker_argv], output)
+                "--name", f"local-{i + 1}", *worker_keys, *self.worker_argv], output)
         if self.bots:
+            bot_keys = (["--server-key", str(self.keys / f"server{PUBLIC_SUFFIX}")]
+                        if self.keys else [])
             self.children.start("bots", [
                 "bot", "--connect", self.player_endpoint, "--count", str(self.bots),
-                "--strategy", self.bot_strategy], output)
+                "--strategy", self.bot_strategy, *bot_keys], output)
 
     def _answers(self) -> bool:
         try:
-            status(self.player_endpoint, timeout=0.5)
+            status(self.player_endpoint, timeout=0.5, credentials=self.credentials)
         except PeerGone:
             return False
         return True
@@ -95,7 +105,8 @@ class Embedded:
     def watch(self) -> int:
         """Show the live world until the server finishes or a stop signal."""
         context = zmq.Context()
-        world = FrameView(f"tcp://{self.connect_host}:{self.frame_port}", context)
+        world = FrameView(f"tcp://{self.connect_host}:{self.frame_port}", context,
+                          self.credentials)
         out = sys.stdout
         live = out.isatty()
         last_line = 0.0

@@ -38,9 +38,11 @@ from shared import protocol
 from shared.errors import ConfigError, ProtocolError, RuleError
 from shared.grid import Codes, as_payload, pack_bits, unpack_bits
 from shared.kernel import rule_table, step_tile
+from shared.keys import Credentials
 from shared.life import step_tile_reference
 from shared.malloc import keep_freed_memory
 from shared.protocol import ErrorCode, Kind, Message
+from shared.remote import Handshake, secure
 from shared.rules import Rule, parse_rule
 
 log = logging.getLogger("lifenet.worker")
@@ -58,6 +60,7 @@ class WorkerConfig:
     backoff_min: float = 0.25
     backoff_max: float = 8.0
     stop: threading.Event = field(default_factory=threading.Event)
+    credentials: Credentials | None = None  # CURVE: the server's key and this worker's
 
     def effective_credit(self) -> int:
         if self.credit:
@@ -168,9 +171,12 @@ class Worker:
         sock = context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_PAYLOAD_BYTES + protocol.MAX_HEADER_BYTES)
+        secure(sock, self.config.credentials)
+        handshake = Handshake(sock, self.config.connect, self.config.credentials is not None)
         try:
             sock.connect(self.config.connect)
         except zmq.ZMQError as e:
+            handshake.close()
             sock.close()
             raise ConfigError(f"cannot connect to {self.config.connect!r}: {e}") from e
         self.held.clear()
@@ -187,6 +193,13 @@ class Worker:
                 wake = min(next_beat, server_expires, now + 0.2)
                 if self.held:
                     wake = min(wake, self.held[0].release)
+                if handshake.monitor is not None:
+                    why = handshake.failure()
+                    if why is not None:  # said once a connection; libzmq retries it
+                        log.error("%s", why)
+                        handshake.close()
+                    elif handshake.succeeded:
+                        handshake.close()
                 if sock.poll(max(0.0, wake - now) * 1000):
                     frames = sock.recv_multipart(copy=False)
                     server_expires = time.monotonic() + self.heartbeat * self.config.liveness
@@ -211,6 +224,7 @@ class Worker:
             self._send(sock, protocol.message(Kind.BYE, reason="worker stopping"))
             return Ended.STOP
         finally:
+            handshake.close()
             sock.close()
 
     def _on_message(self, sock: zmq.Socket[Any], frames: list[Any]) -> Heard:
