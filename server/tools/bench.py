@@ -64,6 +64,7 @@ from server.world import write_world
 from shared.errors import ConfigError, SimulationError
 from shared.grid import Grid
 from shared.kernel import step_grid
+from shared.keys import init_keys
 from shared.life import simulate
 from shared.rules import CONWAY
 
@@ -160,9 +161,12 @@ def expected_keys(profile: Profile) -> list[str]:
         if cells <= profile.book_cells:
             keys += [figure_key("io", a, cells) for a in BOOK_IO]
         keys.append(figure_key("io", "lifenet", cells))
+        if shape == profile.io_target_shapes[0]:
+            keys.append(figure_key("io", "lifenet-curve", cells))
     for shape in profile.cpu_shapes:
         cells = shape[0] * shape[1]
-        keys += [figure_key("cpu", a, cells) for a in ("python", "numpy", "lifenet")]
+        keys += [figure_key("cpu", a, cells)
+                 for a in ("python", "numpy", "lifenet", "lifenet-curve")]
     cells = profile.snapshot_shape[0] * profile.snapshot_shape[1]
     keys += [figure_key("snapshot", a, cells) for a in SNAPSHOT_PARTS]
     return keys
@@ -216,13 +220,15 @@ class LifenetRig:
     """An in-process ``Server`` and ``workers`` real worker processes on loopback."""
 
     def __init__(self, workers: int, io_latency: float = 0.0, log: Path | None = None,
-                 dispatchers: int = 16) -> None:
+                 dispatchers: int = 16, curve: bool = False) -> None:
         self.workers = workers
         self.io_latency = io_latency
         self.dispatchers = dispatchers
         self.log = log
+        self.curve = curve  # keys of its own: CURVE between the server and its workers
         self.children = LocalProcesses(log_level="warning")
         self.server: Server | None = None
+        self._keys: tempfile.TemporaryDirectory[str] | None = None
 
     def __enter__(self) -> LifenetRig:
         try:
@@ -241,6 +247,12 @@ class LifenetRig:
         argv = ["worker", "--connect", endpoint]
         if self.io_latency:
             argv += ["--io-latency", str(self.io_latency)]
+        keys = None
+        if self.curve:
+            self._keys = tempfile.TemporaryDirectory(prefix="lifenet-bench-keys-")
+            keys = Path(self._keys.name) / "keys"
+            init_keys(keys)
+            argv += ["--keys", str(keys)]
         # Workers first: spawning from a process without ZeroMQ's threads yet is safest,
         # and a worker simply retries its connection until the server binds.
         output: Path | int = self.log if self.log else subprocess.DEVNULL
@@ -249,7 +261,7 @@ class LifenetRig:
                    for i in range(self.workers)]
         self.server = Server(ServerConfig(
             worker_port=port, player_port=free_port(), frame_port=free_port(), size=(8, 8),
-            fill=0.0, tick=0.0, batch_timeout=30.0, dispatchers=self.dispatchers))
+            fill=0.0, tick=0.0, batch_timeout=30.0, dispatchers=self.dispatchers, keys=keys))
         self.server.start()
         server = self.server
         self.children.wait_until(
@@ -268,6 +280,9 @@ class LifenetRig:
         if self.server is not None:
             self.server.close()
             self.server = None
+        if self._keys is not None:
+            self._keys.cleanup()
+            self._keys = None
 
 
 # -- the run ---------------------------------------------------------------------------
@@ -312,13 +327,23 @@ class Report:
              self.get("cpu", "lifenet", cpu_small), self.get("cpu", "numpy", cpu_small),
              "ratio", 0.25),
             ("cpu: 4096x4096 <= 100 ms", self.get("cpu", "lifenet", cpu_big), None, "ms", 100),
+            ("curve: 1024x1024 <= 1.3x plain", self.get("cpu", "lifenet-curve", cpu_small),
+             self.get("cpu", "lifenet", cpu_small), "cost", 1.3),
+            ("curve: 4096x4096 <= 1.3x plain", self.get("cpu", "lifenet-curve", cpu_big),
+             self.get("cpu", "lifenet", cpu_big), "cost", 1.3),
+            ("curve: io 10 000 cells <= 1.3x plain", self.get("io", "lifenet-curve", io_mid),
+             self.get("io", "lifenet", io_mid), "cost", 1.3),
         ]
         out = []
         for name, fig, base, kind, limit in checks:
-            if fig is None or (kind == "ratio" and base is None):
+            if fig is None or (kind != "ms" and base is None):
                 continue
             if kind == "ms":
                 value, met = fig.ms, fig.ms <= limit
+            elif kind == "cost":  # how many times the base's time: at most the limit
+                assert base is not None
+                value = fig.ms / base.ms
+                met = value <= limit
             else:
                 assert base is not None
                 value = base.ms / fig.ms
@@ -340,7 +365,7 @@ class Report:
 
 
 def count_steps(profile: Profile) -> int:
-    return len(expected_keys(profile)) + 2  # and starting each lifenet rig
+    return len(expected_keys(profile)) + 3  # and starting three of the lifenet rigs
 
 
 def run_bench(profile: Profile, progress: Progress = lambda _: None,
@@ -376,12 +401,14 @@ def _run_cpu(p: Profile, report: Report, progress: Progress, log: Path) -> None:
         report.add(Figure("cpu", "python", shape, statistics.median(samples), samples,
                           note="shared.life.simulate, the book's step"))
     progress(f"starting lifenet with {p.workers} workers")
-    with LifenetRig(p.workers, log=log) as rig:
-        for shape in p.cpu_shapes:
-            progress(f"cpu lifenet {shape[0]}x{shape[1]}")
-            samples = measure(rig.step, soup(shape), p.repeats, p.warmup, p.min_time)
-            report.add(Figure("cpu", "lifenet", shape, statistics.median(samples), samples,
-                              note=f"{p.workers} worker processes"))
+    for approach, curve in (("lifenet", False), ("lifenet-curve", True)):
+        with LifenetRig(p.workers, log=log, curve=curve) as rig:
+            for shape in p.cpu_shapes:
+                progress(f"cpu {approach} {shape[0]}x{shape[1]}")
+                samples = measure(rig.step, soup(shape), p.repeats, p.warmup, p.min_time)
+                report.add(Figure("cpu", approach, shape, statistics.median(samples),
+                                  samples, note=f"{p.workers} worker processes"
+                                  + (", CURVE (keys)" if curve else "")))
 
 
 def _run_io(p: Profile, report: Report, progress: Progress, log: Path) -> None:
@@ -418,6 +445,13 @@ def _run_io(p: Profile, report: Report, progress: Progress, log: Path) -> None:
             samples = measure(rig.step, soup(shape), p.repeats, 0.0)
             report.add(Figure("io", "lifenet", shape, statistics.median(samples), samples,
                               note=f"{p.workers} worker processes"))
+    shape = p.io_target_shapes[0]
+    progress(f"starting lifenet with keys (CURVE), --io-latency {p.latency:g}")
+    with LifenetRig(p.workers, io_latency=p.latency, log=log, curve=True) as rig:
+        progress(f"io lifenet-curve {shape[0] * shape[1]} cells")
+        samples = measure(rig.step, soup(shape), p.repeats, 0.0)
+        report.add(Figure("io", "lifenet-curve", shape, statistics.median(samples), samples,
+                          note=f"{p.workers} worker processes, CURVE (keys)"))
 
 
 def _best(f: Callable[[], object], repeats: int) -> list[float]:
@@ -529,7 +563,7 @@ def table(report: Report) -> str:
             how = (f"median of >= {p.repeats} over >= {p.min_time:g} s, after {p.warmup:g} s "
                    "of warm-up")
         lines.append(f"{title} (ms per generation, {how}; x = times faster than {base_name})")
-        lines.append(f"  {'approach':<9} {'cells':>11} {'ms/gen':>12} {'x':>10}  note")
+        lines.append(f"  {'approach':<13} {'cells':>11} {'ms/gen':>12} {'x':>10}  note")
         figures = sorted((f for f in report.figures.values() if f.section == section),
                          key=lambda f: (f.cells, list(report.figures).index(f.key)))
         for f in figures:
@@ -543,7 +577,10 @@ def table(report: Report) -> str:
                 numpy = report.get("cpu", "numpy", f.shape)
                 if numpy is not None:
                     extra = f"; {numpy.ms / f.ms:.3f}x NumPy"
-            lines.append(f"  {f.approach:<9} {_cells_text(f.cells):>11} {ms:>12} "
+            plain = report.get(section, "lifenet", f.shape)
+            if f.approach == "lifenet-curve" and plain is not None and plain.ms > 0:
+                extra = f"; {f.ms / plain.ms:.2f}x the plain generation"
+            lines.append(f"  {f.approach:<13} {_cells_text(f.cells):>11} {ms:>12} "
                          f"{ratio:>10}  {f.note}{extra}")
         lines.append("")
     lines.append("  * extrapolated linearly from the smallest world measured")
@@ -565,6 +602,8 @@ def table(report: Report) -> str:
         value = t["value"]
         text = f"{value:.3f}" if value < 1 else f"{value:.1f}" if value < 1000 else \
             f"{value:,.0f}".replace(",", " ")
+        if "x plain" in t["target"]:
+            text = f"{value:.2f}"
         lines.append(f"  {'met    ' if t['met'] else 'NOT MET'} {t['target']:<42} "
                      f"{text} {unit}")
     lines.append(f"\nwall time {report.wall_s:.1f} s")

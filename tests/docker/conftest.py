@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from shared.keys import init_keys
 from tests.conftest import ROOT, free_port, wait_for
 
 BUILD_TIMEOUT = 1800.0
@@ -89,21 +90,22 @@ def docker_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-def lifenet_status(port: int, timeout: float = 1.0) -> dict[str, Any] | None:
+def lifenet_status(port: int, server_key: Path, timeout: float = 1.0) -> dict[str, Any] | None:
     """``lifenet status --json`` from the host, or ``None`` if the server does not answer."""
     proc = quiet([sys.executable, "-m", "server", "status", "--connect",
-                  f"tcp://127.0.0.1:{port}", "--json", "--timeout", str(timeout)],
-                 timeout=timeout + 30)
+                  f"tcp://127.0.0.1:{port}", "--json", "--timeout", str(timeout),
+                  "--server-key", str(server_key)], timeout=timeout + 30)
     if proc is None or proc.returncode != 0:
         return None
     report: dict[str, Any] = json.loads(proc.stdout)
     return report
 
 
-def wait_status(port: int, condition: Any, timeout: float, what: str) -> dict[str, Any]:
+def wait_status(port: int, server_key: Path, condition: Any, timeout: float,
+                what: str) -> dict[str, Any]:
     """Poll the server's status until ``condition(report)`` holds; the report."""
     def check() -> dict[str, Any] | None:
-        report = lifenet_status(port)
+        report = lifenet_status(port, server_key)
         return report if report is not None and condition(report) else None
 
     result: dict[str, Any] = wait_for(check, timeout, interval=0.3, what=what)
@@ -114,6 +116,18 @@ def image_has_command(image: str, *words: str) -> bool:
     """Whether ``lifenet WORDS --help`` works in the image (for features still to land)."""
     proc = quiet(["docker", "run", "--rm", "--network", "none", image, *words, "--help"])
     return proc is not None and proc.returncode == 0
+
+
+def make_keys(directory: Path) -> Path:
+    """``lifenet keys init DIR`` for a project, its secret files owned by the image's user
+    (uid 10001), as the README says: Compose mounts a secret as the host's file."""
+    if os.geteuid() != 0:
+        pytest.skip("the key files must be owned by the image's user (uid 10001): run "
+                    "the Docker tests as root, or chown them yourself as the README says")
+    init_keys(directory)
+    for path in directory.glob("*.key_secret"):
+        os.chown(path, 10001, 10001)
+    return directory
 
 
 @pytest.fixture(scope="session")
@@ -149,13 +163,15 @@ class Project:
         self.player_port = free_port()
         self.frame_port = free_port()
         self.log_dir = log_dir
+        self.keys = make_keys(log_dir / "keys")
+        self.server_key = self.keys / "server.key"
         self.files = [COMPOSE_FILE]
         # Fast heartbeats so that a lost worker is noticed in 1.5 s; a small world.
         self.env = docker_env(
             LIFENET_IMAGE=image, LIFENET_PLAYER_PORT=str(self.player_port),
             LIFENET_FRAME_PORT=str(self.frame_port), LIFENET_SERVER_HEARTBEAT="0.5",
             LIFENET_WORKER_HEARTBEAT="0.5", LIFENET_SERVER_SIZE="64x64",
-            LIFENET_SERVER_TICK="0.05")
+            LIFENET_SERVER_TICK="0.05", LIFENET_KEYS_DIR=str(self.keys))
 
     def __call__(self, *args: str, timeout: float = 180.0,
                  check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -184,7 +200,10 @@ class Project:
         return run(["docker", "inspect", "--format", template, container]).stdout.strip()
 
     def status(self) -> dict[str, Any] | None:
-        return lifenet_status(self.player_port)
+        return lifenet_status(self.player_port, self.server_key)
+
+    def wait_status(self, condition: Any, timeout: float, what: str) -> dict[str, Any]:
+        return wait_status(self.player_port, self.server_key, condition, timeout, what)
 
     def down(self) -> None:
         """Take everything down; whatever ``down`` missed is removed by force."""

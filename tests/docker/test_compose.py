@@ -8,6 +8,7 @@ their commands.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -20,11 +21,12 @@ import pytest
 
 from server.config import ServerConfig
 from server.world import build_world
+from shared.keys import write_pair
 from shared.life import simulate_many
 from shared.rle import parse_rle
 from shared.rules import CONWAY
 from tests.conftest import ROOT, Processes, wait_for
-from tests.docker.conftest import Project, image_has_command, run, wait_status
+from tests.docker.conftest import Project, image_has_command, quiet, run
 
 pytestmark = pytest.mark.docker
 
@@ -36,24 +38,24 @@ def workers_are(n: int):  # type: ignore[no-untyped-def]
 @pytest.mark.timeout(240, func_only=True)
 def test_scale_workers_lose_one_and_scale_again(project: Project) -> None:
     project("up", "-d", "--scale", "worker=3")
-    first = wait_status(project.player_port, lambda r: r["workers"] == 3 and r["generation"] > 0,
+    first = project.wait_status(lambda r: r["workers"] == 3 and r["generation"] > 0,
                         60, "3 workers and a first generation")
-    wait_status(project.player_port, lambda r: r["generation"] >= first["generation"] + 10,
+    project.wait_status(lambda r: r["generation"] >= first["generation"] + 10,
                 30, "generations to advance")
 
     workers = project.containers("worker")
     assert len(workers) == 3
     run(["docker", "kill", workers[0]])
-    report = wait_status(project.player_port, workers_are(2), 20,
+    report = project.wait_status(workers_are(2), 20,
                          "the server to drop the killed worker")
-    wait_status(project.player_port, lambda r: r["generation"] >= report["generation"] + 20,
+    project.wait_status(lambda r: r["generation"] >= report["generation"] + 20,
                 30, "generations to keep coming after a worker was killed")
 
     project("up", "-d", "--scale", "worker=5")
-    wait_status(project.player_port, workers_are(5), 30, "5 workers after scaling up")
+    project.wait_status(workers_are(5), 30, "5 workers after scaling up")
     project("up", "-d", "--scale", "worker=1")
-    report = wait_status(project.player_port, workers_are(1), 30, "1 worker after scaling down")
-    wait_status(project.player_port, lambda r: r["generation"] >= report["generation"] + 10,
+    report = project.wait_status(workers_are(1), 30, "1 worker after scaling down")
+    project.wait_status(lambda r: r["generation"] >= report["generation"] + 10,
                 30, "generations with one worker left")
 
 
@@ -66,10 +68,10 @@ def test_world_equals_the_reference_although_a_worker_was_killed(project: Projec
         LIFENET_SERVER_FILL=str(fill), LIFENET_SERVER_GENERATIONS=str(generations),
         LIFENET_SERVER_TICK="0.1", LIFENET_SERVER_OUT="/data/out.rle")
     project("up", "-d", "--scale", "worker=2")
-    wait_status(project.player_port, lambda r: r["workers"] == 2 and r["generation"] >= 20,
+    project.wait_status(lambda r: r["workers"] == 2 and r["generation"] >= 20,
                 60, "2 workers and generation 20")
     run(["docker", "kill", project.containers("worker")[0]])
-    report = wait_status(project.player_port, workers_are(1), 20,
+    report = project.wait_status(workers_are(1), 20,
                          "the server to drop the killed worker")
     assert report["generation"] < generations, "the worker was killed too late to matter"
 
@@ -86,11 +88,52 @@ def test_world_equals_the_reference_although_a_worker_was_killed(project: Projec
     assert np.array_equal(world.codes, expected.codes)
 
 
+@pytest.mark.timeout(240, func_only=True)
+def test_a_worker_container_with_an_unlisted_key_gets_nothing(project: Project,
+                                                             tmp_path: Path) -> None:
+    """Workers with the listed key compute; one started with a key of its own (the
+    right server key, not on authorized/workers) is refused at the handshake, never
+    counted, never sent a batch, and the world is still the reference's."""
+    size, seed, fill, generations = (32, 48), 11, 0.3, 150
+    project.env.update(
+        LIFENET_SERVER_SIZE=f"{size[0]}x{size[1]}", LIFENET_SERVER_SEED=str(seed),
+        LIFENET_SERVER_FILL=str(fill), LIFENET_SERVER_GENERATIONS=str(generations),
+        LIFENET_SERVER_TICK="0.1", LIFENET_SERVER_OUT="/data/out.rle")
+    project("up", "-d", "--scale", "worker=1")
+    project.wait_status(workers_are(1), 60, "the listed worker")
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    write_pair(stranger, "worker")
+    os.chown(stranger / "worker.key_secret", 10001, 10001)
+    server = project.containers("server")[0]
+    network = next(iter(json.loads(project.inspect(server, "{{json .NetworkSettings.Networks}}"))))
+    rogue = run(["docker", "run", "-d", "--network", network, "--label",
+                 f"com.docker.compose.project={project.name}",
+                 "-v", f"{stranger / 'worker.key_secret'}:/run/lifenet/keys/worker.key_secret:ro",
+                 "-v", f"{project.keys / 'server.key'}:/run/lifenet/keys/server.key:ro",
+                 project.env["LIFENET_IMAGE"], "worker", "--connect", "tcp://server:5555",
+                 "--keys", "/run/lifenet/keys", "--heartbeat", "0.5"]).stdout.strip()
+    try:
+        wait_for(lambda: "refused a workers key" in project("logs", "server").stdout, 30, 0.5,
+                 "the server to refuse the stranger's key")
+        report = project.wait_status(lambda r: r["generation"] >= 20, 60, "generation 20")
+        assert report["workers"] == 1
+        assert "refused this key" in run(["docker", "logs", rogue]).stderr
+        wait_for(lambda: project.inspect(server, "{{.State.Status}}") == "exited", 90, 0.3,
+                 f"the server to reach generation {generations} and exit")
+        run(["docker", "cp", f"{server}:/data/out.rle", str(tmp_path / "out.rle")])
+    finally:
+        quiet(["docker", "rm", "-f", rogue])
+    world = parse_rle((tmp_path / "out.rle").read_text())
+    grid, rule = build_world(ServerConfig(size=size, seed=seed, fill=fill))
+    assert np.array_equal(world.codes, simulate_many(grid, generations, rule or CONWAY).codes)
+
+
 @pytest.mark.timeout(180, func_only=True)
 def test_healthy_then_sigterm_stops_every_process_cleanly_and_down_leaves_nothing(
         project: Project) -> None:
     project("up", "-d", "--scale", "worker=2")
-    wait_status(project.player_port, workers_are(2), 60, "2 workers")
+    project.wait_status(workers_are(2), 60, "2 workers")
     server = project.containers("server")[0]
     wait_for(lambda: project.inspect(server, "{{.State.Health.Status}}") == "healthy", 60, 0.5,
              "the server's healthcheck to pass")
@@ -121,16 +164,16 @@ def test_a_player_on_the_host_joins_and_bots_play_in_compose(
         pytest.skip("the image has no `lifenet bot` yet (the players issue)")
     project.env.update(LIFENET_BOTS="2")
     project("up", "-d", "--scale", "worker=2")
-    wait_status(project.player_port, workers_are(2), 60, "2 workers")
+    project.wait_status(workers_are(2), 60, "2 workers")
     # A player on the host: a headless bot client places its patterns.
     bot = processes.lifenet("bot", "--connect", f"tcp://127.0.0.1:{project.player_port}",
-                            "--count", "1")
-    wait_status(project.player_port,
+                            "--count", "1", "--server-key", str(project.server_key))
+    project.wait_status(
                 lambda r: r["players"] >= 1 and any(v > 0 for v in r["scores"].values()), 60,
                 "the host's player to join and own live cells")
     assert bot.poll() is None, processes.log_of(bot)
     project("up", "-d", "--scale", "worker=2", "--scale", "bots=1")
-    wait_status(project.player_port, lambda r: r["players"] >= 3, 60,
+    project.wait_status(lambda r: r["players"] >= 3, 60,
                 "the bots service's 2 players to join")
 
 
@@ -172,12 +215,13 @@ def test_the_snapshot_key_as_a_secret_is_readable_by_the_server_only(project: Pr
                    check=False).stdout.strip() == ""
     # The server snapshots with the secret's key: a copy fetched to the host verifies
     # under the key file, and not under another key.
-    wait_status(project.player_port, workers_are(1), 60, "the worker")
+    project.wait_status(workers_are(1), 60, "the worker")
     copy = tmp_path / "copy.lns"
     host = {k: v for k, v in os.environ.items() if not k.startswith("LIFENET_")}
     saved = subprocess.run(
         [sys.executable, "-m", "server", "snapshot", "save", "--connect",
-         f"127.0.0.1:{project.player_port}", "--out", str(copy), "--timeout", "60"],
+         f"127.0.0.1:{project.player_port}", "--out", str(copy), "--timeout", "60",
+         "--keys", str(project.keys)],
         capture_output=True, text=True, timeout=90, cwd=ROOT, env=host)
     assert saved.returncode == 0, saved.stderr
     other = tmp_path / "other.key"

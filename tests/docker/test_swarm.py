@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import free_port, wait_for
-from tests.docker.conftest import docker_env, quiet, run, wait_status
+from tests.docker.conftest import docker_env, make_keys, quiet, run, wait_status
 
 pytestmark = pytest.mark.docker
 
@@ -45,23 +46,27 @@ def swarm(docker_engine: None) -> Iterator[None]:
 
 @pytest.mark.timeout(240, func_only=True)
 def test_the_compose_file_deploys_as_a_stack_and_workers_scale(swarm: None,
-                                                               lifenet_image: str) -> None:
+                                                               lifenet_image: str,
+                                                               tmp_path: Path) -> None:
     stack = f"lifenet-test-{uuid.uuid4().hex[:10]}"
     port = free_port()
+    keys = make_keys(tmp_path / "keys")  # the stack's secrets (uid 10001, mode 0400)
+    key = keys / "server.key"
     env = docker_env(LIFENET_IMAGE=lifenet_image, LIFENET_PLAYER_PORT=str(port),
                      LIFENET_FRAME_PORT=str(free_port()), LIFENET_WORKERS="2",
                      LIFENET_SERVER_HEARTBEAT="0.5", LIFENET_WORKER_HEARTBEAT="0.5",
-                     LIFENET_SERVER_SIZE="64x64", LIFENET_SERVER_TICK="0.05")
+                     LIFENET_SERVER_SIZE="64x64", LIFENET_SERVER_TICK="0.05",
+                     LIFENET_KEYS_DIR=str(keys))
     try:
         run(["docker", "stack", "deploy", "-c", "docker-compose.yml", stack], env=env)
-        first = wait_status(port, lambda r: r["workers"] == 2 and r["generation"] > 0, 120,
-                            "the stack's server with its 2 workers (deploy.replicas)")
-        wait_status(port, lambda r: r["generation"] >= first["generation"] + 10, 30,
+        first = wait_status(port, key, lambda r: r["workers"] == 2 and r["generation"] > 0,
+                            120, "the stack's server with its 2 workers (deploy.replicas)")
+        wait_status(port, key, lambda r: r["generation"] >= first["generation"] + 10, 30,
                     "generations to advance")
         run(["docker", "service", "scale", "--detach", f"{stack}_worker=3"])
-        wait_status(port, lambda r: r["workers"] == 3, 60, "3 workers after service scale")
+        wait_status(port, key, lambda r: r["workers"] == 3, 60, "3 workers after service scale")
         run(["docker", "service", "scale", "--detach", f"{stack}_worker=1"])
-        wait_status(port, lambda r: r["workers"] == 1, 60, "1 worker after scaling down")
+        wait_status(port, key, lambda r: r["workers"] == 1, 60, "1 worker after scaling down")
     finally:
         logs = quiet(["docker", "service", "logs", "--tail", "30", f"{stack}_server"])
         if logs is not None:
@@ -77,3 +82,6 @@ def test_the_compose_file_deploys_as_a_stack_and_workers_scale(swarm: None,
         wait_for(gone, 90, 0.5, f"the stack {stack} to be removed")
         for volume in run(["docker", "volume", "ls", "-q", "--filter", label]).stdout.split():
             quiet(["docker", "volume", "rm", "-f", volume])
+        for secret in run(["docker", "secret", "ls", "-q", "--filter", label],
+                          check=False).stdout.split():
+            quiet(["docker", "secret", "rm", secret])
