@@ -48,11 +48,16 @@ def credentials(connect: str, server_key: Path | None, key: Path | None) -> Cred
 @click.option("--timeout", type=click.FloatRange(0.1), default=5.0,
               help="Seconds to wait for the answer.")
 @key_options
+@click.option("--keys", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="A keys directory: sign in as its operator (who also sees the workers' "
+                   "names).")
 def status(connect: str, as_json: bool, timeout: float, server_key: Path | None,
-           key: Path | None) -> None:
+           key: Path | None, keys: Path | None) -> None:
     """Ask a running server for its status, once."""
-    report = get_status(player_endpoint(connect), timeout,
-                        credentials(connect, server_key, key))
+    endpoint = player_endpoint(connect)
+    report = get_status(endpoint, timeout, credentials_for(endpoint, server_key, key,
+                                                           keys=keys, role="operator"
+                                                           if keys else "player"))
     if as_json:
         click.echo(json.dumps(report, sort_keys=True))
         return
@@ -97,7 +102,8 @@ def bot(connect: str, count: int, strategy: str, name: str, seed: int | None,
               help="The server's player endpoint: HOST, HOST:PORT or tcp://HOST:PORT.")
 @click.option("--name", default="player", help="Your name on the scoreboard.")
 @click.option("--token", default=None,
-              help="Rejoin as the player this session token belongs to (printed on exit).")
+              help="Rejoin as the player this session token belongs to (printed on exit; "
+                   "better from $LIFENET_CLIENT_TOKEN than on the command line).")
 @click.option("--policy", type=click.Choice(list(POLICIES)), default="follow",
               help="How your cells answer the server's per-cell requests (d switches).")
 @click.option("--timeout", type=click.FloatRange(0.1), default=5.0,
@@ -115,7 +121,9 @@ def client_command(connect: str, name: str, token: str | None, policy: str,
     if app.failure:
         raise click.ClickException(app.failure)
     if token:
-        again = f"--token {token}"
+        # Through the environment: a command line is readable by every local user.
+        again = f"LIFENET_CLIENT_TOKEN={token} lifenet client ..."
         if keys is not None and key is None:
-            again += " (a session is bound to its key: keep one with --key FILE to rejoin)"
-        click.echo(f"session token {token} (rejoin within the grace period with {again})")
+            again += " with the same --key FILE (a session is bound to its key; this one " \
+                     "was a throwaway key: keep one with --key FILE next time)"
+        click.echo(f"session token {token}: rejoin within the grace period with {again}")

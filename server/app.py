@@ -90,7 +90,8 @@ class Server:
         self.broker = WorkerBroker(self.context, config.endpoint(config.worker_port),
                                    heartbeat=config.heartbeat,
                                    batch_timeout=config.batch_timeout, keys=self.keys,
-                                   admits=admits)
+                                   admits=admits, max_credit=config.max_credit,
+                                   max_io_latency=config.max_io_latency)
         self.registry = PlayerRegistry(RegistryConfig(
             energy_cap=config.energy_cap, energy_regen=config.energy_regen,
             grace=config.grace, heartbeat=config.player_heartbeat))
@@ -113,7 +114,8 @@ class Server:
             self.context, grid, self.rule, generation=generation,
             dispatchers=config.dispatchers,
             tiling=Tiling(*config.tile) if config.tile else None,
-            workers=self.broker.worker_count,
+            rates=self.broker.rates, fallback_after=config.fallback_after,
+            verification=config.verify,
             players=Players(self.registry, DecisionRound(self.registry, self.rule,
                                                          config.window, self.lobby.send)))
         self.publisher: FramePublisher | None = None
@@ -153,6 +155,10 @@ class Server:
             "ms_per_generation": latest.ms,
             "tick": self.config.tick,
             "running": not self.stop_event.is_set(),
+            "computed_locally": self.engine.computed_locally,
+            "checked": self.engine.checked,
+            "caught": self.engine.caught,
+            "quarantined": self.broker.quarantined(),
         }
         if full:
             report["worker_names"] = self.broker.worker_names()[:4096]
@@ -164,7 +170,9 @@ class Server:
         """Bind every endpoint and start the threads; ``ConfigError`` if a port is taken."""
         if self.gatekeeper is not None:  # before any CURVE socket binds
             self.gatekeeper.start()
-            self.gatekeeper.ready.wait()
+            if not self.gatekeeper.ready.wait(10):
+                self.close()
+                raise ConfigError("the gatekeeper did not start within 10 s")
             if self.gatekeeper.error is not None:
                 self.close()
                 raise ConfigError(f"cannot start the gatekeeper: {self.gatekeeper.error}")
@@ -217,6 +225,12 @@ class Server:
         while not self.stop_event.is_set():
             if config.generations is not None and self.engine.generation >= config.generations:
                 break
+            if self.gatekeeper is not None and not self.gatekeeper.is_alive():
+                # Every CURVE handshake now fails (ZAP enforced): stop rather than run
+                # a server that no one may reach, and say why.
+                log.error("the gatekeeper (ZAP) thread ended: stopping the server")
+                self.stop()
+                return 1
             began = time.monotonic()
             try:
                 self.advance()

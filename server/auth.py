@@ -37,6 +37,7 @@ from zmq.utils import z85
 
 from shared.errors import ConfigError, KeyFileError
 from shared.keys import PUBLIC_SUFFIX, SECRET_SUFFIX, KeyPair, load_allow_list, load_secret
+from shared.ratelimit import LogLimiter
 from shared.remote import is_loopback
 
 log = logging.getLogger("lifenet.auth")
@@ -45,7 +46,6 @@ ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 WORKERS, PLAYERS, VIEWERS = "workers", "players", "viewers"
 RELOAD_EVERY = 1.0
 REFUSAL_LOG_EVERY = 60.0  # one line per refused key per minute, at most
-MAX_REMEMBERED_REFUSALS = 4096
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,8 @@ def serve_curve(sock: zmq.Socket[Any], keys: ServerKeys | None, domain: str) -> 
     sock.curve_publickey = keys.pair.public
     sock.curve_secretkey = keys.pair.secret
     sock.zap_domain = domain.encode()
+    # With no ZAP handler answering, libzmq would otherwise admit any key: fail closed.
+    sock.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)
 
 
 def peer_key(frame: Any) -> bytes | None:
@@ -103,7 +105,11 @@ def peer_key(frame: Any) -> bytes | None:
 
 
 class AllowList:
-    """The public keys in one allow-list directory, read again when it changes."""
+    """The public keys in one allow-list directory, read again when it changes.
+
+    It fails closed: a file that cannot be read is skipped (and named once in the log),
+    a directory that is gone or unreadable admits no one, never the keys it had.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -126,11 +132,15 @@ class AllowList:
         stamp = self._signature()
         if stamp == self._stamp:
             return False
+        bad: list[str] = []
         try:
-            keys = frozenset(load_allow_list(self.directory))
-        except KeyFileError as e:
-            log.error("allow-list %s not reloaded: %s", self.directory, e)
-            return False
+            keys = frozenset(load_allow_list(self.directory, bad))
+        except Exception as e:  # gone, unreadable...: nobody on this list for now
+            log.error("allow-list %s cannot be read, so it admits no one: %s",
+                      self.directory, e)
+            keys = frozenset()
+        for why in bad:
+            log.error("allow-list %s: a file is skipped: %s", self.directory, why)
         with self._lock:
             changed = keys != self._keys
             self._stamp, self._keys = stamp, keys
@@ -147,8 +157,13 @@ class Gatekeeper(threading.Thread):
     """Answers ZAP requests for the server's context: the one place keys are admitted.
 
     Runs before any CURVE socket binds, and owns the ZAP socket. A refused key gets one
-    log line a minute at most (a flood of refused handshakes cannot flood the log) and
-    is counted in ``refused``.
+    log line a minute at most, and all refusals together a few lines a minute (a flood
+    of throwaway keys cannot flood the log); every one is counted in ``refused``.
+
+    It fails closed: every socket it serves insists on an answer
+    (``ZAP_ENFORCE_DOMAIN``), so while it is not running no handshake succeeds, and
+    ``admits``/``is_operator`` say no. Nothing a peer or a key file does can end its
+    loop; the server stops if it ever ends anyway (``Server.run``).
     """
 
     def __init__(self, context: zmq.Context[Any], keys: ServerKeys) -> None:
@@ -163,28 +178,32 @@ class Gatekeeper(threading.Thread):
         self.endpoint = ZAP_ENDPOINT
         self.refused = 0
         self.admitted = 0
-        self._logged: dict[bytes, float] = {}
+        self._refusals = LogLimiter(log, REFUSAL_LOG_EVERY, overall=10)
 
     def stop(self) -> None:
         self.stop_event.set()
 
     def admits(self, domain: str, key: bytes) -> bool:
         """Whether a peer showing ``key`` may connect to the endpoint of ``domain``."""
+        if not self.is_alive():
+            return False
         if domain == WORKERS:
             return key in self.workers
         return domain in (PLAYERS, VIEWERS)
 
     def is_operator(self, key: bytes | None) -> bool:
-        return key is not None and key in self.operators
+        return key is not None and self.is_alive() and key in self.operators
 
     def run(self) -> None:
-        sock = self.context.socket(zmq.REP)
+        sock: zmq.Socket[Any] | None = None
         try:
+            sock = self.context.socket(zmq.REP)
             sock.setsockopt(zmq.LINGER, 0)
             sock.bind(ZAP_ENDPOINT)
         except zmq.ZMQError as e:
             self.error = e
-            sock.close()
+            if sock is not None:
+                sock.close()
             self.ready.set()
             return
         self.ready.set()
@@ -192,7 +211,14 @@ class Gatekeeper(threading.Thread):
         try:
             while not self.stop_event.is_set():
                 if sock.poll(100):
-                    sock.send_multipart(self._answer(sock.recv_multipart()))
+                    request = sock.recv_multipart()
+                    try:
+                        reply = self._answer(request)
+                    except Exception:  # a bug here must refuse, never end the loop
+                        log.exception("ZAP request failed: refused")
+                        reply = [b"1.0", request[1] if len(request) > 1 else b"", b"500",
+                                 b"internal error", b"", b""]
+                    sock.send_multipart(reply)
                 if time.monotonic() >= next_reload:
                     self.workers.reload()
                     self.operators.reload()
@@ -220,13 +246,8 @@ class Gatekeeper(threading.Thread):
     def _refuse(self, request_id: bytes, domain: bytes, address: bytes, key: bytes,
                 why: str) -> list[bytes]:
         self.refused += 1
-        now = time.monotonic()
-        if now - self._logged.get(key, -REFUSAL_LOG_EVERY) >= REFUSAL_LOG_EVERY:
-            if len(self._logged) >= MAX_REMEMBERED_REFUSALS:
-                self._logged.clear()
-            self._logged[key] = now
-            log.warning("refused a %s key %s from %s: %s (%d refusals so far; this key "
-                        "is logged once a minute)", domain.decode(errors="replace"),
-                        key.decode() or "-", address.decode(errors="replace"), why,
-                        self.refused)
+        self._refusals.warning(key.decode() or "-",
+                               "refused a %s key %s from %s: %s (%d refusals so far)",
+                               domain.decode(errors="replace"), key.decode() or "-",
+                               address.decode(errors="replace"), why, self.refused)
         return [b"1.0", request_id, b"400", why.encode(), b"", b""]

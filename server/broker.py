@@ -7,12 +7,23 @@ two:
 - Workers announce themselves with ``READY`` (protocol version checked; on a server
   with keys, only from a key the gatekeeper admits), get a ``WELCOME``, and heartbeat
   both ways. A worker whose key is taken off the allow-list is dropped at the next
-  heartbeat round, its batches re-sent. A worker silent for ``liveness`` heartbeats, or
-  one that says ``BYE``, is dropped, and every dispatcher whose batch it held is told so
-  (``LOST``) at once, so the batch is re-sent elsewhere without waiting for a timeout.
-- A dispatcher's ``SEND`` waits in a FIFO until a live worker has credit (a worker takes
-  up to ``credit`` batches at once, so it never waits for the server). With no worker
-  at all, requests simply wait: nothing spins and nothing is lost.
+  heartbeat round, its batches re-sent. A worker silent for ``liveness`` heartbeats,
+  or one that says ``BYE``, is dropped, and every dispatcher whose batch it held is
+  told so (``LOST``) at once, so the batch is re-sent elsewhere without waiting for a
+  timeout.
+- What a worker declares is the server's to cap: its ``credit`` (batches held at once)
+  by ``max_credit``, its ``io_latency`` (which lengthens its batch deadline) by
+  ``max_io_latency``. The deadline of a batch is the server's.
+- A dispatcher's ``SEND`` waits in a FIFO until a live worker with credit may take it:
+  never one the batch must avoid (it failed this batch, or lied), and the one the
+  engine chose for it (``prefer``) while that one is alive. With no worker that may
+  take it, the request waits: nothing spins, and the dispatcher computes the batch
+  itself after its fallback delay (``CANCEL``).
+- Every answer measures its worker's speed (cells a second, from the moment the batch
+  left, or the worker's previous answer if later, to the answer): ``rates`` tells the
+  engine, which sizes each worker's share of the next generation by it.
+- A worker caught lying (``QUARANTINE``) is dropped and gets no more work for the
+  server's lifetime: its key is refused (on a server without keys, its connection).
 - A worker's ``RESULT`` goes back to the dispatcher that sent the batch. Results nobody
   waits for any more (an old attempt, an old generation) are dropped here.
 
@@ -40,8 +51,13 @@ from server.transport import drain
 from shared import protocol
 from shared.errors import ProtocolError
 from shared.protocol import ErrorCode, Kind, Message
+from shared.ratelimit import LogLimiter
 
 log = logging.getLogger("lifenet.broker")
+
+DEFAULT_MAX_CREDIT = 16
+DEFAULT_MAX_IO_LATENCY = 10.0
+RATE_SMOOTHING = 0.3  # weight of the newest measure in a worker's speed
 
 
 @dataclass
@@ -56,11 +72,28 @@ class WorkerPeer:
     expires: float
     key: bytes | None = None  # its CURVE public key (None without keys)
     in_flight: dict[Key, bytes] = field(default_factory=dict)  # key -> dispatcher identity
+    sent_at: dict[Key, tuple[float, int]] = field(default_factory=dict)  # key -> (t, cells)
+    last_answer: float = 0.0
+    rate: float | None = None  # cells a second, measured; None until its first answer
     served: int = 0
 
     @property
     def free(self) -> int:
         return self.credit - len(self.in_flight)
+
+    def measure(self, key: Key, now: float) -> None:
+        """Fold this answer's speed into ``rate``."""
+        sent = self.sent_at.pop(key, None)
+        if sent is None:
+            return
+        began, cells = sent
+        began = max(began, self.last_answer)  # it waited behind the worker's previous one
+        self.last_answer = now
+        if cells <= 0:
+            return
+        speed = cells / max(now - began, 1e-6)
+        self.rate = speed if self.rate is None else (
+            RATE_SMOOTHING * speed + (1 - RATE_SMOOTHING) * self.rate)
 
 
 @dataclass
@@ -69,6 +102,8 @@ class Request:
     key: Key
     exclude: frozenset[int]
     frames: list[Any]
+    prefer: int = 0
+    cells: int = 0
 
 
 class WorkerBroker(threading.Thread):
@@ -78,7 +113,9 @@ class WorkerBroker(threading.Thread):
                  heartbeat: float = 1.0, liveness: int = 3, batch_timeout: float = 10.0,
                  max_payload: int = protocol.MAX_PAYLOAD_BYTES,
                  keys: ServerKeys | None = None,
-                 admits: Callable[[bytes | None], bool] = lambda key: True) -> None:
+                 admits: Callable[[bytes | None], bool] = lambda key: True,
+                 max_credit: int = DEFAULT_MAX_CREDIT,
+                 max_io_latency: float = DEFAULT_MAX_IO_LATENCY) -> None:
         super().__init__(name="broker", daemon=True)
         self.context = context
         self.endpoint = endpoint
@@ -88,6 +125,8 @@ class WorkerBroker(threading.Thread):
         self.max_payload = max_payload
         self.keys = keys
         self.admits = admits  # whether a worker's key may (still) work here
+        self.max_credit = max_credit
+        self.max_io_latency = max_io_latency
         self.stop_event = threading.Event()
         self.ready = threading.Event()
         self.bound_endpoint = ""
@@ -97,8 +136,11 @@ class WorkerBroker(threading.Thread):
         self._next_id = 1
         self._lock = threading.Lock()  # guards the snapshot read by other threads
         self._names: list[str] = []
+        self._rates: dict[int, float | None] = {}
+        self._quarantined: set[bytes] = set()  # keys, or identities without keys
         self.dropped_workers = 0
         self.bad_messages = 0
+        self._odd = LogLimiter(log)  # what peers do wrong: a few lines, and a count
 
     # -- read from other threads ---------------------------------------------------
 
@@ -109,6 +151,16 @@ class WorkerBroker(threading.Thread):
     def worker_count(self) -> int:
         with self._lock:
             return len(self._names)
+
+    def rates(self) -> dict[int, float | None]:
+        """Each live worker's measured speed (cells a second), by worker id."""
+        with self._lock:
+            return dict(self._rates)
+
+    def quarantined(self) -> int:
+        """How many workers (keys, or connections without keys) were caught lying."""
+        with self._lock:
+            return len(self._quarantined)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -147,7 +199,7 @@ class WorkerBroker(threading.Thread):
                         self._on_worker(workers, dispatch, frames)
                 if dispatch in events:
                     for frames in drain(dispatch):
-                        self._on_dispatcher(frames)
+                        self._on_dispatcher(workers, dispatch, frames)
                 now = time.monotonic()
                 if now >= next_beat:
                     self._beat(workers, dispatch, now)
@@ -169,19 +221,26 @@ class WorkerBroker(threading.Thread):
             msg = protocol.decode(frames[1:], self.max_payload)
         except ProtocolError as e:
             self.bad_messages += 1
-            log.warning("bad message on the worker endpoint: %s", e)
+            self._odd.warning(f"bad:{identity.hex()}", "bad message on the worker endpoint: "
+                              "%s", e)
             self._send(workers, identity, protocol.error(ErrorCode(e.code), str(e)))
             return
         peer = self._workers.get(identity)
+        shown = peer_key(frames[1]) if self.keys else None  # without keys: no ZAP, no key
         if msg.kind is Kind.READY:
-            self._on_ready(workers, dispatch, identity, msg, peer_key(frames[1]))
+            self._on_ready(workers, dispatch, identity, msg, shown)
+            return
+        if peer is not None and shown != peer.key:  # cannot happen through ZAP: refuse it
+            self._odd.warning(peer.name, "a message on worker %s's connection came with "
+                              "another key: ignored", peer.name)
             return
         if peer is None:
             if msg.kind is not Kind.BYE:
                 self._send(workers, identity, protocol.error(
                     ErrorCode.UNKNOWN_PEER, "say READY first", str(msg.kind)))
             return
-        peer.expires = time.monotonic() + self.heartbeat * self.liveness
+        now = time.monotonic()
+        peer.expires = now + self.heartbeat * self.liveness
         if msg.kind is Kind.HEARTBEAT:
             return
         if msg.kind is Kind.RESULT or (msg.kind is Kind.ERROR and "ref" in msg.body
@@ -193,6 +252,11 @@ class WorkerBroker(threading.Thread):
                 log.debug("dropping a result nobody waits for: %s from %s", key, peer.name)
                 return
             peer.served += 1
+            if msg.kind is Kind.RESULT:
+                peer.measure(key, now)
+                self._publish_names()
+            else:
+                peer.sent_at.pop(key, None)
             # The frames as received (validated above): passing zmq Frames on shares their
             # buffers, where re-encoded memoryviews would be tracked by pyzmq's gc thread.
             envelope.send(dispatch, Envelope(Verb.REPLY, key, peer.id, frames=frames[1:]),
@@ -221,16 +285,26 @@ class WorkerBroker(threading.Thread):
                 ErrorCode.NOT_ALLOWED, "this worker's key is not on the server's "
                 "allow-list", "ready"))
             return
+        if (key or identity) in self._quarantined:
+            self._send(workers, identity, protocol.error(
+                ErrorCode.NOT_ALLOWED, "this worker was quarantined: it answered a batch "
+                "wrongly", "ready"))
+            return
         old = self._workers.get(identity)
         if old is not None:  # a worker that reconnected on the same identity
             self._drop(dispatch, old)
+        credit = min(msg["credit"], self.max_credit)
+        io_latency = min(msg["io_latency"], self.max_io_latency)
         peer = WorkerPeer(identity, self._next_id, msg["name"] or f"worker-{self._next_id}",
-                          msg["credit"], msg["io_latency"],
+                          credit, io_latency,
                           time.monotonic() + self.heartbeat * self.liveness, key)
         self._next_id += 1
         self._workers[identity] = peer
         self._publish_names()
-        log.info("worker %s joined (id %d, credit %d)", peer.name, peer.id, peer.credit)
+        capped = "" if (credit, io_latency) == (msg["credit"], msg["io_latency"]) else \
+            f" (asked for credit {msg['credit']}, io_latency {msg['io_latency']:g}: capped)"
+        log.info("worker %s joined (id %d, credit %d)%s", peer.name, peer.id, peer.credit,
+                 capped)
         self._send(workers, identity, protocol.message(
             Kind.WELCOME, version=protocol.PROTOCOL_VERSION, worker=peer.id,
             heartbeat=self.heartbeat))
@@ -242,6 +316,22 @@ class WorkerBroker(threading.Thread):
             envelope.send(dispatch, Envelope(Verb.LOST, key, peer.id), to=dispatcher)
         peer.in_flight.clear()
         self._publish_names()
+
+    def _quarantine(self, workers: zmq.Socket[Any], dispatch: zmq.Socket[Any],
+                    worker_id: int) -> None:
+        """No more work for the worker ``worker_id``: its key (or, without keys, its
+        connection) is refused for the server's lifetime."""
+        peer = next((p for p in self._workers.values() if p.id == worker_id), None)
+        if peer is None:
+            return  # gone meanwhile: it was quarantined by an earlier report, or left
+        with self._lock:
+            self._quarantined.add(peer.key or peer.identity)
+        log.warning("worker %s (id %d%s) answered a batch wrongly: quarantined, no more "
+                    "work for it", peer.name, peer.id,
+                    f", key {peer.key.decode()}" if peer.key else "")
+        self._send(workers, peer.identity, protocol.message(
+            Kind.BYE, reason="quarantined: a batch was answered wrongly"))
+        self._drop(dispatch, peer)
 
     def _beat(self, workers: zmq.Socket[Any], dispatch: zmq.Socket[Any], now: float) -> None:
         for peer in list(self._workers.values()):
@@ -262,47 +352,51 @@ class WorkerBroker(threading.Thread):
     def _publish_names(self) -> None:
         with self._lock:
             self._names = [p.name for p in self._workers.values()]
+            self._rates = {p.id: p.rate for p in self._workers.values()}
 
     # -- dispatchers -----------------------------------------------------------------
 
-    def _on_dispatcher(self, frames: list[Any]) -> None:
+    def _on_dispatcher(self, workers: zmq.Socket[Any], dispatch: zmq.Socket[Any],
+                       frames: list[Any]) -> None:
         dispatcher = bytes(frames[0].buffer)
         got = envelope.decode(frames[1:])
         if got.verb is Verb.SEND:
-            self._pending.append(Request(dispatcher, got.key, got.exclude, got.frames))
+            self._pending.append(Request(dispatcher, got.key, got.exclude, got.frames,
+                                         got.prefer, got.cells))
+        elif got.verb is Verb.CANCEL:
+            self._pending = deque(r for r in self._pending if r.key != got.key)
+        elif got.verb is Verb.QUARANTINE:
+            self._quarantine(workers, dispatch, got.worker)
         else:
             log.error("a dispatcher sent %s, which only the broker sends", got.verb)
 
+    def _candidates(self, request: Request, free: list[WorkerPeer]) -> list[WorkerPeer]:
+        """The workers with credit that may take ``request`` now: never one it must
+        avoid; only the one chosen for it while that one lives."""
+        allowed = [p for p in free if p.id not in request.exclude]
+        if request.prefer and any(p.id == request.prefer for p in self._workers.values()):
+            return [p for p in allowed if p.id == request.prefer]
+        return allowed
+
     def _assign(self, workers: zmq.Socket[Any], dispatch: zmq.Socket[Any]) -> None:
-        """Hand waiting requests to live workers with free credit, oldest first."""
+        """Hand waiting requests to the workers that may take them, oldest first; a
+        request no worker may take now waits without holding up the ones behind it."""
+        waiting: deque[Request] = deque()
         while self._pending:
             free = [p for p in self._workers.values() if p.free > 0]
             if not free:
-                return
-            request = self._pending[0]
-            preferred = [p for p in free if p.id not in request.exclude]
-            if not preferred:
-                others_alive = any(p.id not in request.exclude for p in self._workers.values())
-                if others_alive:
-                    # Another worker will have credit soon; let newer requests go first.
-                    if not self._assign_other(workers, dispatch, free):
-                        return
-                    continue
-                preferred = free
-            peer = max(preferred, key=lambda p: (p.free, -p.served))
-            self._pending.popleft()
+                break
+            request = self._pending.popleft()
+            choices = self._candidates(request, free)
+            if not choices:
+                waiting.append(request)
+                continue
+            peer = max(choices, key=lambda p: (p.free, p.rate or 0.0, -p.served))
             if not self._forward(workers, dispatch, peer, request):
-                return
-
-    def _assign_other(self, workers: zmq.Socket[Any], dispatch: zmq.Socket[Any],
-                      free: list[WorkerPeer]) -> bool:
-        for i, request in enumerate(self._pending):
-            choices = [p for p in free if p.id not in request.exclude]
-            if choices:
-                del self._pending[i]
-                return self._forward(workers, dispatch, max(choices, key=lambda p: p.free),
-                                     request)
-        return False
+                waiting.append(request)
+                break
+        waiting.extend(self._pending)
+        self._pending = waiting
 
     def _forward(self, workers: zmq.Socket[Any], dispatch: zmq.Socket[Any],
                  peer: WorkerPeer, request: Request) -> bool:
@@ -310,13 +404,15 @@ class WorkerBroker(threading.Thread):
         try:
             workers.send_multipart([peer.identity, *request.frames], zmq.NOBLOCK, copy=False)
         except zmq.Again:  # the worker's queue is full: try again on the next turn
-            self._pending.appendleft(request)
             return False
         except zmq.ZMQError:  # EHOSTUNREACH: the worker vanished between beats
-            self._pending.appendleft(request)
             self._drop(dispatch, peer)
             return False
+        now = time.monotonic()
         peer.in_flight[request.key] = request.dispatcher
+        peer.sent_at[request.key] = (now, request.cells)
+        # The deadline is the server's: its batch timeout, and the worker's declared
+        # I/O latency only as far as the server's cap on it.
         timeout = self.batch_timeout + 2 * peer.io_latency
         envelope.send(dispatch, Envelope(Verb.SENT, request.key, peer.id, timeout),
                       to=request.dispatcher)
@@ -329,4 +425,3 @@ class WorkerBroker(threading.Thread):
             return True
         except zmq.ZMQError:
             return False
-

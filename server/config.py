@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from server.broker import DEFAULT_MAX_CREDIT, DEFAULT_MAX_IO_LATENCY
 from server.snapshot import DEFAULT_ITERATIONS, DEFAULT_TIMEOUT
+from server.verify import Verification
 from shared.rules import Rule
 
 DEFAULT_TICK = 0.1
+DEFAULT_VERIFY = 0.05    # sample:0.05: one answer in twenty checked by the server
+DEFAULT_FALLBACK = 2.0   # seconds a batch may wait for a worker before the server computes it
 
 
 @dataclass
@@ -46,6 +50,10 @@ class ServerConfig:
     snapshot_timeout: float = DEFAULT_TIMEOUT
     keys: Path | None = None             # CURVE on every endpoint (lifenet keys init)
     insecure: bool = False               # listen beyond loopback without keys anyway
+    verify: Verification = field(default_factory=lambda: Verification(DEFAULT_VERIFY))
+    fallback_after: float | None = DEFAULT_FALLBACK  # None: wait for a worker forever
+    max_credit: int = DEFAULT_MAX_CREDIT             # batches a worker may hold at once
+    max_io_latency: float = DEFAULT_MAX_IO_LATENCY   # a worker's declared I/O, at most
 
     @property
     def window(self) -> float:

@@ -4,10 +4,15 @@ A ``Dispatcher`` is a ``StoppableWorker``: it takes a ``Batch`` (a tile of the f
 generation with its one-cell halo) from the ``ClosableQueue``, sends it through its own
 socket to the broker, which hands it to a live worker, and blocks on the reply with a
 timeout. When the worker dies (the broker says ``LOST``), stalls (the timeout passes) or
-answers with an error, the batch is sent again, avoiding that worker, up to
-``max_attempts`` times. The answered tile is written into the next generation's
-``LockingGrid`` with ``paste_once``, so a batch is applied at most once even when two
-attempts both answer. Replies for another batch or generation are ignored.
+answers with an error, the batch is sent again, never to that worker, up to
+``max_attempts`` times. When no worker takes it within ``fallback_after`` seconds, the
+dispatcher computes it itself (``server.verify.LocalKernel``): the world never waits on
+a peer's word. An answer drawn for checking (``--verify``) is computed here too and
+compared; a liar's answer is replaced by the server's and the liar quarantined.
+
+The tile is written into the next generation's ``LockingGrid`` with ``paste_once``, so
+a batch is applied at most once even when two attempts both answer. Replies for
+another batch or generation are ignored.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import zmq
 
 from server import envelope
 from server.envelope import DISPATCH_ENDPOINT, Envelope, Key, Verb
+from server.verify import UNVERIFIED, LocalKernel, Verification
 from shared import protocol
 from shared.errors import Closed, ProtocolError, SimulationError
 from shared.grid import Codes, LockingGrid, as_payload, unpack_bits
@@ -49,6 +55,7 @@ class Batch:
     rule: str
     packed: bool = False  # every cell is 0 or 1: one bit a cell on the wire
     tile_max: int = 1     # the largest code in the tile (an answer cannot exceed it)
+    prefer: int = 0       # the worker the engine chose for it (0: any)
 
     @property
     def cells(self) -> tuple[int, int, int, int]:
@@ -62,16 +69,23 @@ class Fate(Enum):
     TIMEOUT = "timed out"
     LOST = "was lost"
     ERROR = "failed"
+    UNTAKEN = "was taken by no worker"
+
+
+LOCAL = 0  # the "worker" of a batch the server computed itself
 
 
 @dataclass
 class Answer:
-    """How a batch was answered: by which worker, whether this answer was the one
-    applied, and the shortest per-cell I/O wait the worker reported (if it did)."""
+    """How a batch was answered: by which worker (``LOCAL``: the server), whether this
+    answer was the one applied, the shortest per-cell I/O wait the worker reported (if
+    it did), whether the server checked it, and whether the check caught a lie."""
 
     worker: int
     applied: bool
     min_wait: float | None = None
+    checked: bool = False
+    lied: bool = False
 
 
 class Dispatcher(StoppableWorker[Batch, Answer]):
@@ -79,11 +93,17 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
 
     def __init__(self, context: zmq.Context[Any], in_queue: ClosableQueue[Batch],
                  out_queue: Queue[Outcome[Batch, Answer]], stop_event: threading.Event,
-                 *, max_attempts: int = 5, name: str = "dispatcher") -> None:
+                 *, max_attempts: int = 5, name: str = "dispatcher",
+                 fallback_after: float | None = None,
+                 verification: Verification = UNVERIFIED,
+                 kernel: LocalKernel | None = None) -> None:
         super().__init__(None, in_queue, out_queue, name=name)
         self.context = context
         self.stop_event = stop_event
         self.max_attempts = max_attempts
+        self.fallback_after = fallback_after  # None: wait for a worker, however long
+        self.verification = verification
+        self.kernel = kernel or LocalKernel()
         self.sock: zmq.Socket[Any] | None = None
         self.resent = 0
 
@@ -98,16 +118,33 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
             self.sock.close()
             self.sock = None
 
+    def compute_here(self, batch: Batch) -> Codes:
+        """The batch's next generation computed in this process."""
+        return self.kernel.compute(batch.tile, batch.h, batch.w, batch.rule, batch.packed)
+
     def process(self, batch: Batch) -> Answer:
         exclude: list[int] = []
         reasons: list[str] = []
         for attempt in range(self.max_attempts):
             self._send(batch, attempt, exclude)
             fate, worker, detail = self._await(batch, attempt)
+            if fate is Fate.UNTAKEN:  # no worker would or could: the server computes it
+                self._cancel(batch, attempt)
+                applied = batch.target.paste_once(batch.index, batch.y, batch.x,
+                                                  self.compute_here(batch))
+                return Answer(LOCAL, applied)
             if isinstance(detail, tuple):
                 codes, min_wait = detail
+                checked = lied = False
+                if self.verification.picks():
+                    checked = True
+                    truth = self.compute_here(batch)
+                    if not np.array_equal(codes, truth):
+                        lied = True
+                        self._quarantine(batch, attempt, worker)
+                        codes = truth
                 applied = batch.target.paste_once(batch.index, batch.y, batch.x, codes)
-                return Answer(worker, applied, min_wait)
+                return Answer(worker, applied, min_wait, checked, lied)
             self.resent += 1
             reasons.append(f"worker {worker} {fate.value}: {detail}")
             log.warning("batch %d of generation %d, attempt %d: %s; sending it again",
@@ -126,21 +163,41 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
             rule=batch.rule, **({"packed": True} if batch.packed else {}))
         envelope.send(self.sock, Envelope(Verb.SEND, Key(batch.gen, batch.index, attempt),
                                           exclude=frozenset(exclude),
+                                          prefer=batch.prefer if attempt == 0 else 0,
+                                          cells=batch.h * batch.w,
                                           frames=protocol.encode(msg)))
+
+    def _cancel(self, batch: Batch, attempt: int) -> None:
+        assert self.sock is not None
+        envelope.send(self.sock, Envelope(Verb.CANCEL, Key(batch.gen, batch.index, attempt)))
+
+    def _quarantine(self, batch: Batch, attempt: int, worker: int) -> None:
+        """Tell the broker: ``worker`` answered this batch wrongly."""
+        assert self.sock is not None
+        log.warning("batch %d of generation %d: worker %d's answer differs from the "
+                    "server's own computation: it is quarantined", batch.index, batch.gen,
+                    worker)
+        envelope.send(self.sock, Envelope(Verb.QUARANTINE, Key(batch.gen, batch.index,
+                                                               attempt), worker))
 
     def _await(self, batch: Batch, attempt: int) -> tuple[Fate, int, object]:
         """Wait for this attempt's fate: ``(Fate.OK, worker, (codes, min_wait))``, or a
         failure with its reason."""
         assert self.sock is not None
         deadline: float | None = None
+        untaken = None if self.fallback_after is None \
+            else time.monotonic() + self.fallback_after
         worker = 0
         while True:
             if self.stop_event.is_set():
                 raise Closed("server stopping")
             wait = 0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))
             if not self.sock.poll(int(wait * 1000)):
-                if deadline is not None and time.monotonic() >= deadline:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
                     return Fate.TIMEOUT, worker, "no answer before the batch timeout"
+                if deadline is None and untaken is not None and now >= untaken:
+                    return Fate.UNTAKEN, 0, "no worker took it in time"
                 continue
             got = envelope.decode(self.sock.recv_multipart(copy=False))
             if (got.key.gen, got.key.batch) != (batch.gen, batch.index):

@@ -9,14 +9,18 @@ of the wire format; it is written down here, in one place, and in ``docs/protoco
 
 ::
 
-    dispatcher -> broker   [SEND,  key, exclude, *batch frames]
+    dispatcher -> broker   [SEND,  key, how, *batch frames]   send it to a live worker
+                           [CANCEL, key, worker]             no longer: computed here
+                           [QUARANTINE, key, worker]         that worker lied: no more work
     broker -> dispatcher   [SENT,  key, worker]              the batch left for a worker
                            [LOST,  key, worker]              that worker is gone
                            [REPLY, key, worker, *frames]     the worker's answer
 
-``key`` is ``msgpack([gen, batch, attempt])``, ``exclude`` a msgpack list of worker ids
-the batch must avoid (those that failed it), and ``worker`` a msgpack ``[id, timeout]``:
-who took it, and how long the dispatcher should wait for its answer (``SENT`` only).
+``key`` is ``msgpack([gen, batch, attempt])``; ``how`` is ``msgpack([exclude, prefer,
+cells])``: the worker ids the batch must avoid (those that failed it or lied), the
+worker the engine chose for it (0: any), and its number of cells (for the broker's
+measure of each worker's speed); ``worker`` is ``msgpack([id, timeout])``: who took it,
+and how long the dispatcher should wait for its answer (``SENT`` only).
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ class Verb(Enum):
     """What an envelope says."""
 
     SEND = b"SEND"    # dispatcher -> broker: send this batch to a live worker
+    CANCEL = b"CANCEL"  # dispatcher -> broker: forget it (the server computed it)
+    QUARANTINE = b"QUARANTINE"  # dispatcher -> broker: that worker lied: no more work
     SENT = b"SENT"    # broker -> dispatcher: it left for this worker
     LOST = b"LOST"    # broker -> dispatcher: that worker is gone, with the batch
     REPLY = b"REPLY"  # broker -> dispatcher: the worker's answer
@@ -58,6 +64,8 @@ class Envelope:
     worker: int = 0                 # SENT, LOST, REPLY: the worker's id
     timeout: float = 0.0            # SENT: seconds to wait for the answer
     exclude: frozenset[int] = frozenset()  # SEND: workers to avoid
+    prefer: int = 0                 # SEND: the worker chosen for it (0: any)
+    cells: int = 0                  # SEND: how many cells it has
     frames: list[Any] = field(default_factory=list)
 
 
@@ -70,7 +78,8 @@ def encode(envelope: Envelope) -> list[Any]:
     """The frames of an envelope (after the peer's identity, which the caller adds)."""
     key = _pack(list(envelope.key))
     if envelope.verb is Verb.SEND:
-        return [Verb.SEND.value, key, _pack(sorted(envelope.exclude)), *envelope.frames]
+        how = _pack([sorted(envelope.exclude), envelope.prefer, envelope.cells])
+        return [Verb.SEND.value, key, how, *envelope.frames]
     return [envelope.verb.value, key, _pack([envelope.worker, envelope.timeout]),
             *envelope.frames]
 
@@ -80,7 +89,8 @@ def decode(frames: Sequence[Any]) -> Envelope:
     verb = Verb(_bytes(frames[0]))
     key = Key(*msgpack.unpackb(_buffer(frames[1])))
     if verb is Verb.SEND:
-        return Envelope(verb, key, exclude=frozenset(msgpack.unpackb(_buffer(frames[2]))),
+        exclude, prefer, cells = msgpack.unpackb(_buffer(frames[2]))
+        return Envelope(verb, key, exclude=frozenset(exclude), prefer=prefer, cells=cells,
                         frames=list(frames[3:]))
     worker, timeout = msgpack.unpackb(_buffer(frames[2]))
     return Envelope(verb, key, worker, timeout, frames=list(frames[3:]))

@@ -40,11 +40,12 @@ from typing import Any
 import numpy as np
 import zmq
 
-from server.dispatch import Answer, Batch, Dispatcher
+from server.dispatch import LOCAL, Answer, Batch, Dispatcher
 from server.players.board import Board
 from server.players.decisions import Decided, DecisionRound
 from server.players.registry import Landed, PlayerRegistry
 from server.publisher import FramePublisher
+from server.verify import UNVERIFIED, LocalKernel, Verification
 from shared.errors import Closed, SimulationError
 from shared.grid import NEUTRAL_CODE, Grid, LockingGrid, pack_bits, player_code
 from shared.malloc import keep_freed_memory
@@ -86,6 +87,50 @@ def choose_tiling(height: int, width: int, slots: int, workers: int | None = Non
     return Tiling(math.ceil(height / bands), width)
 
 
+Cut = tuple[int, int, int, int, int]  # y, x, h, w, and the worker chosen for it (0: any)
+
+
+def plan_bands(height: int, width: int, slots: int,
+               rates: dict[int, float | None]) -> list[Cut]:
+    """Bands sized by each worker's measured speed (adaptive batching).
+
+    As many workers as the world is worth (one per ``CELLS_PER_BAND`` cells; the
+    fastest first) each get a share of the rows in proportion to their speed, as one
+    band, or two when it is large (so a worker computes one while the other travels),
+    with that worker chosen for it. A slow worker gets a small share, or none when the
+    world needs fewer workers than there are: it does not set the pace. While any live
+    worker is unmeasured the bands are equal and go to whoever is free, so that every
+    worker gets measured.
+    """
+    cells = height * width
+    if not rates or any(r is None or r <= 0 for r in rates.values()):
+        tiling = choose_tiling(height, width, slots, len(rates) or None)
+        return [(y, x, h, w, 0) for y, x, h, w in tiling.cut(height, width)]
+    speed = {worker: float(rate or 0.0) for worker, rate in rates.items()}
+    n = max(1, min(len(speed), math.ceil(cells / CELLS_PER_BAND), height, slots,
+                   max(1, cells // MIN_BATCH_CELLS)))
+    chosen = sorted(speed, key=lambda worker: -speed[worker])[:n]
+    total = sum(speed[worker] for worker in chosen)
+    rows = [max(1, int(height * speed[worker] / total)) for worker in chosen]
+    rows[0] += height - sum(rows)  # what rounding left goes to the fastest
+    while rows[0] < 1:  # many one-row shares in a low world: take from the slowest
+        slowest = max(i for i in range(1, len(rows)) if rows[i] > 0)
+        rows[slowest] -= 1
+        rows[0] += 1
+    cuts: list[Cut] = []
+    y = 0
+    for worker, h in zip(chosen, rows, strict=True):
+        if h <= 0:
+            continue
+        halves = 2 if h * width > CELLS_PER_BAND and h >= 2 and 2 * len(chosen) <= slots \
+            else 1
+        first = h // halves
+        for part in ([first, h - first] if halves == 2 else [h]):
+            cuts.append((y, 0, part, width, worker))
+            y += part
+    return cuts
+
+
 @dataclass(frozen=True)
 class Latest:
     """The newest generation as other threads may read it (``status``): replaced
@@ -122,14 +167,22 @@ class Engine:
 
     def __init__(self, context: zmq.Context[Any], grid: Grid, rule: Rule, *,
                  generation: int = 0, dispatchers: int = 16, tiling: Tiling | None = None,
-                 max_attempts: int = 5, workers: Callable[[], int] | None = None,
+                 max_attempts: int = 5,
+                 rates: Callable[[], dict[int, float | None]] | None = None,
                  players: Players | None = None,
-                 publishing: Publishing | None = None) -> None:
+                 publishing: Publishing | None = None,
+                 fallback_after: float | None = None,
+                 verification: Verification = UNVERIFIED) -> None:
         self.grid = grid
         self.rule = rule
         self.generation = generation
-        self.tiling = tiling  # None: chosen every step from the world and the workers
-        self.workers = workers  # how many workers are live now, when known
+        self.tiling = tiling  # None: planned every step from the world and the workers
+        self.rates = rates  # the live workers' measured speeds, by id, when known
+        self.verification = verification
+        self.kernel = LocalKernel()
+        self.computed_locally = 0  # batches the server computed itself
+        self.checked = 0           # answers the server checked
+        self.caught = 0            # answers that were wrong
         self.players = players
         self.publishing = publishing
         self.stop_event = threading.Event()
@@ -140,7 +193,9 @@ class Engine:
         self.latest = Latest(generation, grid, Board.of(grid.codes))
         self.dispatchers = [
             Dispatcher(context, self.in_queue, self.out_queue, self.stop_event,
-                       max_attempts=max_attempts, name=f"dispatcher-{i}")
+                       max_attempts=max_attempts, name=f"dispatcher-{i}",
+                       fallback_after=fallback_after, verification=verification,
+                       kernel=self.kernel)
             for i in range(dispatchers)]
 
     def start(self) -> None:
@@ -201,22 +256,26 @@ class Engine:
         """The workers' part of a generation: every batch of ``frozen`` computed by a
         worker and pasted into ``target`` exactly once; returns how each was answered."""
         rule = str(self.rule)
-        tiling = self.tiling or choose_tiling(
-            frozen.height, frozen.width, len(self.dispatchers),
-            self.workers() if self.workers else None)
+        if self.tiling is not None:
+            cuts: list[Cut] = [(y, x, h, w, 0) for y, x, h, w
+                               in self.tiling.cut(frozen.height, frozen.width)]
+        else:
+            cuts = plan_bands(frozen.height, frozen.width, len(self.dispatchers),
+                              self.rates() if self.rates else {})
         padded = frozen.padded()
         # A world of neutral cells travels one bit a cell: an eighth of the bytes.
         top = int(frozen.codes.max(initial=0))
         packed = top <= 1
         batches = []
-        for i, (y, x, h, w) in enumerate(tiling.cut(frozen.height, frozen.width)):
+        for i, (y, x, h, w, prefer) in enumerate(cuts):
             tile = np.ascontiguousarray(padded[y:y + h + 2, x:x + w + 2])
             batches.append(Batch(self.generation, i, y, x, h, w,
                                  pack_bits(tile) if packed else tile, target, rule,
-                                 packed=packed, tile_max=top))
+                                 packed=packed, tile_max=top, prefer=prefer))
         pending = deque(batches)
         failures: list[Outcome[Batch, Answer]] = []
         answers: list[Answer] = []
+        answered: list[tuple[Batch, Answer]] = []
         done = 0
         while done < len(batches):
             self._check_stop()
@@ -238,6 +297,7 @@ class Engine:
                 failures.append(outcome)
             elif outcome.result is not None:
                 answers.append(outcome.result)
+                answered.append((outcome.item, outcome.result))
         if failures:
             errors = "; ".join(str(f.error) for f in failures[:3])
             raise SimulationError(f"generation {self.generation} failed: {errors}",
@@ -246,10 +306,27 @@ class Engine:
             raise SimulationError(
                 f"generation {self.generation}: {target.applied()} of {len(batches)} "
                 "batches were applied", [b.cells for b in batches])
+        self._recompute_liars(answered, target)
         self.last_answers = answers
         waits = [a.min_wait for a in answers if a.min_wait is not None]
         self.last_min_wait = min(waits) if waits else None
         return answers
+
+    def _recompute_liars(self, answered: list[tuple[Batch, Answer]],
+                         target: LockingGrid) -> None:
+        """Count what was checked and computed here; a worker caught lying in this
+        generation has every other answer it gave in it recomputed here, before the
+        generation is published."""
+        liars = {a.worker for _, a in answered if a.lied}
+        for batch, answer in answered:
+            self.checked += answer.checked
+            self.caught += answer.lied
+            self.computed_locally += answer.worker == LOCAL
+            if answer.worker in liars and answer.applied and not answer.lied:
+                target.overwrite(batch.index, batch.y, batch.x,
+                                 self.kernel.compute(batch.tile, batch.h, batch.w,
+                                                     batch.rule, batch.packed))
+                self.computed_locally += 1
 
     def compute(self, grid: Grid) -> Grid:
         """The rule's next generation of ``grid`` by the workers alone (no players, no

@@ -224,6 +224,14 @@ class LockingGrid(Grid):
             self._applied.add(key)
             return True
 
+    def overwrite(self, key: int, y: int, x: int, tile: Codes) -> None:
+        """Write ``tile`` over batch ``key``'s cells though it was applied: a wrong
+        answer's cells, recomputed (``paste_once`` stays the rule for everything else)."""
+        h, w = tile.shape
+        with self.lock:
+            self.codes[y:y + h, x:x + w] = tile
+            self._applied.add(key)
+
     def write(self, ys: npt.NDArray[np.int64], xs: npt.NDArray[np.int64],
               codes: npt.ArrayLike) -> None:
         """Set the cells ``(ys[i], xs[i])`` to ``codes`` (one code, or one per cell)."""

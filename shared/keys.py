@@ -90,19 +90,22 @@ def _certificate(pair: KeyPair, secret: bool) -> str:
 
 
 def _create(path: Path, text: str, mode: int) -> None:
-    """Write a new file; refuse to overwrite anything (a file, a link, a directory)."""
+    """Write a new file with exactly ``mode`` (whatever the umask); refuse to overwrite
+    anything (a file, a link, a directory); leave nothing behind when writing fails."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
         raise KeyFileError(f"{path} exists: lifenet never overwrites a key") from None
     except OSError as e:
         raise KeyFileError(f"cannot write {path}: {e.strerror}") from e
     try:
         with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), mode)
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
     except OSError as e:
+        path.unlink(missing_ok=True)
         raise KeyFileError(f"cannot write {path}: {e.strerror}") from e
 
 
@@ -112,12 +115,21 @@ def write_pair(directory: Path, name: str, pair: KeyPair | None = None) -> KeyPa
     _check_name(name)
     pair = pair or KeyPair.generate()
     public, secret = directory / f"{name}{PUBLIC_SUFFIX}", directory / f"{name}{SECRET_SUFFIX}"
-    for path in (public, secret):
+    _refuse_taken([public, secret])
+    _create(secret, _certificate(pair, secret=True), 0o600)
+    try:
+        _create(public, _certificate(pair, secret=False), 0o644)
+    except KeyFileError:
+        secret.unlink(missing_ok=True)  # a pair is written whole, or not at all
+        raise
+    return pair
+
+
+def _refuse_taken(paths: list[Path]) -> None:
+    """Refuse before writing anything if any of ``paths`` exists (or is a link)."""
+    for path in paths:
         if path.exists() or path.is_symlink():
             raise KeyFileError(f"{path} exists: lifenet never overwrites a key")
-    _create(secret, _certificate(pair, secret=True), 0o600)
-    _create(public, _certificate(pair, secret=False), 0o644)
-    return pair
 
 
 def authorize(directory: Path, allow_list: str, name: str, pair: KeyPair) -> Path:
@@ -127,15 +139,42 @@ def authorize(directory: Path, allow_list: str, name: str, pair: KeyPair) -> Pat
                            f"{', '.join(ALLOW_LISTS)}")
     _check_name(name)
     listed = directory / "authorized" / allow_list
+    _make_dir(directory / "authorized", 0o755)
     _make_dir(listed, 0o755)
     path = listed / f"{name}{PUBLIC_SUFFIX}"
     _create(path, _certificate(KeyPair(pair.public), secret=False), 0o644)
     return path
 
 
+def authorized_path(directory: Path, allow_list: str, name: str) -> Path:
+    return directory / "authorized" / allow_list / f"{name}{PUBLIC_SUFFIX}"
+
+
+def new_key(directory: Path, name: str, allow_list: str | None = None) -> KeyPair:
+    """``lifenet keys new``: a pair, and its public half on an allow-list if asked;
+    refused before anything is written if any of those files exists."""
+    _check_name(name)
+    if allow_list is not None and allow_list not in ALLOW_LISTS:
+        raise KeyFileError(f"no allow-list {allow_list!r}: choose one of "
+                           f"{', '.join(ALLOW_LISTS)}")
+    planned = [directory / f"{name}{PUBLIC_SUFFIX}", directory / f"{name}{SECRET_SUFFIX}"]
+    if allow_list is not None:
+        planned.append(authorized_path(directory, allow_list, name))
+    _refuse_taken(planned)
+    pair = write_pair(directory, name)
+    if allow_list is not None:
+        authorize(directory, allow_list, name, pair)
+    return pair
+
+
 def _make_dir(path: Path, mode: int) -> None:
+    """Make ``path`` (and its parents) if missing; a directory made here gets exactly
+    ``mode``, whatever the umask."""
+    existed = path.exists()
     try:
         path.mkdir(mode=mode, parents=True, exist_ok=True)
+        if not existed:
+            os.chmod(path, mode)
     except OSError as e:
         raise KeyFileError(f"cannot make {path}: {e.strerror}") from e
     if not path.is_dir() or path.is_symlink():
@@ -146,10 +185,12 @@ def init_keys(directory: Path) -> dict[str, KeyPair]:
     """``lifenet keys init DIR``: the directory (0700), a server, a worker and an
     operator pair, and the worker and operator on their allow-lists. Refused if any of
     those files exists already."""
-    existed = directory.exists()
     _make_dir(directory, 0o700)
-    if not existed:
-        os.chmod(directory, 0o700)  # mkdir's mode is masked by the umask
+    try:  # whether it was there before or not: the keys are in it
+        os.chmod(directory, 0o700)
+    except OSError as e:
+        raise KeyFileError(f"cannot make {directory} private (mode 0700): {e.strerror}") \
+            from e
     planned = [directory / f"{role}{suffix}" for role in ROLES
                for suffix in (PUBLIC_SUFFIX, SECRET_SUFFIX)]
     planned += [directory / "authorized" / lst / f"{role}{PUBLIC_SUFFIX}"
@@ -165,25 +206,32 @@ def init_keys(directory: Path) -> dict[str, KeyPair]:
 
 
 def _read_certificate(path: Path, secret: bool) -> KeyPair:
-    """Both halves (``secret``) or the public half of a certificate file, checked."""
+    """Both halves (``secret``) or the public half of a certificate file, checked on
+    the open file itself (what is read is what was checked: a FIFO or a device swapped
+    in is refused, never read without end)."""
     try:
-        info = path.stat()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except FileNotFoundError:
         raise KeyFileError(f"no key file {path}") from None
     except OSError as e:
         raise KeyFileError(f"cannot read {path}: {e.strerror}") from e
-    if not stat.S_ISREG(info.st_mode):
-        raise KeyFileError(f"{path} is not a regular file")
-    if info.st_size > MAX_CERTIFICATE_BYTES:
-        raise KeyFileError(f"{path} is too large to be a key file")
-    if secret and info.st_mode & 0o077:
-        raise KeyFileError(f"{path} may be read by others (mode "
-                           f"{stat.S_IMODE(info.st_mode):04o}): a secret key must not be "
-                           f"(chmod 600 {path})")
     try:
-        data = path.read_bytes()[:MAX_CERTIFICATE_BYTES]
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise KeyFileError(f"{path} is not a regular file")
+        if info.st_size > MAX_CERTIFICATE_BYTES:
+            raise KeyFileError(f"{path} is too large to be a key file")
+        if secret and info.st_mode & 0o077:
+            raise KeyFileError(f"{path} may be read by others (mode "
+                               f"{stat.S_IMODE(info.st_mode):04o}): a secret key must not "
+                               f"be (chmod 600 {path})")
+        data = os.read(fd, MAX_CERTIFICATE_BYTES + 1)
     except OSError as e:
         raise KeyFileError(f"cannot read {path}: {e.strerror}") from e
+    finally:
+        os.close(fd)
+    if len(data) > MAX_CERTIFICATE_BYTES:
+        raise KeyFileError(f"{path} is too large to be a key file")
     found: dict[bytes, bytes] = {}
     for line in data.splitlines():
         m = _KEY.match(line)
@@ -206,7 +254,7 @@ def _read_certificate(path: Path, secret: bool) -> KeyPair:
 def _is_key(text: bytes) -> bool:
     try:
         return len(z85.decode(text)) == 32
-    except (ValueError, KeyError, TypeError, IndexError):
+    except Exception:  # z85 raises struct.error, ValueError, KeyError... on bad text
         return False
 
 
@@ -220,11 +268,27 @@ def load_public(path: Path) -> KeyPair:
     return _read_certificate(path, secret=False)
 
 
-def load_allow_list(directory: Path) -> set[bytes]:
-    """The public keys of every ``*.key`` file in an allow-list directory."""
-    if not directory.is_dir():
-        raise KeyFileError(f"no allow-list directory {directory}")
-    return {load_public(path).public for path in sorted(directory.glob(f"*{PUBLIC_SUFFIX}"))}
+def load_allow_list(directory: Path, bad: list[str] | None = None) -> set[bytes]:
+    """The public keys of every ``*.key`` file in an allow-list directory.
+
+    With ``bad`` (a list), a file that cannot be read is skipped and named there instead
+    of refusing the whole list: one broken file must not keep a removed key admitted.
+    """
+    try:
+        if not directory.is_dir():
+            raise KeyFileError(f"no allow-list directory {directory}")
+        paths = sorted(directory.glob(f"*{PUBLIC_SUFFIX}"))
+    except OSError as e:
+        raise KeyFileError(f"cannot read the allow-list {directory}: {e.strerror}") from e
+    keys = set()
+    for path in paths:
+        try:
+            keys.add(load_public(path).public)
+        except KeyFileError as e:
+            if bad is None:
+                raise
+            bad.append(str(e))
+    return keys
 
 
 @dataclass(frozen=True)

@@ -257,7 +257,8 @@ SCHEMAS: dict[Kind, Schema] = {
         "ms_per_generation": Float(0.0, 1e9),
         "tick": Float(0.0, 1e6),
         "running": Bool(),
-    }, optional={"worker_names": ListOf(Str(MAX_NAME), 4096)}),
+    }, optional={"worker_names": ListOf(Str(MAX_NAME), 4096), "computed_locally": Int(),
+                 "checked": Int(), "caught": Int(), "quarantined": Int()}),
     Kind.FRAME: Schema({
         "gen": _GEN, "h": _SIDE, "w": _SIDE,
         "population": Int(),

@@ -10,7 +10,6 @@ that such a client hears in one line what went wrong, at once, and what to pass.
 from __future__ import annotations
 
 import ipaddress
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from zmq.utils.monitor import recv_monitor_message
 from shared import protocol
 from shared.errors import HandshakeError, KeyFileError, PeerGone
 from shared.keys import PUBLIC_SUFFIX, SECRET_SUFFIX, Credentials, KeyPair, load_public, load_secret
+from shared.local import find_embedded
 from shared.protocol import Kind, Message
 
 DEFAULT_PLAYER_PORT = 5556
@@ -57,55 +57,34 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def state_dir() -> Path:
-    """Where lifenet keeps per-user state: ``$LIFENET_STATE_DIR``, else
-    ``$XDG_STATE_HOME/lifenet``, else ``~/.local/state/lifenet``."""
-    if os.environ.get("LIFENET_STATE_DIR"):
-        return Path(os.environ["LIFENET_STATE_DIR"])
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "lifenet"
-
-
-def embedded_keys_dir(player_port: int) -> Path:
-    """The keys of the ``lifenet up`` whose players connect to ``player_port`` here."""
-    return state_dir() / "up" / str(player_port)
-
-
-def _running(directory: Path) -> bool:
-    """Whether the ``lifenet up`` that made ``directory`` still runs (its ``pid``)."""
-    try:
-        pid = int((directory / "pid").read_text().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return False
-    return True
-
-
 def credentials_for(endpoint: str, server_key: Path | None = None, key: Path | None = None,
                     *, keys: Path | None = None, role: str = "player") -> Credentials | None:
     """The CURVE credentials to reach ``endpoint`` with, from the options given:
 
     - ``keys`` (a keys directory): its ``server.key`` and ``ROLE.key_secret``;
     - ``server_key`` (and ``key``, else a throwaway pair);
-    - neither, and ``endpoint`` is a local ``lifenet up``'s: the keys it made (its
-      operator's pair for ``role="operator"``, a throwaway one for players);
+    - no ``server_key``, and ``endpoint`` is a local ``lifenet up``'s: the keys it made
+      (``key``, else its operator's pair for ``role="operator"``, else a throwaway pair;
+      ``shared.local``);
     - else ``None``: a plain connection (a server without keys).
     """
     if keys is not None:
         return Credentials.in_dir(keys, role)
     if server_key is not None:
         return Credentials.of(server_key, key)
-    if key is not None:
-        raise KeyFileError("--key FILE needs --server-key FILE (the server's server.key)")
     host, port = host_and_port(endpoint)
-    if port is None or not is_loopback(host):
+    directory = find_embedded(port) if port is not None and is_loopback(host) else None
+    if directory is None:
+        if key is not None:
+            raise KeyFileError("--key FILE needs --server-key FILE (the server's "
+                               "server.key)")
         return None
-    directory = embedded_keys_dir(port)
-    if not (directory / f"server{PUBLIC_SUFFIX}").exists() or not _running(directory):
-        return None
-    own = KeyPair.generate()
-    if role == "operator":
+    if key is not None:
+        own = load_secret(key)
+    elif role == "operator":
         own = load_secret(directory / f"operator{SECRET_SUFFIX}")
+    else:
+        own = KeyPair.generate()
     return Credentials(load_public(directory / f"server{PUBLIC_SUFFIX}").public, own)
 
 
@@ -124,10 +103,12 @@ class Handshake:
     first reply there is nothing left to watch).
     """
 
-    def __init__(self, sock: zmq.Socket[Any], endpoint: str, curve: bool) -> None:
+    def __init__(self, sock: zmq.Socket[Any], endpoint: str, curve: bool,
+                 hint: str = "--server-key FILE") -> None:
         self.sock = sock
         self.endpoint = endpoint
         self.curve = curve
+        self.hint = hint  # the options that give this program its keys
         self.monitor: zmq.Socket[Any] | None = sock.get_monitor_socket(
             zmq.EVENT_HANDSHAKE_SUCCEEDED | _FAILED)
         self.succeeded = False
@@ -148,17 +129,17 @@ class Handshake:
         # refused only by a server that wants CURVE.
         where = f"the server at {self.endpoint}"
         if not self.curve:
-            return (f"{where} encrypts its connections (CURVE): pass --server-key FILE, "
-                    "its keys directory's server.key")
+            return (f"{where} encrypts its connections (CURVE): pass {self.hint} (its "
+                    "keys directory's server.key)")
         if kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
             return (f"{where} refused this key (ZAP status {value}): it is not on the "
                     "server's allow-list for this endpoint")
         if kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL \
                 and value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
             return (f"{where} does not use CURVE keys (or is not a lifenet server): "
-                    "leave out --server-key")
-        return (f"{where} did not accept the handshake: the --server-key given is not "
-                "this server's key (or the server uses no keys)")
+                    "connect without keys")
+        return (f"{where} did not accept the handshake: the server key used is not this "
+                f"server's (check {self.hint}), or the server uses no keys")
 
     def close(self) -> None:
         if self.monitor is not None:

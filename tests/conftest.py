@@ -50,6 +50,14 @@ class Processes:
     def worker(self, endpoint: str, *args: str) -> subprocess.Popen[bytes]:
         return self.lifenet("worker", "--connect", endpoint, "--heartbeat", "0.2", *args)
 
+    def liar(self, endpoint: str, mode: str, *args: str) -> subprocess.Popen[bytes]:
+        """A worker that answers wrongly (``tests.integration.liar``)."""
+        log = self.tmp_path / f"proc-{len(self.logs)}.log"
+        proc = self.children.start(f"liar-{mode}", [mode, "--connect", endpoint, *args],
+                                   log, module="tests.integration.liar")
+        self.logs[proc.pid] = log
+        return proc
+
     def log_of(self, proc: subprocess.Popen[bytes]) -> str:
         return self.logs[proc.pid].read_text(errors="replace")
 

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import click
 
-from shared.keys import ALLOW_LISTS, PUBLIC_SUFFIX, SECRET_SUFFIX, authorize, init_keys, write_pair
+from shared.keys import (
+    ALLOW_LISTS,
+    PUBLIC_SUFFIX,
+    SECRET_SUFFIX,
+    authorized_path,
+    init_keys,
+    new_key,
+)
 
 _DIR = click.Path(file_okay=False, path_type=Path)
 
@@ -50,10 +57,9 @@ def new(name: str, directory: Path, allow_list: str | None) -> None:
     if not directory.is_dir():
         raise click.ClickException(f"no keys directory {directory}: make it with "
                                    f"`lifenet keys init {directory}`")
-    pair = write_pair(directory, name)
+    pair = new_key(directory, name, allow_list)
     click.echo(f"wrote {directory / (name + PUBLIC_SUFFIX)} and "
                f"{directory / (name + SECRET_SUFFIX)}; public {pair.public.decode()}")
     if allow_list is not None:
-        path = authorize(directory, allow_list, name, pair)
-        click.echo(f"authorized: {path} (a running server reads its lists again within "
-                   "a second)")
+        click.echo(f"authorized: {authorized_path(directory, allow_list, name)} (a running "
+                   "server reads its lists again within a second)")

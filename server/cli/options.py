@@ -8,7 +8,9 @@ from typing import Any, TypeVar
 
 import click
 
-from server.config import DEFAULT_TICK, ServerConfig
+from server.broker import DEFAULT_MAX_CREDIT, DEFAULT_MAX_IO_LATENCY
+from server.config import DEFAULT_FALLBACK, DEFAULT_TICK, DEFAULT_VERIFY, ServerConfig
+from server.verify import Verification
 from shared.errors import ConfigError
 from shared.grid import parse_size
 from shared.rules import Rule, parse_rule
@@ -55,7 +57,39 @@ class PointType(click.ParamType[tuple[int, int]]):
         return int(parts[0]), int(parts[1])
 
 
-SIZE, RULE, POINT = SizeType(), RuleType(), PointType()
+class VerifyType(click.ParamType[Verification]):
+    name = "off|sample:P|all"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Verification:
+        if isinstance(value, Verification):
+            return value
+        try:
+            return Verification.parse(str(value))
+        except ConfigError as e:
+            self.fail(str(e), param, ctx)
+
+
+class SecondsOrNever(click.ParamType[float | None]):
+    name = "SECONDS|never"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> float | None:
+        if value is None or isinstance(value, float | int):
+            return None if value is None else float(value)
+        if str(value).strip().lower() == "never":
+            return None
+        try:
+            seconds = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number of seconds or 'never'", param, ctx)
+        if not 0.0 <= seconds <= 3600.0:
+            self.fail(f"{value!r} is not between 0 and 3600 seconds", param, ctx)
+        return seconds
+
+
+SIZE, RULE, POINT, VERIFY, SECONDS_OR_NEVER = (SizeType(), RuleType(), PointType(),
+                                               VerifyType(), SecondsOrNever())
 
 SERVER_OPTIONS: list[Callable[[F], F]] = [
     click.option("--host", default="127.0.0.1",
@@ -118,6 +152,17 @@ SERVER_OPTIONS: list[Callable[[F], F]] = [
     click.option("--insecure", is_flag=True, default=False,
                  help="Listen beyond loopback without --keys all the same: whoever reaches "
                       "the ports computes, plays and takes snapshots."),
+    click.option("--verify", type=VERIFY, default=f"sample:{DEFAULT_VERIFY:g}",
+                 help="Check workers' answers against the server's own computation: none, "
+                      "a random fraction P, or all; a worker caught lying is quarantined."),
+    click.option("--fallback-after", type=SECONDS_OR_NEVER, default=str(DEFAULT_FALLBACK),
+                 help="Seconds a batch may wait for a worker before the server computes it "
+                      "itself ('never': wait for a worker)."),
+    click.option("--max-credit", type=click.IntRange(1, 256), default=DEFAULT_MAX_CREDIT,
+                 help="Most batches a worker may hold at once, whatever it asks for."),
+    click.option("--max-io-latency", type=click.FloatRange(0.0, 60.0),
+                 default=DEFAULT_MAX_IO_LATENCY,
+                 help="Most I/O seconds a worker may declare (it lengthens its deadline)."),
 ]
 
 
@@ -162,13 +207,18 @@ def server_config(kwargs: dict[str, Any], *, default_tick: float = DEFAULT_TICK,
         grace=kwargs["grace"], decision_window=kwargs["decision_window"],
         restore=kwargs["restore"], snapshot_dir=kwargs["snapshot_dir"],
         snapshot_every=kwargs["snapshot_every"], snapshot_keep=kwargs["snapshot_keep"],
-        key_file=kwargs["key_file"], keys=kwargs["keys"], insecure=kwargs["insecure"])
+        key_file=kwargs["key_file"], keys=kwargs["keys"], insecure=kwargs["insecure"],
+        verify=kwargs["verify"], fallback_after=kwargs["fallback_after"],
+        max_credit=kwargs["max_credit"], max_io_latency=kwargs["max_io_latency"])
 
 
 def server_argv(kwargs: dict[str, Any], tick: float, out: Path | None) -> list[str]:
     """The same options as command-line words, for a child ``lifenet server``."""
     argv: list[str] = []
     for name, value in kwargs.items():
+        if name == "fallback_after" and value is None:
+            argv += ["--fallback-after", "never"]
+            continue
         if value is None or name not in _SERVER_NAMES:
             continue
         flag = "--" + name.replace("_", "-")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -14,10 +12,8 @@ from server.cli.options import server_argv, server_config, server_options
 from server.tools.children import free_port
 from server.tools.up import Embedded, run_up
 from server.world import build_world
-from shared.errors import ConfigError
-from shared.keys import init_keys
+from shared.local import EmbeddedKeys
 from shared.policies import STRATEGIES
-from shared.remote import embedded_keys_dir
 
 WATCH_TICK = 0.1
 LIVE_BOTS = 3  # the embedded default shows a game: a few bots playing in the world
@@ -57,9 +53,23 @@ def up(ctx: click.Context, /, workers: int, bots: int | None, bot_strategy: str,
     root = ctx.find_root().params
     own_keys = None
     if kwargs["keys"] is None:  # secure by default: keys of its own, for this run
-        own_keys = kwargs["keys"] = make_embedded_keys(kwargs["player_port"])
-        click.echo(f"keys: {own_keys} (CURVE on every endpoint; a local `lifenet client "
-                   f"--connect 127.0.0.1:{kwargs['player_port']}` finds them)", err=True)
+        own_keys = EmbeddedKeys.claim(kwargs["player_port"])
+        kwargs["keys"] = own_keys.directory
+        click.echo(f"keys: {own_keys.directory} (CURVE on every endpoint; a local "
+                   f"`lifenet client --connect 127.0.0.1:{kwargs['player_port']}` finds "
+                   "them)", err=True)
+    try:
+        run_embedded(kwargs, workers, bots, bot_strategy, headless, out, io_latency, tick,
+                     root.get("log_level", "info"))
+    finally:
+        if own_keys is not None:
+            own_keys.release()
+
+
+def run_embedded(kwargs: dict[str, Any], workers: int, bots: int, bot_strategy: str,
+                 headless: bool, out: Path | None, io_latency: float, tick: float,
+                 log_level: str) -> None:
+    """Start everything, watch or wait, stop everything; the log file's name said."""
     log_file = None
     if not headless:
         log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as `up`
@@ -70,35 +80,13 @@ def up(ctx: click.Context, /, workers: int, bots: int | None, bot_strategy: str,
         workers=workers, bots=bots, bot_strategy=bot_strategy, host=kwargs["host"],
         player_port=kwargs["player_port"],
         frame_port=kwargs["frame_port"], worker_port=kwargs["worker_port"],
-        log_level=root.get("log_level", "info"), log_file=log_file, keys=kwargs["keys"])
+        log_level=log_level, log_file=log_file, keys=kwargs["keys"])
     try:
         code = run_up(embedded, headless)
     finally:
-        if own_keys is not None:
-            shutil.rmtree(own_keys, ignore_errors=True)
         if log_file is not None:
             log_file.close()
             click.echo(f"logs of the server and workers: {log_file.name}", err=True)
     if code:
         raise click.ClickException(f"the server exited with status {code}")
 
-
-def make_embedded_keys(player_port: int) -> Path:
-    """Fresh keys for one ``lifenet up`` (``lifenet keys init`` in a private directory
-    named for its player port, with the pid of this ``up``): a local client finds the
-    server's key there. A directory left by an ``up`` that died is replaced; one of an
-    ``up`` still running is refused (its ports are taken anyway)."""
-    directory = embedded_keys_dir(player_port)
-    pid_file = directory / "pid"
-    if directory.exists():
-        try:
-            os.kill(int(pid_file.read_text().strip()), 0)
-        except (OSError, ValueError):
-            shutil.rmtree(directory, ignore_errors=True)  # left by an up that died
-        else:
-            raise ConfigError(f"another lifenet up uses player port {player_port} (its keys "
-                              f"are in {directory}): stop it or give --player-port")
-    directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    init_keys(directory)
-    pid_file.write_text(f"{os.getpid()}\n")
-    return directory

@@ -144,7 +144,10 @@ class PlayerEndpoint(threading.Thread):
                 if sock in events:
                     for frames in drain(sock):
                         identity = frames[0].bytes
-                        key = peer_key(frames[1]) if len(frames) > 1 else None
+                        # Without keys there is no ZAP, and a peer could name itself:
+                        # its key is then nothing at all.
+                        key = peer_key(frames[1]) if self.keys and len(frames) > 1 \
+                            else None
                         reply = self.handle(Peer(identity, key), frames[1:])
                         if reply is not None:
                             # An asker that is gone or not reading loses its reply.

@@ -18,6 +18,9 @@ Rules of the game (the README's "Playing", and ``docs/protocol.md``):
 - A player silent for ``liveness`` heartbeats is disconnected: its cells stay, it gets
   no more ``game_logic`` requests. After ``grace`` seconds its cells become neutral and
   its id can be given to a newcomer.
+- A player that leaves ``MISSED_ROUNDS`` decision rounds in a row unanswered is no
+  longer waited for (its cells follow the rule) until it answers again: one silent
+  player does not cut everyone's generation rate.
 - Energy regenerates by ``regen`` every generation up to ``cap``. Placing a cell costs 1
   (reserved when the placement is accepted, refunded for cells found occupied at the
   boundary: ``shared.placement``); keeping alive a cell the rule would kill costs 1;
@@ -51,10 +54,14 @@ class Player:
     connected: bool = True
     disconnected_at: float | None = None
     key: bytes | None = None  # the CURVE key the session is bound to (None: no keys)
+    missed: int = 0  # decision rounds left unanswered in a row
 
     @property
     def code(self) -> int:
         return player_code(self.id)
+
+
+MISSED_ROUNDS = 3  # rounds in a row a player may leave unanswered and still be waited for
 
 
 @dataclass
@@ -277,8 +284,10 @@ class PlayerRegistry:
 
     def post_decision(self, player: Player, gen: int, keep: list[int],
                       let_die: list[int]) -> None:
-        """Record a player's answer (lobby thread); refused when late or repeated."""
+        """Record a player's answer (lobby thread); refused when late or repeated. Any
+        answer, even a late one, shows the player is there: it is waited for again."""
         with self.changed:
+            player.missed = 0
             if gen != self.request_gen or player.id not in self.requests:
                 raise NotAllowed(f"no open game_logic request of generation {gen} "
                                  "for this player (late answer?)")
@@ -287,10 +296,16 @@ class PlayerRegistry:
             self.decisions[player.id] = Decision(keep, let_die)
             self.changed.notify_all()
 
+    def awaited(self) -> set[int]:
+        """The asked players whose answers the round waits for (call with the lock):
+        not those that left the last ``MISSED_ROUNDS`` rounds unanswered."""
+        return {pid for pid in self.requests
+                if (p := self.players.get(pid)) is not None and p.missed < MISSED_ROUNDS}
+
     def wait_decisions(self, deadline: float) -> None:
-        """Block until every asked player answered, or until ``deadline`` (monotonic)."""
+        """Block until every awaited player answered, or until ``deadline`` (monotonic)."""
         with self.changed:
-            while set(self.requests) - set(self.decisions):
+            while self.awaited() - set(self.decisions):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return
@@ -302,7 +317,11 @@ class PlayerRegistry:
         results: dict[int, DecisionResult] = {}
         writes: list[Write] = []
         with self.lock:
-            self.unanswered = len(set(self.requests) - set(self.decisions))
+            silent = set(self.requests) - set(self.decisions)
+            self.unanswered = len(silent)
+            for pid in silent:
+                if (p := self.players.get(pid)) is not None:
+                    p.missed += 1
             for pid, decision in self.decisions.items():
                 request, player = self.requests[pid], self.players.get(pid)
                 result = results.setdefault(pid, DecisionResult())
@@ -333,15 +352,18 @@ class PlayerRegistry:
     # -- snapshots ---------------------------------------------------------------------------
 
     def export(self) -> list[dict[str, Any]]:
-        """The players as plain data for a snapshot (tokens included: it is encrypted)."""
+        """The players as plain data for a snapshot (tokens included: it is encrypted;
+        and the key each session is bound to, so a restore keeps the binding)."""
         with self.lock:
-            return [{"id": p.id, "name": p.name, "token": p.token, "energy": p.energy}
+            return [{"id": p.id, "name": p.name, "token": p.token, "energy": p.energy,
+                     **({"key": p.key.decode()} if p.key else {})}
                     for p in self.players.values()]
 
     def restore(self, players: list[dict[str, Any]]) -> None:
-        """Players from a snapshot, all disconnected: each may rejoin with its token
-        within the grace period, else its cells turn neutral as usual. (Their keys are
-        not kept: the first key to rejoin with the token binds the session again.)"""
+        """Players from a snapshot, all disconnected: each may rejoin with its token (from
+        the key its session was bound to) within the grace period, else its cells turn
+        neutral as usual. A session from a server without keys binds to the first key
+        that rejoins with its token."""
         now = time.monotonic()
         with self.lock:
             for d in players:
@@ -350,9 +372,12 @@ class PlayerRegistry:
                                                 int(d["energy"]))
                 except (KeyError, TypeError, ValueError):
                     continue  # a snapshot from before players existed, or damaged data
+                key = d.get("key")
                 if 1 <= pid <= MAX_PLAYER:
                     self.players[pid] = Player(pid, name, token, b"", energy, now,
-                                               connected=False, disconnected_at=now)
+                                               connected=False, disconnected_at=now,
+                                               key=key.encode() if isinstance(key, str)
+                                               else None)
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -96,11 +96,12 @@ class LocalProcesses:
         self.started: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def start(self, name: str, argv: Sequence[str], output: Output = None,
-              env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
-        """Start ``lifenet ARGV`` as the child called ``name``; its stdout and stderr go
-        to ``output`` (a ``Path`` is appended to)."""
-        cmd = [sys.executable, "-m", "server"]
-        if self.log_level:
+              env: Mapping[str, str] | None = None,
+              module: str = "server") -> subprocess.Popen[bytes]:
+        """Start ``lifenet ARGV`` (``python -m MODULE ARGV``) as the child called
+        ``name``; its stdout and stderr go to ``output`` (a ``Path`` is appended to)."""
+        cmd = [sys.executable, "-m", module]
+        if self.log_level and module == "server":
             cmd += ["--log-level", self.log_level]
         environ = None
         if self.env is not None or env is not None:

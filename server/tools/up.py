@@ -145,7 +145,9 @@ def run_up(embedded: Embedded, headless: bool) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         embedded.stop_event.set()
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    # SIGHUP too: a closed terminal stops everything (and removes up's keys) as Ctrl-C does.
+    previous = {s: signal.signal(s, on_signal)
+                for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
         embedded.start()
         return embedded.wait() if headless else embedded.watch()

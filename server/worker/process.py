@@ -172,7 +172,8 @@ class Worker:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_PAYLOAD_BYTES + protocol.MAX_HEADER_BYTES)
         secure(sock, self.config.credentials)
-        handshake = Handshake(sock, self.config.connect, self.config.credentials is not None)
+        handshake = Handshake(sock, self.config.connect, self.config.credentials is not None,
+                              hint="--keys DIR (or --key FILE --server-key FILE)")
         try:
             sock.connect(self.config.connect)
         except zmq.ZMQError as e:
@@ -283,8 +284,9 @@ class Worker:
             log.warning("send queue full; dropping a %s", msg.kind)
 
 
-def run_worker(config: WorkerConfig) -> int:
-    """Run a worker in this process until SIGTERM/SIGINT; returns the exit status."""
+def run_worker(config: WorkerConfig, kind: type[Worker] = Worker) -> int:
+    """Run a worker (of class ``kind``) in this process until SIGTERM/SIGINT; returns the
+    exit status."""
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         config.stop.set()
@@ -292,4 +294,4 @@ def run_worker(config: WorkerConfig) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     keep_freed_memory()  # tile-sized temporaries would otherwise be page-faulted in anew
-    return Worker(config).run()
+    return kind(config).run()

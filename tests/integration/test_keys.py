@@ -30,7 +30,7 @@ from server.world import build_world
 from shared import protocol
 from shared.errors import Closed, HandshakeError, RemoteError, SimulationError
 from shared.grid import Grid
-from shared.keys import Credentials, init_keys, write_pair
+from shared.keys import Credentials, KeyPair, init_keys, write_pair
 from shared.life import simulate, simulate_many
 from shared.protocol import ErrorCode, Kind
 from shared.remote import request, status
@@ -173,14 +173,14 @@ def test_a_client_without_or_with_a_wrong_server_key_hears_so_at_once(
     assert plain.returncode == 1
     assert plain.stderr.strip().splitlines() == [
         f"Error: the server at {connect} encrypts its connections (CURVE): pass "
-        "--server-key FILE, its keys directory's server.key"]
+        "--server-key FILE (its keys directory's server.key)"]
     other = tmp_path / "other"
     init_keys(other)
     wrong = lifenet("status", "--connect", connect, "--server-key", str(other / "server.key"),
                     "--timeout", "20")
     assert wrong.returncode == 1
     assert len(wrong.stderr.strip().splitlines()) == 1
-    assert "not this server's key" in wrong.stderr
+    assert "the server key used is not this server's" in wrong.stderr
     assert time.monotonic() - began < 15, "a refused handshake waited for the timeout"
 
 
@@ -297,7 +297,8 @@ def test_lifenet_up_is_secure_by_default(processes: Processes, tmp_path: Path,
         "--frame-port", str(ports[2]), "--snapshot-dir", str(tmp_path / "snaps"),
         "--snapshot-every", "20", env={"LIFENET_SNAPSHOT_KEY": password})
     own = state_dir / "up" / str(ports[1])
-    wait_for(lambda: (own / "pid").exists(), 20, what="up's keys")
+    wait_for(lambda: (own / "authorized" / "operators" / "operator.key").exists(), 20,
+             what="up's keys")
     secrets = [*secrets_in(own), password.encode()]
     assert len(secrets) == 4
     rogue = Rogue(zmq_context, f"tcp://127.0.0.1:{ports[0]}", None)
@@ -343,3 +344,49 @@ def test_keys_never_go_on_a_command_line_as_values() -> None:
                     f"{command.name} {param.opts} takes a value"
                 checked += 1
     assert checked >= 8
+
+
+def test_a_broken_key_file_or_a_flood_of_keys_neither_stops_nor_floods_the_gatekeeper(
+        make_server: MakeServer, keys: Path, zmq_context: zmq.Context[Any],
+        caplog: pytest.LogCaptureFixture) -> None:
+    server = make_server(size=(8, 8), keys=keys)
+    gatekeeper = server.gatekeeper
+    assert gatekeeper is not None
+    (keys / "authorized" / "workers" / "broken.key").write_text(
+        'curve\n    public-key = "' + "#" * 40 + '"\n')  # z85 raises struct.error on it
+    server_key = Credentials.of(keys / "server.key").server
+    rogues = [Rogue(zmq_context, server.broker.bound_endpoint,
+                    Credentials(server_key, KeyPair.generate())) for _ in range(200)]
+    try:
+        with caplog.at_level("WARNING", logger="lifenet.auth"):
+            wait_for(lambda: gatekeeper.refused >= 200, 30, what="200 refused handshakes")
+        assert gatekeeper.is_alive()
+        lines = [r for r in caplog.records if "refused a workers key" in r.getMessage()]
+        assert 1 <= len(lines) <= 10, f"{len(lines)} log lines for 200 refusals"
+        # The listed worker still gets in: the list was read, the broken file skipped.
+        admitted = Rogue(zmq_context, server.broker.bound_endpoint,
+                         Credentials.in_dir(keys, "worker"))
+        rogues.append(admitted)
+        def welcomed() -> bool:
+            admitted.pester()
+            return Kind.WELCOME in admitted.received
+
+        wait_for(welcomed, 10, what="the listed worker welcomed")
+    finally:
+        for rogue in rogues:
+            rogue.close()
+
+
+def test_if_the_gatekeeper_dies_no_key_gets_in_and_the_server_stops(
+        make_server: MakeServer, keys: Path, zmq_context: zmq.Context[Any]) -> None:
+    server = make_server(size=(8, 8), keys=keys, generations=1000, tick=0.01)
+    gatekeeper = server.gatekeeper
+    assert gatekeeper is not None
+    gatekeeper.stop()  # as if it had died
+    gatekeeper.join(5)
+    assert not gatekeeper.admits("workers", Credentials.in_dir(keys, "worker").own.public)
+    assert not server.is_operator(Credentials.in_dir(keys, "operator").own.public)
+    with pytest.raises(HandshakeError):  # ZAP enforced: no handshake without it
+        status(server.lobby.bound_endpoint, timeout=5,
+               credentials=Credentials.of(keys / "server.key"))
+    assert server.run() == 1

@@ -20,7 +20,7 @@ from shared.errors import RemoteError
 from shared.frames import FrameView
 from shared.grid import Grid
 from shared.library import library
-from shared.life import simulate
+from shared.life import simulate, simulate_many
 from shared.policies import GameLogicRequest
 from shared.protocol import ErrorCode, Kind
 from tests.conftest import Processes, wait_for
@@ -144,6 +144,50 @@ def test_a_silent_player_does_not_delay_the_generation(make_server: MakeServer,
     took = time.monotonic() - began
     assert 0.25 <= took < 1.5
     assert server.engine.grid == simulate(before, server.rule)
+
+
+def test_a_player_silent_for_three_rounds_is_no_longer_waited_for(
+        make_server: MakeServer, processes: Processes,
+        sessions: list[PlayerSession]) -> None:
+    """Three rounds unanswered, and the generation stops waiting for it: the steps
+    after take well under the decision window. Once it answers again, it is waited
+    for again."""
+    window = 1.5
+    server = make_server(size=(16, 16), fill=0.0, decision_window=window,
+                         player_heartbeat=30.0)  # connected all along, though it never pings
+    start_workers(processes, server, 1)
+    player = join(server, sessions, "sleepy")
+    player.place(2, 2, rle=library()["block"][0])
+    server.advance()
+    for _ in range(3):  # waited for, each time, until the window closes
+        began = time.monotonic()
+        server.advance()
+        assert time.monotonic() - began >= window * 0.9
+    before = server.engine.grid.copy()
+    fast = []
+    for _ in range(5):
+        began = time.monotonic()
+        server.advance()
+        fast.append(time.monotonic() - began)
+    assert max(fast) < window / 2, fast
+    assert server.engine.grid == simulate_many(before, 5, server.rule)
+    # It answers again (late, even): from the next round on it is waited for again.
+    request = request_of(player, server.engine.generation - 1)
+    player.decide(request.gen)
+    wait_for(lambda: server.registry.players[player.player].missed == 0, 5,
+             what="the late answer to count as a sign of life")
+    gen = server.engine.generation
+
+    def answer() -> None:
+        player.decide(request_of(player, gen).gen)
+
+    thread = threading.Thread(target=answer)
+    began = time.monotonic()
+    thread.start()
+    server.advance()
+    thread.join(10)
+    assert server.registry.unanswered == 0, "its answer was not waited for"
+    assert time.monotonic() - began < window
 
 
 def test_rejoin_with_the_token_and_a_wrong_token(game: Server,

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from server.auth import check_exposure
 from server.cli import main
-from shared.errors import ConfigError, KeyFileError
+from shared.errors import ConfigError, KeyFileError, NotAllowed
 from shared.keys import (
     Credentials,
     KeyPair,
@@ -22,7 +22,8 @@ from shared.keys import (
     load_secret,
     write_pair,
 )
-from shared.remote import credentials_for, embedded_keys_dir, host_and_port, is_loopback
+from shared.local import EmbeddedKeys, embedded_keys_dir
+from shared.remote import credentials_for, host_and_port, is_loopback
 
 
 def test_init_makes_the_layout_zmq_auth_reads(tmp_path: Path) -> None:
@@ -129,20 +130,38 @@ def test_credentials_from_options_and_from_a_local_up(tmp_path: Path,
         p.public for p in pairs.values()}
     with pytest.raises(KeyFileError, match="needs --server-key"):
         credentials_for("tcp://127.0.0.1:5556", None, keys / "worker.key_secret")
-    # A local `lifenet up`: found by port while it runs, never on another host.
+    # A local `lifenet up`: found by port while it holds its lock, never on another host.
     monkeypatch.setenv("LIFENET_STATE_DIR", str(tmp_path / "state"))
     assert credentials_for("tcp://127.0.0.1:7001") is None
-    up = embedded_keys_dir(7001)
-    up.parent.mkdir(parents=True)
-    local = init_keys(up)
-    (up / "pid").write_text(f"{os.getpid()}\n")
+    claim = EmbeddedKeys.claim(7001)
+    local_server = load_public(claim.directory / "server.key")
     found = credentials_for("tcp://127.0.0.1:7001")
-    assert found is not None and found.server == local["server"].public
+    assert found is not None and found.server == local_server.public
     operator = credentials_for("tcp://localhost:7001", role="operator")
-    assert operator is not None and operator.own == local["operator"]
+    assert operator is not None
+    assert operator.own == load_secret(claim.directory / "operator.key_secret")
     assert credentials_for("tcp://192.0.2.1:7001") is None
-    (up / "pid").write_text("999999999\n")  # the up that made them is gone
+    with pytest.raises(ConfigError, match="another lifenet up"):
+        EmbeddedKeys.claim(7001)
+    claim.release()
+    assert not claim.directory.exists() and credentials_for("tcp://127.0.0.1:7001") is None
+    # Left behind by an up that was killed (no lock held): never trusted, and replaced.
+    stale = embedded_keys_dir(7001)
+    stale_key = init_keys(stale)["server"].public
     assert credentials_for("tcp://127.0.0.1:7001") is None
+    again = EmbeddedKeys.claim(7001)
+    fresh = credentials_for("tcp://127.0.0.1:7001")
+    assert fresh is not None and fresh.server != stale_key
+    again.release()
+    # A state directory others may write in is not trusted.
+    base = tmp_path / "state" / "up"
+    held = EmbeddedKeys.claim(7002)
+    os.chmod(base, 0o777)
+    try:
+        assert credentials_for("tcp://127.0.0.1:7002") is None
+    finally:
+        os.chmod(base, 0o700)
+        held.release()
 
 
 def test_hosts_and_exposure() -> None:
@@ -159,3 +178,74 @@ def test_hosts_and_exposure() -> None:
 def test_a_key_pairs_repr_hides_the_secret() -> None:
     pair = KeyPair.generate()
     assert pair.secret is not None and pair.secret.decode() not in repr(pair)
+
+
+def test_modes_are_exact_whatever_the_umask_and_an_existing_dir_is_made_private(
+        tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir(mode=0o777)
+    os.chmod(keys, 0o777)
+    old = os.umask(0o077)
+    try:
+        init_keys(keys)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o700
+    assert stat.S_IMODE((keys / "server.key").stat().st_mode) == 0o644
+    assert stat.S_IMODE((keys / "server.key_secret").stat().st_mode) == 0o600
+    for listed in ("authorized", "authorized/workers", "authorized/operators"):
+        assert stat.S_IMODE((keys / listed).stat().st_mode) == 0o755, listed
+    assert stat.S_IMODE((keys / "authorized/workers/worker.key").stat().st_mode) == 0o644
+
+
+def test_keys_new_refuses_before_writing_anything(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    init_keys(keys)
+    (keys / "authorized" / "workers" / "w3.key").write_text("in the way\n")
+    result = CliRunner().invoke(main, ["keys", "new", "w3", "--dir", str(keys),
+                                       "--authorize", "workers"])
+    assert result.exit_code == 1 and "never overwrites" in result.output
+    assert not (keys / "w3.key_secret").exists() and not (keys / "w3.key").exists()
+
+
+def test_a_fifo_swapped_in_for_a_key_file_is_refused_not_read(tmp_path: Path) -> None:
+    fifo = tmp_path / "server.key"
+    os.mkfifo(fifo)
+    with pytest.raises(KeyFileError, match="not a regular file"):
+        load_public(fifo)  # would block for ever if it were opened for a blocking read
+
+
+def test_an_allow_list_skips_a_broken_file_and_fails_closed(tmp_path: Path) -> None:
+    from server.auth import AllowList
+
+    keys = tmp_path / "keys"
+    pairs = init_keys(keys)
+    workers = keys / "authorized" / "workers"
+    listed = AllowList(workers)
+    assert pairs["worker"].public in listed
+    (workers / "broken.key").write_text('curve\n    public-key = "' + "#" * 40 + '"\n')
+    new = write_pair(tmp_path, "new")
+    (workers / "new.key").write_text((tmp_path / "new.key").read_text())
+    listed.reload()
+    assert new.public in listed and pairs["worker"].public in listed  # the rest still read
+    (workers / "worker.key").unlink()
+    listed.reload()
+    assert pairs["worker"].public not in listed  # removed although a file is broken
+    for path in workers.iterdir():
+        path.unlink()
+    workers.rmdir()
+    listed.reload()
+    assert new.public not in listed  # the list is gone: it admits no one
+
+
+def test_a_restored_session_stays_bound_to_its_key() -> None:
+    from server.players.registry import PlayerRegistry
+
+    before = PlayerRegistry()
+    alice, _ = before.join(b"a", "alice", None, key=b"K" * 40)
+    after = PlayerRegistry()
+    after.restore(before.export())
+    with pytest.raises(NotAllowed, match="another key"):
+        after.join(b"m", "mallory", alice.token, key=b"M" * 40)
+    again, rejoined = after.join(b"a2", "alice", alice.token, key=b"K" * 40)
+    assert rejoined and again.id == alice.id

@@ -1,0 +1,81 @@
+"""Workers that misbehave, for the tests: ``python -m tests.integration.liar MODE ...``.
+
+Real worker processes (``server.worker.Worker``, the real connection, heartbeats and
+all) whose answers are wrong in the ways a buggy or hostile worker's could be:
+
+    alive     every cell of every tile alive
+    flip      the right answer with one cell flipped
+    stale     the answer it gave for the same batch a generation before (an old tile)
+    slow:F    the right answer, F times as slow (it sleeps F - 1 times its compute)
+
+Usage: ``python -m tests.integration.liar MODE --connect tcp://HOST:PORT [--keys DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from server.worker.process import Worker, WorkerConfig, run_worker
+from shared import protocol
+from shared.grid import Codes, as_payload, pack_bits, unpack_bits
+from shared.keys import Credentials
+from shared.protocol import Kind, Message
+
+
+class Liar(Worker):
+    mode = "alive"
+    factor = 1.0
+
+    def __init__(self, config: WorkerConfig) -> None:
+        super().__init__(config)
+        self.previous: dict[int, Codes] = {}
+
+    def compute(self, msg: Message) -> Message:
+        began = time.perf_counter()
+        answer = super().compute(msg)
+        if answer.kind is not Kind.RESULT:
+            return answer
+        h, w, packed = answer["h"], answer["w"], answer.body.get("packed", False)
+        codes = unpack_bits(answer.payloads[0], (h, w)) if packed else \
+            np.frombuffer(answer.payloads[0], dtype=np.uint8).reshape(h, w).copy()
+        if self.mode == "slow":
+            time.sleep((self.factor - 1) * (time.perf_counter() - began))
+            return answer
+        right = codes.copy()
+        if self.mode == "alive":
+            codes[:] = 1
+        elif self.mode == "flip":
+            codes[0, 0] = 0 if codes[0, 0] else 1
+        elif self.mode == "stale":
+            old = self.previous.get(msg["batch"])
+            if old is not None and old.shape == codes.shape:
+                codes = old
+        self.previous[msg["batch"]] = right
+        payload = pack_bits(codes) if packed else codes
+        return protocol.message(Kind.RESULT, [as_payload(payload)], gen=msg["gen"],
+                                batch=msg["batch"], attempt=msg["attempt"], h=h, w=w,
+                                **({"packed": True} if packed else {}))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode")
+    parser.add_argument("--connect", required=True)
+    parser.add_argument("--keys", type=Path, default=None)
+    parser.add_argument("--name", default="liar")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s liar %(message)s")
+    mode, _, factor = args.mode.partition(":")
+    Liar.mode, Liar.factor = mode, float(factor or 1)
+    credentials = Credentials.in_dir(args.keys, "worker") if args.keys else None
+    return run_worker(WorkerConfig(connect=args.connect, name=args.name, heartbeat=0.2,
+                                   credentials=credentials), Liar)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

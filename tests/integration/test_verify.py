@@ -1,0 +1,221 @@
+"""Verified results and a world that never stalls, against real misbehaving workers.
+
+The liars are real worker processes (``tests.integration.liar``) that answer with every
+cell alive, with one cell flipped, or with the tile they gave a generation before; the
+slow one answers right but ten times as slowly. Every world is compared with the
+reference ``simulate``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import threading
+import time
+from typing import Any
+
+import pytest
+import zmq
+
+from server.app import Server
+from server.verify import Verification
+from shared import protocol
+from shared.errors import Closed, SimulationError
+from shared.life import simulate, simulate_many
+from shared.protocol import Kind
+from tests.conftest import Processes, wait_for
+from tests.integration.conftest import MakeServer, start_workers
+from tests.integration.test_bad_input import hand_written_worker
+from tests.integration.test_distributed import random_world
+
+
+def run_until(server: Server, condition: Any, limit: int) -> int:
+    """Step until ``condition()``; how many generations it took (at most ``limit``)."""
+    for n in range(1, limit + 1):
+        server.advance()
+        if condition():
+            return n
+    pytest.fail(f"not within {limit} generations")
+
+
+@pytest.mark.parametrize("mode", ["alive", "flip", "stale"])
+def test_a_liar_is_caught_and_quarantined_and_the_world_stays_right(
+        make_server: MakeServer, processes: Processes, mode: str) -> None:
+    """With every answer checked (sample:1) a lie never reaches the world: the liar's
+    answer is replaced, the rest of its answers in that generation recomputed, and it
+    gets no more work, for the server's lifetime, although it reconnects."""
+    server = make_server(size=(40, 48), tile=(10, 48), verify=Verification(1.0))
+    start_workers(processes, server, 1)
+    liar = processes.liar(server.broker.bound_endpoint, mode)
+    wait_for(lambda: server.broker.worker_count() == 2, 20, what="the liar to join")
+    expected = random_world(server, seed=4)
+    for _ in range(8):
+        expected = simulate(expected, server.rule)
+        server.advance()
+        assert server.engine.grid == expected
+    assert server.broker.quarantined() == 1
+    assert server.status()["quarantined"] == 1 and server.status()["caught"] >= 1
+    assert server.broker.worker_count() == 1
+    wait_for(lambda: "quarantined" in processes.log_of(liar), 10,
+             what="the liar to hear it is quarantined")
+    # It is never let back in: its attempts to rejoin are refused, the world goes on.
+    for _ in range(5):
+        expected = simulate(expected, server.rule)
+        server.advance()
+    assert server.engine.grid == expected and server.broker.worker_count() == 1
+
+
+def test_with_all_checked_the_world_is_exact_with_a_liar_among_three(
+        make_server: MakeServer, processes: Processes) -> None:
+    server = make_server(size=(64, 64), tile=(8, 64), verify=Verification(1.0))
+    start_workers(processes, server, 2)
+    processes.liar(server.broker.bound_endpoint, "flip")
+    wait_for(lambda: server.broker.worker_count() == 3, 20, what="three workers")
+    start = random_world(server, seed=9)
+    for _ in range(20):
+        server.advance()
+    assert server.engine.grid == simulate_many(start, 20, server.rule)
+    assert server.broker.quarantined() == 1
+
+
+def test_the_default_sample_catches_a_liar_sooner_or_later(make_server: MakeServer,
+                                                          processes: Processes) -> None:
+    """sample:0.05 checks one answer in twenty, at random: a worker that always lies is
+    caught within a few dozen of its answers (and quarantined for good)."""
+    server = make_server(size=(32, 32), tile=(4, 32), verify=Verification(0.05))
+    processes.liar(server.broker.bound_endpoint, "alive")
+    wait_for(lambda: server.broker.worker_count() == 1, 20, what="the liar")
+    random_world(server, seed=2)
+    run_until(server, lambda: server.broker.quarantined() == 1, 200)
+    assert server.engine.caught == 1 and server.engine.checked >= 1
+
+
+def test_with_no_worker_the_server_computes_every_batch_itself(
+        make_server: MakeServer) -> None:
+    server = make_server(size=(24, 24), fallback_after=0.2)
+    expected = simulate_many(random_world(server, seed=6), 5, server.rule)
+    for _ in range(5):
+        server.advance()
+    assert server.engine.grid == expected
+    assert server.status()["computed_locally"] >= 5
+
+
+def test_stalled_workers_do_not_stall_the_world(make_server: MakeServer,
+                                                processes: Processes) -> None:
+    """Both workers stop answering (SIGSTOP): their batches time out, may not go back to
+    them, and the server computes them; the world keeps going and stays right."""
+    import os
+    import signal
+
+    server = make_server(size=(32, 32), tile=(8, 32), batch_timeout=0.5,
+                         fallback_after=0.3, heartbeat=5.0)
+    procs = start_workers(processes, server, 2)
+    expected = random_world(server, seed=12)
+    server.advance()
+    expected = simulate(expected, server.rule)
+    for proc in procs:
+        os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        for _ in range(3):
+            expected = simulate(expected, server.rule)
+            server.advance()
+        assert server.engine.grid == expected
+        assert server.engine.computed_locally >= 4
+    finally:
+        for proc in procs:
+            os.kill(proc.pid, signal.SIGCONT)
+
+
+def test_a_batch_re_sent_never_goes_back_to_the_same_connection(
+        make_server: MakeServer, zmq_context: zmq.Context[Any]) -> None:
+    """One worker that takes batches and never answers: each batch reaches it once;
+    after the timeout it is computed by the server, not sent to that worker again."""
+    server = make_server(size=(16, 16), batch_timeout=0.3, fallback_after=0.5)
+    sock = hand_written_worker(server, zmq_context, "black-hole")
+    received: list[int] = []
+    stop = threading.Event()
+
+    def swallow() -> None:
+        while not stop.is_set():
+            if sock.poll(50):
+                msg = protocol.decode(sock.recv_multipart())
+                if msg.kind is Kind.BATCH:
+                    received.append(msg["batch"])
+                elif msg.kind is Kind.HEARTBEAT:
+                    sock.send_multipart(protocol.encode(protocol.message(Kind.HEARTBEAT)))
+
+    thread = threading.Thread(target=swallow)
+    thread.start()
+    try:
+        expected = simulate(random_world(server, seed=1), server.rule)
+        server.advance()
+        assert server.engine.grid == expected
+    finally:
+        stop.set()
+        thread.join()
+        sock.close()
+    assert received and len(received) == len(set(received)), received
+
+
+def test_what_a_worker_declares_is_capped(make_server: MakeServer,
+                                          zmq_context: zmq.Context[Any]) -> None:
+    server = make_server(size=(8, 8), max_credit=4, max_io_latency=1.0)
+    sock = zmq_context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(server.broker.bound_endpoint)
+    try:
+        sock.send_multipart(protocol.encode(protocol.message(
+            Kind.READY, version=protocol.PROTOCOL_VERSION, name="greedy", pid=1,
+            credit=256, io_latency=60.0)))
+        assert sock.poll(5000)
+        assert protocol.decode(sock.recv_multipart()).kind is Kind.WELCOME
+        [peer] = list(server.broker._workers.values())
+        assert (peer.credit, peer.io_latency) == (4, 1.0)
+    finally:
+        sock.close()
+
+
+def step_times(server: Server, generations: int) -> float:
+    """The median milliseconds of ``generations`` steps."""
+    times = []
+    for _ in range(generations):
+        began = time.perf_counter()
+        server.advance()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times) * 1000
+
+
+@pytest.mark.timeout(120)
+def test_one_slow_worker_does_not_set_the_pace(make_server: MakeServer,
+                                               processes: Processes) -> None:
+    """Bands are sized by each worker's measured speed: with a worker ten times as slow
+    beside two normal ones, a generation takes about what the two take alone."""
+    server = make_server(size=(2048, 2048), fill=0.3, seed=5, verify=Verification(0.0),
+                         dispatchers=16)
+    start_workers(processes, server, 2)
+    step_times(server, 5)  # warm up, and measure the two
+    alone = step_times(server, 15)
+    processes.liar(server.broker.bound_endpoint, "slow:10")
+    wait_for(lambda: server.broker.worker_count() == 3, 20, what="the slow worker")
+    wait_for(lambda: (server.advance(), all(r for r in server.broker.rates().values()))[1],
+             20, what="every worker measured")
+    step_times(server, 5)
+    with_slow = step_times(server, 15)
+    assert with_slow <= 1.3 * alone, f"{with_slow:.1f} ms with the slow one, {alone:.1f} alone"
+
+
+def test_no_worker_and_fallback_never_means_waiting(make_server: MakeServer) -> None:
+    server = make_server(size=(8, 8), fallback_after=None)
+    done = threading.Event()
+
+    def step() -> None:
+        with contextlib.suppress(Closed, SimulationError):
+            server.advance()
+            done.set()
+
+    thread = threading.Thread(target=step)
+    thread.start()
+    assert not done.wait(1.0)
+    assert server.engine.computed_locally == 0
+    server.stop()
+    thread.join(10)
