@@ -391,7 +391,10 @@ class WorkerBroker(threading.Thread):
             if not choices:
                 waiting.append(request)
                 continue
-            peer = max(choices, key=lambda p: (p.free, p.rate or 0.0, -p.served))
+            # The most credit free; then a worker not measured yet (so that it gets
+            # measured), then the fastest.
+            peer = max(choices, key=lambda p: (p.free, p.rate is None, p.rate or 0.0,
+                                               -p.served))
             if not self._forward(workers, dispatch, peer, request):
                 waiting.append(request)
                 break

@@ -60,6 +60,7 @@ from server.snapshot import (
 )
 from server.tools import book
 from server.tools.children import LocalProcesses, free_port
+from server.verify import UNVERIFIED, Verification
 from server.world import write_world
 from shared.errors import ConfigError, SimulationError
 from shared.grid import Grid
@@ -166,7 +167,8 @@ def expected_keys(profile: Profile) -> list[str]:
     for shape in profile.cpu_shapes:
         cells = shape[0] * shape[1]
         keys += [figure_key("cpu", a, cells)
-                 for a in ("python", "numpy", "lifenet", "lifenet-curve")]
+                 for a in ("python", "numpy", "lifenet", "lifenet-curve", "lifenet-sample",
+                           "lifenet-all")]
     cells = profile.snapshot_shape[0] * profile.snapshot_shape[1]
     keys += [figure_key("snapshot", a, cells) for a in SNAPSHOT_PARTS]
     return keys
@@ -178,6 +180,7 @@ def soup(shape: Shape, seed: int = 1, fill: float = 0.25) -> Grid:
 
 
 MAX_SAMPLES = 200
+ROUNDS = 3  # turns in which the lifenet variants are measured
 
 
 def measure(step: Callable[[Grid], Grid], grid: Grid, repeats: int,
@@ -220,8 +223,10 @@ class LifenetRig:
     """An in-process ``Server`` and ``workers`` real worker processes on loopback."""
 
     def __init__(self, workers: int, io_latency: float = 0.0, log: Path | None = None,
-                 dispatchers: int = 16, curve: bool = False) -> None:
+                 dispatchers: int = 16, curve: bool = False,
+                 verify: Verification = UNVERIFIED) -> None:
         self.workers = workers
+        self.verify = verify
         self.io_latency = io_latency
         self.dispatchers = dispatchers
         self.log = log
@@ -261,12 +266,20 @@ class LifenetRig:
                    for i in range(self.workers)]
         self.server = Server(ServerConfig(
             worker_port=port, player_port=free_port(), frame_port=free_port(), size=(8, 8),
-            fill=0.0, tick=0.0, batch_timeout=30.0, dispatchers=self.dispatchers, keys=keys))
+            fill=0.0, tick=0.0, batch_timeout=30.0, dispatchers=self.dispatchers, keys=keys,
+            verify=self.verify))
         self.server.start()
         server = self.server
         self.children.wait_until(
             lambda: server.broker.worker_count() >= self.workers, READY_TIMEOUT,
             f"{self.workers} bench workers to join (log: {self.log})", watch=workers)
+
+    def set_verification(self, verify: Verification) -> None:
+        """Check answers from now on as ``verify`` says (the bench's variants)."""
+        assert self.server is not None
+        self.server.engine.verification = verify
+        for dispatcher in self.server.engine.dispatchers:
+            dispatcher.verification = verify
 
     def step(self, grid: Grid) -> Grid:
         """The workers' step of ``grid``: the engine cuts it from its size and the live
@@ -333,6 +346,16 @@ class Report:
              self.get("cpu", "lifenet", cpu_big), "cost", 1.3),
             ("curve: io 10 000 cells <= 1.3x plain", self.get("io", "lifenet-curve", io_mid),
              self.get("io", "lifenet", io_mid), "cost", 1.3),
+            ("verify sample:0.05: 1024x1024 <= 1.1x plain",
+             self.get("cpu", "lifenet-sample", cpu_small), self.get("cpu", "lifenet", cpu_small),
+             "cost", 1.1),
+            ("verify sample:0.05: 4096x4096 <= 1.1x plain",
+             self.get("cpu", "lifenet-sample", cpu_big), self.get("cpu", "lifenet", cpu_big),
+             "cost", 1.1),
+            ("verify all: 1024x1024 <= 2.2x plain", self.get("cpu", "lifenet-all", cpu_small),
+             self.get("cpu", "lifenet", cpu_small), "cost", 2.2),
+            ("verify all: 4096x4096 <= 2.2x plain", self.get("cpu", "lifenet-all", cpu_big),
+             self.get("cpu", "lifenet", cpu_big), "cost", 2.2),
         ]
         out = []
         for name, fig, base, kind, limit in checks:
@@ -348,7 +371,8 @@ class Report:
                 assert base is not None
                 value = base.ms / fig.ms
                 met = value >= limit
-            out.append({"target": name, "figure": fig.key, "shape": list(fig.shape),
+            out.append({"target": name, "kind": kind, "figure": fig.key,
+                        "shape": list(fig.shape),
                         "value": value, "limit": limit, "met": met})
         return out
 
@@ -365,7 +389,9 @@ class Report:
 
 
 def count_steps(profile: Profile) -> int:
-    return len(expected_keys(profile)) + 3  # and starting three of the lifenet rigs
+    # Each lifenet variant is measured in ROUNDS turns; and three rigs are started.
+    variants = 4 * len(profile.cpu_shapes)
+    return len(expected_keys(profile)) + variants * (ROUNDS - 1) + 3
 
 
 def run_bench(profile: Profile, progress: Progress = lambda _: None,
@@ -400,15 +426,29 @@ def _run_cpu(p: Profile, report: Report, progress: Progress, log: Path) -> None:
         samples = measure(lambda g: simulate(g, CONWAY), soup(shape), p.slow_repeats, None)
         report.add(Figure("cpu", "python", shape, statistics.median(samples), samples,
                           note="shared.life.simulate, the book's step"))
-    progress(f"starting lifenet with {p.workers} workers")
-    for approach, curve in (("lifenet", False), ("lifenet-curve", True)):
-        with LifenetRig(p.workers, log=log, curve=curve) as rig:
-            for shape in p.cpu_shapes:
-                progress(f"cpu {approach} {shape[0]}x{shape[1]}")
-                samples = measure(rig.step, soup(shape), p.repeats, p.warmup, p.min_time)
-                report.add(Figure("cpu", approach, shape, statistics.median(samples),
-                                  samples, note=f"{p.workers} worker processes"
-                                  + (", CURVE (keys)" if curve else "")))
+    progress(f"starting lifenet with {p.workers} workers, plain and with keys")
+    with LifenetRig(p.workers, log=log) as plain, \
+            LifenetRig(p.workers, log=log, curve=True) as curve:
+        # The variants are measured in turns, ROUNDS times, so that a machine whose
+        # speed drifts during the run (it does) weighs on each of them alike.
+        variants = {
+            "lifenet": (plain, UNVERIFIED, ""),
+            "lifenet-curve": (curve, UNVERIFIED, ", CURVE (keys)"),
+            "lifenet-sample": (plain, Verification(0.05), ", --verify sample:0.05"),
+            "lifenet-all": (plain, Verification(1.0), ", --verify all"),
+        }
+        for shape in p.cpu_shapes:
+            taken: dict[str, list[float]] = {name: [] for name in variants}
+            for turn in range(ROUNDS):
+                for name, (rig, verify, _) in variants.items():
+                    progress(f"cpu {name} {shape[0]}x{shape[1]} ({turn + 1}/{ROUNDS})")
+                    rig.set_verification(verify)
+                    taken[name] += measure(rig.step, soup(shape), p.repeats,
+                                             p.warmup / ROUNDS if turn else p.warmup,
+                                             p.min_time / ROUNDS)
+            for name, (_, _, note) in variants.items():
+                report.add(Figure("cpu", name, shape, statistics.median(taken[name]),
+                                  taken[name], note=f"{p.workers} worker processes{note}"))
 
 
 def _run_io(p: Profile, report: Report, progress: Progress, log: Path) -> None:
@@ -563,7 +603,7 @@ def table(report: Report) -> str:
             how = (f"median of >= {p.repeats} over >= {p.min_time:g} s, after {p.warmup:g} s "
                    "of warm-up")
         lines.append(f"{title} (ms per generation, {how}; x = times faster than {base_name})")
-        lines.append(f"  {'approach':<13} {'cells':>11} {'ms/gen':>12} {'x':>10}  note")
+        lines.append(f"  {'approach':<14} {'cells':>11} {'ms/gen':>12} {'x':>10}  note")
         figures = sorted((f for f in report.figures.values() if f.section == section),
                          key=lambda f: (f.cells, list(report.figures).index(f.key)))
         for f in figures:
@@ -578,9 +618,9 @@ def table(report: Report) -> str:
                 if numpy is not None:
                     extra = f"; {numpy.ms / f.ms:.3f}x NumPy"
             plain = report.get(section, "lifenet", f.shape)
-            if f.approach == "lifenet-curve" and plain is not None and plain.ms > 0:
+            if f.approach.startswith("lifenet-") and plain is not None and plain.ms > 0:
                 extra = f"; {f.ms / plain.ms:.2f}x the plain generation"
-            lines.append(f"  {f.approach:<13} {_cells_text(f.cells):>11} {ms:>12} "
+            lines.append(f"  {f.approach:<14} {_cells_text(f.cells):>11} {ms:>12} "
                          f"{ratio:>10}  {f.note}{extra}")
         lines.append("")
     lines.append("  * extrapolated linearly from the smallest world measured")
@@ -598,7 +638,7 @@ def table(report: Report) -> str:
         lines.append("")
     lines.append("targets")
     for t in report.targets():
-        unit = "ms" if "ms" in t["target"] or " s" in t["target"] else "x"
+        unit = "ms" if t["kind"] == "ms" else "x"
         value = t["value"]
         text = f"{value:.3f}" if value < 1 else f"{value:.1f}" if value < 1000 else \
             f"{value:,.0f}".replace(",", " ")

@@ -47,8 +47,8 @@ def test_tiny_bench_writes_every_figure(tmp_path: Path) -> None:
     # Per-cell I/O is honest: no generation beats one latency.
     assert all(report["figures"][k]["ms_per_generation"] >= TINY.latency * 1000
                for k in report["figures"] if k.startswith("io/"))
-    assert {t["target"][:3] for t in report["targets"]} == {"io:", "cpu", "cur"}
-    assert len(report["targets"]) == 8
+    assert {t["target"][:3] for t in report["targets"]} == {"io:", "cpu", "cur", "ver"}
+    assert len(report["targets"]) == 12
     assert report["machine"]["cpus"] >= 1
     assert "lifenet" in result.output and "targets" in result.output
     assert children() <= before, "bench left child processes behind"
@@ -72,4 +72,4 @@ def test_the_quick_bench_runs_whole_and_writes_every_figure(tmp_path: Path) -> N
     report = json.loads(out.read_text())
     assert set(report["figures"]) == set(expected_keys(QUICK))
     assert all(f["ms_per_generation"] > 0 for f in report["figures"].values())
-    assert len(report["targets"]) == 8 and report["wall_s"] > 0
+    assert len(report["targets"]) == 12 and report["wall_s"] > 0
