@@ -44,10 +44,12 @@ from server.snapshot import (
     WorldState,
     load_key,
     read_snapshot,
+    snapshot_generation,
 )
+from server.transport import MemoryGuard, raise_open_files_limit
 from server.world import build_world, write_world
 from shared import protocol
-from shared.errors import Closed, ConfigError, SimulationError
+from shared.errors import Closed, ConfigError, SimulationError, SnapshotError
 from shared.grid import Grid
 from shared.protocol import ErrorCode, Message
 
@@ -78,11 +80,18 @@ class Server:
         if config.snapshot_dir is not None:  # every refusal before any socket or thread
             try:
                 config.snapshot_dir.mkdir(parents=True, exist_ok=True)
+                mode = config.snapshot_dir.stat().st_mode
             except OSError as e:
                 raise ConfigError(f"cannot make --snapshot-dir {config.snapshot_dir}: "
                                   f"{e.strerror}") from e
+            if mode & 0o002 and not mode & 0o1000:
+                raise ConfigError(f"--snapshot-dir {config.snapshot_dir} may be written by "
+                                  "anyone (mode o+w): another user could replace or plant "
+                                  "snapshots there; chmod o-w it, or choose another")
         self.stop_event = threading.Event()
         self.context: zmq.Context[Any] = zmq.Context()
+        self.guard = MemoryGuard(config.memory_guard)
+        self.guard.handshake_ms = int(config.handshake_timeout * 1000)
         self.gatekeeper: Gatekeeper | None = None
         if self.keys is not None:
             self.gatekeeper = Gatekeeper(self.context, self.keys)
@@ -91,17 +100,18 @@ class Server:
                                    heartbeat=config.heartbeat,
                                    batch_timeout=config.batch_timeout, keys=self.keys,
                                    admits=admits, max_credit=config.max_credit,
-                                   max_io_latency=config.max_io_latency)
+                                   max_io_latency=config.max_io_latency, guard=self.guard)
         self.registry = PlayerRegistry(RegistryConfig(
             energy_cap=config.energy_cap, energy_regen=config.energy_regen,
-            grace=config.grace, heartbeat=config.player_heartbeat))
+            grace=config.grace, heartbeat=config.player_heartbeat,
+            per_address=config.max_players_per_address))
         self.registry.restore(restored_players)
         self.registry.landing = generation + 1
         self.world_info = WorldInfo(grid.height, grid.width, str(self.rule), 0)
         self.lobby = PlayerEndpoint(self.context, config.endpoint(config.player_port),
                                     self.status, self.registry, self.world_info,
                                     lambda: self.engine.generation, keys=self.keys,
-                                    is_operator=is_operator)
+                                    is_operator=is_operator, guard=self.guard)
         self.snapshotter: Snapshotter | None = None
         if config.snapshot_dir is not None:
             assert self.snapshot_key is not None
@@ -118,6 +128,7 @@ class Server:
             verification=config.verify,
             players=Players(self.registry, DecisionRound(self.registry, self.rule,
                                                          config.window, self.lobby.send)))
+        self.registry.owned = lambda player: self.engine.latest.board.cells(player)
         self.publisher: FramePublisher | None = None
         self.frame_endpoint = ""
         self._started = False
@@ -161,7 +172,7 @@ class Server:
             "quarantined": self.broker.quarantined(),
         }
         if full:
-            report["worker_names"] = self.broker.worker_names()[:4096]
+            report["worker_names"] = _within(self.broker.worker_names(), STATUS_NAME_BYTES)
         return report
 
     # -- life cycle ----------------------------------------------------------------------
@@ -179,7 +190,7 @@ class Server:
         try:
             self.publisher = FramePublisher(self.context,
                                             self.config.endpoint(self.config.frame_port),
-                                            self.keys)
+                                            self.keys, self.guard)
         except zmq.ZMQError as e:
             self.close()
             raise ConfigError(f"cannot listen for frames on port {self.config.frame_port}: "
@@ -195,6 +206,7 @@ class Server:
                 self.close()
                 raise ConfigError(f"cannot listen on {thread.endpoint}: {thread.error}")
         self.engine.start()
+        self.guard.arm()  # the world and every thread are there: growth from now on
         if self.snapshotter is not None:
             self.snapshotter.start()
         self._started = True
@@ -284,6 +296,11 @@ class Server:
     def _restore(self, path: Path, key: SnapshotKey) -> WorldState:
         """The world, rule and generation of a verified snapshot (the options' are unused)."""
         _, state = read_snapshot(path, key, self.config.snapshot_timeout)
+        named = snapshot_generation(path.name)
+        if named is not None and named != state.generation:
+            raise SnapshotError(f"{path.name} holds generation {state.generation} (its "
+                                "authenticated header says so), not the one its name says: "
+                                "refused (a renamed snapshot)")
         if self.config.rule is not None and self.config.rule != state.rule:
             log.warning("--rule %s ignored: the snapshot runs %s", self.config.rule,
                         state.rule)
@@ -315,8 +332,25 @@ class Server:
         return self.snapshotter.ask(peer.identity, msg.body.get("send", False))
 
 
+STATUS_NAME_BYTES = 16 << 10  # the workers' names in a status reply: 1 000 workers' worth
+
+
+def _within(names: list[str], budget: int) -> list[str]:
+    """As many of ``names`` as fit ``budget`` bytes (of msgpack, roughly): a status
+    reply must stay well under what a client takes (64 KiB), however many workers."""
+    kept: list[str] = []
+    for name in names:
+        budget -= len(name.encode()) + 3
+        if budget < 0:
+            break
+        kept.append(name)
+    return kept
+
+
 def serve(config: ServerConfig) -> int:
     """Run a server in this process until stopped or ``--generations`` is reached."""
+    soft, hard = raise_open_files_limit()  # every peer is a file descriptor
+    log.debug("open files: soft limit %d, hard limit %d", soft, hard)
     server = Server(config)
     server.install_signal_handlers()
     try:

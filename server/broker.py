@@ -47,7 +47,14 @@ import zmq
 from server import envelope
 from server.auth import WORKERS, ServerKeys, peer_key, serve_curve
 from server.envelope import DISPATCH_ENDPOINT, Envelope, Key, Verb
-from server.transport import drain
+from server.transport import (
+    MemoryGuard,
+    allocated_mb,
+    apply_heartbeats,
+    drain,
+    rebind,
+    release_freed_memory,
+)
 from shared import protocol
 from shared.errors import ProtocolError
 from shared.protocol import ErrorCode, Kind, Message
@@ -115,7 +122,8 @@ class WorkerBroker(threading.Thread):
                  keys: ServerKeys | None = None,
                  admits: Callable[[bytes | None], bool] = lambda key: True,
                  max_credit: int = DEFAULT_MAX_CREDIT,
-                 max_io_latency: float = DEFAULT_MAX_IO_LATENCY) -> None:
+                 max_io_latency: float = DEFAULT_MAX_IO_LATENCY,
+                 guard: MemoryGuard | None = None) -> None:
         super().__init__(name="broker", daemon=True)
         self.context = context
         self.endpoint = endpoint
@@ -127,6 +135,7 @@ class WorkerBroker(threading.Thread):
         self.admits = admits  # whether a worker's key may (still) work here
         self.max_credit = max_credit
         self.max_io_latency = max_io_latency
+        self.guard = guard or MemoryGuard(None)
         self.stop_event = threading.Event()
         self.ready = threading.Event()
         self.bound_endpoint = ""
@@ -167,14 +176,33 @@ class WorkerBroker(threading.Thread):
 
     # -- the loop --------------------------------------------------------------------
 
+    def _socket(self) -> zmq.Socket[Any]:
+        workers: zmq.Socket[Any] = self.context.socket(zmq.ROUTER)
+        workers.setsockopt(zmq.LINGER, 0)
+        workers.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        workers.setsockopt(zmq.MAXMSGSIZE, self.max_payload + protocol.MAX_HEADER_BYTES)
+        apply_heartbeats(workers, self.guard.handshake_ms)
+        serve_curve(workers, self.keys, WORKERS)
+        return workers
+
+    def _drop_everyone(self, workers: zmq.Socket[Any],
+                       dispatch: zmq.Socket[Any]) -> zmq.Socket[Any]:
+        """The memory guard's call: every worker connection dropped (their batches go
+        back to the dispatchers, the workers reconnect and say READY again)."""
+        log.error("memory grew by more than %g MiB: the worker endpoint drops every "
+                  "connection", self.guard.limit_mb)
+        for peer in list(self._workers.values()):
+            self._drop(dispatch, peer)
+        before = allocated_mb()
+        fresh = rebind(workers, self._socket, self.bound_endpoint)
+        release_freed_memory()
+        self.guard.dropped("workers", before)
+        return fresh
+
     def run(self) -> None:
-        workers = self.context.socket(zmq.ROUTER)
+        workers = self._socket()
         dispatch = self.context.socket(zmq.ROUTER)
         try:
-            workers.setsockopt(zmq.LINGER, 0)
-            workers.setsockopt(zmq.ROUTER_MANDATORY, 1)
-            workers.setsockopt(zmq.MAXMSGSIZE, self.max_payload + protocol.MAX_HEADER_BYTES)
-            serve_curve(workers, self.keys, WORKERS)
             dispatch.setsockopt(zmq.LINGER, 0)
             workers.bind(self.endpoint)
             self.bound_endpoint = workers.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -192,6 +220,10 @@ class WorkerBroker(threading.Thread):
         next_beat = time.monotonic() + self.heartbeat
         try:
             while not self.stop_event.is_set():
+                if self.guard.due("workers"):
+                    poller.unregister(workers)
+                    workers = self._drop_everyone(workers, dispatch)
+                    poller.register(workers, zmq.POLLIN)
                 timeout = max(0.0, min(next_beat - time.monotonic(), 0.1))
                 events = dict(poller.poll(int(timeout * 1000)))
                 if workers in events:
@@ -267,7 +299,8 @@ class WorkerBroker(threading.Thread):
             self._drop(dispatch, peer)
             return
         if msg.kind is Kind.ERROR:
-            log.warning("worker %s reports error %s: %s", peer.name, msg["code"], msg["reason"])
+            self._odd.warning(f"error:{peer.name}", "worker %s reports error %s: %s",
+                              peer.name, msg["code"], msg["reason"])
             return
         self._send(workers, identity, protocol.error(
             ErrorCode.NOT_ALLOWED, f"{msg.kind} is not taken on the worker endpoint",

@@ -12,6 +12,7 @@ from shared.rules import Rule
 
 DEFAULT_TICK = 0.1
 DEFAULT_VERIFY = 0.05    # sample:0.05: one answer in twenty checked by the server
+DEFAULT_MEMORY_GUARD = 1024.0  # MiB the server may grow by before it drops connections
 DEFAULT_FALLBACK = 2.0   # seconds a batch may wait for a worker before the server computes it
 
 
@@ -54,6 +55,9 @@ class ServerConfig:
     fallback_after: float | None = DEFAULT_FALLBACK  # None: wait for a worker forever
     max_credit: int = DEFAULT_MAX_CREDIT             # batches a worker may hold at once
     max_io_latency: float = DEFAULT_MAX_IO_LATENCY   # a worker's declared I/O, at most
+    max_players_per_address: int = 32  # live sessions one network address may hold
+    memory_guard: float | None = DEFAULT_MEMORY_GUARD  # MiB of growth: connections dropped
+    handshake_timeout: float = 10.0  # seconds a connection may take to say hello
 
     @property
     def window(self) -> float:

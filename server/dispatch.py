@@ -36,8 +36,10 @@ from shared.errors import Closed, ProtocolError, SimulationError
 from shared.grid import Codes, LockingGrid, as_payload, unpack_bits
 from shared.pipeline import ClosableQueue, Outcome, StoppableWorker
 from shared.protocol import Kind
+from shared.ratelimit import LogLimiter
 
 log = logging.getLogger("lifenet.dispatch")
+_resends = LogLimiter(log, interval=10.0)  # one line per worker per 10 s; the rest counted
 
 
 @dataclass
@@ -147,7 +149,8 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
                 return Answer(worker, applied, min_wait, checked, lied)
             self.resent += 1
             reasons.append(f"worker {worker} {fate.value}: {detail}")
-            log.warning("batch %d of generation %d, attempt %d: %s; sending it again",
+            _resends.warning(f"{worker}", "batch %d of generation %d, attempt %d: %s; "
+                             "sending it again",
                         batch.index, batch.gen, attempt, reasons[-1])
             if worker not in exclude:
                 exclude.append(worker)

@@ -3,14 +3,42 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import zmq
 
 DRAIN_LIMIT = 256
+HEARTBEAT_IVL_MS = 5_000      # ZMTP PING to every peer this often ...
+HEARTBEAT_TIMEOUT_MS = 15_000  # ... and the connection closed if nothing comes back
+HANDSHAKE_IVL_MS = 10_000     # a connection that does not finish its handshake: closed
+
+
+def apply_heartbeats(sock: zmq.Socket[Any], handshake_ms: int = HANDSHAKE_IVL_MS) -> None:
+    """ZMTP heartbeats and a handshake deadline on a server socket (before it binds): a
+    peer that vanished, or never finished saying hello, gives its connection and its
+    file descriptor back instead of holding them for ever."""
+    sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
+    sock.setsockopt(zmq.HANDSHAKE_IVL, handshake_ms)
+
+
+def raise_open_files_limit() -> tuple[int, int]:
+    """Raise this process's soft limit on open files to its hard limit (every peer is a
+    file descriptor); returns (soft, hard) as they are now."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
 def drain(sock: zmq.Socket[Any], limit: int = DRAIN_LIMIT) -> Iterator[list[Any]]:
@@ -62,3 +90,143 @@ class Wakeup:
             for fd in (self._read, self._write):
                 with contextlib.suppress(OSError):
                     os.close(fd)
+
+
+def rebind(sock: zmq.Socket[Any], make: Callable[[], zmq.Socket[Any]], endpoint: str,
+           timeout: float = 2.0) -> zmq.Socket[Any]:
+    """Close ``sock`` (dropping every connection and whatever they left half received)
+    and bind a new one from ``make`` to the same ``endpoint``, retrying while the old
+    listener's port is being let go."""
+    sock.close(linger=0)
+    deadline = time.monotonic() + timeout
+    while True:
+        fresh = make()
+        try:
+            fresh.bind(endpoint)
+            return fresh
+        except zmq.ZMQError:
+            fresh.close(linger=0)
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def _mallinfo2() -> Callable[[], _MallInfo2] | None:
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        fn = libc.mallinfo2
+        fn.restype = _MallInfo2
+        found: Callable[[], _MallInfo2] = fn
+        return found
+    return None
+
+
+_MALLINFO2 = _mallinfo2()
+
+
+def allocated_mb() -> float:
+    """Heap memory in use in this process, in MiB: what libzmq's buffers and everything
+    else hold now (glibc's ``mallinfo2``: it drops as soon as they are freed, where the
+    resident size may not), or the resident size where that is not available."""
+    if _MALLINFO2 is not None:
+        info = _MALLINFO2()
+        used: int = info.uordblks + info.hblkhd
+        return used / (1 << 20)
+    return resident_mb()
+
+
+def resident_mb() -> float:
+    """This process's resident memory, in MiB (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
+
+
+def release_freed_memory() -> None:
+    """Give freed heap back to the system now (glibc's ``malloc_trim``; nothing
+    elsewhere): after dropping connections, so that the drop shows."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+
+
+class MemoryGuard:
+    """Contains what libzmq cannot: a peer that never finishes a multipart message.
+
+    libzmq keeps every frame of an unfinished message (its ``MAXMSGSIZE`` limits one
+    frame, not their number), so a peer that sends frames with MORE set and never the
+    last one makes the server hold them all, and no socket option bounds it. The only
+    place such a message can be let go is its connection, and the only sign of it is
+    memory (``allocated_mb``): when the heap has grown by more than ``limit_mb`` since
+    ``arm``, the
+    endpoints drop all their connections, one endpoint at a time in ``ORDER`` (the
+    player endpoint, open to any key, first), each closing and binding its socket again
+    (see ``due``), until memory is back under the limit. Legitimate peers reconnect by
+    themselves (ZeroMQ does), and the server's heartbeats and re-sends do the rest.
+    """
+
+    ORDER = ("players", "frames", "workers")
+    handshake_ms = HANDSHAKE_IVL_MS  # the server's setting, for every socket it makes
+
+    @property
+    def poll_ms(self) -> int:
+        """How long an endpoint's loop may wait between two looks (ms)."""
+        return int(self.CHECK_EVERY * 1000) if self.limit_mb else 100
+
+    CHECK_EVERY = 0.02  # seconds between looks at the heap (~20 MB at loopback speed)
+    SETTLE = 0.1        # seconds between two endpoints' drops
+
+    def __init__(self, limit_mb: float | None) -> None:
+        self.limit_mb = limit_mb
+        self.baseline = 0.0
+        self.trips = 0
+        self._lock = threading.Lock()
+        self._turn = 0      # the endpoint (index in ORDER) to drop next
+        self._culprit = 0   # the last one whose drop freed the memory: first suspect
+        self._next_check = 0.0
+        self._not_before = 0.0
+        self._over = False
+
+    def arm(self) -> None:
+        """Measure the baseline (the server with its world, before any peer)."""
+        self.baseline = allocated_mb()
+
+    def due(self, endpoint: str) -> bool:
+        """Whether ``endpoint`` (one of ``ORDER``) must drop its connections now; call
+        often from the thread that owns its socket."""
+        if not self.limit_mb or not self.baseline:
+            return False
+        now = time.monotonic()
+        with self._lock:
+            if now >= self._next_check:
+                self._next_check = now + self.CHECK_EVERY
+                over = allocated_mb() - self.baseline > self.limit_mb
+                if not over:
+                    self._turn = self._culprit
+                self._over = over
+            if not self._over or now < self._not_before \
+                    or self.ORDER[self._turn % len(self.ORDER)] != endpoint:
+                return False
+            self._turn += 1
+            self._not_before = now + self.SETTLE
+            self.trips += 1
+            return True
+
+    def dropped(self, endpoint: str, before_mb: float) -> None:
+        """``endpoint`` has dropped its connections (``before_mb`` allocated before): if
+        that freed the excess, it is the first suspect next time (the attacker comes
+        back to the same door) and it may go again at once."""
+        freed = before_mb - allocated_mb()
+        with self._lock:
+            if self.limit_mb and freed >= self.limit_mb / 2:
+                self._culprit = self._turn = self.ORDER.index(endpoint)
+                self._over = False
+                self._not_before = 0.0

@@ -38,6 +38,7 @@ class FrameView:
         self.gen = -1
         self.info: dict[str, Any] = {}
         self.frames = 0
+        self.refused = 0  # frames that did not make sense (cells outside the world)
 
     def poll(self, timeout: float = 0.0) -> bool:
         """Apply every message waiting (waiting up to ``timeout`` for the first one);
@@ -65,6 +66,9 @@ class FrameView:
                     or self.codes.shape != (msg["h"], msg["w"]):
                 return False  # a gap: wait for the next full frame
             index = np.frombuffer(msg.payloads[0], dtype=np.uint32)
+            if index.size and int(index.max()) >= self.codes.size:
+                self.refused += 1  # a cell outside the world: the frame is refused whole
+                return False
             self.codes.ravel()[index] = np.frombuffer(msg.payloads[1], dtype=np.uint8)
         else:
             return False

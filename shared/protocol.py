@@ -211,7 +211,17 @@ def _game_logic_sizes(body: dict[str, Any]) -> Sequence[int]:
     return [4 * body["count"], body["count"]]  # uint16 (y, x) pairs, uint8 neighbours
 
 
-_TOKEN = Str(MAX_TOKEN, 1)
+def Token() -> Check:
+    """A session token: 1..``MAX_TOKEN`` lowercase hex digits (what the server hands out),
+    so that nothing else reaches the constant-time comparison."""
+    def check(name: str, value: Any) -> None:
+        Str(MAX_TOKEN, 1)(name, value)
+        if not all(c in "0123456789abcdef" for c in value):
+            raise _bad(name, "must be hex digits (a token the server gave)")
+    return check
+
+
+_TOKEN = Token()
 _PLAYER = Int(1, 254)
 _BOARD = ListOf(Tuple(Int(0, 254), Str(32), Int()), 256)  # [[player, name, live cells]]
 

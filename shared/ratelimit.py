@@ -55,7 +55,8 @@ class LogLimiter:
         self.suppressed = 0
         self.total = 0
 
-    def log(self, level: int, key: str, msg: str, *args: object) -> bool:
+    def log(self, level: int, key: str, msg: str, *args: object,
+            exc_info: bool = False) -> bool:
         """Log ``msg % args`` unless this ``key`` or the whole budget is spent; whether
         it was logged."""
         now = time.monotonic()
@@ -73,11 +74,11 @@ class LogLimiter:
         if held:
             msg += " (and %d more such lines held back before this one)"
             args = (*args, held)
-        self.logger.log(level, msg, *args)
+        self.logger.log(level, msg, *args, exc_info=exc_info)
         return True
 
     def warning(self, key: str, msg: str, *args: object) -> bool:
         return self.log(logging.WARNING, key, msg, *args)
 
-    def error(self, key: str, msg: str, *args: object) -> bool:
-        return self.log(logging.ERROR, key, msg, *args)
+    def error(self, key: str, msg: str, *args: object, exc_info: bool = False) -> bool:
+        return self.log(logging.ERROR, key, msg, *args, exc_info=exc_info)

@@ -69,8 +69,11 @@ def _state_letters(state: int) -> str:
     return chr(ord("p") + prefix) + chr(ord("A") + rest)
 
 
-def parse_rle(text: str) -> Pattern:
-    """Parse RLE text into a ``Pattern``; ``PatternError`` says what is wrong and where."""
+def parse_rle(text: str, max_side: int | None = None) -> Pattern:
+    """Parse RLE text into a ``Pattern``; ``PatternError`` says what is wrong and where.
+
+    ``max_side`` refuses a pattern whose header declares a side longer than that before
+    anything is allocated for it (a 20-byte header can declare a 8000x8000 box)."""
     if len(text) > MAX_RLE_BYTES:
         raise PatternError(f"RLE text is larger than {MAX_RLE_BYTES} bytes")
     comments: list[str] = []
@@ -95,6 +98,9 @@ def parse_rle(text: str) -> Pattern:
     if header is None:
         raise PatternError("RLE has no 'x = W, y = H' header")
     width, height = int(header.group(1)), int(header.group(2))
+    if max_side is not None and max(width, height) > max_side:
+        raise PatternError(f"RLE pattern {width}x{height} is larger than "
+                           f"{max_side}x{max_side}")
     if width * height > MAX_CELLS:
         raise PatternError(f"RLE pattern {width}x{height} is larger than {MAX_CELLS} cells")
     rule = None

@@ -9,7 +9,13 @@ from typing import Any, TypeVar
 import click
 
 from server.broker import DEFAULT_MAX_CREDIT, DEFAULT_MAX_IO_LATENCY
-from server.config import DEFAULT_FALLBACK, DEFAULT_TICK, DEFAULT_VERIFY, ServerConfig
+from server.config import (
+    DEFAULT_FALLBACK,
+    DEFAULT_MEMORY_GUARD,
+    DEFAULT_TICK,
+    DEFAULT_VERIFY,
+    ServerConfig,
+)
 from server.verify import Verification
 from shared.errors import ConfigError
 from shared.grid import parse_size
@@ -160,6 +166,14 @@ SERVER_OPTIONS: list[Callable[[F], F]] = [
                       "itself ('never': wait for a worker)."),
     click.option("--max-credit", type=click.IntRange(1, 256), default=DEFAULT_MAX_CREDIT,
                  help="Most batches a worker may hold at once, whatever it asks for."),
+    click.option("--max-players-per-address", type=click.IntRange(1, 254), default=32,
+                 help="Live player sessions one network address may hold."),
+    click.option("--handshake-timeout", type=click.FloatRange(0.1, 300.0), default=10.0,
+                 help="Seconds a connection may take to finish its handshake before it is "
+                      "closed (every endpoint)."),
+    click.option("--memory-guard", type=click.FloatRange(0.0), default=DEFAULT_MEMORY_GUARD,
+                 help="MiB the server may grow by before its endpoints drop their "
+                      "connections, one endpoint at a time (0: never)."),
     click.option("--max-io-latency", type=click.FloatRange(0.0, 60.0),
                  default=DEFAULT_MAX_IO_LATENCY,
                  help="Most I/O seconds a worker may declare (it lengthens its deadline)."),
@@ -209,7 +223,10 @@ def server_config(kwargs: dict[str, Any], *, default_tick: float = DEFAULT_TICK,
         snapshot_every=kwargs["snapshot_every"], snapshot_keep=kwargs["snapshot_keep"],
         key_file=kwargs["key_file"], keys=kwargs["keys"], insecure=kwargs["insecure"],
         verify=kwargs["verify"], fallback_after=kwargs["fallback_after"],
-        max_credit=kwargs["max_credit"], max_io_latency=kwargs["max_io_latency"])
+        max_credit=kwargs["max_credit"], max_io_latency=kwargs["max_io_latency"],
+        max_players_per_address=kwargs["max_players_per_address"],
+        memory_guard=kwargs["memory_guard"] or None,
+        handshake_timeout=kwargs["handshake_timeout"])
 
 
 def server_argv(kwargs: dict[str, Any], tick: float, out: Path | None) -> list[str]:

@@ -18,7 +18,7 @@ from shared.remote import credentials_for
 @click.option("--io-latency", type=click.FloatRange(0.0, 60.0), default=0.0,
               help="Seconds of simulated blocking I/O in every cell's game_logic.")
 @click.option("--credit", type=click.IntRange(0, 256), default=0,
-              help="Batches held at once [default: 2, or 256 with --io-latency].")
+              help="Batches held at once [default: 2, or 16 with --io-latency].")
 @click.option("--kernel", type=click.Choice(["numpy", "python"]), default="numpy",
               help="Vectorised game_logic, or the book's per-cell Python functions.")
 @click.option("--heartbeat", type=click.FloatRange(0.05, 60.0), default=1.0,

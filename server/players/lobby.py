@@ -18,6 +18,7 @@ import contextlib
 import logging
 import queue
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,10 +28,19 @@ import zmq
 from server.auth import PLAYERS, ServerKeys, peer_key, serve_curve
 from server.players.placing import placement_cells
 from server.players.registry import PlayerRegistry
-from server.transport import Wakeup, drain
+from server.transport import (
+    MemoryGuard,
+    Wakeup,
+    allocated_mb,
+    apply_heartbeats,
+    drain,
+    rebind,
+    release_freed_memory,
+)
 from shared import protocol
 from shared.errors import ProtocolError, RequestError
 from shared.protocol import ErrorCode, Kind, Message
+from shared.ratelimit import LogLimiter, TokenBucket
 
 log = logging.getLogger("lifenet.lobby")
 
@@ -41,11 +51,18 @@ OUTBOX_LIMIT = 1 << 16  # messages other threads may have waiting for this one t
 
 @dataclass(frozen=True)
 class Peer:
-    """Who sent a request: its connection (the ROUTER identity, where replies go) and
-    the CURVE public key the gatekeeper accepted for it (``None`` without keys)."""
+    """Who sent a request: its connection (the ROUTER identity, where replies go), the
+    CURVE public key the gatekeeper accepted for it (``None`` without keys), and its
+    network address (``""`` where there is none, as over inproc)."""
 
     identity: bytes
     key: bytes | None = None
+    address: str = ""
+
+
+REQUESTS_PER_SECOND = 200.0  # what one connection may ask; an answer to game_logic
+DECIDE_COST = 0.1            # costs a tenth (one a generation, and generations are fast)
+MAX_CONNECTIONS_TRACKED = 8192
 
 
 Handler = Callable[[Peer, Message], Message | None]
@@ -68,7 +85,8 @@ class PlayerEndpoint(threading.Thread):
     def __init__(self, context: zmq.Context[Any], endpoint: str,
                  status: Status, registry: PlayerRegistry, world: WorldInfo,
                  generation: Callable[[], int], *, keys: ServerKeys | None = None,
-                 is_operator: Callable[[bytes | None], bool] = lambda key: True) -> None:
+                 is_operator: Callable[[bytes | None], bool] = lambda key: True,
+                 guard: MemoryGuard | None = None) -> None:
         super().__init__(name="lobby", daemon=True)
         self.context = context
         self.endpoint = endpoint
@@ -78,6 +96,7 @@ class PlayerEndpoint(threading.Thread):
         self.generation = generation
         self.keys = keys
         self.is_operator = is_operator
+        self.guard = guard or MemoryGuard(None)
         self.stop_event = threading.Event()
         self.ready = threading.Event()
         self.bound_endpoint = ""
@@ -97,6 +116,9 @@ class PlayerEndpoint(threading.Thread):
             OUTBOX_LIMIT)
         self.wakeup: Wakeup | None = None  # this thread's, while it runs
         self.dropped = 0  # messages for players dropped: the outbox was full
+        self.throttled = 0  # requests dropped: their connection asked too fast
+        self._buckets: OrderedDict[bytes, TokenBucket] = OrderedDict()
+        self._odd = LogLimiter(log)
 
     def send(self, identity: bytes, msg: Message) -> None:
         """Send ``msg`` to the peer ``identity`` from the lobby thread; any thread may
@@ -106,7 +128,8 @@ class PlayerEndpoint(threading.Thread):
             self.outbox.put_nowait((identity, protocol.encode(msg)))
         except queue.Full:
             self.dropped += 1
-            log.warning("lobby outbox full: a %s was dropped", msg.kind)
+            self._odd.warning("outbox", "lobby outbox full: a %s was dropped (%d so far)",
+                              msg.kind, self.dropped)
             return
         wakeup = self.wakeup
         if wakeup is not None:  # not yet running: the loop's first turn sends it
@@ -115,14 +138,19 @@ class PlayerEndpoint(threading.Thread):
     def stop(self) -> None:
         self.stop_event.set()
 
+    def _socket(self) -> zmq.Socket[Any]:
+        sock: zmq.Socket[Any] = self.context.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_PLAYER_MESSAGE)
+        sock.setsockopt(zmq.SNDHWM, 64)
+        apply_heartbeats(sock, self.guard.handshake_ms)
+        serve_curve(sock, self.keys, PLAYERS)
+        return sock
+
     def run(self) -> None:
         wakeup = self.wakeup = Wakeup()
-        sock = self.context.socket(zmq.ROUTER)
+        sock = self._socket()
         try:
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.MAXMSGSIZE, MAX_PLAYER_MESSAGE)
-            sock.setsockopt(zmq.SNDHWM, 64)
-            serve_curve(sock, self.keys, PLAYERS)
             sock.bind(self.endpoint)
             self.bound_endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         except zmq.ZMQError as e:
@@ -137,18 +165,24 @@ class PlayerEndpoint(threading.Thread):
         poller.register(wakeup.fileno(), zmq.POLLIN)
         try:
             while not self.stop_event.is_set():
-                events = dict(poller.poll(100))
+                if self.guard.due("players"):
+                    poller.unregister(sock)
+                    sock = self._drop_everyone(sock)
+                    poller.register(sock, zmq.POLLIN)
+                events = dict(poller.poll(self.guard.poll_ms))
                 if wakeup.fileno() in events:
                     wakeup.clear()
                 self._send_outbox(sock)
                 if sock in events:
                     for frames in drain(sock):
                         identity = frames[0].bytes
+                        if len(frames) < 2 or not self._may_ask(identity, frames[1]):
+                            continue
                         # Without keys there is no ZAP, and a peer could name itself:
                         # its key is then nothing at all.
-                        key = peer_key(frames[1]) if self.keys and len(frames) > 1 \
-                            else None
-                        reply = self.handle(Peer(identity, key), frames[1:])
+                        key = peer_key(frames[1]) if self.keys else None
+                        reply = self.handle(Peer(identity, key, _address(frames[1])),
+                                            frames[1:])
                         if reply is not None:
                             # An asker that is gone or not reading loses its reply.
                             with contextlib.suppress(zmq.ZMQError):
@@ -158,6 +192,39 @@ class PlayerEndpoint(threading.Thread):
             self._send_outbox(sock)  # best effort: replies finished while stopping
             sock.close()
             wakeup.close()
+
+    def _drop_everyone(self, sock: zmq.Socket[Any]) -> zmq.Socket[Any]:
+        """The memory guard's call: every connection of the player endpoint dropped
+        (players reconnect by themselves; their sessions stay)."""
+        log.error("memory grew by more than %g MiB: the player endpoint drops every "
+                  "connection (a peer holding the server's memory in an unfinished "
+                  "message?)", self.guard.limit_mb)
+        before = allocated_mb()
+        fresh = rebind(sock, self._socket, self.bound_endpoint)
+        release_freed_memory()
+        self.guard.dropped("players", before)
+        return fresh
+
+    def _may_ask(self, identity: bytes, head: Any) -> bool:
+        """Whether this connection may ask something now (a token bucket each, the
+        least recently heard forgotten first); a request over the limit is dropped
+        unanswered and counted: answering a flood is what the flood wants."""
+        bucket = self._buckets.get(identity)
+        if bucket is None:
+            bucket = self._buckets[identity] = TokenBucket(REQUESTS_PER_SECOND,
+                                                           2 * REQUESTS_PER_SECOND)
+            while len(self._buckets) > MAX_CONNECTIONS_TRACKED:
+                self._buckets.popitem(last=False)
+        self._buckets.move_to_end(identity)
+        # A header is msgpack [kind, body]: a DECIDE's starts with these eight bytes.
+        cost = DECIDE_COST if bytes(head.buffer[:8]) == b"\x92\xa6decide" else 1.0
+        if bucket.take(cost):
+            return True
+        self.throttled += 1
+        self._odd.warning(identity.hex(), "a connection asks faster than %g requests a "
+                          "second: dropping its requests (%d so far)", REQUESTS_PER_SECOND,
+                          self.throttled)
+        return False
 
     def _send_outbox(self, sock: zmq.Socket[Any]) -> None:
         """Send what other threads handed over, as much as waits now."""
@@ -188,7 +255,8 @@ class PlayerEndpoint(threading.Thread):
             self.bad_messages += 1
             return protocol.error(ErrorCode(e.code), str(e), str(msg.kind))
         except Exception as e:  # a bug in a handler must not kill the endpoint
-            log.exception("handler for %s failed", msg.kind)
+            self._odd.error(f"bug:{msg.kind}", "handler for %s failed: %r", msg.kind, e,
+                            exc_info=True)
             return protocol.error(ErrorCode.BUSY, f"internal error: {type(e).__name__}",
                                   str(msg.kind))
 
@@ -199,9 +267,10 @@ class PlayerEndpoint(threading.Thread):
     def _on_join(self, peer: Peer, msg: Message) -> Message:
         protocol.check_version(msg)
         player, rejoined = self.registry.join(peer.identity, msg["name"],
-                                              msg.body.get("token"), peer.key)
+                                              msg.body.get("token"), peer.key, peer.address)
         config = self.registry.config
-        log.info("player %d %r %s", player.id, player.name, "rejoined" if rejoined else "joined")
+        self._odd.log(logging.INFO, f"join:{peer.address}", "player %d %r %s", player.id,
+                      player.name, "rejoined" if rejoined else "joined")
         return protocol.message(
             Kind.JOINED, player=player.id, code=player.code, token=player.token,
             name=player.name, size=[self.world.height, self.world.width],
@@ -212,7 +281,8 @@ class PlayerEndpoint(threading.Thread):
     def _on_leave(self, peer: Peer, msg: Message) -> Message:
         player = self.registry.auth(msg["player"], msg["token"], peer.identity, peer.key)
         self.registry.leave(player)
-        log.info("player %d %r left", player.id, player.name)
+        self._odd.log(logging.INFO, f"leave:{peer.address}", "player %d %r left", player.id,
+                      player.name)
         return protocol.message(Kind.BYE, reason="left; cells stay until the grace ends")
 
     def _on_ping(self, peer: Peer, msg: Message) -> Message:
@@ -222,6 +292,7 @@ class PlayerEndpoint(threading.Thread):
 
     def _on_place(self, peer: Peer, msg: Message) -> Message:
         player = self.registry.auth(msg["player"], msg["token"], peer.identity, peer.key)
+        self.registry.may_place(player)
         if msg["y"] >= self.world.height or msg["x"] >= self.world.width:
             raise ProtocolError(f"({msg['y']}, {msg['x']}) is outside the world "
                                 f"{self.world.height}x{self.world.width}", ErrorCode.BAD_FIELD)
@@ -237,3 +308,12 @@ class PlayerEndpoint(threading.Thread):
         player = self.registry.auth(msg["player"], msg["token"], peer.identity, peer.key)
         self.registry.post_decision(player, msg["gen"], msg["keep"], msg["let_die"])
         return None  # DECIDED follows when the generation is applied
+
+
+def _address(frame: Any) -> str:
+    """The network address of the peer that sent ``frame`` ("" where there is none)."""
+    try:
+        address: str | None = frame.get("Peer-Address")
+    except (zmq.ZMQError, AttributeError, TypeError):
+        return ""
+    return address or ""

@@ -25,14 +25,10 @@ def requested_pattern(rle: str | None, cells: list[list[int]] | None) -> Pattern
     if (rle is None) == (cells is None):
         raise ProtocolError("a placement has either 'rle' or 'cells'", ErrorCode.BAD_FIELD)
     if rle is not None:
-        try:
-            pattern = parse_rle(rle)
+        try:  # the declared size is checked before anything is allocated for it
+            return parse_rle(rle, max_side=MAX_PATTERN_SIDE)
         except PatternError as e:
             raise ProtocolError(f"pattern: {e}", ErrorCode.BAD_FIELD) from e
-        if max(pattern.height, pattern.width) > MAX_PATTERN_SIDE:
-            raise ProtocolError(f"pattern is {pattern.height}x{pattern.width}, larger than "
-                                f"{MAX_PATTERN_SIDE}x{MAX_PATTERN_SIDE}", ErrorCode.BAD_FIELD)
-        return pattern
     assert cells is not None
     if not cells:
         raise ProtocolError("the pattern has no live cell", ErrorCode.BAD_FIELD)

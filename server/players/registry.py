@@ -32,6 +32,8 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +43,7 @@ import numpy.typing as npt
 from shared.errors import NotAllowed
 from shared.grid import MAX_PLAYER, player_code
 from shared.placement import Cells
+from shared.ratelimit import TokenBucket
 
 
 @dataclass
@@ -55,6 +58,8 @@ class Player:
     disconnected_at: float | None = None
     key: bytes | None = None  # the CURVE key the session is bound to (None: no keys)
     missed: int = 0  # decision rounds left unanswered in a row
+    address: str = ""  # where it joined from (its connection's peer address)
+    places: TokenBucket | None = None  # its placements' rate limit
 
     @property
     def code(self) -> int:
@@ -120,6 +125,9 @@ class RegistryConfig:
     grace: float = 15.0
     heartbeat: float = 1.0
     liveness: int = 3
+    per_address: int = 32       # live sessions one network address may hold
+    joins_per_second: float = 2.0  # new sessions one address may open (burst: 10)
+    places_per_second: float = 10.0  # placements a player may ask for (burst: twice)
 
 
 @dataclass
@@ -156,13 +164,22 @@ class PlayerRegistry:
         self.decisions: dict[int, Decision] = {}
         self.unanswered = 0  # asked players that did not answer the last round
         self.landing = 1  # the generation queued placements land in (main thread sets it)
+        self.owned: Callable[[int], int] = lambda player: 0  # live cells a player owns now
+        self.evicted = 0
+        self._joins: OrderedDict[str, TokenBucket] = OrderedDict()  # by address
 
     # -- sessions (lobby thread) -------------------------------------------------------
 
     def join(self, identity: bytes, name: str, token: str | None,
-             key: bytes | None = None) -> tuple[Player, bool]:
+             key: bytes | None = None, address: str = "") -> tuple[Player, bool]:
         """A new player (bound to ``key``), or the one whose token this is
-        (``rejoined`` True), if ``key`` is the one it is bound to."""
+        (``rejoined`` True), if ``key`` is the one it is bound to.
+
+        A new session is refused to a connection that already has one, and to an
+        address that holds ``per_address`` sessions or opens them faster than
+        ``joins_per_second``. A full server makes room by evicting an idle player that
+        owns no cell; otherwise it is full.
+        """
         now = time.monotonic()
         with self.lock:
             if token is not None:
@@ -173,7 +190,10 @@ class PlayerRegistry:
                         p.connected, p.disconnected_at = True, None
                         return p, True
                 raise NotAllowed("unknown or expired session token")
+            self._admit(identity, address, now)
             free = next((i for i in range(1, MAX_PLAYER + 1) if i not in self.players), None)
+            if free is None:
+                free = self._evict(now)
             if free is None:
                 raise NotAllowed(f"the server is full ({MAX_PLAYER} players)")
             clean = "".join(ch for ch in name if ch.isprintable()).strip() or f"player-{free}"
@@ -183,9 +203,53 @@ class PlayerRegistry:
                 unique = f"{clean[:28]}#{n}"
                 n += 1
             player = Player(free, unique, secrets.token_hex(16), identity,
-                            self.config.energy_cap, now, key=key)
+                            self.config.energy_cap, now, key=key, address=address)
             self.players[free] = player
             return player, False
+
+    def _admit(self, identity: bytes, address: str, now: float) -> None:
+        """Refuse a new session to a connection or an address that has enough."""
+        if any(p.identity == identity and p.connected for p in self.players.values()):
+            raise NotAllowed("this connection already plays: one session a connection "
+                             "(rejoin with your token)")
+        if not address:
+            return
+        live = sum(p.address == address for p in self.players.values())
+        if live >= self.config.per_address:
+            raise NotAllowed(f"{address} already holds {live} sessions, the most one "
+                             "address may")
+        bucket = self._joins.get(address)
+        if bucket is None:
+            bucket = self._joins[address] = TokenBucket(self.config.joins_per_second, 10)
+            while len(self._joins) > 4096:
+                self._joins.popitem(last=False)
+        self._joins.move_to_end(address)
+        if not bucket.take():
+            raise NotAllowed(f"{address} opens sessions too fast: try again in a moment")
+
+    def _evict(self, now: float) -> int | None:
+        """Make room: the idle player owning no cell that was seen last longest ago
+        (disconnected ones first); its id, or None when every player counts."""
+        idle_after = 2 * self.config.heartbeat
+        candidates = [p for p in self.players.values()
+                      if self.owned(p.id) == 0
+                      and (not p.connected or now - p.last_seen > idle_after)]
+        if not candidates:
+            return None
+        gone = min(candidates, key=lambda p: (p.connected, p.last_seen))
+        del self.players[gone.id]
+        self.evicted += 1
+        return gone.id
+
+    def may_place(self, player: Player) -> None:
+        """Refuse a placement asked for faster than ``places_per_second``."""
+        with self.lock:
+            if player.places is None:
+                player.places = TokenBucket(self.config.places_per_second,
+                                            2 * self.config.places_per_second)
+            if not player.places.take():
+                raise NotAllowed("placements too fast: at most "
+                                 f"{self.config.places_per_second:g} a second")
 
     def auth(self, player_id: int, token: str, identity: bytes,
              key: bytes | None = None) -> Player:

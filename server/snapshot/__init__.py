@@ -39,6 +39,7 @@ from server.snapshot.store import (
     prune,
     read_snapshot,
     save_snapshot,
+    snapshot_generation,
     snapshot_name,
     snapshots_in,
     sweep_leftovers,
@@ -51,7 +52,7 @@ __all__ = [
     "DEFAULT_ITERATIONS", "DEFAULT_TIMEOUT", "FORMAT_VERSION", "KEY_ENV", "MAX_ITERATIONS",
     "MIN_ITERATIONS", "Children", "Done", "Header", "SnapshotKey", "Snapshotter",
     "WorldState", "Written", "check_bytes", "inspect_snapshot", "load_key", "pack_state",
-    "parse_header", "prune", "read_snapshot", "save_snapshot", "snapshot_name",
-    "snapshots_in", "sweep_leftovers", "unpack_state", "verify_snapshot",
+    "parse_header", "prune", "read_snapshot", "save_snapshot", "snapshot_generation",
+    "snapshot_name", "snapshots_in", "sweep_leftovers", "unpack_state", "verify_snapshot",
     "write_snapshot_bytes",
 ]

@@ -54,16 +54,19 @@ class Written:
     path: Path
     generation: int
     size: int
+    data: bytes | None = None  # with ``keep_bytes``: read back from the very file written
 
 
 def save_snapshot(path: Path, state: WorldState, key: SnapshotKey, *,
                   iterations: int = DEFAULT_ITERATIONS,
-                  timeout: float = DEFAULT_TIMEOUT) -> Written:
+                  timeout: float = DEFAULT_TIMEOUT, keep_bytes: bool = False) -> Written:
     """Encrypt and authenticate ``state`` into ``path``, atomically.
 
     Costs one PBKDF2 here and one in ``openssl enc`` (side by side), then one pass over
     the bytes. ``SnapshotError`` on any failure, and then ``path`` is untouched and no
-    temporary file is left.
+    temporary file is left. ``keep_bytes``: the written file's bytes come back too,
+    read through the descriptor it was written with, never by its name (a link swapped
+    in at that name cannot change what is sent).
     """
     if iterations < layout.MIN_ITERATIONS:  # read at run time: tests lower it
         raise SnapshotError(f"{iterations} KDF iterations is below the minimum "
@@ -84,7 +87,8 @@ def save_snapshot(path: Path, state: WorldState, key: SnapshotKey, *,
         raise SnapshotError(f"cannot write in {directory}: {e.strerror}") from e
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out, Children(timeout, what) as children:
+        data: bytes | None = None
+        with os.fdopen(fd, "w+b") as out, Children(timeout, what) as children:
             enc = children.start("enc", enc_args(header, decrypt=False), key)
             dgst = children.start("dgst", DGST_ARGS)
             children.feed(enc, plaintext)
@@ -117,6 +121,9 @@ def save_snapshot(path: Path, state: WorldState, key: SnapshotKey, *,
             out.write(mac.digest())
             out.flush()
             os.fsync(out.fileno())
+            if keep_bytes:
+                out.seek(0)
+                data = out.read()
         os.replace(tmp, path)
         fsync_dir(directory)
     except SnapshotError:
@@ -128,7 +135,7 @@ def save_snapshot(path: Path, state: WorldState, key: SnapshotKey, *,
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return Written(path, state.generation, header.file_size)
+    return Written(path, state.generation, header.file_size, data)
 
 
 def write_snapshot_bytes(path: Path, data: bytes | memoryview) -> None:
@@ -264,6 +271,12 @@ def snapshot_name(generation: int) -> str:
     return f"world-{generation:012d}{SUFFIX}"
 
 
+def snapshot_generation(name: str) -> int | None:
+    """The generation a snapshot's name says (``world-<12 digits>.lns``), if it is one."""
+    m = _NAME.match(name)
+    return int(m.group(1)) if m else None
+
+
 def snapshots_in(directory: Path) -> list[Path]:
     """The snapshots of ``directory``, oldest generation first."""
     found = [(int(m.group(1)), p) for p in directory.iterdir()
@@ -271,12 +284,15 @@ def snapshots_in(directory: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def prune(directory: Path, keep: int) -> list[Path]:
-    """Remove all but the newest ``keep`` snapshots; returns the removed ones."""
-    old = snapshots_in(directory)[:-keep] if keep > 0 else []
-    for p in old:
+def prune(written: list[Written], keep: int) -> list[Written]:
+    """Remove all but the newest ``keep`` of the snapshots in ``written`` (those this
+    writer made, oldest first: nothing else in the directory is touched, so files
+    planted there with high generation numbers cannot make it delete new snapshots);
+    never the newest. Returns the removed ones."""
+    old = written[:-max(keep, 1)]
+    for done in old:
         with contextlib.suppress(FileNotFoundError):
-            p.unlink()
+            done.path.unlink()
     return old
 
 

@@ -15,6 +15,7 @@ itself (``lifenet snapshot save --out``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import queue
 import threading
@@ -42,6 +43,7 @@ MAX_WAITING = 8  # operators' requests waiting for the next copy of the state
 class _Job:
     state: WorldState
     waiters: list[Done]
+    keep_bytes: bool = False  # an operator wants the file itself back
 
 
 class Snapshotter(threading.Thread):
@@ -94,16 +96,20 @@ class Snapshotter(threading.Thread):
         another snapshot is being written).
         """
         waiters = []
+        keep_bytes = False
         while True:
             try:
-                waiters.append(self._answer(*self._asked.get_nowait()))
+                identity, send = self._asked.get_nowait()
             except queue.Empty:
                 break
+            waiters.append(self._answer(identity, send))
+            keep_bytes = keep_bytes or send
         due = periodic and bool(self.every) and generation % (self.every or 1) == 0
         if final and self.every and generation != self._last:
             due, periodic = True, False
         if (waiters or due) and self.submit(capture(), waiters,
-                                            periodic=periodic and not waiters):
+                                            periodic=periodic and not waiters,
+                                            keep_bytes=keep_bytes):
             self._last = generation
 
     def _answer(self, identity: bytes, send: bool) -> Done:
@@ -117,13 +123,12 @@ class Snapshotter(threading.Thread):
                 return
             payloads = []
             if send:  # `snapshot save --out`: the encrypted file itself goes back
-                try:
-                    payloads = [written.path.read_bytes()]
-                except OSError as e:
+                if written.data is None:
                     self.reply(identity, protocol.error(
-                        ErrorCode.FAILED, f"cannot read {written.path.name}: {e}",
-                        str(Kind.SNAPSHOT)))
+                        ErrorCode.FAILED, f"{written.path.name} was written without its "
+                        "bytes kept", str(Kind.SNAPSHOT)))
                     return
+                payloads = [written.data]
             self.reply(identity, protocol.message(
                 Kind.SNAPSHOT_REPLY, payloads, path=str(written.path.resolve()),
                 generation=written.generation,
@@ -137,13 +142,13 @@ class Snapshotter(threading.Thread):
         return self._busy.is_set()
 
     def submit(self, state: WorldState, waiters: Sequence[Done] = (),
-               periodic: bool = False) -> bool:
+               periodic: bool = False, keep_bytes: bool = False) -> bool:
         if periodic and self.busy and not waiters:
             log.warning("snapshot of generation %d skipped: the previous one is still "
                         "being written", state.generation)
             return False
         self._busy.set()
-        self.jobs.put(_Job(state, list(waiters)))
+        self.jobs.put(_Job(state, list(waiters), keep_bytes))
         return True
 
     def stop(self) -> None:
@@ -160,10 +165,16 @@ class Snapshotter(threading.Thread):
                     for old in sweep_leftovers(self.directory, 2 * self.timeout):
                         log.info("removed %s, left by a write that was killed", old.name)
                 result = save_snapshot(path, job.state, self.key,
-                                       iterations=self.iterations, timeout=self.timeout)
-                self.written.append(result)
-                for old in prune(self.directory, self.keep):
-                    log.debug("removed old snapshot %s", old)
+                                       iterations=self.iterations, timeout=self.timeout,
+                                       keep_bytes=job.keep_bytes)
+                # Its own snapshots, each path once (a generation written twice is one
+                # file), newest last, without their bytes: the only ones it prunes.
+                self.written = [w for w in self.written if w.path != path]
+                self.written.append(dataclasses.replace(result, data=None))
+                removed = prune(self.written, self.keep)
+                self.written = self.written[len(removed):]
+                for gone in removed:
+                    log.debug("removed old snapshot %s", gone.path)
                 log.info("wrote snapshot %s (%d bytes)", path, result.size)
             except SnapshotError as e:
                 error = e

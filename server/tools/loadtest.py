@@ -39,7 +39,8 @@ def run_loadtest(test: LoadTest) -> dict[str, Any]:
     """Run ``test``; the figures as a dict (see the module docstring)."""
     ports = {name: free_port() for name in ("worker", "player", "frame")}
     server_argv = ["--size", test.size, "--tick", str(test.tick), "--fill", "0.1",
-                   "--seed", "1", "--worker-port", str(ports["worker"]),
+                   "--seed", "1", "--max-players-per-address", "254",
+                   "--worker-port", str(ports["worker"]),
                    "--player-port", str(ports["player"]), "--frame-port", str(ports["frame"])]
     embedded = Embedded(server_argv=server_argv, worker_argv=[], workers=test.workers,
                         host="127.0.0.1", player_port=ports["player"],

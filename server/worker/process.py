@@ -42,17 +42,21 @@ from shared.keys import Credentials
 from shared.life import step_tile_reference
 from shared.malloc import keep_freed_memory
 from shared.protocol import ErrorCode, Kind, Message
+from shared.ratelimit import LogLimiter
 from shared.remote import Handshake, secure
 from shared.rules import Rule, parse_rule
 
 log = logging.getLogger("lifenet.worker")
+MAX_RULE_TABLES = 16
+MAX_HELD_BYTES = 256 << 20  # batches waiting for their I/O, at most (whatever the credit)
+_odd = LogLimiter(log)
 
 
 @dataclass
 class WorkerConfig:
     connect: str
     name: str = ""
-    credit: int = 0            # 0: choose (2, or 256 with io_latency)
+    credit: int = 0            # 0: choose (2, or 16 with io_latency: the server's cap)
     io_latency: float = 0.0
     kernel: str = "numpy"      # or "python": the book's per-cell functions
     heartbeat: float = 1.0
@@ -65,7 +69,7 @@ class WorkerConfig:
     def effective_credit(self) -> int:
         if self.credit:
             return self.credit
-        return 256 if self.io_latency > 0 else 2
+        return 16 if self.io_latency > 0 else 2
 
 
 class Ended(Enum):
@@ -138,9 +142,12 @@ class Worker:
                                 compute_ms=compute_ms, **({"packed": True} if packed else {}))
 
     def _rule(self, text: str) -> tuple[Rule, Any]:
+        """A rule and its table, from a small cache (a server may send any rule text)."""
         if text not in self.tables:
             rule = parse_rule(text)
             self.tables[text] = (rule, rule_table(rule))
+            while len(self.tables) > MAX_RULE_TABLES:
+                del self.tables[next(iter(self.tables))]
         return self.tables[text]
 
     # -- the loop --------------------------------------------------------------------
@@ -232,9 +239,16 @@ class Worker:
         try:
             msg = protocol.decode(frames)
         except ProtocolError as e:
-            log.warning("bad message from the server: %s", e)
+            _odd.warning("bad", "bad message from the server: %s", e)
             return Heard.OK
         if msg.kind is Kind.BATCH:
+            held_bytes = sum(len(h.msg.payloads[0]) for h in self.held)
+            if len(self.held) >= self.credit or held_bytes > MAX_HELD_BYTES:
+                # More than it said it takes: refused, whatever the server does.
+                self._send(sock, protocol.error(
+                    ErrorCode.BUSY, f"this worker holds {len(self.held)} batches, its "
+                    "credit", "batch", [msg["gen"], msg["batch"], msg["attempt"]]))
+                return Heard.OK
             if self.config.io_latency > 0:
                 started = time.monotonic()
                 self.seq += 1
@@ -259,7 +273,8 @@ class Worker:
                 return Heard.FATAL
             if msg["code"] == ErrorCode.UNKNOWN_PEER:
                 return Heard.LOST  # the server restarted and forgot us: say READY again
-            log.warning("server error %s: %s", msg["code"], msg["reason"])
+            _odd.warning(f"error:{msg['code']}", "server error %s: %s", msg["code"],
+                         msg["reason"])
             return Heard.OK
         return Heard.OK
 

@@ -22,6 +22,7 @@ from server.snapshot import (
     SnapshotKey,
     Snapshotter,
     WorldState,
+    Written,
     load_key,
     prune,
     read_snapshot,
@@ -219,16 +220,31 @@ def test_keys(tmp_path: Path) -> None:
         load_key(None, {})
 
 
-def test_names_sort_oldest_to_newest_and_prune_keeps_the_newest(tmp_path: Path) -> None:
+def test_names_sort_oldest_to_newest(tmp_path: Path) -> None:
     for g in (5, 120, 40, 1_000_000):
         (tmp_path / snapshot_name(g)).write_bytes(b"x")
     (tmp_path / "notes.txt").write_bytes(b"x")
     names = sorted(p.name for p in tmp_path.glob("world-*.lns"))
     assert names == [p.name for p in snapshots_in(tmp_path)]
-    prune(tmp_path, 2)
-    assert [p.name for p in snapshots_in(tmp_path)] == [snapshot_name(120),
-                                                         snapshot_name(1_000_000)]
-    assert (tmp_path / "notes.txt").exists()
+
+
+def test_prune_removes_only_its_own_snapshots_and_never_the_newest(tmp_path: Path) -> None:
+    """Files planted with huge generation numbers (a same-user attacker, or a restore
+    from an older snapshot) are not the writer's: they neither survive in place of its
+    new snapshots nor make it delete them."""
+    planted = [tmp_path / snapshot_name(g) for g in (99_999_999_999, 99_999_999_998)]
+    for p in planted:
+        p.write_bytes(b"planted")
+    written = []
+    for g in (5, 40, 120):
+        (tmp_path / snapshot_name(g)).write_bytes(b"x")
+        written.append(Written(tmp_path / snapshot_name(g), g, 1))
+    removed = prune(written, 2)
+    assert [w.generation for w in removed] == [5]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [snapshot_name(40), snapshot_name(120), *(p.name for p in planted)])
+    assert prune(written[-1:], 0) == []  # never the newest
+    assert (tmp_path / snapshot_name(120)).exists()
 
 
 def test_the_writer_removes_what_killed_writes_left_once_it_is_stale(tmp_path: Path,
