@@ -22,17 +22,18 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import zmq
 
 from client.session import PlayerSession
-from shared.errors import LifenetError, PeerGone
+from shared.errors import LifenetError, PeerGone, RemoteError
 from shared.keys import Credentials
 from shared.library import library
 from shared.placement import cost
 from shared.policies import STRATEGIES, GameLogicRequest, Policy
-from shared.protocol import Kind
+from shared.protocol import ErrorCode, Kind
 
 log = logging.getLogger("lifenet.bot")
 
@@ -127,34 +128,45 @@ def run_bots(connect: str, count: int, strategy: str, *, name: str = "bot",
     rng = random.Random(seed)
     context = zmq.Context()
     bots: list[Bot] = []
-    try:
-        for i in range(count):
-            session = PlayerSession(connect, f"{name}-{i + 1}", context=context,
-                                    credentials=credentials)
-            session.join()
-            bots.append(Bot(session, chosen.policy, chosen.place_chance,
-                            random.Random(rng.random()),
-                            seen_gen=session.welcome["generation"]))
-        log.info("%d %s bots joined", count, strategy)
-        by_socket = {bot.session.sock: bot for bot in bots}
-        poller = zmq.Poller()
-        for sock in by_socket:
-            poller.register(sock, zmq.POLLIN)
-        heartbeat = bots[0].session.welcome["heartbeat"] if bots else 1.0
-        ends = time.monotonic() + seconds if seconds is not None else None
-        while not stop.is_set() and (ends is None or time.monotonic() < ends):
-            for sock, _ in poller.poll(100):
+    poller = zmq.Poller()
+    by_socket: dict[zmq.Socket[bytes], Bot] = {}
+
+    def play(until: float | None) -> None:
+        """Answer, heartbeat and place for every bot joined so far, until ``until``."""
+        while not stop.is_set() and (until is None or time.monotonic() < until):
+            wait_ms = 100 if until is None else (until - time.monotonic()) * 1000
+            for sock, _ in poller.poll(max(1, min(100, int(wait_ms)))):
                 _drain(by_socket[sock])
             now = time.monotonic()
             for bot in bots:
                 if now >= bot.next_ping:
-                    bot.next_ping = now + heartbeat
+                    bot.next_ping = now + bot.session.welcome["heartbeat"]
                     bot.session.send(bot.session.ping_message())
                     # Its first pattern at once; later, another whenever it owns nothing
                     # (no requests come then to give it a chance to place).
                     if not bot.sent or bot.owns_nothing():
                         bot.maybe_place(surely=True)
                     _drain(bot)
+
+    try:
+        for i in range(count):
+            session = PlayerSession(connect, f"{name}-{i + 1}", context=context,
+                                    credentials=credentials)
+            try:
+                _join(session, stop, play)
+            except BaseException:
+                session.close()
+                raise
+            if not session.token:  # stopped while waiting to join
+                session.close()
+                break
+            bot = Bot(session, chosen.policy, chosen.place_chance,
+                      random.Random(rng.random()), seen_gen=session.welcome["generation"])
+            bots.append(bot)
+            by_socket[session.sock] = bot
+            poller.register(session.sock, zmq.POLLIN)
+        log.info("%d %s bots joined", len(bots), strategy)
+        play(time.monotonic() + seconds if seconds is not None else None)
         for bot in bots:  # say goodbye, unless the server is already gone
             bot.session.timeout = 0.5
             try:
@@ -168,6 +180,30 @@ def run_bots(connect: str, count: int, strategy: str, *, name: str = "bot",
             bot.session.close()
         context.destroy(linger=0)
     return bots
+
+
+JOIN_PATIENCE = 60.0  # seconds a bot keeps asking a busy server to let it join
+
+
+def _join(session: PlayerSession, stop: threading.Event,
+          play: Callable[[float], None]) -> None:
+    """Join, asking again with a growing pause while the server says it is busy (an
+    address opening sessions faster than it allows); the bots already in play on
+    meanwhile, so their heartbeats do not stop. Any other refusal is final."""
+    pause = 0.25
+    gives_up = time.monotonic() + JOIN_PATIENCE
+    while True:
+        try:
+            session.join()
+            return
+        except RemoteError as e:
+            if e.code != ErrorCode.BUSY or time.monotonic() + pause > gives_up:
+                raise
+            log.info("%s: %s; asking again in %.2g s", session.name, e.reason, pause)
+        play(time.monotonic() + pause)
+        if stop.is_set():
+            return
+        pause = min(2 * pause, 4.0)
 
 
 def _drain(bot: Bot) -> None:

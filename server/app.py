@@ -90,7 +90,10 @@ class Server:
                                   "snapshots there; chmod o-w it, or choose another")
         self.stop_event = threading.Event()
         self.context: zmq.Context[Any] = zmq.Context()
-        self.guard = MemoryGuard(config.memory_guard)
+        # A big world legitimately grows by a few bytes a cell while it steps (the next
+        # board, the payloads, the frame): allowed on top of the configured growth.
+        self.guard = MemoryGuard(config.memory_guard + grid.height * grid.width * 8 / (1 << 20)
+                                 if config.memory_guard else None)
         self.guard.handshake_ms = int(config.handshake_timeout * 1000)
         self.gatekeeper: Gatekeeper | None = None
         if self.keys is not None:
@@ -104,7 +107,8 @@ class Server:
         self.registry = PlayerRegistry(RegistryConfig(
             energy_cap=config.energy_cap, energy_regen=config.energy_regen,
             grace=config.grace, heartbeat=config.player_heartbeat,
-            per_address=config.max_players_per_address))
+            per_address=config.max_players_per_address,
+            joins_per_second=config.joins_per_second))
         self.registry.restore(restored_players)
         self.registry.landing = generation + 1
         self.world_info = WorldInfo(grid.height, grid.width, str(self.rule), 0)
@@ -229,12 +233,18 @@ class Server:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
 
+    REBASE_AFTER = 3  # generations after which the memory guard measures again
+
     def run(self) -> int:
         """The generation loop; returns the exit status."""
         config = self.config
         self.engine.publish(0.0)
         failures = 0
+        rebase_at = self.engine.generation + self.REBASE_AFTER
         while not self.stop_event.is_set():
+            if rebase_at and self.engine.generation >= rebase_at:
+                self.guard.rebase()
+                rebase_at = 0
             if config.generations is not None and self.engine.generation >= config.generations:
                 break
             if self.gatekeeper is not None and not self.gatekeeper.is_alive():

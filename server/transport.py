@@ -199,6 +199,16 @@ class MemoryGuard:
         """Measure the baseline (the server with its world, before any peer)."""
         self.baseline = allocated_mb()
 
+    def rebase(self) -> None:
+        """Measure the baseline again once the first generations have made the
+        working set (the next boards, the batches, the frames): at ``arm`` none of it
+        was there yet, and a big world would trip the guard on its own. Not after a
+        trip (an attacker's growth is not a baseline); at most ``limit_mb`` is
+        forgiven, the most an attacker can have added before."""
+        with self._lock:
+            if self.limit_mb and self.baseline and not self.trips:
+                self.baseline = min(allocated_mb(), self.baseline + self.limit_mb)
+
     def due(self, endpoint: str) -> bool:
         """Whether ``endpoint`` (one of ``ORDER``) must drop its connections now; call
         often from the thread that owns its socket."""

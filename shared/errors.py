@@ -85,6 +85,18 @@ class NotAllowed(RequestError):
         super().__init__(message, NOT_ALLOWED)
 
 
+BUSY = 8  # ErrorCode.BUSY
+
+
+class Busy(RequestError):
+    """A valid request the server cannot take now but may a moment later (an address
+    opening sessions faster than the server lets it). Answered with ``ErrorCode.BUSY``;
+    a client may try again after a pause."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, BUSY)
+
+
 class TransportError(LifenetError):
     """A socket-level failure."""
 

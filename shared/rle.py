@@ -97,6 +97,8 @@ def parse_rle(text: str, max_side: int | None = None) -> Pattern:
         body_lines.append(stripped)
     if header is None:
         raise PatternError("RLE has no 'x = W, y = H' header")
+    if max(len(header.group(1)), len(header.group(2))) > 9:
+        raise PatternError("RLE header side has more than 9 digits")
     width, height = int(header.group(1)), int(header.group(2))
     if max_side is not None and max(width, height) > max_side:
         raise PatternError(f"RLE pattern {width}x{height} is larger than "

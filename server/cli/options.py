@@ -167,7 +167,12 @@ SERVER_OPTIONS: list[Callable[[F], F]] = [
     click.option("--max-credit", type=click.IntRange(1, 256), default=DEFAULT_MAX_CREDIT,
                  help="Most batches a worker may hold at once, whatever it asks for."),
     click.option("--max-players-per-address", type=click.IntRange(1, 254), default=32,
-                 help="Live player sessions one network address may hold."),
+                 help="Player sessions one network address may hold (those in their "
+                      "grace after a disconnect too); `lifenet up` raises it to its bots "
+                      "and one more."),
+    click.option("--joins-per-second", type=click.FloatRange(0.01, 1000.0), default=2.0,
+                 help="New sessions one address may open a second, after a first burst of "
+                      "--max-players-per-address (a refused join is told to try again)."),
     click.option("--handshake-timeout", type=click.FloatRange(0.1, 300.0), default=10.0,
                  help="Seconds a connection may take to finish its handshake before it is "
                       "closed (every endpoint)."),
@@ -225,6 +230,7 @@ def server_config(kwargs: dict[str, Any], *, default_tick: float = DEFAULT_TICK,
         verify=kwargs["verify"], fallback_after=kwargs["fallback_after"],
         max_credit=kwargs["max_credit"], max_io_latency=kwargs["max_io_latency"],
         max_players_per_address=kwargs["max_players_per_address"],
+        joins_per_second=kwargs["joins_per_second"],
         memory_guard=kwargs["memory_guard"] or None,
         handshake_timeout=kwargs["handshake_timeout"])
 

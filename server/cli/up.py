@@ -50,6 +50,8 @@ def up(ctx: click.Context, /, workers: int, bots: int | None, bot_strategy: str,
         tick = 0.0 if headless else WATCH_TICK
     if bots is None:  # a headless run is for its --out: the world alone, reproducible
         bots = 0 if headless else LIVE_BOTS
+    # Every bot joins from this machine, and so does its player's client: room for all.
+    kwargs["max_players_per_address"] = max(kwargs["max_players_per_address"], bots + 1)
     root = ctx.find_root().params
     own_keys = None
     if kwargs["keys"] is None:  # secure by default: keys of its own, for this run

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from shared.errors import NotAllowed
+from shared.errors import Busy, NotAllowed
 from shared.grid import MAX_PLAYER, player_code
 from shared.placement import Cells
 from shared.ratelimit import TokenBucket
@@ -125,8 +125,8 @@ class RegistryConfig:
     grace: float = 15.0
     heartbeat: float = 1.0
     liveness: int = 3
-    per_address: int = 32       # live sessions one network address may hold
-    joins_per_second: float = 2.0  # new sessions one address may open (burst: 10)
+    per_address: int = 32       # sessions one address may hold (those in their grace too)
+    joins_per_second: float = 2.0  # new sessions one address may open (burst: per_address)
     places_per_second: float = 10.0  # placements a player may ask for (burst: twice)
 
 
@@ -163,6 +163,9 @@ class PlayerRegistry:
         self.request_gen: int | None = None
         self.decisions: dict[int, Decision] = {}
         self.unanswered = 0  # asked players that did not answer the last round
+        self._asked_at, self._window = 0.0, 0.0  # the open round's
+        self._closed: tuple[int | None, float, set[int]] = (None, 0.0, set())  # the last
+        self._closed_window = 0.0
         self.landing = 1  # the generation queued placements land in (main thread sets it)
         self.owned: Callable[[int], int] = lambda player: 0  # live cells a player owns now
         self.evicted = 0
@@ -219,13 +222,15 @@ class PlayerRegistry:
             raise NotAllowed(f"{address} already holds {live} sessions, the most one "
                              "address may")
         bucket = self._joins.get(address)
-        if bucket is None:
-            bucket = self._joins[address] = TokenBucket(self.config.joins_per_second, 10)
+        if bucket is None:  # a burst of a whole address's worth: a fleet joins at once
+            bucket = self._joins[address] = TokenBucket(self.config.joins_per_second,
+                                                        self.config.per_address)
             while len(self._joins) > 4096:
                 self._joins.popitem(last=False)
         self._joins.move_to_end(address)
         if not bucket.take():
-            raise NotAllowed(f"{address} opens sessions too fast: try again in a moment")
+            raise Busy(f"{address} opens sessions faster than "
+                       f"{self.config.joins_per_second:g} a second: try again in a moment")
 
     def _evict(self, now: float) -> int | None:
         """Make room: the idle player owning no cell that was seen last longest ago
@@ -237,9 +242,17 @@ class PlayerRegistry:
         if not candidates:
             return None
         gone = min(candidates, key=lambda p: (p.connected, p.last_seen))
-        del self.players[gone.id]
+        self._forget(gone.id)
         self.evicted += 1
         return gone.id
+
+    def _forget(self, player_id: int) -> None:
+        """Remove a player and what it left queued (under the lock): its id is given to
+        the next who joins, who must not inherit a placement or a request."""
+        del self.players[player_id]
+        self.placements = [pl for pl in self.placements if pl.player != player_id]
+        self.requests.pop(player_id, None)
+        self.decisions.pop(player_id, None)
 
     def may_place(self, player: Player) -> None:
         """Refuse a placement asked for faster than ``places_per_second``."""
@@ -284,7 +297,7 @@ class PlayerRegistry:
                     p.connected, p.disconnected_at = False, now
                 if (not p.connected and p.disconnected_at is not None
                         and now - p.disconnected_at > self.config.grace):
-                    del self.players[p.id]
+                    self._forget(p.id)
                     gone.append(p.id)
         return gone
 
@@ -339,25 +352,37 @@ class PlayerRegistry:
 
     # -- per-cell decisions ------------------------------------------------------------------
 
-    def open_requests(self, gen: int, requests: dict[int, Request]) -> None:
-        """Start generation ``gen``'s decision round (main thread)."""
+    def open_requests(self, gen: int, requests: dict[int, Request],
+                      window: float = 0.0) -> None:
+        """Start generation ``gen``'s decision round (main thread), ``window`` seconds
+        long at most."""
         with self.lock:
             self.request_gen = gen
             self.requests = requests
             self.decisions = {}
+            self._asked_at, self._window = time.monotonic(), window
 
     def post_decision(self, player: Player, gen: int, keep: list[int],
                       let_die: list[int]) -> None:
-        """Record a player's answer (lobby thread); refused when late or repeated. Any
-        answer, even a late one, shows the player is there: it is waited for again."""
+        """Record a player's answer (lobby thread); refused when late or repeated.
+
+        A player that left rounds unanswered is waited for again only once it answers
+        in time: the open round, or the last one if that closed early (its awaited
+        players all answered) and this answer still came within its window. Any other
+        answer proves nothing, so a stream of stale answers cannot make every round
+        wait its whole window for a player that never answers in time."""
         with self.changed:
-            player.missed = 0
             if gen != self.request_gen or player.id not in self.requests:
+                last_gen, asked_at, asked = self._closed
+                if gen == last_gen and player.id in asked \
+                        and time.monotonic() - asked_at <= self._closed_window:
+                    player.missed = 0
                 raise NotAllowed(f"no open game_logic request of generation {gen} "
                                  "for this player (late answer?)")
             if player.id in self.decisions:
                 raise NotAllowed(f"generation {gen} was already answered")
             self.decisions[player.id] = Decision(keep, let_die)
+            player.missed = 0
             self.changed.notify_all()
 
     def awaited(self) -> set[int]:
@@ -410,6 +435,9 @@ class PlayerRegistry:
                     writes.append(Write(request.ys[keep], request.xs[keep], player.code))
                 if die:
                     writes.append(Write(request.ys[die], request.xs[die], 0))
+            if self.request_gen is not None:
+                self._closed = (self.request_gen, self._asked_at, set(self.requests))
+                self._closed_window = self._window
             self.request_gen, self.requests, self.decisions = None, {}, {}
         return writes, results
 

@@ -106,6 +106,58 @@ def test_decisions_are_checked_against_verdict_owner_and_energy() -> None:
     assert p.energy == result.energy == 0
 
 
+def test_only_an_answer_in_time_makes_a_silent_player_waited_for_again() -> None:
+    reg = registry()
+    p, _ = reg.join(b"a", "p", None)
+    request = Request(np.array([0]), np.array([0]), np.array([True]))
+    for gen in (1, 2, 3):
+        reg.open_requests(gen, {p.id: request}, window=60.0)
+        reg.close_decisions()
+    assert p.missed == 3 and reg.awaited() == set()
+    reg.open_requests(4, {p.id: request}, window=60.0)
+    for stale in (1, 2, 5):  # a round long closed, or one not open: no sign of life
+        with pytest.raises(NotAllowed):
+            reg.post_decision(p, stale, [], [])
+        assert p.missed == 3
+    reg.close_decisions()  # closed early, before its window ran out
+    with pytest.raises(NotAllowed, match="late"):
+        reg.post_decision(p, 4, [], [])  # still within the window: counts
+    assert p.missed == 0
+    p.missed = 3
+    reg.open_requests(5, {p.id: request}, window=0.0)
+    reg.close_decisions()
+    with pytest.raises(NotAllowed):
+        reg.post_decision(p, 5, [], [])  # after its window: does not
+    assert p.missed == 4
+    reg.open_requests(6, {p.id: request}, window=60.0)
+    reg.post_decision(p, 6, [], [])  # in time
+    assert p.missed == 0
+
+
+def test_an_evicted_or_expired_players_queue_is_not_inherited() -> None:
+    reg = registry(heartbeat=1.0, grace=1.0, energy_cap=10)
+    first, _ = reg.join(b"a", "first", None)
+    reg.place(first, np.array([[0, 0]], dtype=np.int64))
+    reg.open_requests(1, {first.id: Request(np.array([0]), np.array([0]),
+                                            np.array([True]))})
+    reg.expire(first.last_seen + 10)  # silent: disconnected...
+    assert reg.expire(first.last_seen + 20) == [first.id]  # ...and past its grace
+    second, _ = reg.join(b"b", "second", None)
+    assert second.id == first.id  # the id is given again...
+    assert reg.take_placements(1) == []  # ...but not the placement
+    with pytest.raises(NotAllowed):
+        reg.post_decision(second, 1, [0], [])  # nor the request
+    evicting = registry(per_address=1000, joins_per_second=1e9)
+    for i in range(1, 255):
+        evicting.join(bytes([i]), f"p{i}", None, address="h")
+    idle = evicting.players[1]
+    idle.last_seen -= 100
+    evicting.place(idle, np.array([[0, 0]], dtype=np.int64))
+    newcomer, _ = evicting.join(b"new", "new", None, address="h")
+    assert newcomer.id == 1 and evicting.evicted == 1
+    assert evicting.take_placements(1) == []
+
+
 @pytest.mark.parametrize("rotate, flip, expected", [
     (0, False, {(0, 1), (1, 2), (2, 0), (2, 1), (2, 2)}),
     (1, False, {(1, 2), (2, 1), (0, 0), (1, 0), (2, 0)}),

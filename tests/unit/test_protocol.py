@@ -127,9 +127,10 @@ def test_random_bodies_never_escape_as_other_errors(kind: str, body: dict[str, A
 def test_the_error_tree_uses_the_protocols_codes() -> None:
     """``shared.errors`` cannot import the protocol, so it names NOT_ALLOWED's number
     itself: the two must agree, as the lobby sends ``e.code`` in its ERROR reply."""
-    from shared.errors import NOT_ALLOWED, NotAllowed, RequestError
+    from shared.errors import BUSY, NOT_ALLOWED, Busy, NotAllowed, RequestError
 
     assert NOT_ALLOWED == ErrorCode.NOT_ALLOWED
+    assert BUSY == ErrorCode.BUSY and Busy("later").code == ErrorCode.BUSY
     refused = NotAllowed("no")
     assert isinstance(refused, RequestError) and refused.code == ErrorCode.NOT_ALLOWED
     assert ProtocolError("bad").code == ErrorCode.MALFORMED

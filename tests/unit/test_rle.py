@@ -39,6 +39,9 @@ def test_multistate_letters() -> None:
     ("x = 2, y = 2\no$o$o!", "outside"),
     ("x = 3, y = 3, rule = B0/S\no!", "B0"),
     ("x = 3, y = 3\n3!", "run count"),
+    ("x = 3, y = 3\n1234567890o!", "too long"),
+    ("x = 1" + "0" * 5000 + ", y = 1\no!", "9 digits"),
+    ("x = 1, y = 99999999\no!", "larger than"),
 ])
 def test_malformed_rle_is_refused_with_a_reason(text: str, reason: str) -> None:
     with pytest.raises(PatternError, match=reason):

@@ -1,0 +1,76 @@
+"""The memory guard's decisions, on a heap whose size the test sets."""
+
+from __future__ import annotations
+
+import pytest
+
+from server import transport
+from server.transport import MemoryGuard
+
+
+class Heap:
+    def __init__(self, mb: float) -> None:
+        self.mb = mb
+
+    def __call__(self) -> float:
+        return self.mb
+
+
+@pytest.fixture
+def heap(monkeypatch: pytest.MonkeyPatch) -> Heap:
+    heap = Heap(100.0)
+    monkeypatch.setattr(transport, "allocated_mb", heap)
+    monkeypatch.setattr(MemoryGuard, "CHECK_EVERY", 0.0)
+    monkeypatch.setattr(MemoryGuard, "SETTLE", 0.0)
+    return heap
+
+
+def test_nothing_is_due_under_the_limit_or_before_arming(heap: Heap) -> None:
+    guard = MemoryGuard(50)
+    heap.mb = 1000
+    assert not guard.due("players")  # not armed: no baseline
+    guard.arm()
+    heap.mb = 1049
+    assert not any(guard.due(name) for name in MemoryGuard.ORDER)
+
+
+def test_over_the_limit_the_endpoints_drop_in_order_until_it_is_freed(heap: Heap) -> None:
+    guard = MemoryGuard(50)
+    guard.arm()
+    heap.mb = 151
+    assert not guard.due("frames") and not guard.due("workers")  # the players go first
+    assert guard.due("players")
+    guard.dropped("players", 151)  # freed nothing
+    assert guard.due("frames")
+    heap.mb = 110
+    guard.dropped("frames", 151)  # freed it: the first suspect next time
+    heap.mb = 160
+    assert not guard.due("players")
+    assert guard.due("frames")
+    assert guard.trips == 3
+
+
+def test_rebase_takes_the_working_set_of_the_first_generations(heap: Heap) -> None:
+    guard = MemoryGuard(50)
+    guard.arm()
+    heap.mb = 140  # the next boards and batches of a big world
+    guard.rebase()
+    heap.mb = 185
+    assert not guard.due("players")
+    heap.mb = 191
+    assert guard.due("players")
+
+
+def test_rebase_forgives_at_most_the_limit_and_nothing_after_a_trip(heap: Heap) -> None:
+    guard = MemoryGuard(50)
+    guard.arm()
+    heap.mb = 400
+    guard.rebase()
+    assert guard.baseline == 150
+    tripped = MemoryGuard(50)
+    heap.mb = 100
+    tripped.arm()
+    heap.mb = 151
+    assert tripped.due("players")
+    tripped.rebase()
+    assert tripped.baseline == 100
