@@ -4,7 +4,7 @@ Threads and what each owns (a socket belongs to exactly one thread):
 
     gatekeeper  with keys: answers the CURVE handshakes' ZAP requests (``server.auth``)
     main      the world and its generations (``server.generation.Engine``), the frame
-              publisher (XPUB)
+              publisher (PUB)
     broker    the worker endpoint (ROUTER) and the dispatchers' inproc ROUTER
     dispatch  one inproc DEALER each (a pool of StoppableWorker threads)
     lobby     the player endpoint (ROUTER); other threads reach players through its
@@ -128,7 +128,7 @@ class Server:
             self.context, grid, self.rule, generation=generation,
             dispatchers=config.dispatchers,
             tiling=Tiling(*config.tile) if config.tile else None,
-            rates=self.broker.rates, fallback_after=config.fallback_after,
+            rates=self.broker.rates, kin=self.broker.kin, fallback_after=config.fallback_after,
             verification=config.verify,
             players=Players(self.registry, DecisionRound(self.registry, self.rule,
                                                          config.window, self.lobby.send)))
@@ -247,10 +247,11 @@ class Server:
                 rebase_at = 0
             if config.generations is not None and self.engine.generation >= config.generations:
                 break
-            if self.gatekeeper is not None and not self.gatekeeper.is_alive():
-                # Every CURVE handshake now fails (ZAP enforced): stop rather than run
-                # a server that no one may reach, and say why.
-                log.error("the gatekeeper (ZAP) thread ended: stopping the server")
+            broken = self._broken()
+            if broken:
+                # A server that no one may reach, or whose workers or players can no
+                # longer be heard, stops rather than go on, and says why.
+                log.error("%s: stopping the server", broken)
                 self.stop()
                 return 1
             began = time.monotonic()
@@ -274,6 +275,18 @@ class Server:
             write_world(config.out, self.engine.grid, self.rule, self.engine.generation)
             log.info("wrote generation %d to %s", self.engine.generation, config.out)
         return 0
+
+    def _broken(self) -> str:
+        """Why the server cannot go on (an endpoint's thread ended, the frame endpoint
+        could not listen again), or nothing."""
+        if self.gatekeeper is not None and not self.gatekeeper.is_alive():
+            return "the gatekeeper (ZAP) thread ended: every CURVE handshake fails"
+        for thread in (self.broker, self.lobby):
+            if not thread.is_alive():
+                return f"the {thread.name} thread ended ({thread.error or 'a bug'})"
+        if self.publisher is not None and self.publisher.failed is not None:
+            return f"the frame endpoint stopped: {self.publisher.failed}"
+        return ""
 
     def advance(self) -> Grid:
         """Step one generation (players, workers, publishing: ``Engine.step``)."""

@@ -9,7 +9,7 @@ context, by the domain each socket names:
     domain      endpoint          who may connect
     workers     worker (ROUTER)   keys on DIR/authorized/workers/ only
     players     player (ROUTER)   any key: players are anonymous, but encrypted
-    viewers     frames (XPUB)     any key
+    viewers     frames (PUB)      any key
 
 Every accepted peer's messages carry its public key (Z85) as their ``User-Id``
 (``peer_key``): the broker checks a worker's on ``READY`` and on every heartbeat round,

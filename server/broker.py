@@ -15,15 +15,22 @@ two:
   by ``max_credit``, its ``io_latency`` (which lengthens its batch deadline) by
   ``max_io_latency``. The deadline of a batch is the server's.
 - A dispatcher's ``SEND`` waits in a FIFO until a live worker with credit may take it:
-  never one the batch must avoid (it failed this batch, or lied), and the one the
-  engine chose for it (``prefer``) while that one is alive. With no worker that may
-  take it, the request waits: nothing spins, and the dispatcher computes the batch
-  itself after its fallback delay (``CANCEL``).
+  never one the batch must avoid (it failed this batch, or lied), and for a moment
+  (``PREFER_WAIT``) only the one the engine chose for it (``prefer``), then any. With
+  no worker that may take it, the request waits: nothing spins, and the dispatcher
+  computes the batch itself after its fallback delay (``CANCEL``).
+- A worker that let a batch time out (the dispatcher's ``CANCEL`` names it) gets its
+  credit for it back but is *suspect*: no batch and no share of the world until it
+  answers anything again (a late answer will do). A worker that takes batches and
+  never answers them, heartbeating all along, so costs one timeout, not one a batch.
 - Every answer measures its worker's speed (cells a second, from the moment the batch
   left, or the worker's previous answer if later, to the answer): ``rates`` tells the
   engine, which sizes each worker's share of the next generation by it.
 - A worker caught lying (``QUARANTINE``) is dropped and gets no more work for the
-  server's lifetime: its key is refused (on a server without keys, its connection).
+  server's lifetime: its key is refused (on a server without keys, its connection),
+  even if it left before the report came, and every other connection with that key
+  is dropped too. ``kin`` names every worker that had the key, so the engine
+  recomputes all their answers of that generation.
 - A worker's ``RESULT`` goes back to the dispatcher that sent the batch. Results nobody
   waits for any more (an old attempt, an old generation) are dropped here.
 
@@ -37,7 +44,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +72,8 @@ log = logging.getLogger("lifenet.broker")
 DEFAULT_MAX_CREDIT = 16
 DEFAULT_MAX_IO_LATENCY = 10.0
 RATE_SMOOTHING = 0.3  # weight of the newest measure in a worker's speed
+PREFER_WAIT = 0.25   # seconds a batch waits for the worker chosen for it, then any
+REMEMBERED = 4096    # departed workers whose key (or connection) the broker remembers
 
 
 @dataclass
@@ -83,6 +92,12 @@ class WorkerPeer:
     last_answer: float = 0.0
     rate: float | None = None  # cells a second, measured; None until its first answer
     served: int = 0
+    suspect: bool = False  # let a batch time out: no work until it answers again
+
+    @property
+    def mark(self) -> bytes:
+        """What a quarantine refuses: its key, or its connection without keys."""
+        return self.key or self.identity
 
     @property
     def free(self) -> int:
@@ -111,6 +126,7 @@ class Request:
     frames: list[Any]
     prefer: int = 0
     cells: int = 0
+    queued: float = field(default_factory=time.monotonic)
 
 
 class WorkerBroker(threading.Thread):
@@ -145,8 +161,13 @@ class WorkerBroker(threading.Thread):
         self._next_id = 1
         self._lock = threading.Lock()  # guards the snapshot read by other threads
         self._names: list[str] = []
+        self._ids: dict[int, str] = {}
+        self._held: dict[int, int] = {}
         self._rates: dict[int, float | None] = {}
         self._quarantined: set[bytes] = set()  # keys, or identities without keys
+        # Every worker's mark by id, the live and the last REMEMBERED departed: a
+        # quarantine finds a liar that has left, and ``kin`` its other connections.
+        self._marks: OrderedDict[int, bytes] = OrderedDict()
         self.dropped_workers = 0
         self.bad_messages = 0
         self._odd = LogLimiter(log)  # what peers do wrong: a few lines, and a count
@@ -157,14 +178,35 @@ class WorkerBroker(threading.Thread):
         with self._lock:
             return list(self._names)
 
+    def worker_ids(self) -> dict[int, str]:
+        """Each live worker's name by its id."""
+        with self._lock:
+            return dict(self._ids)
+
     def worker_count(self) -> int:
         with self._lock:
             return len(self._names)
 
     def rates(self) -> dict[int, float | None]:
-        """Each live worker's measured speed (cells a second), by worker id."""
+        """Each live worker's measured speed (cells a second), by worker id; not the
+        suspects' (they get no share of the world)."""
         with self._lock:
             return dict(self._rates)
+
+    def held_by(self, worker_id: int) -> int:
+        """How many batches the worker ``worker_id`` holds (its credit in use), as of
+        the broker's last answer, drop or timeout."""
+        with self._lock:
+            return self._held.get(worker_id, 0)
+
+    def kin(self, worker_id: int) -> set[int]:
+        """The ids of every worker that had ``worker_id``'s key (its connection, without
+        keys), itself included: a liar's answers are all suspect, under any id."""
+        with self._lock:
+            mark = self._marks.get(worker_id)
+            if mark is None:
+                return {worker_id}
+            return {i for i, m in self._marks.items() if m == mark} | {worker_id}
 
     def quarantined(self) -> int:
         """How many workers (keys, or connections without keys) were caught lying."""
@@ -222,7 +264,13 @@ class WorkerBroker(threading.Thread):
             while not self.stop_event.is_set():
                 if self.guard.due("workers"):
                     poller.unregister(workers)
-                    workers = self._drop_everyone(workers, dispatch)
+                    try:
+                        workers = self._drop_everyone(workers, dispatch)
+                    except zmq.ZMQError as e:  # the port was taken meanwhile
+                        log.error("the worker endpoint cannot listen again on %s: %s; "
+                                  "the broker stops", self.bound_endpoint, e)
+                        self.error = e
+                        return
                     poller.register(workers, zmq.POLLIN)
                 timeout = max(0.0, min(next_beat - time.monotonic(), 0.1))
                 events = dict(poller.poll(int(timeout * 1000)))
@@ -239,6 +287,8 @@ class WorkerBroker(threading.Thread):
                 self._assign(workers, dispatch)
         finally:
             for peer in list(self._workers.values()):
+                if workers.closed:
+                    break
                 self._send(workers, peer.identity, protocol.message(Kind.BYE,
                                                                     reason="server stopping"))
             workers.close()
@@ -275,6 +325,10 @@ class WorkerBroker(threading.Thread):
         peer.expires = now + self.heartbeat * self.liveness
         if msg.kind is Kind.HEARTBEAT:
             return
+        if peer.suspect and msg.kind is Kind.RESULT:
+            log.info("worker %s answered again: it gets work again", peer.name)
+            peer.suspect = False
+            self._publish_names()
         if msg.kind is Kind.RESULT or (msg.kind is Kind.ERROR and "ref" in msg.body
                                        and len(msg["ref"]) == 3):
             key = Key(msg["gen"], msg["batch"], msg["attempt"]) if msg.kind is Kind.RESULT \
@@ -333,6 +387,12 @@ class WorkerBroker(threading.Thread):
                           time.monotonic() + self.heartbeat * self.liveness, key)
         self._next_id += 1
         self._workers[identity] = peer
+        with self._lock:
+            self._marks[peer.id] = peer.mark
+            live = {p.id for p in self._workers.values()}
+            while len(self._marks) > REMEMBERED + len(live):
+                oldest = next(i for i in self._marks if i not in live)
+                del self._marks[oldest]
         self._publish_names()
         capped = "" if (credit, io_latency) == (msg["credit"], msg["io_latency"]) else \
             f" (asked for credit {msg['credit']}, io_latency {msg['io_latency']:g}: capped)"
@@ -354,19 +414,31 @@ class WorkerBroker(threading.Thread):
                     worker_id: int) -> None:
         """No more work for the worker ``worker_id``: its key (or, without keys, its
         connection) is refused for the server's lifetime."""
-        peer = next((p for p in self._workers.values() if p.id == worker_id), None)
-        if peer is None:
-            return  # gone meanwhile: it was quarantined by an earlier report, or left
         with self._lock:
-            self._quarantined.add(peer.key or peer.identity)
-        log.warning("worker %s (id %d%s) answered a batch wrongly: quarantined, no more "
-                    "work for it", peer.name, peer.id,
-                    f", key {peer.key.decode()}" if peer.key else "")
-        self._send(workers, peer.identity, protocol.message(
-            Kind.BYE, reason="quarantined: a batch was answered wrongly"))
-        self._drop(dispatch, peer)
+            mark = self._marks.get(worker_id)
+            if mark is None:  # left so long ago it was forgotten: nothing to refuse
+                log.warning("worker %d answered a batch wrongly, and is long gone",
+                            worker_id)
+                return
+            fresh = mark not in self._quarantined
+            self._quarantined.add(mark)
+        if fresh:
+            log.warning("worker %d answered a batch wrongly: quarantined, no more work "
+                        "for its %s", worker_id,
+                        f"key {mark.decode()}" if self.keys else "connection")
+        self._drop_quarantined(workers, dispatch)
+
+    def _drop_quarantined(self, workers: zmq.Socket[Any], dispatch: zmq.Socket[Any]) -> None:
+        """Drop every live worker whose key (or connection) is quarantined."""
+        for peer in list(self._workers.values()):
+            if peer.mark in self._quarantined:
+                log.warning("worker %s (id %d) is quarantined: dropped", peer.name, peer.id)
+                self._send(workers, peer.identity, protocol.message(
+                    Kind.BYE, reason="quarantined: a batch was answered wrongly"))
+                self._drop(dispatch, peer)
 
     def _beat(self, workers: zmq.Socket[Any], dispatch: zmq.Socket[Any], now: float) -> None:
+        self._drop_quarantined(workers, dispatch)
         for peer in list(self._workers.values()):
             if not self.admits(peer.key):
                 log.warning("worker %s: its key was taken off the allow-list: dropped, %d "
@@ -385,7 +457,9 @@ class WorkerBroker(threading.Thread):
     def _publish_names(self) -> None:
         with self._lock:
             self._names = [p.name for p in self._workers.values()]
-            self._rates = {p.id: p.rate for p in self._workers.values()}
+            self._ids = {p.id: p.name for p in self._workers.values()}
+            self._held = {p.id: len(p.in_flight) for p in self._workers.values()}
+            self._rates = {p.id: p.rate for p in self._workers.values() if not p.suspect}
 
     # -- dispatchers -----------------------------------------------------------------
 
@@ -398,16 +472,32 @@ class WorkerBroker(threading.Thread):
                                          got.prefer, got.cells))
         elif got.verb is Verb.CANCEL:
             self._pending = deque(r for r in self._pending if r.key != got.key)
+            if got.worker:  # it timed out there: its credit back, and it is suspect
+                self._timed_out(got.worker, got.key)
         elif got.verb is Verb.QUARANTINE:
             self._quarantine(workers, dispatch, got.worker)
         else:
             log.error("a dispatcher sent %s, which only the broker sends", got.verb)
 
-    def _candidates(self, request: Request, free: list[WorkerPeer]) -> list[WorkerPeer]:
+    def _timed_out(self, worker_id: int, key: Key) -> None:
+        peer = next((p for p in self._workers.values() if p.id == worker_id), None)
+        if peer is None or peer.in_flight.pop(key, None) is None:
+            return
+        peer.sent_at.pop(key, None)
+        if not peer.suspect:
+            log.warning("worker %s let batch %d of generation %d time out: no more work "
+                        "for it until it answers", peer.name, key.batch, key.gen)
+            peer.suspect = True
+        self._publish_names()
+
+    def _candidates(self, request: Request, free: list[WorkerPeer],
+                    now: float) -> list[WorkerPeer]:
         """The workers with credit that may take ``request`` now: never one it must
-        avoid; only the one chosen for it while that one lives."""
-        allowed = [p for p in free if p.id not in request.exclude]
-        if request.prefer and any(p.id == request.prefer for p in self._workers.values()):
+        avoid or a suspect; only the one chosen for it, while that one may take work
+        and the request is younger than ``PREFER_WAIT``."""
+        allowed = [p for p in free if p.id not in request.exclude and not p.suspect]
+        if request.prefer and now - request.queued < PREFER_WAIT and any(
+                p.id == request.prefer and not p.suspect for p in self._workers.values()):
             return [p for p in allowed if p.id == request.prefer]
         return allowed
 
@@ -415,12 +505,13 @@ class WorkerBroker(threading.Thread):
         """Hand waiting requests to the workers that may take them, oldest first; a
         request no worker may take now waits without holding up the ones behind it."""
         waiting: deque[Request] = deque()
+        now = time.monotonic()
         while self._pending:
             free = [p for p in self._workers.values() if p.free > 0]
             if not free:
                 break
             request = self._pending.popleft()
-            choices = self._candidates(request, free)
+            choices = self._candidates(request, free, now)
             if not choices:
                 waiting.append(request)
                 continue

@@ -17,6 +17,7 @@ another batch or generation are ignored.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -40,6 +41,7 @@ from shared.ratelimit import LogLimiter
 
 log = logging.getLogger("lifenet.dispatch")
 _resends = LogLimiter(log, interval=10.0)  # one line per worker per 10 s; the rest counted
+SEND_TIMEOUT_MS = 2000  # an envelope the broker does not take in this long: it is gone
 
 
 @dataclass
@@ -112,6 +114,7 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
     def setup(self) -> None:
         sock = self.context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDTIMEO, SEND_TIMEOUT_MS)  # a broker that is gone: no hang
         sock.connect(DISPATCH_ENDPOINT)
         self.sock = sock
 
@@ -147,6 +150,8 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
                         codes = truth
                 applied = batch.target.paste_once(batch.index, batch.y, batch.x, codes)
                 return Answer(worker, applied, min_wait, checked, lied)
+            if fate is Fate.TIMEOUT:  # its credit back to it, and it is suspect
+                self._cancel(batch, attempt, worker)
             self.resent += 1
             reasons.append(f"worker {worker} {fate.value}: {detail}")
             _resends.warning(f"{worker}", "batch %d of generation %d, attempt %d: %s; "
@@ -164,15 +169,23 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
             Kind.BATCH, [as_payload(batch.tile)], gen=batch.gen,
             batch=batch.index, attempt=attempt, y=batch.y, x=batch.x, h=batch.h, w=batch.w,
             rule=batch.rule, **({"packed": True} if batch.packed else {}))
-        envelope.send(self.sock, Envelope(Verb.SEND, Key(batch.gen, batch.index, attempt),
-                                          exclude=frozenset(exclude),
-                                          prefer=batch.prefer if attempt == 0 else 0,
-                                          cells=batch.h * batch.w,
-                                          frames=protocol.encode(msg)))
+        try:
+            envelope.send(self.sock, Envelope(Verb.SEND, Key(batch.gen, batch.index, attempt),
+                                              exclude=frozenset(exclude),
+                                              prefer=batch.prefer if attempt == 0 else 0,
+                                              cells=batch.h * batch.w,
+                                              frames=protocol.encode(msg)))
+        except zmq.Again as e:
+            raise SimulationError(f"generation {batch.gen}: the broker takes no batch "
+                                  f"(for {SEND_TIMEOUT_MS} ms)", [batch.cells]) from e
 
-    def _cancel(self, batch: Batch, attempt: int) -> None:
+    def _cancel(self, batch: Batch, attempt: int, worker: int = 0) -> None:
+        """No longer wanted: out of the broker's queue, or off ``worker``, which let it
+        time out."""
         assert self.sock is not None
-        envelope.send(self.sock, Envelope(Verb.CANCEL, Key(batch.gen, batch.index, attempt)))
+        with contextlib.suppress(zmq.Again):  # the broker is gone: nothing to forget
+            envelope.send(self.sock, Envelope(Verb.CANCEL,
+                                              Key(batch.gen, batch.index, attempt), worker))
 
     def _quarantine(self, batch: Batch, attempt: int, worker: int) -> None:
         """Tell the broker: ``worker`` answered this batch wrongly."""
@@ -180,8 +193,11 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
         log.warning("batch %d of generation %d: worker %d's answer differs from the "
                     "server's own computation: it is quarantined", batch.index, batch.gen,
                     worker)
-        envelope.send(self.sock, Envelope(Verb.QUARANTINE, Key(batch.gen, batch.index,
-                                                               attempt), worker))
+        try:
+            envelope.send(self.sock, Envelope(Verb.QUARANTINE, Key(batch.gen, batch.index,
+                                                                   attempt), worker))
+        except zmq.Again:
+            log.error("worker %d lied, and the broker takes no report of it", worker)
 
     def _await(self, batch: Batch, attempt: int) -> tuple[Fate, int, object]:
         """Wait for this attempt's fate: ``(Fate.OK, worker, (codes, min_wait))``, or a

@@ -10,7 +10,8 @@ of the wire format; it is written down here, in one place, and in ``docs/protoco
 ::
 
     dispatcher -> broker   [SEND,  key, how, *batch frames]   send it to a live worker
-                           [CANCEL, key, worker]             no longer: computed here
+                           [CANCEL, key, worker]             no longer: computed here, or
+                                                             timed out at that worker
                            [QUARANTINE, key, worker]         that worker lied: no more work
     broker -> dispatcher   [SENT,  key, worker]              the batch left for a worker
                            [LOST,  key, worker]              that worker is gone
@@ -61,7 +62,7 @@ class Envelope:
 
     verb: Verb
     key: Key
-    worker: int = 0                 # SENT, LOST, REPLY: the worker's id
+    worker: int = 0                 # SENT, LOST, REPLY, CANCEL, QUARANTINE: a worker
     timeout: float = 0.0            # SENT: seconds to wait for the answer
     exclude: frozenset[int] = frozenset()  # SEND: workers to avoid
     prefer: int = 0                 # SEND: the worker chosen for it (0: any)

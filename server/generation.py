@@ -98,15 +98,19 @@ def plan_bands(height: int, width: int, slots: int,
     fastest first) each get a share of the rows in proportion to their speed, as one
     band, or two when it is large (so a worker computes one while the other travels),
     with that worker chosen for it. A slow worker gets a small share, or none when the
-    world needs fewer workers than there are: it does not set the pace. While any live
-    worker is unmeasured the bands are equal and go to whoever is free, so that every
-    worker gets measured.
+    world needs fewer workers than there are: it does not set the pace. A worker not
+    measured yet counts as the median of those measured, so that it gets a share (and
+    so a measure) without one that never answers turning adaptivity off; while none is
+    measured the bands are equal and go to whoever is free.
     """
     cells = height * width
-    if not rates or any(r is None or r <= 0 for r in rates.values()):
+    measured = sorted(r for r in rates.values() if r is not None and r > 0)
+    if not measured:
         tiling = choose_tiling(height, width, slots, len(rates) or None)
         return [(y, x, h, w, 0) for y, x, h, w in tiling.cut(height, width)]
-    speed = {worker: float(rate or 0.0) for worker, rate in rates.items()}
+    median = measured[len(measured) // 2]
+    speed = {worker: float(rate) if rate is not None and rate > 0 else median
+             for worker, rate in rates.items()}
     n = max(1, min(len(speed), math.ceil(cells / CELLS_PER_BAND), height, slots,
                    max(1, cells // MIN_BATCH_CELLS)))
     chosen = sorted(speed, key=lambda worker: -speed[worker])[:n]
@@ -169,6 +173,7 @@ class Engine:
                  generation: int = 0, dispatchers: int = 16, tiling: Tiling | None = None,
                  max_attempts: int = 5,
                  rates: Callable[[], dict[int, float | None]] | None = None,
+                 kin: Callable[[int], set[int]] | None = None,
                  players: Players | None = None,
                  publishing: Publishing | None = None,
                  fallback_after: float | None = None,
@@ -178,6 +183,7 @@ class Engine:
         self.generation = generation
         self.tiling = tiling  # None: planned every step from the world and the workers
         self.rates = rates  # the live workers' measured speeds, by id, when known
+        self.kin = kin  # every worker id that shared a worker's key (the broker's)
         self.verification = verification
         self.kernel = LocalKernel()
         self.computed_locally = 0  # batches the server computed itself
@@ -316,8 +322,11 @@ class Engine:
                          target: LockingGrid) -> None:
         """Count what was checked and computed here; a worker caught lying in this
         generation has every other answer it gave in it recomputed here, before the
-        generation is published."""
-        liars = {a.worker for _, a in answered if a.lied}
+        generation is published, and so has every worker with its key (``kin``)."""
+        liars: set[int] = set()
+        for _, answer in answered:
+            if answer.lied:
+                liars |= self.kin(answer.worker) if self.kin else {answer.worker}
         for batch, answer in answered:
             self.checked += answer.checked
             self.caught += answer.lied

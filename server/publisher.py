@@ -1,16 +1,24 @@
 """The frame publisher: every generation to every subscriber, full frames and deltas.
 
-An XPUB socket (owned by the main thread) publishes one message per generation: a
+A PUB socket (owned by the main thread) publishes one message per generation: a
 ``FRAME`` with every cell now and then, and a ``DELTA`` with only the changed cells in
-between. XPUB (with ``XPUB_VERBOSE``) tells the publisher when a subscriber arrives, so
-a late joiner gets a full frame on the very next generation instead of waiting. The
-high-water mark is small: a subscriber that cannot keep up loses frames, never the
-server's time, and resynchronises on the next full frame.
+between. The high-water mark is small: a subscriber that cannot keep up loses frames,
+never the server's time, and resynchronises on the next full frame.
+
+PUB, not XPUB: XPUB keeps every message a subscriber sends up (and, verbose, every
+subscription) in a queue of its own until the application reads it, and nothing bounds
+that queue but the application's reading; PUB applies subscriptions inside libzmq and
+discards the rest as it comes. A late joiner is noticed instead by the socket's monitor (a finished
+handshake: on a server with keys, only an admitted one), and gets full frames for the
+next few publishes (``JOIN_FULL_FRAMES``, and ``JOIN_FULL_SECONDS`` at least, as its
+subscription travels after its handshake) instead of waiting for the next one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -28,10 +36,14 @@ from shared import protocol
 from shared.grid import Codes, as_payload
 from shared.protocol import Kind
 
+log = logging.getLogger("lifenet.frames")
+
 FULL_EVERY = 32
 MAX_UPSTREAM = 4096    # bytes of one message up (a subscription; the CURVE handshake
 #                        is counted too, and its INITIATE is over 256)
-DRAIN_PER_PUBLISH = 64  # upstream messages read at each publish, at most
+EVENTS_PER_PUBLISH = 64  # monitor events read at each publish, at most
+JOIN_FULL_FRAMES = 2     # publishes after a subscriber's handshake that send full frames
+JOIN_FULL_SECONDS = 0.25  # and for at least this long after it
 
 
 class FramePublisher:
@@ -42,60 +54,95 @@ class FramePublisher:
         self.context = context
         self.keys = keys
         self.guard = guard or MemoryGuard(None)
+        self.monitor: zmq.Socket[Any] | None = None
         self.sock = self._socket()
         try:
             self.sock.bind(endpoint)
         except zmq.ZMQError:
-            self.sock.close()
+            self._close_sockets()
             raise
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.port = int(self.endpoint.rsplit(":", 1)[1])
         self._last: Codes | None = None
         self._since_full = 0
+        self._full_left = 0          # full frames still owed to the last joiner
+        self._full_until = 0.0       # and until when (monotonic)
         self.full_frames = 0
         self.deltas = 0
-        self.ignored = 0  # upstream messages that were not subscriptions
+        self.joins = 0               # subscribers' finished handshakes seen
+        self.failed: zmq.ZMQError | None = None  # the endpoint could not listen again
 
     def _socket(self) -> zmq.Socket[Any]:
-        sock: zmq.Socket[Any] = self.context.socket(zmq.XPUB)
+        sock: zmq.Socket[Any] = self.context.socket(zmq.PUB)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 8)
-        sock.setsockopt(zmq.XPUB_VERBOSE, 1)
-        # Upstream there are only subscriptions: anything bigger drops its connection,
-        # and what waits is bounded by the high-water mark, not by the sender.
+        # Upstream there are only subscriptions: anything bigger drops its connection.
         sock.setsockopt(zmq.MAXMSGSIZE, MAX_UPSTREAM)
-        sock.setsockopt(zmq.RCVHWM, 1000)
         apply_heartbeats(sock, self.guard.handshake_ms)
         serve_curve(sock, self.keys, VIEWERS)
+        self.monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
         return sock
 
-    def _new_subscriber(self) -> bool:
-        """Whether someone subscribed since the last publish. Reads at most
-        ``DRAIN_PER_PUBLISH`` upstream messages (a flood waits, bounded, in libzmq's
-        queue, never in this thread's time) and ignores all but subscriptions."""
+    def _close_sockets(self) -> None:
+        with contextlib.suppress(zmq.ZMQError):
+            self.sock.disable_monitor()
+        if self.monitor is not None:
+            self.monitor.close(linger=0)
+            self.monitor = None
+        self.sock.close(linger=0)
+
+    def notice_joins(self) -> bool:
+        """Whether a subscriber finished its handshake since the last look (then the
+        next publishes owe it full frames). Reads at most ``EVENTS_PER_PUBLISH``
+        monitor events (a flood of connections waits, bounded by the monitor's
+        high-water mark, never in this thread's time)."""
         joined = False
-        for _ in range(DRAIN_PER_PUBLISH):
+        assert self.monitor is not None
+        for _ in range(EVENTS_PER_PUBLISH):
             try:
-                event = self.sock.recv(zmq.NOBLOCK)
+                self.monitor.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
-            if event[:1] == b"\x01":
-                joined = True
-            else:
-                self.ignored += 1
+            joined = True
+            self.joins += 1
+        if joined:
+            self._full_left = JOIN_FULL_FRAMES
+            self._full_until = time.monotonic() + JOIN_FULL_SECONDS
         return joined
+
+    def _owed_full(self) -> bool:
+        """Whether this publish is one of the full frames owed to a recent joiner."""
+        self.notice_joins()
+        if self._full_left > 0 or time.monotonic() < self._full_until:
+            self._full_left = max(0, self._full_left - 1)
+            return True
+        return False
 
     def publish(self, gen: int, codes: Codes, info: dict[str, Any]) -> None:
         """Send generation ``gen``; ``codes`` must not change after this call."""
+        if self.failed is not None:
+            return
         if self.guard.due("frames"):
             before = allocated_mb()
-            self.sock = rebind(self.sock, self._socket, self.endpoint)
+            with contextlib.suppress(zmq.ZMQError):
+                self.sock.disable_monitor()
+            if self.monitor is not None:
+                self.monitor.close(linger=0)
+                self.monitor = None
+            try:
+                self.sock = rebind(self.sock, self._socket, self.endpoint)
+            except zmq.ZMQError as e:  # the port was taken meanwhile
+                log.error("the frame endpoint cannot listen again on %s: %s",
+                          self.endpoint, e)
+                self.failed = e
+                return
             release_freed_memory()
             self.guard.dropped("frames", before)
             self._last = None  # everyone resubscribes: a full frame for all
         h, w = codes.shape
-        full = (self._last is None or self._last.shape != codes.shape
-                or self._since_full >= FULL_EVERY or self._new_subscriber())
+        owed = self._owed_full()  # first: the joins are read at every publish
+        full = (owed or self._last is None or self._last.shape != codes.shape
+                or self._since_full >= FULL_EVERY)
         msg: protocol.Message
         if not full:
             assert self._last is not None
@@ -114,8 +161,13 @@ class FramePublisher:
             self._since_full += 1
             self.deltas += 1
         self._last = codes
+        # libzmq learns what a subscriber has read (and so that its queue has room) by
+        # processing the socket's commands, which a send does at most once a
+        # millisecond: asking for EVENTS processes them now. Without it, generations a
+        # millisecond apart are dropped as if every queue were full.
+        self.sock.getsockopt(zmq.EVENTS)
         with contextlib.suppress(zmq.Again):
             self.sock.send_multipart(protocol.encode(msg), zmq.NOBLOCK, copy=False)
 
     def close(self) -> None:
-        self.sock.close()
+        self._close_sockets()

@@ -167,7 +167,13 @@ class PlayerEndpoint(threading.Thread):
             while not self.stop_event.is_set():
                 if self.guard.due("players"):
                     poller.unregister(sock)
-                    sock = self._drop_everyone(sock)
+                    try:
+                        sock = self._drop_everyone(sock)
+                    except zmq.ZMQError as e:  # the port was taken meanwhile
+                        log.error("the player endpoint cannot listen again on %s: %s; "
+                                  "it stops", self.bound_endpoint, e)
+                        self.error = e
+                        return
                     poller.register(sock, zmq.POLLIN)
                 events = dict(poller.poll(self.guard.poll_ms))
                 if wakeup.fileno() in events:
@@ -189,7 +195,8 @@ class PlayerEndpoint(threading.Thread):
                                 sock.send_multipart([identity, *protocol.encode(reply)],
                                                     zmq.NOBLOCK)
         finally:
-            self._send_outbox(sock)  # best effort: replies finished while stopping
+            if not sock.closed:
+                self._send_outbox(sock)  # best effort: replies finished while stopping
             sock.close()
             wakeup.close()
 

@@ -10,6 +10,12 @@ Two other threads hand it work, each through one method:
 This thread runs the ``openssl`` pipeline, prunes old snapshots and answers whoever
 asked: the written path, generation and size, and with ``send`` the encrypted file
 itself (``lifenet snapshot save --out``).
+
+It prunes only snapshots it knows to be the server's: those it wrote, and, adopted when
+it starts, those already in the directory that verify with the server's key and whose
+generation is the one their name says (the newest ``ADOPT_AT_MOST`` by modification
+time), so a server restarted on its directory keeps ``keep`` snapshots, not ``keep``
+more each run. Anything else there is never touched.
 """
 
 from __future__ import annotations
@@ -26,7 +32,16 @@ from pathlib import Path
 from server.snapshot.format import DEFAULT_ITERATIONS, WorldState
 from server.snapshot.key import SnapshotKey
 from server.snapshot.openssl import DEFAULT_TIMEOUT
-from server.snapshot.store import Written, prune, save_snapshot, snapshot_name, sweep_leftovers
+from server.snapshot.store import (
+    Written,
+    prune,
+    save_snapshot,
+    snapshot_generation,
+    snapshot_name,
+    snapshots_in,
+    sweep_leftovers,
+    verify_snapshot,
+)
 from shared import protocol
 from shared.errors import SnapshotError
 from shared.protocol import ErrorCode, Kind, Message
@@ -37,6 +52,7 @@ log = logging.getLogger("lifenet.snapshot")
 Done = Callable[[Written | None, SnapshotError | None], None]
 Reply = Callable[[bytes, Message], None]  # send a message to a peer, from any thread
 MAX_WAITING = 8  # operators' requests waiting for the next copy of the state
+ADOPT_AT_MOST = 64  # snapshots of an earlier run checked and adopted at start, at most
 
 
 @dataclass
@@ -155,7 +171,40 @@ class Snapshotter(threading.Thread):
         """Finish what was submitted, then end."""
         self.jobs.put(None)
 
+    def adopt(self) -> None:
+        """Take the server's snapshots already in the directory as its own, oldest
+        written first (see the module docstring)."""
+        try:
+            found = [(p.lstat().st_mtime, p) for p in snapshots_in(self.directory)]
+        except OSError as e:
+            log.warning("cannot list %s: %s", self.directory, e)
+            return
+        adopted = []
+        for _, path in sorted(found)[-ADOPT_AT_MOST:]:
+            try:
+                if not path.is_file() or path.is_symlink():
+                    continue
+                header = verify_snapshot(path, self.key, self.timeout)
+                size = path.stat().st_size
+            except (SnapshotError, OSError) as e:
+                log.info("left %s alone: not one of this server's snapshots (%s)",
+                         path.name, e)
+                continue
+            if header.meta.get("generation") != snapshot_generation(path.name):
+                log.info("left %s alone: its name and its generation disagree", path.name)
+                continue
+            adopted.append(Written(path, header.meta["generation"], size))
+        self.written = adopted + [w for w in self.written
+                                  if w.path not in {a.path for a in adopted}]
+        if adopted:
+            log.info("%d snapshots of an earlier run in %s count toward --snapshot-keep",
+                     len(adopted), self.directory)
+
     def run(self) -> None:
+        try:
+            self.adopt()
+        except Exception:  # a bug here must not kill the writer
+            log.exception("adopting the snapshots in %s failed", self.directory)
         while (job := self.jobs.get()) is not None:
             path = self.directory / snapshot_name(job.state.generation)
             result: Written | None = None

@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -51,23 +52,31 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
+_GIVEN: deque[int] = deque(maxlen=4096)  # the ports free_port gave lately
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free a moment ago (bound and released), to listen on.
 
     It is picked at random *below* the kernel's ephemeral range when there is room: a
     port from that range (what binding port 0 gives) can be taken in the meantime by
     any outgoing connection, a worker's or a client's, and then the listener that
-    wanted it fails with "Address already in use".
+    wanted it fails with "Address already in use". Nor is a port given twice in a
+    while by one process (two draws at random would meet now and then, and the two
+    listeners that were promised it could not both have it).
     """
     low, _ = _ephemeral_range()
     if low > 10_000:
         for _ in range(50):
             port = random.randrange(10_000, low)
+            if port in _GIVEN:
+                continue
             with socket.socket() as s:
                 try:
                     s.bind((host, port))
                 except OSError:
                     continue
+                _GIVEN.append(port)
                 return port
     with socket.socket() as s:
         s.bind((host, 0))

@@ -7,6 +7,7 @@ all) whose answers are wrong in the ways a buggy or hostile worker's could be:
     flip      the right answer with one cell flipped
     stale     the answer it gave for the same batch a generation before (an old tile)
     slow:F    the right answer, F times as slow (it sleeps F - 1 times its compute)
+    silent    takes every batch and never answers one (heartbeating all along)
 
 Usage: ``python -m tests.integration.liar MODE --connect tcp://HOST:PORT [--keys DIR]``.
 """
@@ -17,8 +18,10 @@ import argparse
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import zmq
 
 from server.worker.process import Worker, WorkerConfig, run_worker
 from shared import protocol
@@ -60,6 +63,11 @@ class Liar(Worker):
         return protocol.message(Kind.RESULT, [as_payload(payload)], gen=msg["gen"],
                                 batch=msg["batch"], attempt=msg["attempt"], h=h, w=w,
                                 **({"packed": True} if packed else {}))
+
+    def _send(self, sock: zmq.Socket[Any], msg: Message) -> None:  # type: ignore[override]
+        if self.mode == "silent" and msg.kind is Kind.RESULT:
+            return
+        Worker._send(sock, msg)
 
 
 def main() -> int:

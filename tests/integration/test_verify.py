@@ -12,15 +12,20 @@ import contextlib
 import statistics
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 import zmq
 
+from server import envelope
 from server.app import Server
+from server.envelope import DISPATCH_ENDPOINT, Envelope, Key, Verb
 from server.verify import Verification
 from shared import protocol
 from shared.errors import Closed, SimulationError
+from shared.kernel import step_grid
+from shared.keys import init_keys
 from shared.life import simulate, simulate_many
 from shared.protocol import Kind
 from tests.conftest import Processes, wait_for
@@ -219,3 +224,62 @@ def test_no_worker_and_fallback_never_means_waiting(make_server: MakeServer) -> 
     assert server.engine.computed_locally == 0
     server.stop()
     thread.join(10)
+
+
+def test_a_worker_that_takes_batches_and_never_answers_costs_one_timeout(
+        make_server: MakeServer, processes: Processes) -> None:
+    """A worker that heartbeats and swallows every batch: its first batches time out
+    and are re-sent; it gets its credit back but is suspect, so no batch, no share of
+    the world and no waiting for it after that; the world stays right."""
+    server = make_server(size=(1536, 1536), fill=0.3, seed=3, batch_timeout=0.5,
+                         fallback_after=30.0, verify=Verification(0.0))
+    start_workers(processes, server, 1)
+    processes.liar(server.broker.bound_endpoint, "silent", "--name", "silent")
+    wait_for(lambda: server.broker.worker_count() == 2, 20, what="the silent worker")
+    [silent] = [i for i, name in server.broker.worker_ids().items() if name == "silent"]
+    expected = server.engine.grid.copy()
+    for _ in range(8):  # a world of 2 bands; the kernel (held to simulate elsewhere)
+        server.advance()  # is the reference here: simulate takes seconds a generation
+        expected = step_grid(expected, server.rule)
+        assert server.engine.grid == expected
+    resent = sum(d.resent for d in server.engine.dispatchers)
+    assert 1 <= resent <= 2, f"{resent} batches re-sent: more than the silent one's credit"
+    assert server.engine.computed_locally == 0, "a batch waited for the silent worker"
+    assert silent not in server.broker.rates(), "the suspect still has a share"
+    assert server.broker.worker_count() == 2  # connected, heartbeating: not dropped
+    assert server.broker.held_by(silent) == 0, "its timed-out batches still hold its credit"
+
+
+def test_a_liar_that_left_before_its_report_is_quarantined_with_its_key(
+        make_server: MakeServer, processes: Processes, tmp_path: Path) -> None:
+    """A liar (key K) leaves before the dispatcher's report reaches the broker: K is
+    quarantined all the same; another connection with K is dropped, ``kin`` names both
+    (the engine recomputes both's answers), and K is never let back in."""
+    import os
+    import signal
+
+    keys = tmp_path / "keys"
+    init_keys(keys)
+    server = make_server(size=(32, 32), keys=keys, verify=Verification(0.0))
+    endpoint = server.broker.bound_endpoint
+    honest = processes.worker(endpoint, "--keys", str(keys), "--name", "twin")
+    liar = processes.liar(endpoint, "flip", "--keys", str(keys), "--name", "liar")
+    wait_for(lambda: server.broker.worker_count() == 2, 20, what="both workers")
+    ids = {name: i for i, name in server.broker.worker_ids().items()}
+    os.kill(liar.pid, signal.SIGKILL)
+    wait_for(lambda: server.broker.worker_count() == 1, 20, what="the liar to be dropped")
+    report = server.context.socket(zmq.DEALER)  # as a dispatcher reports a lie
+    try:
+        report.connect(DISPATCH_ENDPOINT)
+        envelope.send(report, Envelope(Verb.QUARANTINE, Key(1, 0, 0), ids["liar"]))
+        wait_for(lambda: server.broker.quarantined() == 1, 10, what="the quarantine")
+    finally:
+        report.close(linger=0)
+    assert server.broker.kin(ids["liar"]) == {ids["liar"], ids["twin"]}
+    wait_for(lambda: server.broker.worker_count() == 0, 10, what="the twin to be dropped")
+    wait_for(lambda: "quarantined" in processes.log_of(honest), 10,
+             what="the twin to hear why")
+    again = processes.worker(endpoint, "--keys", str(keys), "--name", "again")
+    wait_for(lambda: "quarantined" in processes.log_of(again), 10,
+             what="a new connection with the key to be refused")
+    assert server.broker.worker_count() == 0

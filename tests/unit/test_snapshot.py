@@ -272,6 +272,44 @@ def test_the_writer_removes_what_killed_writes_left_once_it_is_stale(tmp_path: P
     assert [p.name for p in snapshots_in(tmp_path)] == [snapshot_name(50)]
 
 
+def test_a_restarted_writer_adopts_its_earlier_snapshots_and_nothing_else(
+        tmp_path: Path, fast: None) -> None:
+    """A server restarted on its directory keeps ``keep`` snapshots in all: those of
+    the earlier run that verify with its key and whose name says their generation count
+    (oldest written first, whatever their generation), and are pruned in that order;
+    a file that is not one of them is never touched."""
+    earlier = [tmp_path / snapshot_name(g) for g in (300, 100, 200)]  # written in order
+    for i, path in enumerate(earlier):
+        save_snapshot(path, world(generation=int(path.stem.split("-")[1])), KEY,
+                      iterations=FAST)
+        os.utime(path, (1000.0 + i, 1000.0 + i))
+    foreign = tmp_path / snapshot_name(900)
+    save_snapshot(foreign, world(generation=900), SnapshotKey(b"another server's key"),
+                  iterations=FAST)
+    misnamed = tmp_path / snapshot_name(901)
+    save_snapshot(misnamed, world(generation=5), KEY, iterations=FAST)
+    junk = tmp_path / snapshot_name(902)
+    junk.write_bytes(b"not a snapshot")
+    writer = Snapshotter(tmp_path, KEY, keep=3, iterations=FAST, timeout=30)
+    writer.start()
+    for generation in (400, 401):
+        done = threading.Event()
+
+        def finished(written: Written | None, error: SnapshotError | None,
+                     done: threading.Event = done) -> None:
+            done.set()
+
+        writer.submit(world(generation=generation), [finished])
+        assert done.wait(30)
+    writer.stop()
+    writer.join(30)
+    assert writer.failures == 0
+    # Written 300, 100, 200, then 400, 401: the three newest written stay.
+    assert sorted(p.name for p in snapshots_in(tmp_path)) == sorted(
+        [snapshot_name(200), snapshot_name(400), snapshot_name(401),
+         foreign.name, misnamed.name, junk.name])
+
+
 # --- the openssl children -----------------------------------------------------------
 
 
