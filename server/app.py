@@ -92,8 +92,8 @@ class Server:
         self.context: zmq.Context[Any] = zmq.Context()
         # A big world legitimately grows by a few bytes a cell while it steps (the next
         # board, the payloads, the frame): allowed on top of the configured growth.
-        self.guard = MemoryGuard(config.memory_guard + grid.height * grid.width * 8 / (1 << 20)
-                                 if config.memory_guard else None)
+        self.guard = MemoryGuard(config.memory_guard,
+                                 slack_mb=grid.height * grid.width * 8 / (1 << 20))
         self.guard.handshake_ms = int(config.handshake_timeout * 1000)
         self.gatekeeper: Gatekeeper | None = None
         if self.keys is not None:
@@ -128,7 +128,8 @@ class Server:
             self.context, grid, self.rule, generation=generation,
             dispatchers=config.dispatchers,
             tiling=Tiling(*config.tile) if config.tile else None,
-            rates=self.broker.rates, kin=self.broker.kin, fallback_after=config.fallback_after,
+            rates=self.broker.rates, broker_alive=self.broker.is_alive,
+            fallback_after=config.fallback_after,
             verification=config.verify,
             players=Players(self.registry, DecisionRound(self.registry, self.rule,
                                                          config.window, self.lobby.send)))

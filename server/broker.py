@@ -20,17 +20,24 @@ two:
   no worker that may take it, the request waits: nothing spins, and the dispatcher
   computes the batch itself after its fallback delay (``CANCEL``).
 - A worker that let a batch time out (the dispatcher's ``CANCEL`` names it) gets its
-  credit for it back but is *suspect*: no batch and no share of the world until it
-  answers anything again (a late answer will do). A worker that takes batches and
-  never answers them, heartbeating all along, so costs one timeout, not one a batch.
+  credit for it back, its measured speed lowered, and is *suspect*: no share of the
+  world, and no batch but one probe now and then (after ``PROBE_AFTER`` seconds,
+  doubling with every timeout in a row, up to ``PROBE_AT_MOST``) until it answers a
+  batch it was given (in time, or late: a timed-out one). A worker that takes batches
+  and never answers them, heartbeating all along, so costs one timeout, then one
+  probe's now and then; one that only slowed down comes back by itself. Its standing
+  outlives its connection: a worker with its key (its connection, without keys) that
+  comes back is as suspect as it left.
 - Every answer measures its worker's speed (cells a second, from the moment the batch
   left, or the worker's previous answer if later, to the answer): ``rates`` tells the
   engine, which sizes each worker's share of the next generation by it.
-- A worker caught lying (``QUARANTINE``) is dropped and gets no more work for the
-  server's lifetime: its key is refused (on a server without keys, its connection),
-  even if it left before the report came, and every other connection with that key
-  is dropped too. ``kin`` names every worker that had the key, so the engine
-  recomputes all their answers of that generation.
+- A worker caught lying (``QUARANTINE``, which names its key: the broker hands every
+  answer to its dispatcher with the key it came with) is dropped and gets no more work
+  for the server's lifetime: its key is refused (on a server without keys, its
+  connection), even if it left before the report came, and every other connection
+  with that key is dropped too. The engine recomputes every answer of the generation
+  that came with that key.
+- A connection says ``READY`` once: another on a live worker's connection is refused.
 - A worker's ``RESULT`` goes back to the dispatcher that sent the batch. Results nobody
   waits for any more (an old attempt, an old generation) are dropped here.
 
@@ -73,7 +80,10 @@ DEFAULT_MAX_CREDIT = 16
 DEFAULT_MAX_IO_LATENCY = 10.0
 RATE_SMOOTHING = 0.3  # weight of the newest measure in a worker's speed
 PREFER_WAIT = 0.25   # seconds a batch waits for the worker chosen for it, then any
-REMEMBERED = 4096    # departed workers whose key (or connection) the broker remembers
+PROBE_AFTER = 1.0    # seconds before a suspect worker's first probe batch ...
+PROBE_AT_MOST = 60.0  # ... doubling with each strike, up to this
+CLEAN_ANSWERS = 16   # answers in time that forgive one strike
+REMEMBERED = 4096    # suspect workers' standing kept after they leave (by key)
 
 
 @dataclass
@@ -92,7 +102,16 @@ class WorkerPeer:
     last_answer: float = 0.0
     rate: float | None = None  # cells a second, measured; None until its first answer
     served: int = 0
-    suspect: bool = False  # let a batch time out: no work until it answers again
+    suspect: bool = False  # let a batch time out, and has not answered one since
+    strikes: int = 0       # timeouts, less one for every CLEAN_ANSWERS answers in time
+    clean: int = 0         # answers in time since the last strike was forgiven
+    probe_at: float = 0.0  # when a suspect may have its next probe batch (monotonic)
+    timed_out: dict[Key, tuple[float, int]] = field(default_factory=dict)  # (t, cells)
+
+    def may_take(self, now: float) -> bool:
+        """Whether it may be given a batch now: not a suspect, or one due a probe
+        (one batch at a time)."""
+        return not self.suspect or (now >= self.probe_at and not self.in_flight)
 
     @property
     def mark(self) -> bytes:
@@ -108,6 +127,9 @@ class WorkerPeer:
         sent = self.sent_at.pop(key, None)
         if sent is None:
             return
+        self._fold(sent, now)
+
+    def _fold(self, sent: tuple[float, int], now: float) -> None:
         began, cells = sent
         began = max(began, self.last_answer)  # it waited behind the worker's previous one
         self.last_answer = now
@@ -116,6 +138,38 @@ class WorkerPeer:
         speed = cells / max(now - began, 1e-6)
         self.rate = speed if self.rate is None else (
             RATE_SMOOTHING * speed + (1 - RATE_SMOOTHING) * self.rate)
+
+    def time_out(self, key: Key, now: float) -> bool:
+        """The batch ``key`` timed out here: its credit back, its time folded into the
+        speed (as if it had answered now), one more strike. Whether it held it."""
+        if self.in_flight.pop(key, None) is None:
+            return False
+        sent = self.sent_at.pop(key, None)
+        if sent is not None:
+            self._fold(sent, now)
+            self.timed_out[key] = sent
+            while len(self.timed_out) > 4 * max(self.credit, 1):
+                del self.timed_out[next(iter(self.timed_out))]
+        self.suspect = True
+        self.strikes += 1
+        self.clean = 0
+        self.probe_at = now + min(PROBE_AT_MOST,
+                                  PROBE_AFTER * 2 ** min(self.strikes - 1, 16))
+        return True
+
+    def answered(self, key: Key, now: float) -> None:
+        """It answered the batch ``key``, in time (measured already) or late (one that
+        timed out here, measured now): no longer suspect. Its strikes are forgiven one
+        by one, for ``CLEAN_ANSWERS`` answers in time each, so that a worker that
+        answers its probe and lets the next batch time out waits longer each time."""
+        sent = self.timed_out.pop(key, None)
+        if sent is not None:
+            self._fold(sent, now)
+        elif self.strikes:
+            self.clean += 1
+            if self.clean >= CLEAN_ANSWERS:
+                self.strikes, self.clean = self.strikes - 1, 0
+        self.suspect = False
 
 
 @dataclass
@@ -165,9 +219,8 @@ class WorkerBroker(threading.Thread):
         self._held: dict[int, int] = {}
         self._rates: dict[int, float | None] = {}
         self._quarantined: set[bytes] = set()  # keys, or identities without keys
-        # Every worker's mark by id, the live and the last REMEMBERED departed: a
-        # quarantine finds a liar that has left, and ``kin`` its other connections.
-        self._marks: OrderedDict[int, bytes] = OrderedDict()
+        # The suspects that left, by mark: one that comes back is as suspect as it left.
+        self._standing: OrderedDict[bytes, tuple[int, float]] = OrderedDict()
         self.dropped_workers = 0
         self.bad_messages = 0
         self._odd = LogLimiter(log)  # what peers do wrong: a few lines, and a count
@@ -198,15 +251,6 @@ class WorkerBroker(threading.Thread):
         the broker's last answer, drop or timeout."""
         with self._lock:
             return self._held.get(worker_id, 0)
-
-    def kin(self, worker_id: int) -> set[int]:
-        """The ids of every worker that had ``worker_id``'s key (its connection, without
-        keys), itself included: a liar's answers are all suspect, under any id."""
-        with self._lock:
-            mark = self._marks.get(worker_id)
-            if mark is None:
-                return {worker_id}
-            return {i for i, m in self._marks.items() if m == mark} | {worker_id}
 
     def quarantined(self) -> int:
         """How many workers (keys, or connections without keys) were caught lying."""
@@ -325,28 +369,28 @@ class WorkerBroker(threading.Thread):
         peer.expires = now + self.heartbeat * self.liveness
         if msg.kind is Kind.HEARTBEAT:
             return
-        if peer.suspect and msg.kind is Kind.RESULT:
-            log.info("worker %s answered again: it gets work again", peer.name)
-            peer.suspect = False
-            self._publish_names()
         if msg.kind is Kind.RESULT or (msg.kind is Kind.ERROR and "ref" in msg.body
                                        and len(msg["ref"]) == 3):
             key = Key(msg["gen"], msg["batch"], msg["attempt"]) if msg.kind is Kind.RESULT \
                 else Key(*msg["ref"])
             dispatcher = peer.in_flight.pop(key, None)
             if dispatcher is None:
-                log.debug("dropping a result nobody waits for: %s from %s", key, peer.name)
+                if msg.kind is Kind.RESULT and key in peer.timed_out:  # late, but here
+                    self._answered(peer, key, now)
+                else:
+                    log.debug("dropping a result nobody waits for: %s from %s", key,
+                              peer.name)
                 return
             peer.served += 1
             if msg.kind is Kind.RESULT:
                 peer.measure(key, now)
-                self._publish_names()
+                self._answered(peer, key, now)
             else:
                 peer.sent_at.pop(key, None)
             # The frames as received (validated above): passing zmq Frames on shares their
             # buffers, where re-encoded memoryviews would be tracked by pyzmq's gc thread.
-            envelope.send(dispatch, Envelope(Verb.REPLY, key, peer.id, frames=frames[1:]),
-                          to=dispatcher)
+            envelope.send(dispatch, Envelope(Verb.REPLY, key, peer.id, frames=frames[1:],
+                                             mark=peer.mark), to=dispatcher)
             return
         if msg.kind is Kind.BYE:
             log.info("worker %s left: %s", peer.name, msg["reason"])
@@ -359,6 +403,13 @@ class WorkerBroker(threading.Thread):
         self._send(workers, identity, protocol.error(
             ErrorCode.NOT_ALLOWED, f"{msg.kind} is not taken on the worker endpoint",
             str(msg.kind)))
+
+    def _answered(self, peer: WorkerPeer, key: Key, now: float) -> None:
+        was = peer.suspect
+        peer.answered(key, now)
+        if was:
+            log.info("worker %s answered again: it gets work again", peer.name)
+        self._publish_names()
 
     def _on_ready(self, workers: zmq.Socket[Any], dispatch: zmq.Socket[Any],
                   identity: bytes, msg: Message, key: bytes | None) -> None:
@@ -377,22 +428,20 @@ class WorkerBroker(threading.Thread):
                 ErrorCode.NOT_ALLOWED, "this worker was quarantined: it answered a batch "
                 "wrongly", "ready"))
             return
-        old = self._workers.get(identity)
-        if old is not None:  # a worker that reconnected on the same identity
-            self._drop(dispatch, old)
+        if identity in self._workers:  # workers say it once a connection
+            self._send(workers, identity, protocol.error(
+                ErrorCode.NOT_ALLOWED, "this connection is a worker already", "ready"))
+            return
         credit = min(msg["credit"], self.max_credit)
         io_latency = min(msg["io_latency"], self.max_io_latency)
         peer = WorkerPeer(identity, self._next_id, msg["name"] or f"worker-{self._next_id}",
                           credit, io_latency,
                           time.monotonic() + self.heartbeat * self.liveness, key)
         self._next_id += 1
+        standing = self._standing.pop(peer.mark, None)
+        if standing is not None:  # it left suspect: it comes back so
+            peer.suspect, (peer.strikes, peer.probe_at) = True, standing
         self._workers[identity] = peer
-        with self._lock:
-            self._marks[peer.id] = peer.mark
-            live = {p.id for p in self._workers.values()}
-            while len(self._marks) > REMEMBERED + len(live):
-                oldest = next(i for i in self._marks if i not in live)
-                del self._marks[oldest]
         self._publish_names()
         capped = "" if (credit, io_latency) == (msg["credit"], msg["io_latency"]) else \
             f" (asked for credit {msg['credit']}, io_latency {msg['io_latency']:g}: capped)"
@@ -404,6 +453,11 @@ class WorkerBroker(threading.Thread):
 
     def _drop(self, dispatch: zmq.Socket[Any], peer: WorkerPeer) -> None:
         self._workers.pop(peer.identity, None)
+        if peer.suspect:
+            self._standing[peer.mark] = (peer.strikes, peer.probe_at)
+            self._standing.move_to_end(peer.mark)
+            while len(self._standing) > REMEMBERED:
+                self._standing.popitem(last=False)
         self.dropped_workers += 1
         for key, dispatcher in peer.in_flight.items():
             envelope.send(dispatch, Envelope(Verb.LOST, key, peer.id), to=dispatcher)
@@ -411,21 +465,18 @@ class WorkerBroker(threading.Thread):
         self._publish_names()
 
     def _quarantine(self, workers: zmq.Socket[Any], dispatch: zmq.Socket[Any],
-                    worker_id: int) -> None:
-        """No more work for the worker ``worker_id``: its key (or, without keys, its
-        connection) is refused for the server's lifetime."""
+                    worker_id: int, mark: bytes) -> None:
+        """No more work for the worker ``worker_id``'s key (without keys, its
+        connection): refused for the server's lifetime, whether it is still here or not,
+        and every live connection with it dropped."""
         with self._lock:
-            mark = self._marks.get(worker_id)
-            if mark is None:  # left so long ago it was forgotten: nothing to refuse
-                log.warning("worker %d answered a batch wrongly, and is long gone",
-                            worker_id)
-                return
             fresh = mark not in self._quarantined
             self._quarantined.add(mark)
         if fresh:
             log.warning("worker %d answered a batch wrongly: quarantined, no more work "
                         "for its %s", worker_id,
-                        f"key {mark.decode()}" if self.keys else "connection")
+                        f"key {mark.decode(errors='replace')}" if self.keys
+                        else "connection")
         self._drop_quarantined(workers, dispatch)
 
     def _drop_quarantined(self, workers: zmq.Socket[Any], dispatch: zmq.Socket[Any]) -> None:
@@ -475,30 +526,33 @@ class WorkerBroker(threading.Thread):
             if got.worker:  # it timed out there: its credit back, and it is suspect
                 self._timed_out(got.worker, got.key)
         elif got.verb is Verb.QUARANTINE:
-            self._quarantine(workers, dispatch, got.worker)
+            self._quarantine(workers, dispatch, got.worker, got.mark)
         else:
             log.error("a dispatcher sent %s, which only the broker sends", got.verb)
 
     def _timed_out(self, worker_id: int, key: Key) -> None:
         peer = next((p for p in self._workers.values() if p.id == worker_id), None)
-        if peer is None or peer.in_flight.pop(key, None) is None:
+        if peer is None:
             return
-        peer.sent_at.pop(key, None)
-        if not peer.suspect:
-            log.warning("worker %s let batch %d of generation %d time out: no more work "
-                        "for it until it answers", peer.name, key.batch, key.gen)
-            peer.suspect = True
+        was = peer.suspect
+        if not peer.time_out(key, time.monotonic()):
+            return
+        if not was:
+            log.warning("worker %s let batch %d of generation %d time out: suspect, no "
+                        "work but a probe now and then until it answers", peer.name,
+                        key.batch, key.gen)
         self._publish_names()
 
     def _candidates(self, request: Request, free: list[WorkerPeer],
                     now: float) -> list[WorkerPeer]:
         """The workers with credit that may take ``request`` now: never one it must
-        avoid or a suspect; only the one chosen for it, while that one may take work
-        and the request is younger than ``PREFER_WAIT``."""
-        allowed = [p for p in free if p.id not in request.exclude and not p.suspect]
+        avoid, nor a suspect but for its probe; only the one chosen for it (and a
+        suspect due a probe: no share is chosen for a suspect), while that one may take
+        work and the request is younger than ``PREFER_WAIT``."""
+        allowed = [p for p in free if p.id not in request.exclude and p.may_take(now)]
         if request.prefer and now - request.queued < PREFER_WAIT and any(
                 p.id == request.prefer and not p.suspect for p in self._workers.values()):
-            return [p for p in allowed if p.id == request.prefer]
+            return [p for p in allowed if p.id == request.prefer or p.suspect]
         return allowed
 
     def _assign(self, workers: zmq.Socket[Any], dispatch: zmq.Socket[Any]) -> None:
@@ -515,10 +569,11 @@ class WorkerBroker(threading.Thread):
             if not choices:
                 waiting.append(request)
                 continue
-            # The most credit free; then a worker not measured yet (so that it gets
-            # measured), then the fastest.
-            peer = max(choices, key=lambda p: (p.free, p.rate is None, p.rate or 0.0,
-                                               -p.served))
+            # A suspect due its probe first (or it would wait for the others to be
+            # busy); then the most credit free; then a worker not measured yet (so
+            # that it gets measured), then the fastest.
+            peer = max(choices, key=lambda p: (p.suspect, p.free, p.rate is None,
+                                               p.rate or 0.0, -p.served))
             if not self._forward(workers, dispatch, peer, request):
                 waiting.append(request)
                 break

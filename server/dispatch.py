@@ -21,6 +21,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from queue import Queue
@@ -90,6 +91,7 @@ class Answer:
     min_wait: float | None = None
     checked: bool = False
     lied: bool = False
+    mark: bytes = b""  # the key it came with (the connection without keys; LOCAL: none)
 
 
 class Dispatcher(StoppableWorker[Batch, Answer]):
@@ -100,8 +102,10 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
                  *, max_attempts: int = 5, name: str = "dispatcher",
                  fallback_after: float | None = None,
                  verification: Verification = UNVERIFIED,
-                 kernel: LocalKernel | None = None) -> None:
+                 kernel: LocalKernel | None = None,
+                 broker_alive: Callable[[], bool] = lambda: True) -> None:
         super().__init__(None, in_queue, out_queue, name=name)
+        self.broker_alive = broker_alive  # a batch waits for nobody once the broker ended
         self.context = context
         self.stop_event = stop_event
         self.max_attempts = max_attempts
@@ -139,17 +143,17 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
                                                   self.compute_here(batch))
                 return Answer(LOCAL, applied)
             if isinstance(detail, tuple):
-                codes, min_wait = detail
+                codes, min_wait, mark = detail
                 checked = lied = False
                 if self.verification.picks():
                     checked = True
                     truth = self.compute_here(batch)
                     if not np.array_equal(codes, truth):
                         lied = True
-                        self._quarantine(batch, attempt, worker)
+                        self._quarantine(batch, attempt, worker, mark)
                         codes = truth
                 applied = batch.target.paste_once(batch.index, batch.y, batch.x, codes)
-                return Answer(worker, applied, min_wait, checked, lied)
+                return Answer(worker, applied, min_wait, checked, lied, mark)
             if fate is Fate.TIMEOUT:  # its credit back to it, and it is suspect
                 self._cancel(batch, attempt, worker)
             self.resent += 1
@@ -187,21 +191,23 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
             envelope.send(self.sock, Envelope(Verb.CANCEL,
                                               Key(batch.gen, batch.index, attempt), worker))
 
-    def _quarantine(self, batch: Batch, attempt: int, worker: int) -> None:
-        """Tell the broker: ``worker`` answered this batch wrongly."""
+    def _quarantine(self, batch: Batch, attempt: int, worker: int, mark: bytes) -> None:
+        """Tell the broker: ``worker`` (with the key ``mark``) answered this batch
+        wrongly."""
         assert self.sock is not None
         log.warning("batch %d of generation %d: worker %d's answer differs from the "
                     "server's own computation: it is quarantined", batch.index, batch.gen,
                     worker)
         try:
             envelope.send(self.sock, Envelope(Verb.QUARANTINE, Key(batch.gen, batch.index,
-                                                                   attempt), worker))
+                                                                   attempt), worker,
+                                              mark=mark))
         except zmq.Again:
             log.error("worker %d lied, and the broker takes no report of it", worker)
 
     def _await(self, batch: Batch, attempt: int) -> tuple[Fate, int, object]:
-        """Wait for this attempt's fate: ``(Fate.OK, worker, (codes, min_wait))``, or a
-        failure with its reason."""
+        """Wait for this attempt's fate: ``(Fate.OK, worker, (codes, min_wait, mark))``,
+        or a failure with its reason."""
         assert self.sock is not None
         deadline: float | None = None
         untaken = None if self.fallback_after is None \
@@ -212,6 +218,9 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
                 raise Closed("server stopping")
             wait = 0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))
             if not self.sock.poll(int(wait * 1000)):
+                if not self.broker_alive():
+                    raise SimulationError(f"generation {batch.gen}: the worker broker "
+                                          "has stopped", [batch.cells])
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
                     return Fate.TIMEOUT, worker, "no answer before the batch timeout"
@@ -232,7 +241,7 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
             elif got.verb is Verb.REPLY:
                 verdict = self._check_reply(batch, got.frames)
                 if isinstance(verdict, tuple):
-                    return Fate.OK, got.worker, verdict
+                    return Fate.OK, got.worker, (*verdict, got.mark)
                 if this_attempt:
                     return Fate.ERROR, got.worker, verdict
 

@@ -12,16 +12,20 @@ of the wire format; it is written down here, in one place, and in ``docs/protoco
     dispatcher -> broker   [SEND,  key, how, *batch frames]   send it to a live worker
                            [CANCEL, key, worker]             no longer: computed here, or
                                                              timed out at that worker
-                           [QUARANTINE, key, worker]         that worker lied: no more work
+                           [QUARANTINE, key, worker]         that worker's key lied: no
+                                                             more work for it
     broker -> dispatcher   [SENT,  key, worker]              the batch left for a worker
                            [LOST,  key, worker]              that worker is gone
-                           [REPLY, key, worker, *frames]     the worker's answer
+                           [REPLY, key, worker, *frames]     the worker's answer, with
+                                                             the key it came with
 
 ``key`` is ``msgpack([gen, batch, attempt])``; ``how`` is ``msgpack([exclude, prefer,
 cells])``: the worker ids the batch must avoid (those that failed it or lied), the
 worker the engine chose for it (0: any), and its number of cells (for the broker's
-measure of each worker's speed); ``worker`` is ``msgpack([id, timeout])``: who took it,
-and how long the dispatcher should wait for its answer (``SENT`` only).
+measure of each worker's speed); ``worker`` is ``msgpack([id, timeout, mark])``: who
+took it, how long the dispatcher should wait for its answer (``SENT`` only), and the
+worker's key (its connection's identity without keys; ``REPLY`` and ``QUARANTINE``), so
+that a quarantine names the key that lied even if its worker has left meanwhile.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ class Envelope:
     exclude: frozenset[int] = frozenset()  # SEND: workers to avoid
     prefer: int = 0                 # SEND: the worker chosen for it (0: any)
     cells: int = 0                  # SEND: how many cells it has
+    mark: bytes = b""               # REPLY, QUARANTINE: the worker's key (or identity)
     frames: list[Any] = field(default_factory=list)
 
 
@@ -81,8 +86,8 @@ def encode(envelope: Envelope) -> list[Any]:
     if envelope.verb is Verb.SEND:
         how = _pack([sorted(envelope.exclude), envelope.prefer, envelope.cells])
         return [Verb.SEND.value, key, how, *envelope.frames]
-    return [envelope.verb.value, key, _pack([envelope.worker, envelope.timeout]),
-            *envelope.frames]
+    return [envelope.verb.value, key,
+            _pack([envelope.worker, envelope.timeout, envelope.mark]), *envelope.frames]
 
 
 def decode(frames: Sequence[Any]) -> Envelope:
@@ -93,8 +98,8 @@ def decode(frames: Sequence[Any]) -> Envelope:
         exclude, prefer, cells = msgpack.unpackb(_buffer(frames[2]))
         return Envelope(verb, key, exclude=frozenset(exclude), prefer=prefer, cells=cells,
                         frames=list(frames[3:]))
-    worker, timeout = msgpack.unpackb(_buffer(frames[2]))
-    return Envelope(verb, key, worker, timeout, frames=list(frames[3:]))
+    worker, timeout, mark = msgpack.unpackb(_buffer(frames[2]))
+    return Envelope(verb, key, worker, timeout, mark=mark, frames=list(frames[3:]))
 
 
 def send(sock: zmq.Socket[Any], envelope: Envelope, to: bytes | None = None,

@@ -33,7 +33,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,6 +135,17 @@ def plan_bands(height: int, width: int, slots: int,
     return cuts
 
 
+def lying_keys(answers: Iterable[Answer]) -> set[tuple[int, bytes]]:
+    """Every (worker, key) pair whose answers a lie caught among ``answers`` taints:
+    the liar itself, and every answer that came with its key, under any worker id
+    (another connection with the same key, or the liar come back under a new id)."""
+    answers = list(answers)
+    marks = {a.mark for a in answers if a.lied and a.mark}
+    workers = {a.worker for a in answers if a.lied}
+    return {(a.worker, a.mark) for a in answers
+            if a.worker != LOCAL and (a.worker in workers or a.mark in marks)}
+
+
 @dataclass(frozen=True)
 class Latest:
     """The newest generation as other threads may read it (``status``): replaced
@@ -173,7 +184,7 @@ class Engine:
                  generation: int = 0, dispatchers: int = 16, tiling: Tiling | None = None,
                  max_attempts: int = 5,
                  rates: Callable[[], dict[int, float | None]] | None = None,
-                 kin: Callable[[int], set[int]] | None = None,
+                 broker_alive: Callable[[], bool] = lambda: True,
                  players: Players | None = None,
                  publishing: Publishing | None = None,
                  fallback_after: float | None = None,
@@ -183,7 +194,6 @@ class Engine:
         self.generation = generation
         self.tiling = tiling  # None: planned every step from the world and the workers
         self.rates = rates  # the live workers' measured speeds, by id, when known
-        self.kin = kin  # every worker id that shared a worker's key (the broker's)
         self.verification = verification
         self.kernel = LocalKernel()
         self.computed_locally = 0  # batches the server computed itself
@@ -201,7 +211,7 @@ class Engine:
             Dispatcher(context, self.in_queue, self.out_queue, self.stop_event,
                        max_attempts=max_attempts, name=f"dispatcher-{i}",
                        fallback_after=fallback_after, verification=verification,
-                       kernel=self.kernel)
+                       kernel=self.kernel, broker_alive=broker_alive)
             for i in range(dispatchers)]
 
     def start(self) -> None:
@@ -322,16 +332,13 @@ class Engine:
                          target: LockingGrid) -> None:
         """Count what was checked and computed here; a worker caught lying in this
         generation has every other answer it gave in it recomputed here, before the
-        generation is published, and so has every worker with its key (``kin``)."""
-        liars: set[int] = set()
-        for _, answer in answered:
-            if answer.lied:
-                liars |= self.kin(answer.worker) if self.kin else {answer.worker}
+        generation is published, and so has every worker with its key."""
+        liars = lying_keys(a for _, a in answered)
         for batch, answer in answered:
             self.checked += answer.checked
             self.caught += answer.lied
             self.computed_locally += answer.worker == LOCAL
-            if answer.worker in liars and answer.applied and not answer.lied:
+            if answer.applied and not answer.lied and (answer.worker, answer.mark) in liars:
                 target.overwrite(batch.index, batch.y, batch.x,
                                  self.kernel.compute(batch.tile, batch.h, batch.w,
                                                      batch.rule, batch.packed))

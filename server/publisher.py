@@ -8,10 +8,17 @@ never the server's time, and resynchronises on the next full frame.
 PUB, not XPUB: XPUB keeps every message a subscriber sends up (and, verbose, every
 subscription) in a queue of its own until the application reads it, and nothing bounds
 that queue but the application's reading; PUB applies subscriptions inside libzmq and
-discards the rest as it comes. A late joiner is noticed instead by the socket's monitor (a finished
+discards the rest as it comes. What PUB does keep is each connection's distinct
+subscriptions (a tree, about a node a byte, a message at most ``MAX_UPSTREAM``), for
+as long as it is connected: a viewer sending many different ones grows the server, and
+only the memory guard bounds that (our viewers send one, of no bytes).
+
+A late joiner is noticed by the socket's monitor (a finished
 handshake: on a server with keys, only an admitted one), and gets full frames for the
 next few publishes (``JOIN_FULL_FRAMES``, and ``JOIN_FULL_SECONDS`` at least, as its
-subscription travels after its handshake) instead of waiting for the next one.
+subscription travels after its handshake) instead of waiting for the next one; one
+such window every ``JOIN_COOLDOWN`` at most, so that joins cost a bounded share of
+the frames however often a viewer reconnects.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ MAX_UPSTREAM = 4096    # bytes of one message up (a subscription; the CURVE hand
 EVENTS_PER_PUBLISH = 64  # monitor events read at each publish, at most
 JOIN_FULL_FRAMES = 2     # publishes after a subscriber's handshake that send full frames
 JOIN_FULL_SECONDS = 0.25  # and for at least this long after it
+JOIN_COOLDOWN = 2.0      # seconds from one such window to the next, at least
 
 
 class FramePublisher:
@@ -59,14 +67,17 @@ class FramePublisher:
         try:
             self.sock.bind(endpoint)
         except zmq.ZMQError:
-            self._close_sockets()
+            self.sock.close(linger=0)
             raise
+        self._watch()
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.port = int(self.endpoint.rsplit(":", 1)[1])
         self._last: Codes | None = None
         self._since_full = 0
         self._full_left = 0          # full frames still owed to the last joiner
         self._full_until = 0.0       # and until when (monotonic)
+        self._join_waiting = False   # a joiner noticed, its window not opened yet
+        self._next_window = 0.0      # the earliest the next window may open
         self.full_frames = 0
         self.deltas = 0
         self.joins = 0               # subscribers' finished handshakes seen
@@ -80,8 +91,12 @@ class FramePublisher:
         sock.setsockopt(zmq.MAXMSGSIZE, MAX_UPSTREAM)
         apply_heartbeats(sock, self.guard.handshake_ms)
         serve_curve(sock, self.keys, VIEWERS)
-        self.monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
         return sock
+
+    def _watch(self) -> None:
+        """The monitor of the bound socket (made once it is bound: a socket that fails
+        to bind, in ``rebind``'s retries, leaves no monitor behind)."""
+        self.monitor = self.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
 
     def _close_sockets(self) -> None:
         with contextlib.suppress(zmq.ZMQError):
@@ -105,10 +120,20 @@ class FramePublisher:
                 break
             joined = True
             self.joins += 1
-        if joined:
-            self._full_left = JOIN_FULL_FRAMES
-            self._full_until = time.monotonic() + JOIN_FULL_SECONDS
+        self._join_waiting |= joined
+        self._open_window()
         return joined
+
+    def _open_window(self) -> None:
+        """Owe full frames to the joiners waiting, unless a window was opened less than
+        ``JOIN_COOLDOWN`` ago (then at its end): a viewer reconnecting over and over
+        cannot turn every frame into a full one."""
+        now = time.monotonic()
+        if self._join_waiting and now >= self._next_window:
+            self._join_waiting = False
+            self._full_left = JOIN_FULL_FRAMES
+            self._full_until = now + JOIN_FULL_SECONDS
+            self._next_window = now + JOIN_COOLDOWN
 
     def _owed_full(self) -> bool:
         """Whether this publish is one of the full frames owed to a recent joiner."""
@@ -136,6 +161,7 @@ class FramePublisher:
                           self.endpoint, e)
                 self.failed = e
                 return
+            self._watch()
             release_freed_memory()
             self.guard.dropped("frames", before)
             self._last = None  # everyone resubscribes: a full frame for all

@@ -184,8 +184,11 @@ class MemoryGuard:
     CHECK_EVERY = 0.02  # seconds between looks at the heap (~20 MB at loopback speed)
     SETTLE = 0.1        # seconds between two endpoints' drops
 
-    def __init__(self, limit_mb: float | None) -> None:
-        self.limit_mb = limit_mb
+    def __init__(self, limit_mb: float | None, slack_mb: float = 0.0) -> None:
+        # The working set of a step (next boards, batches, frames) comes on top: the
+        # growth allowed is both, and only the slack is forgiven at ``rebase``.
+        self.limit_mb = limit_mb + slack_mb if limit_mb else None
+        self.slack_mb = slack_mb
         self.baseline = 0.0
         self.trips = 0
         self._lock = threading.Lock()
@@ -202,12 +205,12 @@ class MemoryGuard:
     def rebase(self) -> None:
         """Measure the baseline again once the first generations have made the
         working set (the next boards, the batches, the frames): at ``arm`` none of it
-        was there yet, and a big world would trip the guard on its own. Not after a
-        trip (an attacker's growth is not a baseline); at most ``limit_mb`` is
-        forgiven, the most an attacker can have added before."""
+        was there yet. Not after a trip (an attacker's growth is not a baseline), and
+        no more than the slack is forgiven: the growth allowed stays what it was, at
+        most the slack more."""
         with self._lock:
             if self.limit_mb and self.baseline and not self.trips:
-                self.baseline = min(allocated_mb(), self.baseline + self.limit_mb)
+                self.baseline = min(allocated_mb(), self.baseline + self.slack_mb)
 
     def due(self, endpoint: str) -> bool:
         """Whether ``endpoint`` (one of ``ORDER``) must drop its connections now; call

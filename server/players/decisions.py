@@ -95,7 +95,7 @@ class DecisionRound:
                     count=len(ys), deadline_ms=self.window * 1000)))
                 self._asked[p.id] = p.identity
         # Open the round before the first request leaves: a quick answer must find it.
-        self.registry.open_requests(gen, requests, self.window)
+        self.registry.open_requests(gen, requests, self._deadline)
         for identity, msg in messages:
             self.send(identity, msg)
         return len(requests)

@@ -163,9 +163,9 @@ class PlayerRegistry:
         self.request_gen: int | None = None
         self.decisions: dict[int, Decision] = {}
         self.unanswered = 0  # asked players that did not answer the last round
-        self._asked_at, self._window = 0.0, 0.0  # the open round's
-        self._closed: tuple[int | None, float, set[int]] = (None, 0.0, set())  # the last
-        self._closed_window = 0.0
+        self._deadline = 0.0  # the open round's, as the players were told
+        # The last closed round: its generation, deadline and the players asked.
+        self._closed: tuple[int | None, float, set[int]] = (None, 0.0, set())
         self.landing = 1  # the generation queued placements land in (main thread sets it)
         self.owned: Callable[[int], int] = lambda player: 0  # live cells a player owns now
         self.evicted = 0
@@ -353,14 +353,14 @@ class PlayerRegistry:
     # -- per-cell decisions ------------------------------------------------------------------
 
     def open_requests(self, gen: int, requests: dict[int, Request],
-                      window: float = 0.0) -> None:
-        """Start generation ``gen``'s decision round (main thread), ``window`` seconds
-        long at most."""
+                      deadline: float = 0.0) -> None:
+        """Start generation ``gen``'s decision round (main thread); ``deadline``
+        (monotonic) is the one the players were told."""
         with self.lock:
             self.request_gen = gen
             self.requests = requests
             self.decisions = {}
-            self._asked_at, self._window = time.monotonic(), window
+            self._deadline = deadline
 
     def post_decision(self, player: Player, gen: int, keep: list[int],
                       let_die: list[int]) -> None:
@@ -368,14 +368,13 @@ class PlayerRegistry:
 
         A player that left rounds unanswered is waited for again only once it answers
         in time: the open round, or the last one if that closed early (its awaited
-        players all answered) and this answer still came within its window. Any other
-        answer proves nothing, so a stream of stale answers cannot make every round
-        wait its whole window for a player that never answers in time."""
+        players all answered) and this answer still came before its deadline. Any
+        other answer proves nothing, so a stream of stale answers cannot make every
+        round wait its whole window for a player that never answers in time."""
         with self.changed:
             if gen != self.request_gen or player.id not in self.requests:
-                last_gen, asked_at, asked = self._closed
-                if gen == last_gen and player.id in asked \
-                        and time.monotonic() - asked_at <= self._closed_window:
+                last_gen, deadline, asked = self._closed
+                if gen == last_gen and player.id in asked and time.monotonic() <= deadline:
                     player.missed = 0
                 raise NotAllowed(f"no open game_logic request of generation {gen} "
                                  "for this player (late answer?)")
@@ -436,8 +435,7 @@ class PlayerRegistry:
                 if die:
                     writes.append(Write(request.ys[die], request.xs[die], 0))
             if self.request_gen is not None:
-                self._closed = (self.request_gen, self._asked_at, set(self.requests))
-                self._closed_window = self._window
+                self._closed = (self.request_gen, self._deadline, set(self.requests))
             self.request_gen, self.requests, self.decisions = None, {}, {}
         return writes, results
 

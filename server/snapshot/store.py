@@ -55,6 +55,7 @@ class Written:
     generation: int
     size: int
     data: bytes | None = None  # with ``keep_bytes``: read back from the very file written
+    verified: bool = True  # False: found in the directory at start, not checked yet
 
 
 def save_snapshot(path: Path, state: WorldState, key: SnapshotKey, *,
@@ -285,10 +286,10 @@ def snapshots_in(directory: Path) -> list[Path]:
 
 
 def prune(written: list[Written], keep: int) -> list[Written]:
-    """Remove all but the newest ``keep`` of the snapshots in ``written`` (those this
-    writer made, oldest first: nothing else in the directory is touched, so files
-    planted there with high generation numbers cannot make it delete new snapshots);
-    never the newest. Returns the removed ones."""
+    """Remove all but the newest ``keep`` of the snapshots in ``written`` (the
+    writer's own, oldest written first: nothing else in the directory is touched, so
+    files planted there with high generation numbers cannot make it delete new
+    snapshots); never the newest. Returns the removed ones."""
     old = written[:-max(keep, 1)]
     for done in old:
         with contextlib.suppress(FileNotFoundError):

@@ -12,10 +12,12 @@ asked: the written path, generation and size, and with ``send`` the encrypted fi
 itself (``lifenet snapshot save --out``).
 
 It prunes only snapshots it knows to be the server's: those it wrote, and, adopted when
-it starts, those already in the directory that verify with the server's key and whose
-generation is the one their name says (the newest ``ADOPT_AT_MOST`` by modification
-time), so a server restarted on its directory keeps ``keep`` snapshots, not ``keep``
-more each run. Anything else there is never touched.
+it starts (the newest ``ADOPT_AT_MOST`` by modification time), those already in the
+directory that verify with the server's key and whose generation is the one their name
+says, checked at the first prune; so a server restarted on its directory
+keeps ``keep`` snapshots, not ``keep`` more each run. Anything else there is never
+touched. One directory a server: two servers with the same key in one directory would
+prune each other's snapshots.
 """
 
 from __future__ import annotations
@@ -172,33 +174,51 @@ class Snapshotter(threading.Thread):
         self.jobs.put(None)
 
     def adopt(self) -> None:
-        """Take the server's snapshots already in the directory as its own, oldest
-        written first (see the module docstring)."""
+        """Take the snapshots already in the directory as candidates, oldest written
+        first (see the module docstring), checked when there is something to prune:
+        a start costs a listing, and the first prune a verification each."""
         try:
             found = [(p.lstat().st_mtime, p) for p in snapshots_in(self.directory)]
         except OSError as e:
             log.warning("cannot list %s: %s", self.directory, e)
             return
-        adopted = []
-        for _, path in sorted(found)[-ADOPT_AT_MOST:]:
-            try:
-                if not path.is_file() or path.is_symlink():
-                    continue
-                header = verify_snapshot(path, self.key, self.timeout)
-                size = path.stat().st_size
-            except (SnapshotError, OSError) as e:
-                log.info("left %s alone: not one of this server's snapshots (%s)",
-                         path.name, e)
-                continue
-            if header.meta.get("generation") != snapshot_generation(path.name):
-                log.info("left %s alone: its name and its generation disagree", path.name)
-                continue
-            adopted.append(Written(path, header.meta["generation"], size))
-        self.written = adopted + [w for w in self.written
-                                  if w.path not in {a.path for a in adopted}]
+        mine = {w.path for w in self.written}
+        adopted = [Written(path, snapshot_generation(path.name) or 0, 0, verified=False)
+                   for _, path in sorted(found)[-ADOPT_AT_MOST:] if path not in mine]
+        self.written = adopted + self.written
         if adopted:
-            log.info("%d snapshots of an earlier run in %s count toward --snapshot-keep",
-                     len(adopted), self.directory)
+            log.info("%d snapshots of an earlier run in %s: those that verify count "
+                     "toward --snapshot-keep", len(adopted), self.directory)
+
+    def _ours(self, candidate: Written) -> bool:
+        """Whether an adopted file is the server's: a regular file (no link), that
+        verifies with its key, whose generation is the one its name says."""
+        path = candidate.path
+        try:
+            if path.is_symlink() or not path.is_file():
+                return False
+            header = verify_snapshot(path, self.key, self.timeout)
+        except (SnapshotError, OSError) as e:
+            log.info("left %s alone: not one of this server's snapshots (%s)", path.name, e)
+            return False
+        if header.meta.get("generation") != candidate.generation:
+            log.info("left %s alone: its name and its generation disagree", path.name)
+            return False
+        return True
+
+    def _prune(self) -> None:
+        """Remove all but the newest ``keep`` written. The adopted files are checked
+        first, once, the first time there is more than ``keep``: one that is not the
+        server's is dropped from the list (and left where it is), so that it neither
+        goes nor holds the place of one that is."""
+        if len(self.written) > max(self.keep, 1) and not all(w.verified
+                                                             for w in self.written):
+            self.written = [dataclasses.replace(w, verified=True) for w in self.written
+                            if w.verified or self._ours(w)]
+        removed = prune(self.written, self.keep)
+        self.written = self.written[len(removed):]
+        for gone in removed:
+            log.debug("removed old snapshot %s", gone.path)
 
     def run(self) -> None:
         try:
@@ -220,10 +240,6 @@ class Snapshotter(threading.Thread):
                 # file), newest last, without their bytes: the only ones it prunes.
                 self.written = [w for w in self.written if w.path != path]
                 self.written.append(dataclasses.replace(result, data=None))
-                removed = prune(self.written, self.keep)
-                self.written = self.written[len(removed):]
-                for gone in removed:
-                    log.debug("removed old snapshot %s", gone.path)
                 log.info("wrote snapshot %s (%d bytes)", path, result.size)
             except SnapshotError as e:
                 error = e
@@ -232,8 +248,13 @@ class Snapshotter(threading.Thread):
             except Exception as e:  # a bug here must not kill the writer
                 log.exception("snapshot of generation %d failed", job.state.generation)
                 error = SnapshotError(f"snapshot failed: {type(e).__name__}")
+            for done in job.waiters:  # told first: pruning may check old files
+                done(result, error)
+            if result is not None:
+                try:
+                    self._prune()
+                except Exception:  # a bug here must not kill the writer
+                    log.exception("pruning %s failed", self.directory)
             if self.jobs.empty():
                 self._busy.clear()
-            for done in job.waiters:
-                done(result, error)
 

@@ -78,10 +78,14 @@ def free_port(host: str = "127.0.0.1") -> int:
                     continue
                 _GIVEN.append(port)
                 return port
-    with socket.socket() as s:
-        s.bind((host, 0))
-        found: int = s.getsockname()[1]
-        return found
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind((host, 0))
+            found: int = s.getsockname()[1]
+        if found not in _GIVEN:
+            _GIVEN.append(found)
+            return found
+    return found
 
 
 def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec

@@ -8,6 +8,7 @@ all) whose answers are wrong in the ways a buggy or hostile worker's could be:
     stale     the answer it gave for the same batch a generation before (an old tile)
     slow:F    the right answer, F times as slow (it sleeps F - 1 times its compute)
     silent    takes every batch and never answers one (heartbeating all along)
+    mute:N    does not answer its first N batches, then answers right
 
 Usage: ``python -m tests.integration.liar MODE --connect tcp://HOST:PORT [--keys DIR]``.
 """
@@ -37,6 +38,7 @@ class Liar(Worker):
     def __init__(self, config: WorkerConfig) -> None:
         super().__init__(config)
         self.previous: dict[int, Codes] = {}
+        self.muted = 0
 
     def compute(self, msg: Message) -> Message:
         began = time.perf_counter()
@@ -46,6 +48,8 @@ class Liar(Worker):
         h, w, packed = answer["h"], answer["w"], answer.body.get("packed", False)
         codes = unpack_bits(answer.payloads[0], (h, w)) if packed else \
             np.frombuffer(answer.payloads[0], dtype=np.uint8).reshape(h, w).copy()
+        if self.mode in ("silent", "mute"):
+            return answer
         if self.mode == "slow":
             time.sleep((self.factor - 1) * (time.perf_counter() - began))
             return answer
@@ -65,7 +69,9 @@ class Liar(Worker):
                                 **({"packed": True} if packed else {}))
 
     def _send(self, sock: zmq.Socket[Any], msg: Message) -> None:  # type: ignore[override]
-        if self.mode == "silent" and msg.kind is Kind.RESULT:
+        if msg.kind is Kind.RESULT and (self.mode == "silent" or (
+                self.mode == "mute" and self.muted < self.factor)):
+            self.muted += 1
             return
         Worker._send(sock, msg)
 

@@ -3,6 +3,7 @@ rebuild every generation exactly, and a late joiner gets a full frame at once.""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -51,7 +52,8 @@ def test_deltas_rebuild_every_generation_and_a_late_joiner_gets_a_full_frame_at_
     """Every subscriber rebuilds every generation from deltas; one that joins late gets
     full frames at once (for a moment after its handshake: its subscription travels
     after it), not at the next periodic full frame 14 generations later."""
-    monkeypatch.setattr(publisher_module, "JOIN_FULL_SECONDS", 0.05)
+    monkeypatch.setattr(publisher_module, "JOIN_FULL_SECONDS", 0.0)  # deltas at once
+    monkeypatch.setattr(publisher_module, "JOIN_COOLDOWN", 0.0)
     context, pub = publisher
     world = gun_world()
     early = FrameView(pub.endpoint, context)
@@ -66,7 +68,8 @@ def test_deltas_rebuild_every_generation_and_a_late_joiner_gets_a_full_frame_at_
         late_from = 0
         for gen in range(1, 3 * FULL_EVERY):
             world = step_grid(world, CONWAY)
-            if gen == 50:
+            if gen == 50:  # the server's window: its subscription arrives within it
+                monkeypatch.setattr(publisher_module, "JOIN_FULL_SECONDS", 0.25)
                 late = FrameView(pub.endpoint, context)
                 wait_for(pub.notice_joins, 5, what="the late subscriber's handshake")
             pub.publish(gen, world.codes, info(gen))
@@ -91,3 +94,31 @@ def test_deltas_rebuild_every_generation_and_a_late_joiner_gets_a_full_frame_at_
         early.close()
         if late is not None:
             late.close()
+
+
+def test_a_viewer_reconnecting_over_and_over_cannot_make_every_frame_full(
+        publisher: tuple[zmq.Context[Any], FramePublisher]) -> None:
+    """Each join is owed full frames for a moment, but one such window opens every 2 s
+    at most: a viewer that reconnects every 50 ms, for 3 s of generations 10 ms apart,
+    turns a bounded share of them into full frames, not all."""
+    context, pub = publisher
+    world = gun_world()
+    viewer: FrameView | None = None
+    began = time.monotonic()
+    gen = 0
+    try:
+        while time.monotonic() - began < 3.0:
+            if gen % 5 == 0:  # a new connection, a new handshake
+                if viewer is not None:
+                    viewer.close()
+                viewer = FrameView(pub.endpoint, context)
+            world = step_grid(world, CONWAY)
+            pub.publish(gen, world.codes, info(gen))
+            gen += 1
+            time.sleep(0.01)  # the server's tick: generations 10 ms apart
+    finally:
+        if viewer is not None:
+            viewer.close()
+    assert pub.joins >= 20, "the reconnections were not seen"
+    # Two windows of 0.25 s (at 0 and 2 s) and the periodic ones: well under half.
+    assert pub.full_frames < 0.4 * gen, f"{pub.full_frames} full frames of {gen}"

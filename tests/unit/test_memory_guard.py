@@ -51,22 +51,22 @@ def test_over_the_limit_the_endpoints_drop_in_order_until_it_is_freed(heap: Heap
 
 
 def test_rebase_takes_the_working_set_of_the_first_generations(heap: Heap) -> None:
-    guard = MemoryGuard(50)
+    guard = MemoryGuard(50, slack_mb=40)  # 90 MiB of growth allowed
     guard.arm()
     heap.mb = 140  # the next boards and batches of a big world
     guard.rebase()
-    heap.mb = 185
+    heap.mb = 230
     assert not guard.due("players")
-    heap.mb = 191
+    heap.mb = 231
     assert guard.due("players")
 
 
-def test_rebase_forgives_at_most_the_limit_and_nothing_after_a_trip(heap: Heap) -> None:
-    guard = MemoryGuard(50)
+def test_rebase_forgives_at_most_the_slack_and_nothing_after_a_trip(heap: Heap) -> None:
+    guard = MemoryGuard(50, slack_mb=40)
     guard.arm()
     heap.mb = 400
     guard.rebase()
-    assert guard.baseline == 150
+    assert guard.baseline == 140  # an attacker's early growth is not all forgiven
     tripped = MemoryGuard(50)
     heap.mb = 100
     tripped.arm()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -111,25 +113,25 @@ def test_only_an_answer_in_time_makes_a_silent_player_waited_for_again() -> None
     p, _ = reg.join(b"a", "p", None)
     request = Request(np.array([0]), np.array([0]), np.array([True]))
     for gen in (1, 2, 3):
-        reg.open_requests(gen, {p.id: request}, window=60.0)
+        reg.open_requests(gen, {p.id: request}, deadline=time.monotonic() + 60)
         reg.close_decisions()
     assert p.missed == 3 and reg.awaited() == set()
-    reg.open_requests(4, {p.id: request}, window=60.0)
+    reg.open_requests(4, {p.id: request}, deadline=time.monotonic() + 60)
     for stale in (1, 2, 5):  # a round long closed, or one not open: no sign of life
         with pytest.raises(NotAllowed):
             reg.post_decision(p, stale, [], [])
         assert p.missed == 3
     reg.close_decisions()  # closed early, before its window ran out
     with pytest.raises(NotAllowed, match="late"):
-        reg.post_decision(p, 4, [], [])  # still within the window: counts
+        reg.post_decision(p, 4, [], [])  # before its deadline: counts
     assert p.missed == 0
     p.missed = 3
-    reg.open_requests(5, {p.id: request}, window=0.0)
+    reg.open_requests(5, {p.id: request}, deadline=time.monotonic() - 1)
     reg.close_decisions()
     with pytest.raises(NotAllowed):
-        reg.post_decision(p, 5, [], [])  # after its window: does not
+        reg.post_decision(p, 5, [], [])  # after its deadline: does not
     assert p.missed == 4
-    reg.open_requests(6, {p.id: request}, window=60.0)
+    reg.open_requests(6, {p.id: request}, deadline=time.monotonic() + 60)
     reg.post_decision(p, 6, [], [])  # in time
     assert p.missed == 0
 
