@@ -228,17 +228,25 @@ def test_no_worker_and_fallback_never_means_waiting(make_server: MakeServer) -> 
     thread.join(10)
 
 
+def beside_a_worker(make_server: MakeServer, processes: Processes, mode: str,
+                    batch_timeout: float) -> tuple[Server, int]:
+    """A server on a world of two bands (the adaptive plan at work), one real worker,
+    and a misbehaving one (``mode``), whose id comes back."""
+    server = make_server(size=(1536, 1536), fill=0.3, seed=3, batch_timeout=batch_timeout,
+                         fallback_after=30.0, verify=Verification(0.0))
+    start_workers(processes, server, 1)
+    processes.liar(server.broker.bound_endpoint, mode, "--name", "odd")
+    wait_for(lambda: server.broker.worker_count() == 2, 20, what=f"the {mode} worker")
+    [odd] = [i for i, name in server.broker.worker_ids().items() if name == "odd"]
+    return server, odd
+
+
 def test_a_worker_that_takes_batches_and_never_answers_costs_one_timeout(
         make_server: MakeServer, processes: Processes) -> None:
     """A worker that heartbeats and swallows every batch: its first batches time out
     and are re-sent; it gets its credit back but is suspect, so no batch, no share of
     the world and no waiting for it after that; the world stays right."""
-    server = make_server(size=(1536, 1536), fill=0.3, seed=3, batch_timeout=1.0,
-                         fallback_after=30.0, verify=Verification(0.0))
-    start_workers(processes, server, 1)
-    processes.liar(server.broker.bound_endpoint, "silent", "--name", "silent")
-    wait_for(lambda: server.broker.worker_count() == 2, 20, what="the silent worker")
-    [silent] = [i for i, name in server.broker.worker_ids().items() if name == "silent"]
+    server, silent = beside_a_worker(make_server, processes, "silent", batch_timeout=1.0)
     expected = server.engine.grid.copy()
     for _ in range(8):  # a world of 2 bands; the kernel (held to simulate elsewhere)
         server.advance()  # is the reference here: simulate takes seconds a generation
@@ -300,12 +308,7 @@ def test_a_suspect_gets_a_probe_and_comes_back_when_it_answers(
     from server import broker
 
     monkeypatch.setattr(broker, "PROBE_AFTER", 0.1)
-    server = make_server(size=(1536, 1536), fill=0.3, seed=3, batch_timeout=0.5,
-                         fallback_after=30.0, verify=Verification(0.0))
-    start_workers(processes, server, 1)
-    processes.liar(server.broker.bound_endpoint, "mute:2", "--name", "mute")
-    wait_for(lambda: server.broker.worker_count() == 2, 20, what="the mute worker")
-    [mute] = [i for i, name in server.broker.worker_ids().items() if name == "mute"]
+    server, mute = beside_a_worker(make_server, processes, "mute:2", batch_timeout=0.5)
     expected = server.engine.grid.copy()
 
     def back() -> bool:
