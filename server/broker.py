@@ -22,7 +22,7 @@ two:
 - A worker that let a batch time out (the dispatcher's ``CANCEL`` names it) gets its
   credit for it back, its measured speed lowered, and is *suspect*: no share of the
   world, and no batch but one probe now and then (after ``PROBE_AFTER`` seconds,
-  doubling with every timeout in a row, up to ``PROBE_AT_MOST``) until it answers a
+  doubling with each strike, up to ``PROBE_AT_MOST``) until it answers a
   batch it was given (in time, or late: a timed-out one). A worker that takes batches
   and never answers them, heartbeating all along, so costs one timeout, then one
   probe's now and then; one that only slowed down comes back by itself. Its standing
@@ -63,11 +63,8 @@ from server.auth import WORKERS, ServerKeys, peer_key, serve_curve
 from server.envelope import DISPATCH_ENDPOINT, Envelope, Key, Verb
 from server.transport import (
     MemoryGuard,
-    allocated_mb,
     apply_heartbeats,
     drain,
-    rebind,
-    release_freed_memory,
 )
 from shared import protocol
 from shared.errors import ProtocolError
@@ -214,8 +211,7 @@ class WorkerBroker(threading.Thread):
         self._pending: deque[Request] = deque()
         self._next_id = 1
         self._lock = threading.Lock()  # guards the snapshot read by other threads
-        self._names: list[str] = []
-        self._ids: dict[int, str] = {}
+        self._ids: dict[int, str] = {}  # the live workers' names by id
         self._held: dict[int, int] = {}
         self._rates: dict[int, float | None] = {}
         self._quarantined: set[bytes] = set()  # keys, or identities without keys
@@ -229,7 +225,7 @@ class WorkerBroker(threading.Thread):
 
     def worker_names(self) -> list[str]:
         with self._lock:
-            return list(self._names)
+            return list(self._ids.values())
 
     def worker_ids(self) -> dict[int, str]:
         """Each live worker's name by its id."""
@@ -238,7 +234,7 @@ class WorkerBroker(threading.Thread):
 
     def worker_count(self) -> int:
         with self._lock:
-            return len(self._names)
+            return len(self._ids)
 
     def rates(self) -> dict[int, float | None]:
         """Each live worker's measured speed (cells a second), by worker id; not the
@@ -271,20 +267,6 @@ class WorkerBroker(threading.Thread):
         serve_curve(workers, self.keys, WORKERS)
         return workers
 
-    def _drop_everyone(self, workers: zmq.Socket[Any],
-                       dispatch: zmq.Socket[Any]) -> zmq.Socket[Any]:
-        """The memory guard's call: every worker connection dropped (their batches go
-        back to the dispatchers, the workers reconnect and say READY again)."""
-        log.error("memory grew by more than %g MiB: the worker endpoint drops every "
-                  "connection", self.guard.limit_mb)
-        for peer in list(self._workers.values()):
-            self._drop(dispatch, peer)
-        before = allocated_mb()
-        fresh = rebind(workers, self._socket, self.bound_endpoint)
-        release_freed_memory()
-        self.guard.dropped("workers", before)
-        return fresh
-
     def run(self) -> None:
         workers = self._socket()
         dispatch = self.context.socket(zmq.ROUTER)
@@ -307,12 +289,15 @@ class WorkerBroker(threading.Thread):
         try:
             while not self.stop_event.is_set():
                 if self.guard.due("workers"):
+                    # Every worker dropped: their batches go back to the dispatchers,
+                    # and they reconnect and say READY again.
                     poller.unregister(workers)
+                    for peer in list(self._workers.values()):
+                        self._drop(dispatch, peer)
                     try:
-                        workers = self._drop_everyone(workers, dispatch)
-                    except zmq.ZMQError as e:  # the port was taken meanwhile
-                        log.error("the worker endpoint cannot listen again on %s: %s; "
-                                  "the broker stops", self.bound_endpoint, e)
+                        workers = self.guard.drop_all("workers", workers, self._socket,
+                                                      self.bound_endpoint)
+                    except zmq.ZMQError as e:  # logged; the server stops on it
                         self.error = e
                         return
                     poller.register(workers, zmq.POLLIN)
@@ -489,7 +474,6 @@ class WorkerBroker(threading.Thread):
                 self._drop(dispatch, peer)
 
     def _beat(self, workers: zmq.Socket[Any], dispatch: zmq.Socket[Any], now: float) -> None:
-        self._drop_quarantined(workers, dispatch)
         for peer in list(self._workers.values()):
             if not self.admits(peer.key):
                 log.warning("worker %s: its key was taken off the allow-list: dropped, %d "
@@ -507,7 +491,6 @@ class WorkerBroker(threading.Thread):
 
     def _publish_names(self) -> None:
         with self._lock:
-            self._names = [p.name for p in self._workers.values()]
             self._ids = {p.id: p.name for p in self._workers.values()}
             self._held = {p.id: len(p.in_flight) for p in self._workers.values()}
             self._rates = {p.id: p.rate for p in self._workers.values() if not p.suspect}

@@ -140,10 +140,8 @@ def lying_keys(answers: Iterable[Answer]) -> set[tuple[int, bytes]]:
     the liar itself, and every answer that came with its key, under any worker id
     (another connection with the same key, or the liar come back under a new id)."""
     answers = list(answers)
-    marks = {a.mark for a in answers if a.lied and a.mark}
-    workers = {a.worker for a in answers if a.lied}
-    return {(a.worker, a.mark) for a in answers
-            if a.worker != LOCAL and (a.worker in workers or a.mark in marks)}
+    marks = {a.mark for a in answers if a.lied}
+    return {(a.worker, a.mark) for a in answers if a.worker != LOCAL and a.mark in marks}
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ the frames however often a viewer reconnects.
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from typing import Any
 
@@ -34,16 +33,11 @@ import zmq
 from server.auth import VIEWERS, ServerKeys, serve_curve
 from server.transport import (
     MemoryGuard,
-    allocated_mb,
     apply_heartbeats,
-    rebind,
-    release_freed_memory,
 )
 from shared import protocol
 from shared.grid import Codes, as_payload
 from shared.protocol import Kind
-
-log = logging.getLogger("lifenet.frames")
 
 FULL_EVERY = 32
 MAX_UPSTREAM = 4096    # bytes of one message up (a subscription; the CURVE handshake
@@ -98,13 +92,12 @@ class FramePublisher:
         to bind, in ``rebind``'s retries, leaves no monitor behind)."""
         self.monitor = self.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
 
-    def _close_sockets(self) -> None:
+    def _unwatch(self) -> None:
         with contextlib.suppress(zmq.ZMQError):
             self.sock.disable_monitor()
         if self.monitor is not None:
             self.monitor.close(linger=0)
             self.monitor = None
-        self.sock.close(linger=0)
 
     def notice_joins(self) -> bool:
         """Whether a subscriber finished its handshake since the last look (then the
@@ -148,22 +141,14 @@ class FramePublisher:
         if self.failed is not None:
             return
         if self.guard.due("frames"):
-            before = allocated_mb()
-            with contextlib.suppress(zmq.ZMQError):
-                self.sock.disable_monitor()
-            if self.monitor is not None:
-                self.monitor.close(linger=0)
-                self.monitor = None
+            self._unwatch()
             try:
-                self.sock = rebind(self.sock, self._socket, self.endpoint)
-            except zmq.ZMQError as e:  # the port was taken meanwhile
-                log.error("the frame endpoint cannot listen again on %s: %s",
-                          self.endpoint, e)
+                self.sock = self.guard.drop_all("frames", self.sock, self._socket,
+                                                self.endpoint)
+            except zmq.ZMQError as e:  # logged; the server stops on it
                 self.failed = e
                 return
             self._watch()
-            release_freed_memory()
-            self.guard.dropped("frames", before)
             self._last = None  # everyone resubscribes: a full frame for all
         h, w = codes.shape
         owed = self._owed_full()  # first: the joins are read at every publish
@@ -196,4 +181,5 @@ class FramePublisher:
             self.sock.send_multipart(protocol.encode(msg), zmq.NOBLOCK, copy=False)
 
     def close(self) -> None:
-        self._close_sockets()
+        self._unwatch()
+        self.sock.close(linger=0)

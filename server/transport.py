@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import logging
 import os
 import threading
 import time
@@ -12,6 +13,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import zmq
+
+log = logging.getLogger("lifenet.guard")
 
 DRAIN_LIMIT = 256
 HEARTBEAT_IVL_MS = 5_000      # ZMTP PING to every peer this often ...
@@ -232,6 +235,26 @@ class MemoryGuard:
             self._not_before = now + self.SETTLE
             self.trips += 1
             return True
+
+    def drop_all(self, endpoint: str, sock: zmq.Socket[Any],
+                 make: Callable[[], zmq.Socket[Any]], address: str) -> zmq.Socket[Any]:
+        """The remedy, on ``endpoint`` (one of ``ORDER``): close ``sock`` (every
+        connection, and what they left half received), bind a fresh one from ``make``
+        to ``address``, give the freed heap back and note what that freed. A
+        ``zmq.ZMQError`` (logged) when the address cannot be bound again: the port was
+        taken meanwhile, and the endpoint cannot go on."""
+        log.error("memory grew by more than %g MiB: the %s endpoint drops every connection "
+                  "(a peer holding the server's memory in an unfinished message?)",
+                  self.limit_mb, endpoint)
+        before = allocated_mb()
+        try:
+            fresh = rebind(sock, make, address)
+        except zmq.ZMQError as e:
+            log.error("the %s endpoint cannot listen again on %s: %s", endpoint, address, e)
+            raise
+        release_freed_memory()
+        self.dropped(endpoint, before)
+        return fresh
 
     def dropped(self, endpoint: str, before_mb: float) -> None:
         """``endpoint`` has dropped its connections (``before_mb`` allocated before): if

@@ -31,11 +31,8 @@ from server.players.registry import PlayerRegistry
 from server.transport import (
     MemoryGuard,
     Wakeup,
-    allocated_mb,
     apply_heartbeats,
     drain,
-    rebind,
-    release_freed_memory,
 )
 from shared import protocol
 from shared.errors import ProtocolError, RequestError
@@ -166,12 +163,12 @@ class PlayerEndpoint(threading.Thread):
         try:
             while not self.stop_event.is_set():
                 if self.guard.due("players"):
+                    # Players reconnect by themselves; their sessions stay.
                     poller.unregister(sock)
                     try:
-                        sock = self._drop_everyone(sock)
-                    except zmq.ZMQError as e:  # the port was taken meanwhile
-                        log.error("the player endpoint cannot listen again on %s: %s; "
-                                  "it stops", self.bound_endpoint, e)
+                        sock = self.guard.drop_all("players", sock, self._socket,
+                                                   self.bound_endpoint)
+                    except zmq.ZMQError as e:  # logged; the server stops on it
                         self.error = e
                         return
                     poller.register(sock, zmq.POLLIN)
@@ -199,18 +196,6 @@ class PlayerEndpoint(threading.Thread):
                 self._send_outbox(sock)  # best effort: replies finished while stopping
             sock.close()
             wakeup.close()
-
-    def _drop_everyone(self, sock: zmq.Socket[Any]) -> zmq.Socket[Any]:
-        """The memory guard's call: every connection of the player endpoint dropped
-        (players reconnect by themselves; their sessions stay)."""
-        log.error("memory grew by more than %g MiB: the player endpoint drops every "
-                  "connection (a peer holding the server's memory in an unfinished "
-                  "message?)", self.guard.limit_mb)
-        before = allocated_mb()
-        fresh = rebind(sock, self._socket, self.bound_endpoint)
-        release_freed_memory()
-        self.guard.dropped("players", before)
-        return fresh
 
     def _may_ask(self, identity: bytes, head: Any) -> bool:
         """Whether this connection may ask something now (a token bucket each, the

@@ -14,6 +14,7 @@ import secrets
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ import pytest
 
 from server.config import ServerConfig
 from server.world import build_world
+from shared.grid import Codes
 from shared.keys import write_pair
 from shared.life import simulate_many
 from shared.rle import parse_rle
@@ -33,6 +35,35 @@ pytestmark = pytest.mark.docker
 
 def workers_are(n: int):  # type: ignore[no-untyped-def]
     return lambda report: report["workers"] == n
+
+
+@dataclass(frozen=True)
+class Soup:
+    """A seeded world the server steps ``generations`` times, then writes to
+    /data/out.rle and exits; ``reference`` is what it must write."""
+
+    size: tuple[int, int]
+    seed: int
+    fill: float
+    generations: int
+
+    def configure(self, project: Project) -> None:
+        project.env.update(
+            LIFENET_SERVER_SIZE=f"{self.size[0]}x{self.size[1]}",
+            LIFENET_SERVER_SEED=str(self.seed), LIFENET_SERVER_FILL=str(self.fill),
+            LIFENET_SERVER_GENERATIONS=str(self.generations), LIFENET_SERVER_TICK="0.1",
+            LIFENET_SERVER_OUT="/data/out.rle")
+
+    def reference(self) -> Codes:
+        grid, rule = build_world(ServerConfig(size=self.size, seed=self.seed,
+                                              fill=self.fill))
+        return simulate_many(grid, self.generations, rule or CONWAY).codes
+
+
+def written_world(server: str, tmp_path: Path) -> Codes:
+    """The world the server container wrote to /data/out.rle."""
+    run(["docker", "cp", f"{server}:/data/out.rle", str(tmp_path / "out.rle")])
+    return parse_rle((tmp_path / "out.rle").read_text()).codes
 
 
 @pytest.mark.timeout(240, func_only=True)
@@ -62,11 +93,9 @@ def test_scale_workers_lose_one_and_scale_again(project: Project) -> None:
 @pytest.mark.timeout(240, func_only=True)
 def test_world_equals_the_reference_although_a_worker_was_killed(project: Project,
                                                                  tmp_path: Path) -> None:
-    size, seed, fill, generations = (48, 64), 7, 0.3, 120
-    project.env.update(
-        LIFENET_SERVER_SIZE=f"{size[0]}x{size[1]}", LIFENET_SERVER_SEED=str(seed),
-        LIFENET_SERVER_FILL=str(fill), LIFENET_SERVER_GENERATIONS=str(generations),
-        LIFENET_SERVER_TICK="0.1", LIFENET_SERVER_OUT="/data/out.rle")
+    soup = Soup((48, 64), 7, 0.3, 120)
+    generations = soup.generations
+    soup.configure(project)
     project("up", "-d", "--scale", "worker=2")
     project.wait_status(lambda r: r["workers"] == 2 and r["generation"] >= 20,
                 60, "2 workers and generation 20")
@@ -79,13 +108,9 @@ def test_world_equals_the_reference_although_a_worker_was_killed(project: Projec
     wait_for(lambda: project.inspect(server, "{{.State.Status}}") == "exited", 90, 0.3,
              f"the server to reach generation {generations} and exit")
     assert project.inspect(server, "{{.State.ExitCode}}") == "0"
-    run(["docker", "cp", f"{server}:/data/out.rle", str(tmp_path / "out.rle")])
-    world = parse_rle((tmp_path / "out.rle").read_text())
-
-    grid, rule = build_world(ServerConfig(size=size, seed=seed, fill=fill))
-    expected = simulate_many(grid, generations, rule or CONWAY)
-    assert world.codes.shape == expected.codes.shape
-    assert np.array_equal(world.codes, expected.codes)
+    world, expected = written_world(server, tmp_path), soup.reference()
+    assert world.shape == expected.shape
+    assert np.array_equal(world, expected)
 
 
 @pytest.mark.timeout(240, func_only=True)
@@ -94,11 +119,9 @@ def test_a_worker_container_with_an_unlisted_key_gets_nothing(project: Project,
     """Workers with the listed key compute; one started with a key of its own (the
     right server key, not on authorized/workers) is refused at the handshake, never
     counted, never sent a batch, and the world is still the reference's."""
-    size, seed, fill, generations = (32, 48), 11, 0.3, 150
-    project.env.update(
-        LIFENET_SERVER_SIZE=f"{size[0]}x{size[1]}", LIFENET_SERVER_SEED=str(seed),
-        LIFENET_SERVER_FILL=str(fill), LIFENET_SERVER_GENERATIONS=str(generations),
-        LIFENET_SERVER_TICK="0.1", LIFENET_SERVER_OUT="/data/out.rle")
+    soup = Soup((32, 48), 11, 0.3, 150)
+    generations = soup.generations
+    soup.configure(project)
     project("up", "-d", "--scale", "worker=1")
     project.wait_status(workers_are(1), 60, "the listed worker")
     stranger = tmp_path / "stranger"
@@ -121,12 +144,10 @@ def test_a_worker_container_with_an_unlisted_key_gets_nothing(project: Project,
         assert "refused this key" in run(["docker", "logs", rogue]).stderr
         wait_for(lambda: project.inspect(server, "{{.State.Status}}") == "exited", 90, 0.3,
                  f"the server to reach generation {generations} and exit")
-        run(["docker", "cp", f"{server}:/data/out.rle", str(tmp_path / "out.rle")])
+        world = written_world(server, tmp_path)
     finally:
         quiet(["docker", "rm", "-f", rogue])
-    world = parse_rle((tmp_path / "out.rle").read_text())
-    grid, rule = build_world(ServerConfig(size=size, seed=seed, fill=fill))
-    assert np.array_equal(world.codes, simulate_many(grid, generations, rule or CONWAY).codes)
+    assert np.array_equal(world, soup.reference())
 
 
 @pytest.mark.timeout(180, func_only=True)

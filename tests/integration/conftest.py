@@ -6,6 +6,9 @@ read the world directly; its workers are real child processes on real loopback s
 
 from __future__ import annotations
 
+import contextlib
+import statistics
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,6 +18,7 @@ import zmq
 
 from server.app import Server
 from server.config import ServerConfig
+from shared.errors import Closed, SimulationError
 from tests.conftest import Processes, free_port, wait_for
 
 pytestmark = pytest.mark.integration
@@ -103,3 +107,29 @@ def send_oversize(context: zmq.Context[Any], endpoint: str, frames: list[bytes],
         sock.disable_monitor()
         monitor.close()
         sock.close()
+
+
+def step_ms(server: Server, generations: int) -> float:
+    """The median milliseconds of ``generations`` steps."""
+    times = []
+    for _ in range(generations):
+        began = time.perf_counter()
+        server.advance()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times) * 1000
+
+
+def advance_in_thread(server: Server) -> tuple[threading.Thread, threading.Event]:
+    """Step one generation in a thread; the event is set when it is done."""
+    done = threading.Event()
+
+    def step() -> None:
+        # Stopping the server ends a waiting generation (Closed, or a batch failed
+        # with "server stopping"): the test has asserted what it wanted by then.
+        with contextlib.suppress(Closed, SimulationError):
+            server.advance()
+            done.set()
+
+    thread = threading.Thread(target=step)
+    thread.start()
+    return thread, done

@@ -23,12 +23,11 @@ import pytest
 import zmq
 
 from client.session import PlayerSession
-from server.app import Server
 from server.cli import main
 from server.config import ServerConfig
 from server.world import build_world
 from shared import protocol
-from shared.errors import Closed, HandshakeError, RemoteError, SimulationError
+from shared.errors import HandshakeError, RemoteError
 from shared.grid import Grid
 from shared.keys import Credentials, KeyPair, init_keys, write_pair
 from shared.life import simulate, simulate_many
@@ -36,7 +35,7 @@ from shared.protocol import ErrorCode, Kind
 from shared.remote import request, status
 from shared.rle import parse_rle
 from tests.conftest import ROOT, Processes, free_port, wait_for
-from tests.integration.conftest import MakeServer, start_workers
+from tests.integration.conftest import MakeServer, advance_in_thread, start_workers
 
 
 @pytest.fixture
@@ -90,22 +89,6 @@ def pestering(rogues: list[Rogue]) -> Iterator[None]:
     finally:
         stop.set()
         thread.join()
-
-
-def advance_in_thread(server: Server) -> tuple[threading.Thread, threading.Event]:
-    """Step one generation in a thread; the event is set when it is done."""
-    done = threading.Event()
-
-    def step() -> None:
-        # Stopping the server ends a waiting generation (Closed, or a batch failed
-        # with "server stopping"): the test has asserted what it wanted by then.
-        with contextlib.suppress(Closed, SimulationError):
-            server.advance()
-            done.set()
-
-    thread = threading.Thread(target=step)
-    thread.start()
-    return thread, done
 
 
 def test_only_listed_worker_keys_get_batches_and_unlisting_stops_one(

@@ -8,10 +8,7 @@ reference ``simulate``.
 
 from __future__ import annotations
 
-import contextlib
-import statistics
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +21,13 @@ from server.app import Server
 from server.envelope import DISPATCH_ENDPOINT, Envelope, Key, Verb
 from server.verify import Verification
 from shared import protocol
-from shared.errors import Closed, SimulationError
 from shared.grid import as_payload, pack_bits
 from shared.kernel import step_grid
 from shared.keys import init_keys
 from shared.life import simulate, simulate_many
 from shared.protocol import Kind
 from tests.conftest import Processes, wait_for
-from tests.integration.conftest import MakeServer, start_workers
+from tests.integration.conftest import MakeServer, advance_in_thread, start_workers, step_ms
 from tests.integration.test_bad_input import hand_written_worker
 from tests.integration.test_distributed import random_world
 
@@ -182,16 +178,6 @@ def test_what_a_worker_declares_is_capped(make_server: MakeServer,
         sock.close()
 
 
-def step_times(server: Server, generations: int) -> float:
-    """The median milliseconds of ``generations`` steps."""
-    times = []
-    for _ in range(generations):
-        began = time.perf_counter()
-        server.advance()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times) * 1000
-
-
 @pytest.mark.timeout(120)
 def test_one_slow_worker_does_not_set_the_pace(make_server: MakeServer,
                                                processes: Processes) -> None:
@@ -200,28 +186,20 @@ def test_one_slow_worker_does_not_set_the_pace(make_server: MakeServer,
     server = make_server(size=(2048, 2048), fill=0.3, seed=5, verify=Verification(0.0),
                          dispatchers=16)
     start_workers(processes, server, 2)
-    step_times(server, 5)  # warm up, and measure the two
-    alone = step_times(server, 15)
+    step_ms(server, 5)  # warm up, and measure the two
+    alone = step_ms(server, 15)
     processes.liar(server.broker.bound_endpoint, "slow:10")
     wait_for(lambda: server.broker.worker_count() == 3, 20, what="the slow worker")
     wait_for(lambda: (server.advance(), all(r for r in server.broker.rates().values()))[1],
              20, what="every worker measured")
-    step_times(server, 5)
-    with_slow = step_times(server, 15)
+    step_ms(server, 5)
+    with_slow = step_ms(server, 15)
     assert with_slow <= 1.3 * alone, f"{with_slow:.1f} ms with the slow one, {alone:.1f} alone"
 
 
 def test_no_worker_and_fallback_never_means_waiting(make_server: MakeServer) -> None:
     server = make_server(size=(8, 8), fallback_after=None)
-    done = threading.Event()
-
-    def step() -> None:
-        with contextlib.suppress(Closed, SimulationError):
-            server.advance()
-            done.set()
-
-    thread = threading.Thread(target=step)
-    thread.start()
+    thread, done = advance_in_thread(server)
     assert not done.wait(1.0)
     assert server.engine.computed_locally == 0
     server.stop()
