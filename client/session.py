@@ -75,12 +75,14 @@ class PlayerSession:
         self.rule = parse_rule(reply["rule"])
         return reply.body
 
-    def reconnect(self) -> dict[str, Any]:
+    def reconnect(self, fresh: bool = False) -> dict[str, Any]:
         """A new connection that rejoins as the same player, with the token (and the
-        same key: the session is bound to it)."""
+        same key: the session is bound to it); or, ``fresh``, joins as a new player
+        under the same name (the server no longer knows the token)."""
         self._close_socket()
         self.sock = self._socket()
-        return self.join(self.token)
+        self.inbox.clear()
+        return self.join(None if fresh else self.token)
 
     def place_message(self, y: int, x: int, *, rle: str | None = None,
                       cells: Sequence[tuple[int, int]] | None = None, rotate: int = 0,

@@ -1,446 +1,196 @@
 """``lifenet client``: the terminal player, a Textual app.
 
-The screen is the live coloured world (two cells per character: the upper half block
-"▀" with the upper cell as foreground and the lower cell as background, the colours of
-``shared.colours``), a cursor with a preview of the selected pattern in the player's
-colour, and a side panel: the player, energy, generation, ms per generation, latency,
-workers, the policy, the selected pattern and its cost, the last refusal, the scoreboard.
+The screen is the live coloured world around the cursor (``client.worldview``), a
+panel, and a key bar. The panel says first what matters to the player (their colour,
+cells, points and rank, energy and what it drains per generation, the round, the
+selected pattern and whether it can be afforded, the scoreboard) and last, under a
+"server" heading, the operator's numbers (generation, ms/gen, latency, workers, the
+requests answered). Below 100 columns the layout is compact: the panel is hidden (``s``
+shows it) and one status line keeps the player's own score in view.
 
-Two threads, each owning what it touches:
+The game has a goal, stated on a first-run screen and in the help: own the most live
+cells over a round; each generation a player's live cells add to their points. Keys
+help a new player start: ``o`` jumps to open space, ``m`` to one's own cells; the
+preview turns red where cells are occupied and dark red when the pattern cannot be
+afforded.
 
-    network   (a Textual thread worker) the ``PlayerSession`` and ``FrameView`` sockets,
-              made and closed in that thread: it answers every ``GAME_LOGIC`` request
-              with the current policy at once, pings once a heartbeat (the latency),
-              applies frames and runs the placements the UI asks for.
-    app       the Textual event loop: keys, rendering.
-
-Why a thread rather than a timer on the app's loop: a generation's decision window is
-half a tick (50 ms by default). A timer would answer only as often as it fires, and
-never while the loop is busy rendering a large world or while a request (``place``,
-``ping``) blocks waiting for its reply; the thread answers within a poll. The UI hands
-work to the thread through a ``queue.Queue``; the thread hands the latest world and
-counters back through ``NetState`` under a lock, with one coalesced ``Changed`` message
-at a time, so a slow terminal skips frames instead of queueing them.
+Two threads: the network thread (``client.network``, a Textual thread worker) owns the
+sockets and answers the server's per-cell requests within a poll; the app thread owns
+keys and drawing. Why a thread rather than a timer on the app's loop: a generation's
+decision window is half a tick (50 ms by default); a timer would answer only as often as
+it fires, and never while the loop is busy rendering or a request blocks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import queue
-import random
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
-import numpy.typing as npt
-import zmq
-from rich.color import Color, blend_rgb
-from rich.segment import Segment
+from rich.color import Color
 from rich.style import Style
 from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
-from textual.geometry import Region, Size
-from textual.message import Message
+from textual.containers import Horizontal, VerticalScroll
+from textual.css.query import NoMatches
+from textual.events import Key, Resize
 from textual.screen import ModalScreen
-from textual.scroll_view import ScrollView
-from textual.strip import Strip
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 from textual.worker import Worker, WorkerFailed, get_current_worker
 
-from client.session import PlayerSession
-from shared.colours import EMPTY_BG, colour
-from shared.errors import LifenetError, PeerGone, RemoteError
-from shared.frames import FrameView
-from shared.grid import FIRST_PLAYER_CODE, NEUTRAL_CODE, Codes, player_code
+from client.network import (
+    Changed,
+    Failed,
+    Joined,
+    Landed,
+    NetState,
+    Network,
+    Place,
+    PlaceResult,
+)
+from client.worldview import CursorMoved, WorldView, next_spot, open_spots, own_spots
+from shared.colours import NEUTRAL, colour
+from shared.grid import player_code
 from shared.keys import Credentials
 from shared.library import library
 from shared.placement import cost
-from shared.policies import POLICIES, POLICY_HELP, GameLogicRequest
-from shared.protocol import Kind
+from shared.policies import POLICIES, POLICY_HELP
 
-POLL_MS = 20  # the longest a placement waits in the queue before the network thread runs it
-HALF_BLOCK = "\u2580"
-CURSOR_COLOUR = 226  # a bright yellow, unlike any player's colour
+__all__ = ["HelpScreen", "IntroScreen", "LifenetClient", "NetState", "WorldView"]
 
-# -- the network thread ------------------------------------------------------------------------
+COMPACT_BELOW = 100  # columns: below this the panel hides and a status line shows
+WARN_GENERATIONS = 30  # warn when energy runs out sooner than this at the current drain
+BOARD_ROWS = 8
 
-
-@dataclass
-class NetState:
-    """What the network thread knows, copied out for the UI under ``Network.lock``."""
-
-    codes: Codes | None = None
-    gen: int = -1
-    info: dict[str, Any] = field(default_factory=dict)
-    energy: int = 0
-    latency_ms: float | None = None
-    answered: int = 0
-    kept: int = 0
-    refused: int = 0
-    trouble: str = ""  # the server is not answering, and so on
-
-
-@dataclass
-class Place:
-    """A placement the UI asks the network thread to send."""
-
-    y: int
-    x: int
-    name: str
-    rle: str
-    rotate: int
-    flip: bool
-
-
-class Joined(Message):
-    def __init__(self, welcome: dict[str, Any]) -> None:
-        super().__init__()
-        self.welcome = welcome
-
-
-class Changed(Message):
-    """The network state changed; read it with ``Network.take``."""
-
-
-class PlaceResult(Message):
-    def __init__(self, place: Place, placed: dict[str, Any] | None, reason: str = "") -> None:
-        super().__init__()
-        self.place = place
-        self.placed = placed
-        self.reason = reason
-
-
-class Landed(Message):
-    """A placement reached the world: ``body`` is the server's ``LANDED``."""
-
-    def __init__(self, body: dict[str, Any]) -> None:
-        super().__init__()
-        self.body = body
-
-
-class Failed(Message):
-    def __init__(self, reason: str) -> None:
-        super().__init__()
-        self.reason = reason
-
-
-class Network:
-    """The player's connection, run by ``run`` in its own thread (see the module doc)."""
-
-    def __init__(self, connect: str, name: str, token: str | None, policy: str,
-                 post: Callable[[Message], object], timeout: float = 5.0,
-                 credentials: Credentials | None = None) -> None:
-        self.connect = connect
-        self.name = name
-        self.token = token or ""
-        self.policy = policy  # set by the UI thread; one str assignment, read each request
-        self.post = post
-        self.timeout = timeout
-        self.credentials = credentials
-        self.stop = threading.Event()
-        self.commands: queue.Queue[Place] = queue.Queue()
-        self.lock = threading.Lock()
-        self.state = NetState()
-        self._pending = False  # a Changed message is on its way to the UI
-        self.cancelled: Callable[[], bool] = lambda: False
-
-    def take(self) -> NetState:
-        """The latest state (UI thread); the next change posts ``Changed`` again."""
-        with self.lock:
-            self._pending = False
-            return replace(self.state)
-
-    def _changed(self, **updates: Any) -> None:
-        with self.lock:
-            for name, value in updates.items():
-                setattr(self.state, name, value)
-            post, self._pending = not self._pending, True
-        if post:
-            self.post(Changed())
-
-    def run(self, cancelled: Callable[[], bool] = lambda: False) -> None:
-        """Join, then play until ``stop`` is set or ``cancelled()`` (the app is exiting
-        some other way than ``q``: its workers are cancelled); then leave."""
-        self.cancelled = cancelled
-        context: zmq.Context[Any] = zmq.Context()
-        session = PlayerSession(self.connect, self.name, timeout=self.timeout, context=context,
-                                credentials=self.credentials)
-        view: FrameView | None = None
-        try:
-            try:
-                welcome = session.join(self.token or None)
-            except LifenetError as e:
-                self.post(Failed(f"cannot join {session.endpoint}: {e}"))
-                return
-            self.token = session.token
-            view = FrameView(session.frame_endpoint, context, self.credentials)
-            self._changed(energy=session.energy)
-            self.post(Joined(welcome))
-            self._loop(session, view, float(welcome["heartbeat"]))
-            session.timeout = 1.0  # say goodbye, but do not hang on a server that is gone
-            with contextlib.suppress(LifenetError):
-                session.leave()
-        finally:
-            if view is not None:
-                view.close()
-            session.close()
-            context.destroy(linger=0)
-
-    def _loop(self, session: PlayerSession, view: FrameView, heartbeat: float) -> None:
-        rng = random.Random()
-        poller = zmq.Poller()
-        poller.register(session.sock, zmq.POLLIN)
-        poller.register(view.sock, zmq.POLLIN)
-        next_ping = 0.0
-        while not self.stop.is_set() and not self.cancelled():
-            poller.poll(POLL_MS)
-            self._answer(session, rng)  # first: the requests have a deadline
-            if view.poll(0) and view.codes is not None:
-                self._changed(codes=view.codes.copy(), gen=view.gen, info=view.info)
-            while True:
-                try:
-                    place = self.commands.get_nowait()
-                except queue.Empty:
-                    break
-                self._place(session, place)
-            if time.monotonic() >= next_ping:
-                next_ping = time.monotonic() + heartbeat
-                old = session.sock
-                self._ping(session)
-                if session.sock is not old:  # reconnected: a new socket to watch
-                    poller.unregister(old)
-                    poller.register(session.sock, zmq.POLLIN)
-            self._answer(session, rng)
-
-    def _answer(self, session: PlayerSession, rng: random.Random) -> None:
-        """Answer every waiting ``GAME_LOGIC`` request with the current policy."""
-        while (msg := session.poll()) is not None:
-            if msg.kind is Kind.GAME_LOGIC:
-                request = GameLogicRequest.of(msg)
-                assert session.rule is not None
-                keep, let_die = POLICIES[self.policy](request, session.rule, session.energy,
-                                                      rng)
-                session.decide(request.gen, keep, let_die)
-                with self.lock:
-                    self.state.answered += 1
-            elif msg.kind is Kind.DECIDED:
-                session.energy = msg["energy"]
-                with self.lock:
-                    kept, refused = self.state.kept + msg["kept"], \
-                        self.state.refused + msg["refused"]
-                self._changed(energy=session.energy, kept=kept, refused=refused)
-            elif msg.kind is Kind.LANDED:
-                self._changed(energy=session.energy)
-                self.post(Landed(msg.body))
-
-    def _ping(self, session: PlayerSession) -> None:
-        began = time.perf_counter()
-        try:
-            if self.state.trouble:
-                session.reconnect()
-            session.ping()
-        except LifenetError as e:
-            self._changed(trouble=f"server not answering: {e}", latency_ms=None)
-            return
-        self._changed(latency_ms=(time.perf_counter() - began) * 1000,
-                      energy=session.energy, trouble="")
-
-    def _place(self, session: PlayerSession, place: Place) -> None:
-        try:
-            placed = session.place(place.y, place.x, rle=place.rle, rotate=place.rotate,
-                                   flip=place.flip)
-        except RemoteError as e:
-            self.post(PlaceResult(place, None, e.reason))
-            return
-        except PeerGone as e:
-            self.post(PlaceResult(place, None, str(e)))
-            return
-        self._changed(energy=session.energy)
-        self.post(PlaceResult(place, placed))
-
-
-# -- the world view ----------------------------------------------------------------------------
-
-
-class WorldView(ScrollView, can_focus=True):
-    """The world, two cells per character, scrolled so that the cursor stays in view."""
-
-    DEFAULT_CSS = """
-    WorldView { background: rgb(28,28,28); scrollbar-size: 1 1; }
-    """
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up,k", "move(-1, 0)", "Up", show=False),
-        Binding("down,j", "move(1, 0)", "Down", show=False),
-        Binding("left,h", "move(0, -1)", "Left", show=False),
-        Binding("right,l", "move(0, 1)", "Right", show=False),
-        Binding("K", "move(-8, 0)", "Up 8", show=False),
-        Binding("J", "move(8, 0)", "Down 8", show=False),
-        Binding("H", "move(0, -8)", "Left 8", show=False),
-        Binding("L", "move(0, 8)", "Right 8", show=False),
-    ]
-
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.codes: Codes = np.zeros((0, 0), dtype=np.uint8)
-        self.cursor = (0, 0)
-        self.preview_code = FIRST_PLAYER_CODE
-        self.shape: npt.NDArray[np.bool_] = np.zeros((0, 0), dtype=np.bool_)
-        self._preview: dict[int, list[int]] = {}  # world row -> columns of the preview
-        self._styles: dict[tuple[int, int], Style] = {}
-        self._lut = np.array([colour(c) for c in range(256)], dtype=np.int16)
-
-    # colour keys: 0..255 a 256-colour index; these two are drawn specially
-    PREVIEW = 256
-    CURSOR = 257
-
-    def _colour(self, key: int) -> Color:
-        if key == self.CURSOR:
-            return Color.from_ansi(CURSOR_COLOUR)
-        if key == self.PREVIEW:
-            mine = Color.from_ansi(colour(self.preview_code)).get_truecolor()
-            return Color.from_triplet(
-                blend_rgb(mine, Color.from_ansi(EMPTY_BG).get_truecolor(), 0.45))
-        return Color.from_ansi(key)
-
-    def _style(self, fg: int, bg: int) -> Style:
-        style = self._styles.get((fg, bg))
-        if style is None:
-            style = self._styles[fg, bg] = Style(color=self._colour(fg),
-                                                 bgcolor=self._colour(bg))
-        return style
-
-    def set_world(self, codes: Codes) -> None:
-        if codes.shape != self.codes.shape:
-            h, w = codes.shape
-            self.virtual_size = Size(w, (h + 1) // 2)
-            self.codes = codes
-            self._update_preview()
-        self.codes = codes
-        self.refresh()
-
-    def set_pattern(self, shape: npt.NDArray[np.bool_], code: int) -> None:
-        self.shape = shape
-        if code != self.preview_code:
-            self.preview_code = code
-            self._styles.clear()
-        self._update_preview()
-        self.refresh()
-
-    def preview_cells(self) -> list[tuple[int, int]]:
-        """The world cells the selected pattern covers at the cursor."""
-        return sorted((y, x) for y, xs in self._preview.items() for x in xs)
-
-    def _update_preview(self) -> None:
-        self._preview = {}
-        h, w = self.codes.shape
-        if not h or not w:
-            return
-        ys, xs = np.nonzero(self.shape)
-        for y, x in zip((ys + self.cursor[0]) % h, (xs + self.cursor[1]) % w, strict=True):
-            self._preview.setdefault(int(y), []).append(int(x))
-
-    def action_move(self, dy: int, dx: int) -> None:
-        h, w = self.codes.shape
-        if not h or not w:
-            return
-        self.cursor = ((self.cursor[0] + dy) % h, (self.cursor[1] + dx) % w)
-        self._update_preview()
-        self.follow_cursor()
-        self.refresh()
-        self.post_message(CursorMoved())
-
-    def follow_cursor(self) -> None:
-        y, x = self.cursor
-        self.scroll_to_region(Region(x, y // 2, 1, 1), animate=False, force=True,
-                              spacing=None)
-
-    def _keys(self, row: int, x0: int, x1: int) -> npt.NDArray[np.int16]:
-        """The colour keys of world row ``row``, columns ``x0..x1``, preview and cursor."""
-        h = self.codes.shape[0]
-        if row >= h:
-            return np.full(x1 - x0, EMPTY_BG, dtype=np.int16)
-        cells = self.codes[row, x0:x1]
-        keys = self._lut[cells]
-        for x in self._preview.get(row, ()):
-            if x0 <= x < x1 and cells[x - x0] == 0:
-                keys[x - x0] = self.PREVIEW
-        if self.cursor[0] == row and x0 <= self.cursor[1] < x1:
-            keys[self.cursor[1] - x0] = self.CURSOR
-        return keys
-
-    def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
-        width = self.size.width
-        h, w = self.codes.shape
-        row = (scroll_y + y) * 2
-        if row >= h or scroll_x >= w:
-            return Strip.blank(width)
-        x0, x1 = scroll_x, min(w, scroll_x + width)
-        tops, bottoms = self._keys(row, x0, x1).tolist(), self._keys(row + 1, x0, x1).tolist()
-        segments: list[Segment] = []
-        run, start = (tops[0], bottoms[0]), 0
-        for i in range(1, len(tops) + 1):
-            pair = (tops[i], bottoms[i]) if i < len(tops) else None
-            if pair != run:
-                segments.append(Segment(HALF_BLOCK * (i - start), self._style(*run)))
-                if pair is not None:
-                    run, start = pair, i
-        return Strip(segments, x1 - x0).extend_cell_length(width)
-
-
-class CursorMoved(Message):
-    pass
-
-
-# -- screens and the app -----------------------------------------------------------------------
+GOAL = ("Own the most live cells. Each generation, every live cell of yours adds a point; "
+        "the player with the most points when the round ends wins it, and a new round "
+        "begins with everyone's cells turned neutral.")
 
 KEYS = [
-    ("arrows, h j k l", "move the cursor (the view follows it)"),
+    ("arrows, h j k l", "move the cursor (the view follows it; the world wraps)"),
     ("H J K L", "move the cursor by 8 cells"),
-    ("[ ]  or  p", "previous / next pattern of the library"),
+    ("o", "jump to open space (again: the next open place)"),
+    ("m", "jump to your own cells (again: the next group)"),
+    ("p / P  or  ] / [", "next / previous pattern of the library"),
     ("r", "rotate the pattern a quarter turn clockwise"),
     ("f", "flip the pattern left-right"),
     ("space, enter", "place the pattern, top-left corner at the cursor"),
     ("d", "switch the policy answering the per-cell requests"),
+    ("s", "show or hide the panel (narrow terminals)"),
     ("?  or  F1", "this help"),
-    ("q", "leave and quit (prints the token to rejoin)"),
+    ("q  or  ctrl+c", "leave and quit (prints the token to rejoin)"),
 ]
+
+KEY_BAR = [("arrows", "move"), ("o", "open space"), ("m", "my cells"), ("p/P", "pattern"),
+           ("r f", "turn"), ("space", "place"), ("d", "policy"), ("s", "panel"),
+           ("?", "help"), ("^C", "quit")]
+SHORT_KEY_BAR = [("\u2190\u2191\u2193\u2192", "move"), ("o", "open"), ("m", "mine"),
+                 ("p", "pattern"), ("space", "place"), ("d", "policy"), ("s", "panel"),
+                 ("?", "help"), ("^C", "quit")]
+
+
+def swatch(code: int) -> Style:
+    return Style(color=Color.from_ansi(colour(code)))
+
+
+def rules_text(welcome: dict[str, Any]) -> Text:
+    """The goal and the rules of this server's game, for the intro and the help."""
+    text = Text()
+    text.append("The goal\n", style="bold")
+    text.append(f"{welcome.get('goal') or GOAL}\n")
+    length = int(welcome.get("round") or 0)
+    if length:
+        text.append(f"A round lasts {length} generations.\n")
+    text.append("\nPlaying\n", style="bold")
+    text.append(
+        "Place patterns: each placed cell costs one energy; energy comes back every "
+        f"generation (+{welcome.get('energy_regen', 5)}) up to "
+        f"{welcome.get('energy_cap', 200)}. Cells already alive where a pattern lands "
+        "are refunded: the preview shows them red. The pattern lands at the next "
+        "generation.")
+    protect = int(welcome.get("protect") or 0)
+    if protect:
+        text.append(f" A fresh placement is shielded for {protect} generations: it evolves "
+                    "as if alone, and nobody else may place or keep cells in its shield.")
+    text.append("\nYour cells ask you, every generation, whether to keep alive a cell "
+                "the rule would kill (one energy) or let die one it would keep: your "
+                "policy answers (d switches it).\n")
+    return text
 
 
 class HelpScreen(ModalScreen[None]):
-    """The keys, the policies and the rules of placing."""
+    """The goal, the keys, the policies and the rules of placing."""
 
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > Static { width: 76; height: auto; border: round $accent;
-                          padding: 1 2; background: $surface; }
+    HelpScreen > VerticalScroll { width: 80; max-width: 100%; height: auto;
+                                  max-height: 100%; border: round $accent;
+                                  padding: 0 1; background: $surface; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,question_mark,f1,enter,space", "dismiss", "Close"),
     ]
 
+    def __init__(self, welcome: dict[str, Any]) -> None:
+        super().__init__()
+        self.welcome = welcome
+
     def compose(self) -> ComposeResult:
         text = Text()
-        text.append("lifenet: keys\n\n", style="bold")
+        text.append("lifenet\n\n", style="bold")
+        text.append_text(rules_text(self.welcome))
+        text.append("\nKeys\n", style="bold")
         for keys, what in KEYS:
             text.append(f"  {keys:<18}", style="bold cyan")
             text.append(f"{what}\n")
-        text.append("\npolicies\n\n", style="bold")
+        text.append("\nPolicies\n", style="bold")
         for name, what in POLICY_HELP.items():
             text.append(f"  {name:<18}", style="bold cyan")
             text.append(f"{what}\n")
-        text.append("\nA placed cell costs one energy; energy regenerates every generation "
-                    "up to the cap. Cells already alive where the pattern lands are "
-                    "refunded. The pattern lands at the next generation.\n\n")
-        text.append("escape closes this help", style="dim")
-        yield Static(text)
+        text.append("\nescape closes this help (arrows scroll it)", style="dim")
+        with VerticalScroll():
+            yield Static(text)
+
+
+class IntroScreen(ModalScreen[None]):
+    """The first-run screen: the goal, the score, and how to start."""
+
+    DEFAULT_CSS = """
+    IntroScreen { align: center middle; }
+    IntroScreen > VerticalScroll { width: 76; max-width: 100%; height: auto;
+                                   max-height: 100%; border: round $success;
+                                   padding: 0 1; background: $surface; }
+    """
+
+    def __init__(self, welcome: dict[str, Any]) -> None:
+        super().__init__()
+        self.welcome = welcome
+
+    def compose(self) -> ComposeResult:
+        text = Text()
+        text.append(f"Welcome to lifenet, {self.welcome.get('name', 'player')}  ",
+                    style="bold")
+        text.append("\u2588\u2588", style=swatch(int(self.welcome.get("code", 2))))
+        text.append("  your colour\n\n")
+        text.append_text(rules_text(self.welcome))
+        text.append("\nTo start\n", style="bold")
+        for keys, what in [("o", "jump to open space"),
+                           ("p", "pick a pattern (a glider travels; a block stays)"),
+                           ("space", "place it; watch it land in your colour"),
+                           ("m", "find your cells again"),
+                           ("?", "all the keys, any time")]:
+            text.append(f"  {keys:<8}", style="bold cyan")
+            text.append(f"{what}\n")
+        text.append("\nany key to play", style="dim")
+        with VerticalScroll():
+            yield Static(text)
+
+    def on_key(self, event: Key) -> None:
+        event.stop()
+        self.dismiss()
 
 
 class LifenetClient(App[str | None]):
@@ -452,22 +202,31 @@ class LifenetClient(App[str | None]):
     Screen { layout: vertical; }
     #main { height: 1fr; }
     #world { width: 1fr; height: 1fr; }
-    #side { width: 36; height: 1fr; padding: 0 1; border-left: solid $primary; }
+    #side { width: 38; height: 1fr; padding: 0 1; border-left: solid $primary; }
+    #status { height: 1; display: none; background: $panel; }
+    #keys { height: 1; background: $panel-darken-1; }
+    .compact #side { display: none; width: 34; }
+    .compact #status { display: block; }
+    .compact.panel #side { display: block; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("left_square_bracket", "pattern(-1)", "Prev"),
-        Binding("right_square_bracket,p", "pattern(1)", "Pattern"),
-        Binding("r", "rotate", "Rotate"),
-        Binding("f", "flip", "Flip"),
-        Binding("space,enter", "place", "Place"),
-        Binding("d", "policy", "Policy"),
-        Binding("question_mark,f1", "help", "Help"),
-        Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("left_square_bracket,P", "pattern(-1)", "Previous pattern", show=False),
+        Binding("right_square_bracket,p", "pattern(1)", "Next pattern", show=False),
+        Binding("r", "rotate", "Rotate", show=False),
+        Binding("f", "flip", "Flip", show=False),
+        Binding("space,enter", "place", "Place", show=False),
+        Binding("o", "open_space", "Open space", show=False),
+        Binding("m", "my_cells", "My cells", show=False),
+        Binding("d", "policy", "Policy", show=False),
+        Binding("s", "panel", "Panel", show=False),
+        Binding("question_mark,f1", "help", "Help", show=False),
+        Binding("q", "quit", "Quit", show=False),
     ]
 
     def __init__(self, connect: str, name: str, *, token: str | None = None,
                  policy: str = "follow", timeout: float = 5.0,
-                 credentials: Credentials | None = None) -> None:
+                 credentials: Credentials | None = None, intro: bool = False) -> None:
         super().__init__()
         self.network = Network(connect, name, token, policy, self.post_message, timeout,
                                credentials)
@@ -475,13 +234,18 @@ class LifenetClient(App[str | None]):
         self.selected = next((i for i, (n, _) in enumerate(self.patterns) if n == "glider"), 0)
         self.rotate = 0
         self.flip = False
+        self.intro = intro
         self.welcome: dict[str, Any] = {}
         self.state = NetState()
         self.last_refusal = ""
         self.last_placed = ""
         self.placed: list[dict[str, Any]] = []  # every PLACED reply, for the curious
         self.landed: list[dict[str, Any]] = []  # every LANDED notice
+        self.announced: list[dict[str, Any]] = []  # round results seen
         self.failure = ""
+        self.warned = False  # the energy warning was shown for this drain
+        self._spots: list[tuple[int, int]] = []
+        self._spot = 0
         self._worker: Worker[None] | None = None
 
     @property
@@ -496,12 +260,30 @@ class LifenetClient(App[str | None]):
         with Horizontal(id="main"):
             yield WorldView(id="world")
             yield Static(id="side")
-        yield Footer()
+        yield Static(id="status")
+        yield Static(id="keys")
 
     def on_mount(self) -> None:
         self.world.focus()
+        self._layout(self.size.width)
         self._worker = self._network()
         self._refresh_side()
+
+    def on_resize(self, event: Resize) -> None:
+        self._layout(event.size.width)
+
+    def _layout(self, width: int) -> None:
+        self.screen.set_class(width < COMPACT_BELOW, "compact")
+        bar = KEY_BAR if width >= COMPACT_BELOW else SHORT_KEY_BAR
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for key, what in bar:
+            text.append(f" {key}", style="bold reverse")
+            text.append(f" {what} ")
+        self.query_one("#keys", Static).update(text)
+
+    @property
+    def compact(self) -> bool:
+        return self.screen.has_class("compact")
 
     @work(thread=True, name="network", exit_on_error=False)
     def _network(self) -> None:
@@ -511,19 +293,30 @@ class LifenetClient(App[str | None]):
     # -- from the network thread --------------------------------------------------------------
 
     def on_joined(self, message: Joined) -> None:
+        first = not self.welcome
+        old_size = self.welcome.get("size")
         self.welcome = message.welcome
         self.sub_title = f"{message.welcome['name']} on {self.network.connect}"
         h, w = message.welcome["size"]
-        self.world.set_world(np.zeros((h, w), dtype=np.uint8))
-        self.world.cursor = (h // 2, w // 2)
+        if [h, w] != old_size:
+            self.world.set_world(np.zeros((h, w), dtype=np.uint8))
+            self.world.cursor = (h // 2, w // 2)
+        self.world.set_own(int(message.welcome["code"]))
         self._selection_changed()
-        self.world.follow_cursor()
+        if message.why:
+            self.notify(message.why, title="joined again", severity="warning", timeout=10)
+        if first and self.intro:
+            self.push_screen(IntroScreen(message.welcome))
 
     def on_changed(self, message: Changed) -> None:
         self.state = self.network.take()
         if self.state.codes is not None:
             self.world.set_world(self.state.codes)
-        self._refresh_side()
+            self.world.set_shields([(int(s[0]), int(s[1]), int(s[2]), int(s[3]))
+                                    for s in self.state.info.get("shields", [])])
+            self._announce()
+        self._check_energy()
+        self._selection_changed()
 
     def on_place_result(self, message: PlaceResult) -> None:
         if message.placed is None:
@@ -531,6 +324,7 @@ class LifenetClient(App[str | None]):
             self.notify(message.reason, title="refused", severity="warning")
         else:
             self.placed.append(message.placed)
+            self.last_refusal = ""
             self.last_placed = (f"{message.place.name} at {message.place.y},{message.place.x}"
                                 f" for {message.placed['cost']}, "
                                 f"gen {message.placed['generation']}")
@@ -551,6 +345,82 @@ class LifenetClient(App[str | None]):
 
     def on_cursor_moved(self, message: CursorMoved) -> None:
         self._refresh_side()
+
+    def _announce(self) -> None:
+        """A notice for every round result not seen yet (the newest first in frames)."""
+        last = (self.state.info.get("round") or {}).get("last") or []
+        seen = {r.get("round") for r in self.announced}
+        for result in reversed(last):
+            if result.get("round") in seen:
+                continue
+            self.announced.append(result)
+            if len(self.announced) == 1 and len(last) > 1:
+                continue  # joined mid-game: only news is news
+            winner = result.get("winner")
+            if winner is None:
+                text = f"round {result['round']} ended with no winner"
+            elif result.get("player") == self.welcome.get("player"):
+                text = f"you won round {result['round']} with {result['points']} points!"
+            else:
+                text = f"round {result['round']} won by {winner} with {result['points']} points"
+            self.notify(text + "; a new round begins", title="round over", timeout=8)
+
+    def _check_energy(self) -> None:
+        gens = self.generations_left()
+        if gens is not None and gens < WARN_GENERATIONS:
+            if not self.warned:
+                self.warned = True
+                self.notify(f"energy runs out in about {gens} generations at this drain: "
+                            f"your policy ({self.policy}) keeps cells alive at one energy "
+                            "each; d switches it", title="energy", severity="warning")
+        else:
+            self.warned = False
+
+    # -- the numbers ------------------------------------------------------------------------
+
+    def spent(self) -> int:
+        """What the last decision round cost (keep-alives), if it was a recent one."""
+        recent = self.state.spent_gen >= 0 and self.state.gen - self.state.spent_gen <= 2
+        return self.state.spent if recent else 0
+
+    def drain(self) -> int:
+        """Energy per generation, net: what the last decision round cost, less the
+        regeneration (positive: energy is going down)."""
+        return self.spent() - int(self.welcome.get("energy_regen", 0))
+
+    def generations_left(self) -> int | None:
+        """Generations until energy runs out at the current drain, or None if it does not."""
+        drain = self.drain()
+        if drain <= 0:
+            return None
+        return self.state.energy // drain
+
+    def board(self) -> list[tuple[int, str, int, int, bool]]:
+        """The scoreboard: (player, name, cells, points, away), best first (points when
+        rounds are on, else cells)."""
+        info = self.state.info
+        points = {int(p): int(n) for p, n in (info.get("round") or {}).get("points", [])}
+        away = set(info.get("away") or [])
+        rows = [(int(r[0]), str(r[1]), int(r[2]), points.get(int(r[0]), 0), int(r[0]) in away)
+                for r in info.get("board") or []]
+        rows.sort(key=lambda r: (-r[3], -r[2], r[0]))
+        return rows
+
+    def rank(self) -> tuple[int, int]:
+        """The player's place on the scoreboard, and how many are on it."""
+        rows = self.board()
+        me = self.welcome.get("player")
+        place = next((i + 1 for i, r in enumerate(rows) if r[0] == me), len(rows))
+        return place, len(rows)
+
+    def own_cells(self) -> int:
+        code = self.welcome.get("code")
+        codes = self.state.codes
+        return 0 if codes is None or code is None else int(np.count_nonzero(codes == code))
+
+    def round_left(self) -> int | None:
+        r = self.state.info.get("round")
+        return None if not r else max(0, int(r["ends_at"]) - max(self.state.gen, 0))
 
     # -- actions ---------------------------------------------------------------------------------
 
@@ -574,15 +444,42 @@ class LifenetClient(App[str | None]):
         y, x = self.world.cursor
         self.network.commands.put(Place(y, x, name, text, self.rotate, self.flip))
 
+    def action_open_space(self) -> None:
+        """Jump to the emptiest place (again: the next one), the pattern centred on it."""
+        world = self.world
+        if self._spots and world.cursor == self._spot_cursor(self._spots[self._spot]):
+            self._spot = (self._spot + 1) % len(self._spots)
+        else:
+            self._spots, self._spot = open_spots(world.codes, world.cursor), 0
+        if self._spots:
+            world.jump(*self._spot_cursor(self._spots[self._spot]))
+
+    def _spot_cursor(self, spot: tuple[int, int]) -> tuple[int, int]:
+        h, w = self.world.codes.shape
+        sh, sw = self.world.shape.shape
+        return ((spot[0] - sh // 2) % h, (spot[1] - sw // 2) % w) if h and w else spot
+
+    def action_my_cells(self) -> None:
+        spot = next_spot(own_spots(self.world.codes, int(self.welcome.get("code", -1))),
+                         self.world.cursor)
+        if spot is None:
+            self.notify("you have no live cells: o finds open space, space places a pattern")
+            return
+        self.world.jump(*spot)
+
     def action_policy(self) -> None:
         names = list(POLICIES)
         self.network.policy = names[(names.index(self.policy) + 1) % len(names)]
+        self.warned = False
         self.notify(f"policy {self.policy}: {POLICY_HELP[self.policy]}")
         self._refresh_side()
 
+    def action_panel(self) -> None:
+        self.screen.toggle_class("panel")
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(self.welcome))
 
     async def action_quit(self) -> None:
         """Leave the game (the network thread sends LEAVE), then exit with the token."""
@@ -597,7 +494,7 @@ class LifenetClient(App[str | None]):
     def _selection_changed(self) -> None:
         _name, (_text, pattern) = self.patterns[self.selected]
         self.world.set_pattern(pattern.oriented(self.rotate, self.flip),
-                               int(self.welcome.get("code", FIRST_PLAYER_CODE)))
+                               affordable=self.affordable())
         self._refresh_side()
 
     def selected_cost(self) -> int:
@@ -606,37 +503,92 @@ class LifenetClient(App[str | None]):
         h, w = self.welcome.get("size", pattern.codes.shape)
         return cost(pattern.oriented(self.rotate, self.flip), h, w)
 
+    def affordable(self) -> bool:
+        return not self.welcome or self.selected_cost() <= self.state.energy
+
     def _refresh_side(self) -> None:
+        try:
+            side = self.query_one("#side", Static)
+            status = self.query_one("#status", Static)
+        except NoMatches:  # not composed yet
+            return
+        if not self.welcome:
+            waiting = Text(f"joining {self.network.connect} ...", style="bold")
+            side.update(waiting)
+            status.update(waiting)
+            return
+        side.update(self._panel())
+        status.update(self._status_line())
+
+    def _status_line(self) -> Text:
+        """The compact layout's one line: who, cells, points and rank, energy, round."""
+        s, wel = self.state, self.welcome
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append("\u2588\u2588", style=swatch(int(wel["code"])))
+        text.append(f" {wel['name'][:12]} ", style="bold")
+        place, players = self.rank()
+        points = next((r[3] for r in self.board() if r[0] == wel["player"]), 0)
+        text.append(f"cells {self.own_cells()} ")
+        if s.info.get("round"):
+            text.append(f"pts {points} ")
+        text.append(f"#{place}/{players} ")
+        drain = self.drain()
+        text.append(f"E {s.energy}/{wel['energy_cap']}",
+                    style="bold red" if self.generations_left() is not None
+                    and self.warned else "")
+        text.append(f" {-drain:+d}/gen ")
+        left = self.round_left()
+        if left is not None:
+            text.append(f"round {s.info['round']['number']} {left} left ")
+        text.append(f"gen {max(s.gen, 0)}")
+        if s.trouble:
+            text.append(f"  {s.trouble}", style="bold red")
+        return text
+
+    def _panel(self) -> Text:
         s, wel = self.state, self.welcome
         text = Text()
-        if not wel:
-            text.append(f"joining {self.network.connect} ...\n", style="bold")
-            self.query_one("#side", Static).update(text)
-            return
-        code = int(wel["code"])
-        text.append("\u2588\u2588 ", style=Style(color=Color.from_ansi(colour(code))))
+        text.append("\u2588\u2588 ", style=swatch(int(wel["code"])))
         text.append(f"{wel['name']}\n", style="bold")
-        text.append(f"world {wel['size'][0]}x{wel['size'][1]} {wel['rule']}\n\n")
+        place, players = self.rank()
+        mine = next((r for r in self.board() if r[0] == wel["player"]), None)
+        text.append(f"cells    {self.own_cells():>7}   rank {place}/{players}\n")
+        rnd = s.info.get("round")
+        if rnd:
+            text.append(f"points   {mine[3] if mine else 0:>7}\n")
         cap = int(wel["energy_cap"])
-        text.append(f"energy   {s.energy:>5} / {cap}  (+{wel['energy_regen']})\n")
+        text.append(f"energy   {s.energy:>7} / {cap}\n")
         bar = int(20 * s.energy / cap) if cap else 0
-        text.append("\u2501" * bar, style="green")
+        warn = self.generations_left() is not None and self.warned
+        text.append("\u2501" * bar, style="red" if warn else "green")
         text.append("\u2501" * (20 - bar) + "\n", style="grey23")
-        info = s.info
-        text.append(f"gen      {max(s.gen, 0):>8}\n")
-        text.append(f"ms/gen   {info.get('ms', 0.0):>8.1f}\n")
-        latency = "-" if s.latency_ms is None else f"{s.latency_ms:.1f} ms"
-        text.append(f"latency  {latency:>8}\n")
-        text.append(f"workers  {info.get('workers', 0):>8}\n")
-        text.append(f"cursor   {self.world.cursor[0]:>3},{self.world.cursor[1]:<4}\n\n")
+        drain = self.drain()
+        text.append(f"         {-drain:+d}/gen (+{wel['energy_regen']} regen, "
+                    f"-{self.spent()} keep-alives)\n", style="dim")
+        gens = self.generations_left()
+        if gens is not None and gens < WARN_GENERATIONS:
+            text.append(f"runs out in ~{gens} gen: d\n", style="bold red")
+        if rnd:
+            text.append("\nround    ", style="bold")
+            text.append(f"{rnd['number']}, {self.round_left()} gen left\n")
+            for result in (rnd.get("last") or [])[:2]:
+                who = result.get("winner") or "nobody"
+                text.append(f"  {result['round']}: {who[:16]} {result['points']}\n",
+                            style="dim")
         name = self.patterns[self.selected][0]
         turn = f"{self.rotate * 90}\u00b0"
-        text.append("pattern  ", style="bold")
+        text.append("\npattern  ", style="bold")
         text.append(f"{name}  {turn}{' flipped' if self.flip else ''}\n")
-        text.append(f"         cost {self.selected_cost()}\n")
+        price = self.selected_cost()
+        if price <= s.energy:
+            text.append(f"         cost {price}")
+        else:
+            text.append(f"         cost {price}: you have {s.energy}", style="red")
+        occupied = self.world.occupied()
+        text.append(f", {occupied} occupied\n" if occupied else "\n",
+                    style="red" if occupied else "")
         text.append("policy   ", style="bold")
         text.append(f"{self.policy}\n")
-        text.append(f"         answered {s.answered}, kept {s.kept}\n")
         if self.last_placed:
             text.append(f"placed   {self.last_placed}\n", style="dim")
         if self.last_refusal:
@@ -644,16 +596,39 @@ class LifenetClient(App[str | None]):
             text.append(f"{self.last_refusal}\n", style="red")
         if s.trouble:
             text.append(f"{s.trouble}\n", style="bold red")
-        text.append("\nscores\n", style="bold")
-        board = sorted(info.get("board", []), key=lambda row: -row[2])
-        players = 0
-        for pid, pname, cells in board:
-            players += cells
-            swatch = Style(color=Color.from_ansi(colour(player_code(pid))))
-            text.append("\u2588\u2588 ", style=swatch)
-            text.append(f"{pname[:20]:<20}{cells:>7}\n",
-                        style="bold" if pid == wel["player"] else "")
-        text.append("\u2588\u2588 ", style=Style(color=Color.from_ansi(colour(NEUTRAL_CODE))))
-        text.append(f"{'neutral':<20}{info.get('population', 0) - players:>7}\n")
-        text.append("\n? help   q quit", style="dim")
-        self.query_one("#side", Static).update(text)
+        text.append_text(self._scores(place))
+        text.append("\nserver\n", style="bold")
+        info = s.info
+        latency = "-" if s.latency_ms is None else f"{s.latency_ms:.1f} ms"
+        text.append(f"gen {max(s.gen, 0):>8}  ms/gen {info.get('ms', 0.0):>6.1f}\n"
+                    f"workers {info.get('workers', 0):>4}  latency {latency:>8}\n"
+                    f"world {wel['size'][0]}x{wel['size'][1]} {wel['rule']}\n"
+                    f"answered {s.answered}, kept {s.kept}\n"
+                    f"cursor {self.world.cursor[0]},{self.world.cursor[1]}\n", style="dim")
+        return text
+
+    def _scores(self, place: int) -> Text:
+        """The top of the scoreboard, and the player's own row if it is further down."""
+        wel, info = self.welcome, self.state.info
+        rows = self.board()
+        rounds = bool(info.get("round"))
+        text = Text()
+        text.append(f"\n{'points' if rounds else 'cells':>28}\n", style="bold")
+        shown = rows[:BOARD_ROWS]
+        if place > BOARD_ROWS:
+            shown = [*shown[:BOARD_ROWS - 1], rows[place - 1]]
+        owned = 0
+        for i, (pid, pname, cells, points, away) in enumerate(rows):
+            owned += cells
+            if (pid, pname, cells, points, away) not in shown:
+                continue
+            number = place if pid == wel["player"] else i + 1
+            text.append(f"{number:>2} ")
+            text.append("\u2588\u2588 ", style=swatch(player_code(pid)))
+            label = pname[:14] + (" (away)" if away else "")
+            style = "bold" if pid == wel["player"] else ("dim" if away else "")
+            text.append(f"{label:<21}{points if rounds else cells:>7}\n", style=style)
+        text.append("   ")
+        text.append("\u2588\u2588 ", style=Style(color=Color.from_ansi(NEUTRAL)))
+        text.append(f"{'neutral':<21}{info.get('population', 0) - owned:>7}\n", style="dim")
+        return text
