@@ -88,7 +88,7 @@ KEY_BAR = [("arrows", "move"), ("o", "open space"), ("m", "my cells"), ("p/P", "
            ("r f", "turn"), ("space", "place"), ("d", "policy"), ("s", "panel"),
            ("?", "help"), ("^C", "quit")]
 SHORT_KEY_BAR = [("\u2190\u2191\u2193\u2192", "move"), ("o", "open"), ("m", "mine"),
-                 ("p", "pattern"), ("space", "place"), ("d", "policy"), ("s", "panel"),
+                 ("p", "pattern"), ("spc", "place"), ("d", "policy"), ("s", "panel"),
                  ("?", "help"), ("^C", "quit")]
 
 
@@ -277,8 +277,8 @@ class LifenetClient(App[str | None]):
         bar = KEY_BAR if width >= COMPACT_BELOW else SHORT_KEY_BAR
         text = Text(no_wrap=True, overflow="ellipsis")
         for key, what in bar:
-            text.append(f" {key}", style="bold reverse")
-            text.append(f" {what} ")
+            text.append(f" {key}", style="bold yellow")
+            text.append(f" {what}")
         self.query_one("#keys", Static).update(text)
 
     @property
@@ -325,8 +325,7 @@ class LifenetClient(App[str | None]):
         else:
             self.placed.append(message.placed)
             self.last_refusal = ""
-            self.last_placed = (f"{message.place.name} at {message.place.y},{message.place.x}"
-                                f" for {message.placed['cost']}, "
+            self.last_placed = (f"{message.place.name[:12]} for {message.placed['cost']}, "
                                 f"gen {message.placed['generation']}")
             self.state.energy = message.placed["energy"]
         self._refresh_side()
@@ -563,8 +562,8 @@ class LifenetClient(App[str | None]):
         text.append("\u2501" * bar, style="red" if warn else "green")
         text.append("\u2501" * (20 - bar) + "\n", style="grey23")
         drain = self.drain()
-        text.append(f"         {-drain:+d}/gen (+{wel['energy_regen']} regen, "
-                    f"-{self.spent()} keep-alives)\n", style="dim")
+        text.append(f"         {-drain:+d}/gen: +{wel['energy_regen']} regen, "
+                    f"-{self.spent()} kept\n", style="dim")
         gens = self.generations_left()
         if gens is not None and gens < WARN_GENERATIONS:
             text.append(f"runs out in ~{gens} gen: d\n", style="bold red")

@@ -19,14 +19,16 @@ import numpy as np
 import pytest
 import zmq
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 from client.commands import client_command
 from client.session import PlayerSession
-from client.tui import HelpScreen, LifenetClient
+from client.tui import HelpScreen, IntroScreen, LifenetClient
 from server.app import Server
 from shared import protocol
-from shared.colours import colour
+from shared.colours import WARNING, colour
 from shared.frames import FrameView
+from shared.grid import NEUTRAL_CODE
 from shared.library import library
 from shared.policies import POLICIES
 from tests.conftest import Processes, free_port
@@ -363,3 +365,217 @@ def test_two_players_with_a_server_process(processes: Processes,
             view.close()
         alice.close()
         bob.close()
+
+
+# -- a first game: layout, keys, the goal ----------------------------------------------------------
+
+
+def side_text(app: LifenetClient) -> str:
+    return str(app.query_one("#side", Static).render())
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+def test_the_layout_keeps_the_players_score_and_the_cursor_in_view(
+        make_server: MakeServer, processes: Processes, size: tuple[int, int]) -> None:
+    server = make_server(size=(160, 300), seed=3, fill=0.2, decision_window=2.0)
+    start_workers(processes, server, 1)
+
+    async def scenario(app: LifenetClient, pilot: Pilot[Any]) -> None:
+        await joined(app, pilot)
+        await advance(app, pilot, server)
+        await pilot.pause()
+        world = app.world
+        compact = size[0] < 100
+        assert app.compact is compact
+        keys = str(app.query_one("#keys", Static).render())
+        assert "quit" in keys and "move" in keys and "[" not in keys
+        status, side = app.query_one("#status", Static), app.query_one("#side", Static)
+        assert world.size.width > 0 and world.size.height > 0
+        if compact:
+            assert status.display and not side.display
+            line = str(status.render())
+            assert "alice" in line and "cells" in line and "#1/1" in line
+            await pilot.press("s")  # the panel, on demand
+            await pilot.pause()
+            assert side.display and "rank 1/1" in side_text(app)
+            await pilot.press("s")
+            await pilot.pause()
+            assert not side.display
+        else:
+            assert side.display and not status.display
+            text = side_text(app)
+            for part in ("alice", "rank 1/1", "energy", "server", "workers", "ms/gen"):
+                assert part in text
+            # the player's facts come before the operator's numbers
+            assert text.index("energy") < text.index("server") < text.index("workers")
+        # the cursor is on screen, in the middle, and stays there as it moves
+        for keys_ in ([], ["J"] * 12, ["L"] * 20, ["k"] * 3):
+            for key in keys_:
+                await pilot.press(key)
+            await pilot.pause()
+            spot = world.on_screen(*world.cursor)
+            assert spot == (world.size.width // 2, world.size.height // 2)
+
+    play(server, scenario, size=size)
+
+
+def test_the_view_wraps_across_the_torus(make_server: MakeServer,
+                                         processes: Processes) -> None:
+    server = make_server(size=(120, 200), fill=0.0, decision_window=2.0)
+    start_workers(processes, server, 1)
+    codes = server.engine.grid.codes
+    codes[118:120, 198:200] = NEUTRAL_CODE  # a block, a still life, at the far corner
+
+    async def scenario(app: LifenetClient, pilot: Pilot[Any]) -> None:
+        await joined(app, pilot)
+        await advance(app, pilot, server)
+        world = app.world
+        world.jump(0, 0)  # the near corner: the far one shows up and to the left
+        await pilot.pause()
+        spot = world.on_screen(119, 199)
+        assert spot is not None
+        column, line = spot
+        assert column == world.size.width // 2 - 1 and line <= world.size.height // 2
+        strip = world.render_line(line)
+        colours = [seg.style.color for seg in strip if seg.style is not None
+                   for _ in seg.text]
+        bottom = [seg.style.bgcolor for seg in strip if seg.style is not None
+                  for _ in seg.text]
+        drawn = {c.number for c in (colours[column], bottom[column]) if c is not None}
+        assert colour(NEUTRAL_CODE) in drawn
+        assert world.scroll_offset == (0, 0)  # no scrolling: the view wraps
+
+    play(server, scenario, size=(100, 30))
+
+
+def test_ctrl_c_quits_and_returns_the_token(make_server: MakeServer) -> None:
+    server = make_server(size=(16, 16), fill=0.0)
+
+    async def scenario(app: LifenetClient, pilot: Pilot[Any]) -> None:
+        await joined(app, pilot)
+        await pilot.press("ctrl+c")
+        await until(pilot, lambda: not app.is_running, "ctrl+c to quit")
+
+    app = play(server, scenario)
+    assert app.return_value and app.return_value == app.network.token
+    assert server.registry.connected() == []
+
+
+def test_the_first_run_screen_and_the_help_state_the_goal(make_server: MakeServer) -> None:
+    server = make_server(size=(16, 16), fill=0.0)
+
+    async def scenario(app: LifenetClient, pilot: Pilot[Any]) -> None:
+        await joined(app, pilot)
+        await until(pilot, lambda: isinstance(app.screen, IntroScreen), "the intro")
+        text = str(app.screen.query_one(Static).render())
+        assert "Own the most live cells" in text and "points" in text
+        assert "open space" in text
+        await pilot.press("x")  # any key plays
+        await until(pilot, lambda: not isinstance(app.screen, IntroScreen), "the game")
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = str(app.screen.query_one(Static).render())
+        assert "The goal" in text and "Own the most live cells" in text
+        assert "ctrl+c" in text and "open space" in text
+        await pilot.press("escape")
+
+    play(server, scenario, size=(80, 24), intro=True)
+
+
+def test_jump_to_open_space_and_to_ones_own_cells(make_server: MakeServer,
+                                                  processes: Processes) -> None:
+    server = make_server(size=(64, 64), seed=5, fill=0.5, decision_window=2.0)
+    start_workers(processes, server, 1)
+    codes = server.engine.grid.codes
+    codes[36:64, 36:64] = 0  # the one open space of a crowded world
+
+    async def scenario(app: LifenetClient, pilot: Pilot[Any]) -> None:
+        await joined(app, pilot)
+        await advance(app, pilot, server)
+        await pilot.press("o")
+        y, x = app.world.cursor
+        assert 40 <= y < 62 and 40 <= x < 62, app.world.cursor
+        assert app.world.occupied() == 0
+        await pilot.press("space")
+        await until(pilot, lambda: app.placed, "the PLACED reply")
+        await advance(app, pilot, server)
+        await until(pilot, lambda: app.landed, "the LANDED notice")
+        assert app.landed[0]["occupied"] == 0
+        app.world.jump(0, 0)
+        await pilot.press("m")
+        code = app.welcome["code"]
+        assert app.world.codes[app.world.cursor] == code
+        assert int(app.state.codes[app.world.cursor]) == code  # type: ignore[index]
+
+    play(server, scenario)
+
+
+def test_the_preview_marks_occupied_cells_and_what_cannot_be_afforded(
+        make_server: MakeServer, processes: Processes) -> None:
+    server = make_server(size=(32, 32), fill=0.0, energy_cap=20, decision_window=2.0)
+    start_workers(processes, server, 1)
+    server.engine.grid.codes[16:18, 16:18] = NEUTRAL_CODE  # a block under the cursor
+
+    def drawn(app: LifenetClient) -> set[int | None]:
+        world = app.world
+        found: set[int | None] = set()
+        for y, x in world.preview_cells():
+            spot = world.on_screen(y, x)
+            assert spot is not None
+            strip = list(world.render_line(spot[1]))
+            cells = [(seg.style.color, seg.style.bgcolor) for seg in strip
+                     if seg.style is not None for _ in seg.text]
+            found.add(cells[spot[0]][y % 2].number)  # type: ignore[union-attr]
+        return found
+
+    async def scenario(app: LifenetClient, pilot: Pilot[Any]) -> None:
+        await joined(app, pilot)
+        await advance(app, pilot, server)
+        app.world.jump(15, 15)  # the glider's cells over the block
+        await pilot.pause()
+        assert app.world.occupied() > 0
+        assert WARNING in drawn(app)
+        assert "occupied" in side_text(app)
+        while app.patterns[app.selected][0] != "gosper-gun":
+            await pilot.press("p")
+        await pilot.pause()
+        assert not app.affordable()
+        assert 88 in drawn(app)  # dark red: cannot be afforded
+        assert "you have 20" in side_text(app)
+
+    play(server, scenario, size=(110, 36))
+
+
+def test_a_client_survives_a_server_restart_and_keeps_its_settings(
+        processes: Processes) -> None:
+    """A real ``lifenet server`` stops and starts again on the same ports: the client
+    notices, joins again under its name (the new server does not know the old token)
+    and keeps its policy, cursor and pattern."""
+    worker, player, frames = free_port(), free_port(), free_port()
+    args = ["server", "--size", "32x48", "--fill", "0", "--tick", "0.05",
+            "--worker-port", str(worker), "--player-port", str(player),
+            "--frame-port", str(frames), "--heartbeat", "0.3"]
+    first = processes.lifenet(*args)
+    processes.worker(f"tcp://127.0.0.1:{worker}")
+    app = LifenetClient(f"127.0.0.1:{player}", "alice", timeout=1.0)
+
+    async def run() -> None:
+        async with app.run_test(size=(110, 36)) as pilot:
+            await until(pilot, lambda: app.welcome, "the client to join", timeout=20)
+            before = dict(app.welcome)
+            await pilot.press("d", "p", "r", "right", "right", "down")
+            settings = (app.policy, app.selected, app.rotate, app.world.cursor)
+            first.terminate()
+            first.wait(10)
+            await until(pilot, lambda: app.state.trouble, "the client to notice")
+            processes.lifenet(*args)
+            await until(pilot, lambda: app.network.joins == 2, "the client to join again",
+                        timeout=30)
+            assert app.is_running
+            assert app.welcome["token"] != before["token"]
+            assert (app.policy, app.selected, app.rotate, app.world.cursor) == settings
+            await until(pilot, lambda: not app.state.trouble and app.state.gen >= 0,
+                        "frames from the new server", timeout=20)
+            await pilot.press("q")
+
+    asyncio.run(run())
