@@ -42,6 +42,8 @@ MAX_PLACE_CELLS = 4096     # cells in one placement
 MAX_PLACE_RLE = 16 << 10   # characters of RLE in one placement
 MAX_DECISIONS = 1 << 16    # overrides in one DECIDE
 MAX_PATH = 4096
+MAX_SHIELDS = 256          # live shields of fresh placements in a frame (and a world)
+MAX_ROUND_RESULTS = 5      # the last rounds' results a frame and a status report carry
 
 
 class ErrorCode(IntEnum):
@@ -169,6 +171,26 @@ def MapOf(key: Check, value: Check, max_len: int) -> Check:
     return check
 
 
+def Record(fields: dict[str, Check]) -> Check:
+    """A map with exactly these keys (text), each value checked by its own check."""
+    def check(name: str, value: Any) -> None:
+        if type(value) is not dict:
+            raise _bad(name, f"must be a map, not {type(value).__name__}")
+        if set(value) != set(fields):
+            raise _bad(name, f"must have the keys {sorted(fields)}")
+        for key, item in fields.items():
+            item(f"{name}.{key}", value[key])
+    return check
+
+
+def Nullable(item: Check) -> Check:
+    """Nothing (msgpack nil), or a value passing ``item``."""
+    def check(name: str, value: Any) -> None:
+        if value is not None:
+            item(name, value)
+    return check
+
+
 @dataclass(frozen=True)
 class Schema:
     """A kind's body fields, and its payload frames: how many and how large."""
@@ -224,6 +246,21 @@ def Token() -> Check:
 _TOKEN = Token()
 _PLAYER = Int(1, 254)
 _BOARD = ListOf(Tuple(Int(0, 254), Str(32), Int()), 256)  # [[player, name, live cells]]
+# The game's rounds (``--round``): the last rounds' results, newest first ...
+_ROUND_RESULTS = ListOf(Record({
+    "round": Int(1), "winner": Nullable(Str(MAX_NAME)), "player": Nullable(_PLAYER),
+    "points": Int(), "ended_at": _GEN}), MAX_ROUND_RESULTS)
+# ... and the round in progress: in frames its points by player id, [[player, points]] ...
+_ROUND_FRAME = Record({
+    "number": Int(1), "length": Int(1), "ends_at": _GEN,
+    "points": ListOf(Tuple(_PLAYER, Int()), 256), "last": _ROUND_RESULTS})
+# ... in a status report by player name.
+_ROUND_STATUS = Record({
+    "number": Int(1), "length": Int(1), "ends_at": _GEN,
+    "points": MapOf(Str(MAX_NAME), Int(), 256), "last": _ROUND_RESULTS})
+_AWAY = ListOf(_PLAYER, 256)  # players in their grace: disconnected, cells still theirs
+# Shields of fresh placements: [[y, x, h, w, until, player]], a zone on the torus.
+_SHIELDS = ListOf(Tuple(_POS, _POS, _SIDE, _SIDE, _GEN, _PLAYER), MAX_SHIELDS)
 
 
 SCHEMAS: dict[Kind, Schema] = {
@@ -268,18 +305,21 @@ SCHEMAS: dict[Kind, Schema] = {
         "tick": Float(0.0, 1e6),
         "running": Bool(),
     }, optional={"worker_names": ListOf(Str(MAX_NAME), 4096), "computed_locally": Int(),
-                 "checked": Int(), "caught": Int(), "quarantined": Int()}),
+                 "checked": Int(), "caught": Int(), "quarantined": Int(),
+                 "round": _ROUND_STATUS, "away": ListOf(Str(MAX_NAME), 256)}),
     Kind.FRAME: Schema({
         "gen": _GEN, "h": _SIDE, "w": _SIDE,
         "population": Int(),
         "ms": Float(0.0, 1e9),
         "workers": Int(),
         "rule": Str(32),
-    }, optional={"board": _BOARD}, payloads=(1, 1), payload_sizes=_frame_sizes),
+    }, optional={"board": _BOARD, "round": _ROUND_FRAME, "away": _AWAY, "shields": _SHIELDS},
+        payloads=(1, 1), payload_sizes=_frame_sizes),
     Kind.DELTA: Schema({
         "gen": _GEN, "h": _SIDE, "w": _SIDE, "count": Int(0, MAX_SIDE * MAX_SIDE),
         "population": Int(), "ms": Float(0.0, 1e9), "workers": Int(), "rule": Str(32),
-    }, optional={"board": _BOARD}, payloads=(2, 2), payload_sizes=_delta_sizes),
+    }, optional={"board": _BOARD, "round": _ROUND_FRAME, "away": _AWAY, "shields": _SHIELDS},
+        payloads=(2, 2), payload_sizes=_delta_sizes),
     Kind.JOIN: Schema({"version": Int(0, 1 << 16), "name": Str(32, 1)},
                       optional={"token": _TOKEN}),
     Kind.JOINED: Schema({
@@ -287,7 +327,7 @@ SCHEMAS: dict[Kind, Schema] = {
         "size": ListOf(_SIDE, 2), "rule": Str(32), "frame_port": Int(0, 65535),
         "energy": Int(), "energy_cap": Int(), "energy_regen": Int(),
         "heartbeat": Float(0.01, 60.0), "generation": _GEN, "rejoined": Bool(),
-    }),
+    }, optional={"round": Int(), "protect": Int(), "goal": Str(MAX_REASON)}),
     Kind.LEAVE: Schema({"player": _PLAYER, "token": _TOKEN}),
     Kind.PING: Schema({"player": _PLAYER, "token": _TOKEN}),
     Kind.PONG: Schema({"generation": _GEN, "energy": Int()}),
@@ -309,7 +349,7 @@ SCHEMAS: dict[Kind, Schema] = {
     }),
     Kind.DECIDED: Schema({
         "gen": _GEN, "kept": Int(), "died": Int(), "refused": Int(), "energy": Int(),
-    }),
+    }, optional={"spent": Int(), "regen": Int()}),
     Kind.SNAPSHOT: Schema({"version": Int(0, 1 << 16)}, optional={"send": Bool()}),
     Kind.SNAPSHOT_REPLY: Schema({
         "path": Str(MAX_PATH, 1),
