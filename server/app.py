@@ -37,6 +37,8 @@ from server.generation import Engine, Players, Publishing, Tiling
 from server.players.decisions import DecisionRound
 from server.players.lobby import Peer, PlayerEndpoint, WorldInfo
 from server.players.registry import PlayerRegistry, RegistryConfig
+from server.players.rounds import Rounds
+from server.players.shields import Shields
 from server.publisher import FramePublisher
 from server.snapshot import (
     SnapshotKey,
@@ -104,14 +106,19 @@ class Server:
                                    batch_timeout=config.batch_timeout, keys=self.keys,
                                    admits=admits, max_credit=config.max_credit,
                                    max_io_latency=config.max_io_latency, guard=self.guard)
+        self.rounds = Rounds(config.round_length) if config.round_length else None
         self.registry = PlayerRegistry(RegistryConfig(
             energy_cap=config.energy_cap, energy_regen=config.energy_regen,
             grace=config.grace, heartbeat=config.player_heartbeat,
             per_address=config.max_players_per_address,
-            joins_per_second=config.joins_per_second))
-        self.registry.restore(restored_players)
+            joins_per_second=config.joins_per_second),
+            Shields(grid.height, grid.width, config.protect))
+        # Points come back for the round in progress; the last rounds' results and the
+        # shields start afresh (the snapshot format keeps neither).
+        self.registry.restore(restored_players, self._round_ends_at(generation))
         self.registry.landing = generation + 1
-        self.world_info = WorldInfo(grid.height, grid.width, str(self.rule), 0)
+        self.world_info = WorldInfo(grid.height, grid.width, str(self.rule), 0,
+                                    round=config.round_length, protect=config.protect)
         self.lobby = PlayerEndpoint(self.context, config.endpoint(config.player_port),
                                     self.status, self.registry, self.world_info,
                                     lambda: self.engine.generation, keys=self.keys,
@@ -132,7 +139,8 @@ class Server:
             fallback_after=config.fallback_after,
             verification=config.verify,
             players=Players(self.registry, DecisionRound(self.registry, self.rule,
-                                                         config.window, self.lobby.send)))
+                                                         config.window, self.lobby.send),
+                            self.rounds))
         self.registry.owned = lambda player: self.engine.latest.board.cells(player)
         self.publisher: FramePublisher | None = None
         self.frame_endpoint = ""
@@ -175,7 +183,10 @@ class Server:
             "checked": self.engine.checked,
             "caught": self.engine.caught,
             "quarantined": self.broker.quarantined(),
+            "away": sorted(p.name for p in players if not p.connected),
         }
+        if latest.round is not None:
+            report["round"] = latest.round.status()
         if full:
             report["worker_names"] = _within(self.broker.worker_names(), STATUS_NAME_BYTES)
         return report
@@ -334,8 +345,14 @@ class Server:
 
     def capture(self) -> WorldState:
         """A copy of the state, taken in the loop between generations (the only stall)."""
-        return WorldState(self.engine.grid.codes.copy(), self.engine.generation, self.rule,
-                          players=self.registry.export(), rng=dict(self.rng_state))
+        generation = self.engine.generation
+        return WorldState(self.engine.grid.codes.copy(), generation, self.rule,
+                          players=self.registry.export(self._round_ends_at(generation)),
+                          rng=dict(self.rng_state))
+
+    def _round_ends_at(self, generation: int) -> int | None:
+        """The generation that ends the round in progress (None without rounds)."""
+        return self.rounds.ends_at(generation) if self.rounds is not None else None
 
     def _snapshot_if_due(self, periodic: bool, final: bool = False) -> None:
         if self.snapshotter is not None:

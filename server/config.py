@@ -14,6 +14,7 @@ DEFAULT_TICK = 0.1
 DEFAULT_VERIFY = 0.05    # sample:0.05: one answer in twenty checked by the server
 DEFAULT_MEMORY_GUARD = 1024.0  # MiB the server may grow by before it drops connections
 DEFAULT_FALLBACK = 2.0   # seconds a batch may wait for a worker before the server computes it
+DEFAULT_PROTECT = 8      # generations a fresh placement's zone evolves as if alone
 
 
 @dataclass
@@ -59,6 +60,8 @@ class ServerConfig:
     joins_per_second: float = 2.0      # sessions one address may open, after a burst
     memory_guard: float | None = DEFAULT_MEMORY_GUARD  # MiB of growth: connections dropped
     handshake_timeout: float = 10.0  # seconds a connection may take to say hello
+    round_length: int = 0            # generations a round lasts (0: no rounds)
+    protect: int = DEFAULT_PROTECT   # generations a fresh placement is shielded (0: never)
 
     @property
     def window(self) -> float:

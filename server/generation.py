@@ -11,13 +11,16 @@ reads as the generation it makes:
    ``ClosableQueue`` served by a fixed pool of ``Dispatcher`` threads (the book's
    ``StoppableWorker``), each with its own socket to the broker and the workers.
 4. **Fan in** every answer through generation ``g + 1``'s ``LockingGrid``: the
-   dispatchers paste the workers' tiles (each batch at most once); then, here, the
-   players' valid decisions, the placements that land, and the cells of players whose
-   grace ended (they turn neutral). A failed batch becomes a ``SimulationError`` naming
-   its cells, raised in this thread; nothing of the failed generation is kept.
-5. **Publish** ``g + 1``, now the current generation: the players are told what was
-   decided and what landed, and every viewer gets the frame (or the delta) with the
-   scoreboard.
+   dispatchers paste the workers' tiles (each batch at most once); then, here, the zones
+   of the live shields (fresh placements evolving as if alone, ``--protect``), the
+   players' valid decisions, the cells of players whose grace ended (they turn neutral),
+   the end of a round (``--round``: the winner, then every cell neutral) and the
+   placements that land. A failed batch becomes a ``SimulationError`` naming its cells,
+   raised in this thread; nothing of the failed generation is kept.
+5. **Publish** ``g + 1``, now the current generation: the players' points grow by their
+   live cells, the players are told what was decided and what landed, and every viewer
+   gets the frame (or the delta) with the scoreboard, the round, the shields and the
+   players away.
 
 The result never depends on the number of workers, on which worker answered or in what
 order: every batch is a pure function of the frozen generation, applied exactly once,
@@ -44,10 +47,13 @@ from server.dispatch import LOCAL, Answer, Batch, Dispatcher
 from server.players.board import Board
 from server.players.decisions import Decided, DecisionRound
 from server.players.registry import Landed, PlayerRegistry
+from server.players.rounds import Result, Rounds, Standing
+from server.players.shields import evolve_zone, rows_cols
 from server.publisher import FramePublisher
 from server.verify import UNVERIFIED, LocalKernel, Verification
 from shared.errors import Closed, SimulationError
 from shared.grid import NEUTRAL_CODE, Grid, LockingGrid, pack_bits, player_code
+from shared.kernel import rule_table
 from shared.malloc import keep_freed_memory
 from shared.pipeline import ClosableQueue, Outcome
 from shared.rules import Rule
@@ -153,14 +159,17 @@ class Latest:
     grid: Grid
     board: Board
     ms: float = 0.0
+    round: Standing | None = None  # with rounds: the round as it stands at this generation
 
 
 @dataclass
 class Players:
-    """The players' part of a generation: who they are, and their decision round."""
+    """The players' part of a generation: who they are, their decision round, and the
+    game's rounds (``None``: no rounds)."""
 
     registry: PlayerRegistry
     round: DecisionRound
+    rounds: Rounds | None = None
 
 
 @dataclass
@@ -204,7 +213,9 @@ class Engine:
         self.out_queue: queue.Queue[Outcome[Batch, Answer]] = queue.Queue()
         self.last_min_wait: float | None = None  # shortest per-cell I/O wait, last step
         self.last_answers: list[Answer] = []
-        self.latest = Latest(generation, grid, Board.of(grid.codes))
+        self.table = rule_table(rule)  # the shields' own steps
+        self.latest = Latest(generation, grid, Board.of(grid.codes),
+                             round=self._standing(generation))
         self.dispatchers = [
             Dispatcher(context, self.in_queue, self.out_queue, self.stop_event,
                        max_attempts=max_attempts, name=f"dispatcher-{i}",
@@ -247,17 +258,25 @@ class Engine:
             board = Board.of(self.grid.codes)
         # 2. The players are asked before the fan-out, so they answer while workers work.
         if self.players is not None:
+            self.players.registry.prune_shields(gen)
             self.players.round.ask(gen, frozen.codes, board)
         # 3. Fan out to the workers; the dispatchers fan their tiles in (paste_once).
         target = LockingGrid(frozen.height, frozen.width)
         self.fan_out(frozen, target)
-        # 4. Fan in the players' answers through the same LockingGrid.
-        told = self._fan_in_players(gen, target) if self.players is not None else None
+        # 4. Fan in the shields' zones, then the players' answers, through the same grid.
+        told: tuple[Decided, list[Landed]] | None = None
+        ended: Result | None = None
+        if self.players is not None:
+            self._fan_in_shields(frozen, target, gen)
+            decided, landed, ended = self._fan_in_players(gen, target)
+            told = decided, landed
         grid = Grid(target.height, target.width, target.codes)
         self.grid, self.generation = grid, gen + 1
         board = Board.of(grid.codes)
+        if self.players is not None and self.players.rounds is not None and ended is None:
+            self.players.registry.score(board.cells)  # a round's end scored its own
         ms = (time.monotonic() - began) * 1000
-        self.latest = Latest(self.generation, grid, board, ms)
+        self.latest = Latest(self.generation, grid, board, ms, self._standing(gen + 1))
         # 5. Publish g + 1: what each player's answers and placements got, then the frame.
         if told is not None:
             assert self.players is not None
@@ -353,38 +372,89 @@ class Engine:
         self.generation += 1
         return Grid(target.height, target.width, target.codes)
 
-    def _fan_in_players(self, gen: int,
-                        target: LockingGrid) -> tuple[Decided, list[Landed]]:
-        """Step 4 for the players: their decisions, their placements, the departed;
-        returns what to tell them (step 5)."""
+    def _fan_in_shields(self, frozen: Grid, target: LockingGrid, gen: int) -> None:
+        """Step 4 for the live shields: each zone's next generation as if it were alone
+        (every cell outside it dead), computed here from the frozen generation and
+        written over what the workers made there. Zones never overlap, so the order
+        does not matter."""
+        assert self.players is not None
+        for shield in self.players.registry.live_shields(gen):
+            rows, cols = rows_cols(shield.zone, frozen.height, frozen.width)
+            target.write(rows[:, None], cols[None, :],
+                         evolve_zone(frozen.codes, shield.zone, self.table))
+
+    def _fan_in_players(self, gen: int, target: LockingGrid
+                        ) -> tuple[Decided, list[Landed], Result | None]:
+        """Step 4 for the players: their decisions, the departed, the end of a round,
+        their placements; returns what to tell them (step 5) and how a round ended."""
         assert self.players is not None
         registry, decision_round = self.players.registry, self.players.round
         decided = decision_round.collect(gen)  # waits for the answers, until the deadline
         for write in decided.writes:
             target.write(write.ys, write.xs, write.code)
-        landed = []
-        for placement in registry.take_placements(gen + 1):
-            placed = target.fill_empty(placement.ys, placement.xs, placement.code)
-            landed.append(registry.refund(placement, placed))
         for player in registry.expire():
             log.info("player %d's grace ended: its cells are neutral now", player)
             target.recolour(player_code(player), NEUTRAL_CODE)
-        registry.regenerate()
-        return decided, landed
+        ended = None
+        rounds = self.players.rounds
+        if rounds is not None and rounds.ends(gen + 1):
+            ended = self._end_round(rounds, gen + 1, target)
+        landed = []
+        for placement in registry.take_placements(gen + 1):
+            ys, xs = registry.unshielded(placement, gen + 1)
+            placed = target.fill_empty(ys, xs, placement.code)
+            registry.shield(placement, placed, gen + 1)
+            landed.append(registry.refund(placement, placed))
+        return decided, landed, ended
+
+    def _end_round(self, rounds: Rounds, made: int, target: LockingGrid) -> Result:
+        """Generation ``made`` ends a round: it scores, the winner is named, and then a
+        fresh start (points 0, every cell neutral, shields ended, energy at the cap).
+        The placements landing at this boundary land after it."""
+        assert self.players is not None
+        registry = self.players.registry
+        board = Board.of(target.codes)
+        registry.score(board.cells)
+        standings = registry.end_round()
+        result = rounds.close(made, standings, {pid: board.cells(pid) for pid in standings})
+        with target.lock:
+            np.minimum(target.codes, NEUTRAL_CODE, out=target.codes)  # every owner neutral
+        if result.winner is None:
+            log.info("round %d ended at generation %d: nobody scored", result.round, made)
+        else:
+            log.info("round %d ended at generation %d: %s (player %d) won with %d points",
+                     result.round, made, result.winner, result.player, result.points)
+        return result
+
+    def _standing(self, generation: int) -> Standing | None:
+        """The round as it stands at ``generation`` (None without rounds)."""
+        if self.players is None or self.players.rounds is None:
+            return None
+        return self.players.rounds.standing(generation, self.players.registry.points())
 
     def publish(self, ms: float) -> None:
         """Send the current generation to every viewer, with the scoreboard."""
         assert self.publishing is not None
         latest = self.latest
         names: dict[int, str] = {}
+        away: list[int] = []
+        shields: list[list[int]] = []
         if self.players is not None:
-            names = {p.id: p.name for p in self.players.registry.snapshot()}
-        self.publishing.publisher.publish(latest.generation, latest.grid.codes, {
+            players = self.players.registry.snapshot()
+            names = {p.id: p.name for p in players}
+            away = sorted(p.id for p in players if not p.connected)
+            shields = [s.wire() for s in
+                       self.players.registry.live_shields(latest.generation)]
+        info: dict[str, Any] = {
             "population": latest.board.population, "ms": ms, "rule": str(self.rule),
             **self.publishing.info(),
             "board": [[pid, name, latest.board.cells(pid)]
                       for pid, name in sorted(names.items())],
-        })
+            "away": away, "shields": shields,
+        }
+        if latest.round is not None:
+            info["round"] = latest.round.frame()
+        self.publishing.publisher.publish(latest.generation, latest.grid.codes, info)
 
     def _check_stop(self) -> None:
         if self.stop_event.is_set():

@@ -12,6 +12,7 @@ from server.broker import DEFAULT_MAX_CREDIT, DEFAULT_MAX_IO_LATENCY
 from server.config import (
     DEFAULT_FALLBACK,
     DEFAULT_MEMORY_GUARD,
+    DEFAULT_PROTECT,
     DEFAULT_TICK,
     DEFAULT_VERIFY,
     ServerConfig,
@@ -135,6 +136,13 @@ SERVER_OPTIONS: list[Callable[[F], F]] = [
                  help="Energy a connected player regains every generation."),
     click.option("--grace", type=click.FloatRange(0.0), default=15.0,
                  help="Seconds a disconnected player keeps its cells and may rejoin."),
+    click.option("--round", type=click.IntRange(0, 1 << 30), default=0,
+                 help="Generations a round lasts: each generation a player's live cells add "
+                      "to its points, the most points wins the round, then every cell "
+                      "turns neutral (0: no rounds)."),
+    click.option("--protect", type=click.IntRange(0, 1 << 20), default=DEFAULT_PROTECT,
+                 help="Generations a fresh placement (and 2 cells around it) evolves as "
+                      "if alone, shielded from other players (0: no shields)."),
     click.option("--decision-window", type=click.FloatRange(0.0, 60.0), default=None,
                  help="Seconds players may take to answer a generation [default: half "
                       "the tick, at least 0.02]."),
@@ -232,7 +240,8 @@ def server_config(kwargs: dict[str, Any], *, default_tick: float = DEFAULT_TICK,
         max_players_per_address=kwargs["max_players_per_address"],
         joins_per_second=kwargs["joins_per_second"],
         memory_guard=kwargs["memory_guard"] or None,
-        handshake_timeout=kwargs["handshake_timeout"])
+        handshake_timeout=kwargs["handshake_timeout"],
+        round_length=kwargs["round"], protect=kwargs["protect"])
 
 
 def server_argv(kwargs: dict[str, Any], tick: float, out: Path | None) -> list[str]:

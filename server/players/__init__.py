@@ -7,4 +7,6 @@
                checked against the rule's verdict
     placing    what a PLACE asks for, checked: the pattern, turned, on the torus
     board      the scoreboard: live cells per owner
+    shields    a fresh placement's zone evolves as if alone for --protect generations
+    rounds     the goal and its scoring (--round): points, the winner, the last results
 """

@@ -10,9 +10,15 @@ driven by the generation (``server.generation.Engine.step``), in the main thread
    posts the answers (``DECIDE``) as they come.
 2. ``collect``: after the workers' tiles are in, wait until every asked player answered
    or the decision window closed (whichever is first), then close the round: the valid
-   decisions, as writes for the next generation's ``LockingGrid``.
+   decisions, as writes for the next generation's ``LockingGrid``; the generation's
+   energy is regained as the round closes (keep-alives paid and energy regained at once).
 3. ``tell``: once the generation is made, each player hears what was applied
-   (``DECIDED``) and how its placements landed (``LANDED``).
+   (``DECIDED``) and how its placements landed (``LANDED``), with its energy as it stands
+   once the generation is made (after the regeneration), the number a refusal would say.
+
+Inside a live shield (``server.players.shields``) a cell's neighbours are counted as the
+shield computes them, within its zone alone, so the verdicts players are told agree with
+what the generation does there.
 
 A player that does not answer in time loses nothing but its say: the rule decides.
 """
@@ -28,6 +34,7 @@ import numpy as np
 
 from server.players.board import Board
 from server.players.registry import DecisionResult, Landed, PlayerRegistry, Request, Write
+from server.players.shields import rows_cols, zone_neighbours
 from shared import protocol
 from shared.grid import NEUTRAL_CODE, Codes, as_payload
 from shared.protocol import Kind, Message
@@ -78,6 +85,9 @@ class DecisionRound:
         self._asked = {}
         if owning:
             counts = neighbour_counts(codes)
+            for shield in self.registry.live_shields(gen):  # each zone as if alone
+                rows, cols = rows_cols(shield.zone, *codes.shape)
+                counts[np.ix_(rows, cols)] = zone_neighbours(codes, shield.zone)
             survive = self.rule.table[9:]
             # One sort groups every player's cells, instead of one scan per player.
             flat = codes.ravel()
@@ -101,26 +111,34 @@ class DecisionRound:
         return len(requests)
 
     def collect(self, gen: int) -> Decided:
-        """Wait for the answers (until all came or the window closed), close the round."""
+        """Wait for the answers (until all came or the window closed), close the round
+        and regain the generation's energy."""
         if self._asked:
             self.registry.wait_decisions(self._deadline)
-        writes, results = self.registry.close_decisions()
+        writes, results = self.registry.close_decisions(regenerate=True)
         if self.registry.unanswered:
             log.debug("generation %d: %d asked players did not answer in time; the rule "
                       "decided for their cells", gen, self.registry.unanswered)
         return Decided(writes, results)
 
     def tell(self, gen: int, decided: Decided, landed: list[Landed]) -> None:
-        """Tell each asked player what was applied, and each placer what landed."""
+        """Tell each asked player what was applied, and each placer what landed; the
+        energy of each is read now, once generation ``gen + 1`` is made (keep-alives
+        paid, placements refunded, energy regenerated): what ``PONG`` and a refused
+        ``PLACE`` say next. ``spent`` is what the keep-alives cost, ``regen`` what a
+        generation gives back (so a client can show the drain)."""
+        energies = self.registry.energies()
+        regen = self.registry.config.energy_regen
         for pid, result in decided.results.items():
             identity = self._asked.get(pid)
             if identity is not None:
                 self.send(identity, protocol.message(
                     Kind.DECIDED, gen=gen, kept=result.kept, died=result.died,
-                    refused=result.refused, energy=result.energy))
+                    refused=result.refused, energy=energies.get(pid, result.energy),
+                    spent=result.kept, regen=regen))
         for done in landed:
             # What did not land (cells occupied at the boundary) is told, not only refunded.
             if done.identity:
                 self.send(done.identity, protocol.message(
                     Kind.LANDED, generation=gen + 1, cells=done.cells, placed=done.placed,
-                    occupied=done.occupied, energy=done.energy))
+                    occupied=done.occupied, energy=energies.get(done.player, done.energy)))

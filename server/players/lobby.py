@@ -28,6 +28,7 @@ import zmq
 from server.auth import PLAYERS, ServerKeys, peer_key, serve_curve
 from server.players.placing import placement_cells
 from server.players.registry import PlayerRegistry
+from server.players.rounds import GOAL
 from server.transport import (
     MemoryGuard,
     Wakeup,
@@ -74,6 +75,8 @@ class WorldInfo:
     width: int
     rule: str
     frame_port: int
+    round: int = 0    # generations a round lasts (0: no rounds)
+    protect: int = 0  # generations a fresh placement is shielded (0: never)
 
 
 class PlayerEndpoint(threading.Thread):
@@ -268,7 +271,8 @@ class PlayerEndpoint(threading.Thread):
             name=player.name, size=[self.world.height, self.world.width],
             rule=self.world.rule, frame_port=self.world.frame_port, energy=player.energy,
             energy_cap=config.energy_cap, energy_regen=config.energy_regen,
-            heartbeat=config.heartbeat, generation=self.generation(), rejoined=rejoined)
+            heartbeat=config.heartbeat, generation=self.generation(), rejoined=rejoined,
+            round=self.world.round, protect=self.world.protect, goal=GOAL)
 
     def _on_leave(self, peer: Peer, msg: Message) -> Message:
         player = self.registry.auth(msg["player"], msg["token"], peer.identity, peer.key)

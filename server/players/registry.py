@@ -25,6 +25,11 @@ Rules of the game (the README's "Playing", and ``docs/protocol.md``):
   (reserved when the placement is accepted, refunded for cells found occupied at the
   boundary: ``shared.placement``); keeping alive a cell the rule would kill costs 1;
   letting a cell die is free.
+- A fresh placement is shielded for a few generations (``server.players.shields``, whose
+  ``Shields`` this lock guards): a placement touching another player's live shield is
+  refused, and so are decisions on cells inside it.
+- With rounds (``server.players.rounds``), each player's points for the round in
+  progress are kept here, with the player: they go with it when its id is freed.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from server.players.shields import Shield, Shields, Zone
 from shared.errors import Busy, NotAllowed
 from shared.grid import MAX_PLAYER, player_code
 from shared.placement import Cells
@@ -60,6 +66,7 @@ class Player:
     missed: int = 0  # decision rounds left unanswered in a row
     address: str = ""  # where it joined from (its connection's peer address)
     places: TokenBucket | None = None  # its placements' rate limit
+    points: int = 0  # live cells summed over the round's generations so far (rounds)
 
     @property
     def code(self) -> int:
@@ -77,6 +84,7 @@ class Placement:
     cells: Cells
     reserved: int
     code: int = 0  # the placer's cell code, filled in when it is taken to land
+    zone: Zone | None = None  # what its shield would cover (with shields on)
 
     @property
     def ys(self) -> npt.NDArray[np.int64]:
@@ -153,8 +161,10 @@ class Write:
 class PlayerRegistry:
     """Every player, guarded by one lock; see the module docstring for the rules."""
 
-    def __init__(self, config: RegistryConfig | None = None) -> None:
+    def __init__(self, config: RegistryConfig | None = None,
+                 shields: Shields | None = None) -> None:
         self.config = config or RegistryConfig()
+        self.shields = shields or Shields(1, 1)  # without a world: no shields
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
         self.players: dict[int, Player] = {}
@@ -251,6 +261,7 @@ class PlayerRegistry:
         the next who joins, who must not inherit a placement or a request."""
         del self.players[player_id]
         self.placements = [pl for pl in self.placements if pl.player != player_id]
+        self.shields.drop(player_id)
         self.requests.pop(player_id, None)
         self.decisions.pop(player_id, None)
 
@@ -311,12 +322,17 @@ class PlayerRegistry:
         the queue, so the promise holds even while a step is running.
         """
         cost = len(cells)
+        zone = self.shields.zone(cells) if self.shields.on else None
         with self.lock:
             if cost > player.energy:
                 raise NotAllowed(f"placing {cost} cells needs {cost} energy, "
                                  f"player has {player.energy}")
+            if zone is not None:
+                why = self.shields.refusal(player.id, zone, self.landing)
+                if why is not None:
+                    raise NotAllowed(why)
             player.energy -= cost
-            self.placements.append(Placement(player.id, cells, cost))
+            self.placements.append(Placement(player.id, cells, cost, zone=zone))
             return cost, self.landing
 
     def take_placements(self, generation: int) -> list[Placement]:
@@ -346,9 +362,75 @@ class PlayerRegistry:
 
     def regenerate(self) -> None:
         with self.lock:
+            self._regenerate()
+
+    def _regenerate(self) -> None:
+        for p in self.players.values():
+            if p.connected:
+                p.energy = min(self.config.energy_cap, p.energy + self.config.energy_regen)
+
+    def energies(self) -> dict[int, int]:
+        """Every player's energy now, by id (read once, under the lock)."""
+        with self.lock:
+            return {pid: p.energy for pid, p in self.players.items()}
+
+    # -- shields (main thread; the lobby checks placements against them) -----------------
+
+    def unshielded(self, placement: Placement,
+                   landing: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """The cells of ``placement`` (landing in generation ``landing``) that no live
+        shield of another player covers: the only ones it may fill."""
+        with self.lock:
+            blocked = self.shields.foreign(placement.player, placement.ys, placement.xs,
+                                           landing)
+        if blocked is None or not blocked.any():
+            return placement.ys, placement.xs
+        return placement.ys[~blocked], placement.xs[~blocked]
+
+    def shield(self, placement: Placement, placed: int, landed: int) -> Shield | None:
+        """The shield of a placement that put ``placed`` cells in generation ``landed``
+        (none for one that put none, nor when its zone overlaps a live shield)."""
+        if placement.zone is None or placed == 0:
+            return None
+        with self.lock:
+            if placement.player not in self.players:
+                return None
+            return self.shields.add(placement.player, placement.zone, landed)
+
+    def prune_shields(self, generation: int) -> None:
+        """Forget the shields that computed their last generation by ``generation``."""
+        with self.lock:
+            self.shields.prune(generation)
+
+    def live_shields(self, generation: int) -> list[Shield]:
+        """The shields that still compute a generation after ``generation``."""
+        with self.lock:
+            return [s for s in self.shields.live if s.live_after(generation)]
+
+    # -- rounds (main thread) ----------------------------------------------------------------
+
+    def score(self, cells: Callable[[int], int]) -> None:
+        """Every player earns its live cells (``cells(id)``) in points."""
+        with self.lock:
             for p in self.players.values():
+                p.points += cells(p.id)
+
+    def points(self) -> list[tuple[int, str, int]]:
+        """Every player's ``(id, name, points)``, by id."""
+        with self.lock:
+            return sorted((p.id, p.name, p.points) for p in self.players.values())
+
+    def end_round(self) -> dict[int, tuple[str, int]]:
+        """Close the round: every player's name and points, then a fresh start: points
+        back to 0, every live shield ended, connected players' energy at the cap."""
+        with self.lock:
+            standings = {p.id: (p.name, p.points) for p in self.players.values()}
+            for p in self.players.values():
+                p.points = 0
                 if p.connected:
-                    p.energy = min(self.config.energy_cap, p.energy + self.config.energy_regen)
+                    p.energy = self.config.energy_cap
+            self.shields.drop()
+            return standings
 
     # -- per-cell decisions ------------------------------------------------------------------
 
@@ -399,9 +481,12 @@ class PlayerRegistry:
                     return
                 self.changed.wait(left)
 
-    def close_decisions(self) -> tuple[list[Write], dict[int, DecisionResult]]:
+    def close_decisions(self, regenerate: bool = False
+                        ) -> tuple[list[Write], dict[int, DecisionResult]]:
         """Close the round: the writes its valid decisions make in the next generation
-        (keep-alives paid with energy), and what each answering player got."""
+        (keep-alives paid with energy), and what each answering player got. With
+        ``regenerate``, the generation's energy is regained in the same breath, so no
+        request ever sees the keep-alives paid and the regeneration not yet done."""
         results: dict[int, DecisionResult] = {}
         writes: list[Write] = []
         with self.lock:
@@ -416,16 +501,22 @@ class PlayerRegistry:
                 if player is None:
                     continue
                 n = len(request.ys)
+                # Cells inside another player's live shield: its owner alone decides.
+                shielded = (self.shields.foreign(pid, request.ys, request.xs,
+                                                 self.request_gen or 0)
+                            if self.shields.live else None)
                 keep = []
                 for i in dict.fromkeys(decision.keep):
-                    if i >= n or request.survives[i] or player.energy < 1:
-                        result.refused += 1  # out of range, alive anyway, or unpaid
+                    if (i >= n or request.survives[i] or player.energy < 1
+                            or (shielded is not None and shielded[i])):
+                        result.refused += 1  # out of range, alive anyway, unpaid, shielded
                     else:
                         keep.append(i)
                         player.energy -= 1
                 die = []
                 for i in dict.fromkeys(decision.let_die):
-                    if i >= n or not request.survives[i]:
+                    if i >= n or not request.survives[i] or (shielded is not None
+                                                             and shielded[i]):
                         result.refused += 1
                     else:
                         die.append(i)
@@ -437,23 +528,30 @@ class PlayerRegistry:
             if self.request_gen is not None:
                 self._closed = (self.request_gen, self._deadline, set(self.requests))
             self.request_gen, self.requests, self.decisions = None, {}, {}
+            if regenerate:
+                self._regenerate()
         return writes, results
 
     # -- snapshots ---------------------------------------------------------------------------
 
-    def export(self) -> list[dict[str, Any]]:
+    def export(self, round_ends_at: int | None = None) -> list[dict[str, Any]]:
         """The players as plain data for a snapshot (tokens included: it is encrypted;
-        and the key each session is bound to, so a restore keeps the binding)."""
+        and the key each session is bound to, so a restore keeps the binding). With
+        rounds, each player's points and the generation their round ends at."""
         with self.lock:
             return [{"id": p.id, "name": p.name, "token": p.token, "energy": p.energy,
-                     **({"key": p.key.decode()} if p.key else {})}
+                     **({"key": p.key.decode()} if p.key else {}),
+                     **({"points": p.points, "round_ends_at": round_ends_at}
+                        if round_ends_at is not None and p.points else {})}
                     for p in self.players.values()]
 
-    def restore(self, players: list[dict[str, Any]]) -> None:
+    def restore(self, players: list[dict[str, Any]],
+                round_ends_at: int | None = None) -> None:
         """Players from a snapshot, all disconnected: each may rejoin with its token (from
         the key its session was bound to) within the grace period, else its cells turn
         neutral as usual. A session from a server without keys binds to the first key
-        that rejoins with its token."""
+        that rejoins with its token. A player's points come back only for the round
+        in progress (``round_ends_at``, the same as when the snapshot was taken)."""
         now = time.monotonic()
         with self.lock:
             for d in players:
@@ -463,11 +561,15 @@ class PlayerRegistry:
                 except (KeyError, TypeError, ValueError):
                     continue  # a snapshot from before players existed, or damaged data
                 key = d.get("key")
+                points = d.get("points")
+                if (round_ends_at is None or type(points) is not int or points < 0
+                        or d.get("round_ends_at") != round_ends_at):
+                    points = 0
                 if 1 <= pid <= MAX_PLAYER:
                     self.players[pid] = Player(pid, name, token, b"", energy, now,
                                                connected=False, disconnected_at=now,
                                                key=key.encode() if isinstance(key, str)
-                                               else None)
+                                               else None, points=points)
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -197,3 +197,18 @@ def test_players_survive_a_snapshot_round_trip_as_disconnected() -> None:
     again, rejoined = restored.join(b"new", "alice", alice.token)
     assert rejoined and (again.id, again.name, again.energy) == (1, "alice", 17)
     assert again.connected
+
+
+def test_keep_alives_and_the_regeneration_are_one_step() -> None:
+    """Closing a round with ``regenerate`` pays the keep-alives and regains the
+    generation's energy under one lock: what ``energies`` (and so DECIDED, PONG and a
+    refused PLACE) says next is the energy after both."""
+    reg = registry(energy_cap=10, energy_regen=3)
+    p, _ = reg.join(b"a", "p", None)
+    p.energy = 5
+    reg.open_requests(1, {p.id: Request(np.array([0, 1]), np.array([0, 0]),
+                                        np.array([False, False]))})
+    reg.post_decision(p, 1, [0, 1], [])
+    _, results = reg.close_decisions(regenerate=True)
+    assert (results[p.id].kept, results[p.id].energy) == (2, 3)  # after paying
+    assert reg.energies() == {p.id: 6} == {p.id: reg.energy_of(p.id)}  # 5 - 2 + 3
