@@ -488,6 +488,12 @@ class LifenetClient(App[str | None]):
                 await asyncio.wait_for(self._worker.wait(), self.network.timeout + 2)
         self.exit(self.network.token or None)
 
+    @property
+    def grace(self) -> float | None:
+        """Seconds the server keeps a left session rejoinable (None: not told)."""
+        grace = self.welcome.get("grace")
+        return None if grace is None else float(grace)
+
     # -- drawing ---------------------------------------------------------------------------------
 
     def _selection_changed(self) -> None:

@@ -272,7 +272,8 @@ class PlayerEndpoint(threading.Thread):
             rule=self.world.rule, frame_port=self.world.frame_port, energy=player.energy,
             energy_cap=config.energy_cap, energy_regen=config.energy_regen,
             heartbeat=config.heartbeat, generation=self.generation(), rejoined=rejoined,
-            round=self.world.round, protect=self.world.protect, goal=GOAL)
+            round=self.world.round, protect=self.world.protect, goal=GOAL,
+            grace=float(config.grace))
 
     def _on_leave(self, peer: Peer, msg: Message) -> Message:
         player = self.registry.auth(msg["player"], msg["token"], peer.identity, peer.key)

@@ -579,3 +579,33 @@ def test_a_client_survives_a_server_restart_and_keeps_its_settings(
             await pilot.press("q")
 
     asyncio.run(run())
+
+
+def test_a_round_ends_and_the_client_announces_its_winner(make_server: MakeServer,
+                                                           processes: Processes) -> None:
+    server = make_server(size=(32, 48), fill=0.0, round_length=4, decision_window=2.0)
+    start_workers(processes, server, 1)
+
+    async def scenario(app: LifenetClient, pilot: Pilot[Any]) -> None:
+        await joined(app, pilot)
+        assert app.welcome["round"] == 4 and app.grace == 15.0
+        await advance(app, pilot, server)
+        while app.patterns[app.selected][0] != "block":
+            await pilot.press("p")
+        await pilot.press("space")
+        await until(pilot, lambda: app.placed, "the PLACED reply")
+        landing = app.placed[0]["generation"]
+        await advance(app, pilot, server)
+        assert server.engine.generation == landing < 4
+        await until(pilot, lambda: "points" in side_text(app) and app.board()[0][3] == 4,
+                    "4 points for 4 cells")
+        assert "round    1" in side_text(app)
+        await advance(app, pilot, server, 4 - landing)  # the round's last generation
+        await until(pilot, lambda: app.announced, "the round's result")
+        assert app.announced[0]["winner"] == "alice"
+        assert app.announced[0]["points"] == 4 * (4 - landing + 1)
+        text = side_text(app)
+        assert "round    2" in text and "1: alice" in text
+        assert app.own_cells() == 0  # a fresh start: every cell neutral
+
+    play(server, scenario)
