@@ -16,6 +16,8 @@ turn any of them into one clear line and a non-zero exit::
     ├── TransportError       a socket-level failure
     │   ├── HandshakeError   the server refused the connection's handshake (keys)
     │   ├── PeerGone         the peer went away (missed heartbeats, timeout)
+    │   ├── WrongEndpoint    the address is a lifenet endpoint of another kind (a
+    │   │                    worker port where the player port was meant)
     │   └── Closed           we closed it ourselves (shutting down)
     ├── RemoteError          the peer answered with an error reply
     ├── SimulationError      a generation could not be computed (the book's name)
@@ -108,6 +110,11 @@ class HandshakeError(TransportError):
 
 class PeerGone(TransportError):
     """The peer went away: it missed its heartbeats or did not answer in time."""
+
+
+class WrongEndpoint(TransportError):
+    """The address answers, but not as the endpoint meant: a player's request reached a
+    worker port or a frame port. The message names the port players use."""
 
 
 class Closed(TransportError):

@@ -5,11 +5,22 @@ player joining) first has to get through the connection's handshake. ZeroMQ hide
 failed handshake behind silence: a client without the server's key, or with a wrong
 one, just never gets an answer. ``Handshake`` watches the socket's monitor instead, so
 that such a client hears in one line what went wrong, at once, and what to pass.
+
+Before that, ``player_endpoint`` is the one parser of a player's ``--connect``
+(``HOST``, ``HOST:PORT``, ``[IPv6]:PORT``, ``tcp://HOST:PORT``): anything else is one
+line of ``ConfigError`` before a socket is made. And a request that reaches the wrong
+port says so: a worker port answers ``UNKNOWN_PEER`` ("say READY first"), a frame port
+(PUB) hangs up on a DEALER before any handshake, and a ``lifenet up`` running here
+records its three ports (``record_local_ports``), so that its worker or frame port is
+named as such even where its keys would make the handshake fail first.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
+import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -18,33 +29,147 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from shared import protocol
-from shared.errors import HandshakeError, KeyFileError, PeerGone
+from shared.errors import (
+    ConfigError,
+    HandshakeError,
+    KeyFileError,
+    PeerGone,
+    RemoteError,
+    WrongEndpoint,
+)
 from shared.keys import PUBLIC_SUFFIX, SECRET_SUFFIX, Credentials, KeyPair, load_public, load_secret
-from shared.local import find_embedded
-from shared.protocol import Kind, Message
+from shared.local import embedded_keys_dir, find_embedded, state_dir
+from shared.protocol import ErrorCode, Kind, Message
 
+DEFAULT_WORKER_PORT = 5555
 DEFAULT_PLAYER_PORT = 5556
+DEFAULT_FRAME_PORT = 5557
+PORTS_FILE = "ports.json"  # in a running ``lifenet up``'s keys directory: its three ports
 
 _FAILED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
            | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+_HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?")
+_FORMS = "give HOST, HOST:PORT, [IPv6]:PORT or tcp://HOST:PORT"
 
 
 def player_endpoint(connect: str, port: int = DEFAULT_PLAYER_PORT) -> str:
-    """``HOST``, ``HOST:PORT`` or ``tcp://HOST:PORT`` as a ZeroMQ endpoint."""
-    if "://" in connect:
-        return connect
-    if ":" in connect.rsplit("]", 1)[-1]:
-        return f"tcp://{connect}"
-    return f"tcp://{connect}:{port}"
+    """``HOST``, ``HOST:PORT``, ``[IPv6]:PORT`` or ``tcp://HOST:PORT`` as a ZeroMQ
+    endpoint, ``tcp://HOST:PORT`` (``port`` when none is given); ``ConfigError`` in one
+    line for anything else: another scheme, a port that is not a number in 1..65535, an
+    empty or malformed host. The one parser of every ``--connect`` of a player's side,
+    and idempotent: an endpoint it made parses to itself."""
+    text = connect.strip()
+    scheme, sep, address = text.rpartition("://")
+    if sep and scheme.lower() != "tcp":
+        raise ConfigError(f"{connect!r}: lifenet speaks tcp:// only, not {scheme}://; "
+                          f"{_FORMS}")
+    port_text: str | None = None
+    v6 = False
+    if address.startswith("["):
+        host, closed, rest = address[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
+            raise ConfigError(f"{connect!r} is not an address: {_FORMS}")
+        port_text = rest[1:] if rest else None
+        v6 = True
+    elif address.count(":") > 1:  # a bare IPv6 address, without a port
+        host, v6 = address, True
+    else:
+        host, colon, rest = address.partition(":")
+        port_text = rest if colon else None
+    if not host:
+        raise ConfigError(f"{connect!r} names no host: {_FORMS}")
+    if v6:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ConfigError(f"{connect!r}: {host!r} is not an IPv6 address (a host "
+                              "name or IPv4 address goes without brackets)") from None
+    elif not _HOST_NAME.fullmatch(host) or _not_ipv4(host):
+        raise ConfigError(f"{connect!r}: {host!r} is not a host name or address; {_FORMS}")
+    if port_text is not None:
+        if not (port_text.isascii() and port_text.isdigit()):
+            raise ConfigError(f"{connect!r}: the port {port_text!r} is not a number; {_FORMS}")
+        port = int(port_text)
+        if not 1 <= port <= 65535:
+            raise ConfigError(f"{connect!r}: the port {port} is outside 1..65535")
+    return f"tcp://[{host}]:{port}" if v6 else f"tcp://{host}:{port}"
+
+
+def _not_ipv4(host: str) -> bool:
+    """Whether ``host`` looks like an IPv4 address (digits and dots) but is none."""
+    if not all(ch.isdigit() or ch == "." for ch in host):
+        return False
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return True
+    return False
 
 
 def host_and_port(endpoint: str) -> tuple[str, int | None]:
     """The host and port of a ``tcp://HOST:PORT`` endpoint (port ``None`` if absent)."""
     address = endpoint.split("://", 1)[-1]
     host, _, port = address.rpartition(":")
-    if not host:
+    if not host or host.endswith(":"):  # no port, or a bare IPv6 address
         return address.strip("[]"), None
     return host.strip("[]"), int(port) if port.isdigit() else None
+
+
+def record_local_ports(directory: Path, ports: dict[str, int]) -> None:
+    """Write a ``lifenet up``'s three ports (``worker``, ``player``, ``frame``) into its
+    keys directory, for ``local_ups`` (removed with the directory when ``up`` ends)."""
+    path = directory / PORTS_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({**ports, "pid": os.getpid()}, f)
+
+
+def local_ups() -> list[dict[str, int]]:
+    """The ports of every ``lifenet up`` running on this machine for this user (those
+    that hold their lock: ``shared.local``), each ``{"worker": P, "player": P, "frame":
+    P}``; newest player port last."""
+    found = []
+    try:
+        names = sorted(os.listdir(state_dir() / "up"))
+    except OSError:
+        return []
+    for name in names:
+        if not name.isdigit() or find_embedded(int(name)) is None:
+            continue
+        try:
+            ports = json.loads((embedded_keys_dir(int(name)) / PORTS_FILE).read_text())
+            found.append({role: int(ports[role]) for role in ("worker", "player", "frame")})
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return found
+
+
+def _wrong_port(endpoint: str) -> str | None:
+    """Why ``endpoint`` is not a player port, when it is a worker or frame port of a
+    ``lifenet up`` running here; else ``None``."""
+    host, port = host_and_port(endpoint)
+    if port is None or not is_loopback(host):
+        return None
+    for up in local_ups():
+        for role in ("worker", "frame"):
+            if up[role] == port:
+                return (f"{endpoint} is a lifenet {role} port, not the player port: "
+                        f"players use {up['player']} (the lifenet up running here)")
+    return None
+
+
+def _no_server(endpoint: str, timeout: float) -> str:
+    """What to say when nothing answers at ``endpoint``: what to do next, in one line."""
+    line = (f"no lifenet server answers at {endpoint} within {timeout:g} s: is one running? "
+            f"(`lifenet up` starts one; players connect to the player port, "
+            f"{DEFAULT_PLAYER_PORT} by default; {DEFAULT_WORKER_PORT} is for workers)")
+    host, port = host_and_port(endpoint)
+    if is_loopback(host):
+        others = [up["player"] for up in local_ups() if up["player"] != port]
+        if others:
+            line += (f"; a lifenet up here takes players on port "
+                     f"{', '.join(map(str, others))}")
+    return line
 
 
 def is_loopback(host: str) -> bool:
@@ -101,17 +226,29 @@ class Handshake:
     server refused the handshake, in words a user can act on, or ``None``. ``fileno``
     lets a poller wait on it beside the socket. ``close`` stops watching (after the
     first reply there is nothing left to watch).
+
+    ``player``: the socket is a player's (or an operator's) reaching for the player
+    endpoint, where the server admits any key; a refused key, or a peer that hangs up
+    before any handshake (libzmq's answer to a socket type it does not pair with, a
+    frame port's PUB: once, without reconnecting, so a request says it when its time is
+    up; at once if it happens twice), then means another port than the player port.
     """
 
+    DROPS = 2  # hang-ups before a handshake that make a player's peer no player port
+
     def __init__(self, sock: zmq.Socket[Any], endpoint: str, curve: bool,
-                 hint: str = "--server-key FILE") -> None:
+                 hint: str = "--server-key FILE", *, player: bool = False) -> None:
         self.sock = sock
         self.endpoint = endpoint
         self.curve = curve
         self.hint = hint  # the options that give this program its keys
-        self.monitor: zmq.Socket[Any] | None = sock.get_monitor_socket(
-            zmq.EVENT_HANDSHAKE_SUCCEEDED | _FAILED)
+        self.player = player
+        events = zmq.EVENT_HANDSHAKE_SUCCEEDED | _FAILED
+        if player:
+            events |= zmq.EVENT_DISCONNECTED
+        self.monitor: zmq.Socket[Any] | None = sock.get_monitor_socket(events)
         self.succeeded = False
+        self.drops = 0
 
     def failure(self) -> str | None:
         while self.monitor is not None and self.monitor.poll(0):
@@ -121,7 +258,17 @@ class Handshake:
                 self.succeeded = True
             elif kind & _FAILED:
                 return self._explain(kind, value)
+            elif kind == zmq.EVENT_DISCONNECTED and not self.succeeded:
+                self.drops += 1
+                if self.drops >= self.DROPS:
+                    return self.dropped()
         return None
+
+    def dropped(self) -> str:
+        """What a peer that hung up before any handshake is: not a player port."""
+        return (f"{self.endpoint} hangs up before any handshake: it is not a lifenet "
+                "player port (a frame port?); players connect to the player port, "
+                f"{DEFAULT_PLAYER_PORT} by default")
 
     def _explain(self, kind: int, value: int) -> str:
         # Which side notices a mismatch first is a race: the client sees a protocol
@@ -132,8 +279,12 @@ class Handshake:
             return (f"{where} encrypts its connections (CURVE): pass {self.hint} (its "
                     "keys directory's server.key)")
         if kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-            return (f"{where} refused this key (ZAP status {value}): it is not on the "
+            line = (f"{where} refused this key (ZAP status {value}): it is not on the "
                     "server's allow-list for this endpoint")
+            if self.player:  # the player endpoint admits any key: this is another one
+                line += (f" (players may use any key on the player port, "
+                         f"{DEFAULT_PLAYER_PORT} by default: is this the worker port?)")
+            return line
         if kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL \
                 and value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
             return (f"{where} does not use CURVE keys (or is not a lifenet server): "
@@ -151,23 +302,29 @@ class Handshake:
 def request(endpoint: str, msg: Message, timeout: float = 5.0,
             context: zmq.Context[Any] | None = None,
             credentials: Credentials | None = None) -> Message:
-    """Send ``msg`` and return the reply; ``RemoteError`` for an error reply,
-    ``HandshakeError`` when the server refuses the connection's handshake, ``PeerGone``
-    when nothing answers within ``timeout`` seconds."""
+    """Send ``msg`` to a player endpoint and return the reply, within ``timeout``
+    seconds from the call: ``RemoteError`` for an error reply, ``HandshakeError`` when
+    the server refuses the connection's handshake, ``WrongEndpoint`` when the address is
+    a worker or frame port, ``PeerGone`` when nothing answers in time (each one line
+    that says what to do next)."""
+    deadline = time.monotonic() + timeout
+    wrong = _wrong_port(endpoint)
+    if wrong is not None:
+        raise WrongEndpoint(wrong)
     ctx = context or zmq.Context.instance()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:PORT as well as IPv4
     watch: Handshake | None = None
     try:
         secure(sock, credentials)
-        watch = Handshake(sock, endpoint, credentials is not None)
+        watch = Handshake(sock, endpoint, credentials is not None, player=True)
         sock.connect(endpoint)
         sock.send_multipart(protocol.encode(msg))
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         assert watch.monitor is not None
         poller.register(watch.monitor, zmq.POLLIN)
-        deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
             ready = dict(poller.poll(max(0, int(left * 1000)))) if left > 0 else {}
@@ -176,14 +333,26 @@ def request(endpoint: str, msg: Message, timeout: float = 5.0,
                 break
             why = watch.failure()
             if why is not None:
-                raise HandshakeError(why)
+                raise (WrongEndpoint(why) if watch.drops >= watch.DROPS
+                       else HandshakeError(why))
             if left <= 0:
-                raise PeerGone(f"no answer from {endpoint} within {timeout:g} s")
+                if watch.drops and not watch.succeeded:
+                    raise WrongEndpoint(watch.dropped())
+                raise PeerGone(_no_server(endpoint, timeout))
     finally:
         if watch is not None:
             watch.close()
         sock.close()
-    return protocol.raise_if_error(reply)
+    try:
+        return protocol.raise_if_error(reply)
+    except RemoteError as e:
+        # Only the worker endpoint answers UNKNOWN_PEER ("say READY first"): a worker
+        # must introduce itself; the player endpoint never says it.
+        if e.code == ErrorCode.UNKNOWN_PEER:
+            raise WrongEndpoint(f"{endpoint} is a lifenet worker port, not the player port: "
+                                f"players use {DEFAULT_PLAYER_PORT} unless the server was "
+                                "given another --player-port") from e
+        raise
 
 
 def status(endpoint: str, timeout: float = 5.0,
@@ -192,5 +361,6 @@ def status(endpoint: str, timeout: float = 5.0,
     reply = request(endpoint, protocol.message(Kind.STATUS, version=protocol.PROTOCOL_VERSION),
                     timeout, credentials=credentials)
     if reply.kind is not Kind.STATUS_REPLY:
-        raise PeerGone(f"{endpoint} answered {reply.kind}, not a status report")
+        raise WrongEndpoint(f"{endpoint} answered {reply.kind}, not a status report: it is "
+                            f"not a lifenet player port ({DEFAULT_PLAYER_PORT} by default)")
     return reply.body
