@@ -3,6 +3,12 @@
 On a server with keys each takes ``--server-key FILE`` (the server's ``server.key``) and
 makes a throwaway key of its own, or keeps one with ``--key FILE``. Without either, a
 client of a local ``lifenet up`` finds the keys that ``up`` made.
+
+What a user types is checked before anything starts, in one line each: ``--connect``
+by ``shared.remote.player_endpoint`` (the one parser), ``--name`` by the protocol's own
+schema for a JOIN (what the server would take) and as printable text. ``lifenet
+client`` asks for the server's status before it opens its screen, so that no server, a
+wrong port or a refused key is one line on the terminal, never a blank screen.
 """
 
 from __future__ import annotations
@@ -17,9 +23,11 @@ from typing import Any, TypeVar
 
 import click
 
-from client.bot import run_bots
+from shared import protocol
+from shared.errors import ConfigError, ProtocolError
 from shared.keys import Credentials
 from shared.policies import POLICIES, STRATEGIES
+from shared.protocol import Kind
 from shared.remote import credentials_for, player_endpoint
 from shared.remote import status as get_status
 
@@ -41,9 +49,46 @@ def credentials(connect: str, server_key: Path | None, key: Path | None) -> Cred
     return credentials_for(player_endpoint(connect), server_key, key)
 
 
+def _endpoint(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``--connect`` as an endpoint, or one line of error (before anything starts)."""
+    try:
+        return player_endpoint(value)
+    except ConfigError as e:
+        raise click.BadParameter(str(e), ctx, param) from None
+
+
+def connect_option(func: F) -> F:
+    """``--connect HOST[:PORT]``: the server's player endpoint, checked when parsed."""
+    return click.option(
+        "--connect", default="127.0.0.1", callback=_endpoint,
+        help="The server's player endpoint: HOST, HOST:PORT, [IPv6]:PORT or "
+             "tcp://HOST:PORT (port 5556 unless given).")(func)
+
+
+def check_name(name: str) -> str | None:
+    """Why the server would not take ``name`` for a player, or ``None``: it must be
+    printable, not blank, and within the JOIN message's limit (checked by the
+    protocol's own schema, so the two cannot drift apart)."""
+    if not name.strip():
+        return "a name cannot be empty or blank"
+    if not name.isprintable():
+        return f"{name!r} has characters that are not printable"
+    try:
+        protocol.message(Kind.JOIN, version=protocol.PROTOCOL_VERSION, name=name)
+    except ProtocolError as e:
+        return f"{name[:40]!r} is not a name the server takes ({e})"
+    return None
+
+
+def _name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    why = check_name(value)
+    if why is not None:
+        raise click.BadParameter(why, ctx, param)
+    return value
+
+
 @click.command()
-@click.option("--connect", default="127.0.0.1",
-              help="The server's player endpoint: HOST, HOST:PORT or tcp://HOST:PORT.")
+@connect_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--timeout", type=click.FloatRange(0.1), default=5.0,
               help="Seconds to wait for the answer.")
@@ -54,10 +99,9 @@ def credentials(connect: str, server_key: Path | None, key: Path | None) -> Cred
 def status(connect: str, as_json: bool, timeout: float, server_key: Path | None,
            key: Path | None, keys: Path | None) -> None:
     """Ask a running server for its status, once."""
-    endpoint = player_endpoint(connect)
-    report = get_status(endpoint, timeout, credentials_for(endpoint, server_key, key,
-                                                           keys=keys, role="operator"
-                                                           if keys else "player"))
+    report = get_status(connect, timeout, credentials_for(connect, server_key, key,
+                                                          keys=keys, role="operator"
+                                                          if keys else "player"))
     if as_json:
         click.echo(json.dumps(report, sort_keys=True))
         return
@@ -71,8 +115,7 @@ def status(connect: str, as_json: bool, timeout: float, server_key: Path | None,
 
 
 @click.command()
-@click.option("--connect", default="127.0.0.1",
-              help="The server's player endpoint: HOST, HOST:PORT or tcp://HOST:PORT.")
+@connect_option
 @click.option("--count", type=click.IntRange(1, 254), default=1, help="Bots to run.")
 @click.option("--strategy", type=click.Choice(sorted(STRATEGIES)), default="follow",
               help="How the bots play.")
@@ -84,6 +127,12 @@ def status(connect: str, as_json: bool, timeout: float, server_key: Path | None,
 def bot(connect: str, count: int, strategy: str, name: str, seed: int | None,
         seconds: float | None, server_key: Path | None, key: Path | None) -> None:
     """Run headless players that join, place patterns and answer game_logic requests."""
+    from client.bot import run_bots  # NumPy and the strategies: only when bots run
+
+    why = check_name(f"{name}-{count}")  # the longest name a bot of these will have
+    if why is not None:
+        raise click.BadParameter(f"{why} (bots are NAME-1 to NAME-{count})",
+                                 param_hint="'--name'")
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -98,9 +147,9 @@ def bot(connect: str, count: int, strategy: str, name: str, seed: int | None,
 
 
 @click.command("client")
-@click.option("--connect", default="127.0.0.1",
-              help="The server's player endpoint: HOST, HOST:PORT or tcp://HOST:PORT.")
-@click.option("--name", default="player", help="Your name on the scoreboard.")
+@connect_option
+@click.option("--name", default="player", callback=_name,
+              help="Your name on the scoreboard (printable, at most 32 characters).")
 @click.option("--token", default=None,
               help="Rejoin as the player this session token belongs to (printed on exit; "
                    "better from $LIFENET_CLIENT_TOKEN than on the command line).")
@@ -112,9 +161,12 @@ def bot(connect: str, count: int, strategy: str, name: str, seed: int | None,
 def client_command(connect: str, name: str, token: str | None, policy: str,
                    timeout: float, server_key: Path | None, key: Path | None) -> None:
     """Play in a terminal: the live world, a cursor, patterns to place, the scoreboard."""
+    keys = credentials(connect, server_key, key)
+    # One request first: no server, a worker port or a refused key is one line here,
+    # before the full screen opens (and never a blank one).
+    get_status(connect, timeout, keys)
     from client.tui import LifenetClient  # only `lifenet client` pays for importing Textual
 
-    keys = credentials(connect, server_key, key)
     app = LifenetClient(connect, name, token=token, policy=policy, timeout=timeout,
                         credentials=keys)
     token = app.run()
