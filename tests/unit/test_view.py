@@ -1,10 +1,21 @@
-"""The live view's status line (``server.view``), without a terminal."""
+"""The live view (``server.tools.view``), without a terminal: the status line, the
+screen's size, and the world scaled down to fit."""
 
 from __future__ import annotations
 
+import math
+import re
+
 import numpy as np
+import pytest
 
 from server.tools import view
+
+ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def visible(line: str) -> str:
+    return ESCAPE.sub("", line)
 
 
 def test_the_status_line_names_the_best_players() -> None:
@@ -16,8 +27,93 @@ def test_the_status_line_names_the_best_players() -> None:
     assert "players" not in view.summary({**info, "board": []})
 
 
+def test_board_rows_may_grow_and_frames_may_say_more() -> None:
+    """Rows are read by position: a field added after the live cells changes nothing;
+    keys the view does not know (``away``) are ignored, a round number is shown."""
+    info = {"gen": 2, "board": [[1, "ada", 3, 17, "extra"], [2, "bob", 5, 0, "x"]],
+            "round": 4, "away": [2]}
+    line = view.summary(info)
+    assert line.endswith("round 4  players 2: bob 5, ada 3")
+
+
 def test_a_frame_renders_the_status_line_below_the_world() -> None:
     codes = np.zeros((4, 6), dtype=np.uint8)
     codes[1, 2] = 2
-    screen = view.render(codes, {"gen": 3, "board": [[1, "ada", 1]]}, columns=80, lines=10)
+    screen = view.render(codes, {"gen": 3, "board": [[1, "ada", 1]]}, columns=120, lines=10)
     assert "generation 3" in screen and "players 1: ada 1" in screen
+    assert "world 4x6  Ctrl-C quits" in screen and "scaled" not in screen
+
+
+@pytest.mark.parametrize("columns, lines", [(80, 24), (200, 60)])
+@pytest.mark.parametrize("height, width", [(64, 160), (1024, 1024)])
+def test_the_screen_fits_the_terminal(columns: int, lines: int, height: int,
+                                      width: int) -> None:
+    rng = np.random.default_rng(height + columns)
+    codes = ((rng.random((height, width)) < 0.3)
+             * rng.integers(1, 5, (height, width))).astype(np.uint8)
+    board = [[i, f"player-with-a-long-name-{i}", 1000 + i] for i in range(1, 9)]
+    info = {"gen": 123456, "population": int((codes > 0).sum()), "ms": 12.5, "workers": 16,
+            "rule": "B36/S23", "board": board}
+    screen = view.render(codes, info, columns=columns, lines=lines)
+    rows = screen.split("\n")
+    assert len(rows) == lines
+    assert max(len(visible(row)) for row in rows) <= columns
+    status = visible(rows[-1])
+    assert status.rstrip().endswith("Ctrl-C quits")
+    assert "generation 123456" in status
+    k = view.scale_for(height, width, columns, (lines - 1) * 2)
+    world_rows = math.ceil(math.ceil(height / k) / 2)  # k x k cells a half character
+    assert [len(visible(row)) for row in rows[:-1]] == \
+        [math.ceil(width / k)] * world_rows + [0] * (lines - 1 - world_rows)
+    if k > 1:
+        assert f"scaled 1:{k}" in status
+    else:
+        assert "scaled" not in status
+
+
+def test_the_status_line_drops_the_players_first_and_keeps_ctrl_c() -> None:
+    info = {"gen": 9, "population": 300, "ms": 1.0, "workers": 2, "rule": "B3/S23",
+            "board": [[1, "a-rather-long-player-name", 120], [2, "another-long-name", 80]]}
+    wide = view.status_line(info, (1024, 1024), 4, 200)
+    assert "players 2" in wide and "scaled 1:4" in wide and wide.endswith("Ctrl-C quits")
+    leader = view.status_line(info, (1024, 1024), 4, 150)  # the leader alone, first
+    assert "players 2: a-rather-long-player-name 120  world" in leader
+    narrow = view.status_line(info, (1024, 1024), 4, 79)
+    assert "players" not in narrow and narrow.endswith("Ctrl-C quits")
+    assert "generation 9" in narrow and "scaled 1:4" in narrow and len(narrow) <= 79
+    tiny = view.status_line(info, (1024, 1024), 4, 30)
+    assert tiny.endswith("Ctrl-C quits") and "generation 9" in tiny and len(tiny) <= 30
+    assert view.status_line(info, (8, 8), 1, 5) == "Ctrl-"
+
+
+def reference(codes: np.ndarray, k: int) -> np.ndarray:
+    """The rule, cell by cell: a block is alive if any cell is, in its most frequent
+    live code (the lowest of those that tie)."""
+    h, w = codes.shape
+    out = np.zeros((-(-h // k), -(-w // k)), dtype=np.uint8)
+    for y in range(out.shape[0]):
+        for x in range(out.shape[1]):
+            block = codes[y * k:(y + 1) * k, x * k:(x + 1) * k].ravel()
+            live = block[block != 0]
+            if len(live):
+                out[y, x] = int(np.argmax(np.bincount(live)))
+    return out
+
+
+@pytest.mark.parametrize("owners", [3, 60])  # a pass per owner; sorted blocks for many
+def test_downscale_keeps_any_live_cell_in_its_majority_owner(owners: int) -> None:
+    rng = np.random.default_rng(owners)
+    for _ in range(150):
+        h, w = (int(v) for v in rng.integers(1, 40, 2))
+        k = int(rng.integers(2, 8))
+        codes = ((rng.random((h, w)) < rng.random())
+                 * rng.integers(1, owners + 1, (h, w))).astype(np.uint8)
+        assert np.array_equal(view.downscale(codes, k), reference(codes, k))
+
+
+def test_downscale_ties_go_to_the_lowest_code() -> None:
+    codes = np.array([[3, 2], [0, 0]], dtype=np.uint8)
+    assert view.downscale(codes, 2).tolist() == [[2]]
+    codes = np.array([[1, 4], [4, 1]], dtype=np.uint8)  # neutral wins a tie
+    assert view.downscale(codes, 2).tolist() == [[1]]
+    assert view.downscale(codes, 1) is codes
