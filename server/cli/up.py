@@ -1,22 +1,37 @@
-"""``lifenet up``: the embedded default, everything as local processes."""
+"""``lifenet up``: the embedded default, everything as local processes.
+
+``up`` never joins a game it did not start. Before anything starts it checks that it
+can listen on each of its three ports: a port the user left at its default and that is
+taken (another ``lifenet up``, most likely) is replaced by a free one, said in one line;
+a port the user gave (option or environment) that is taken is one line of error. Its
+logs (with the live view) go to one place, ``log_dir()``, newest ``KEEP_LOGS`` kept.
+"""
 
 from __future__ import annotations
 
-import tempfile
+import contextlib
+import os
+import re
+import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
+from click.core import ParameterSource
 
 from server.cli.options import server_argv, server_config, server_options
-from server.tools.children import free_port
+from server.tools.children import free_port, port_in_use
 from server.tools.up import Embedded, run_up
 from server.world import build_world
-from shared.local import EmbeddedKeys
+from shared.local import EmbeddedKeys, state_dir
 from shared.policies import STRATEGIES
+from shared.remote import record_local_ports
 
 WATCH_TICK = 0.1
 LIVE_BOTS = 3  # the embedded default shows a game: a few bots playing in the world
+KEEP_LOGS = 10
+PORTS = {"worker_port": "workers", "player_port": "players", "frame_port": "frames"}
+_LOG_NAME = re.compile(r"up-\d{8}-\d{6}-(\d+)\.log")
 
 
 @click.command()
@@ -42,9 +57,7 @@ def up(ctx: click.Context, /, workers: int, bots: int | None, bot_strategy: str,
     """Start a server and its workers locally and show the world live."""
     # Check the world here, so a bad pattern or size is one line from `up` itself.
     build_world(server_config(kwargs))
-    for port in ("worker_port", "player_port", "frame_port"):
-        if kwargs[port] == 0:
-            kwargs[port] = free_port(kwargs["host"] if kwargs["host"] != "0.0.0.0" else "")
+    choose_ports(ctx, kwargs)
     tick = kwargs["tick"]
     if tick is None:
         tick = 0.0 if headless else WATCH_TICK
@@ -61,6 +74,10 @@ def up(ctx: click.Context, /, workers: int, bots: int | None, bot_strategy: str,
                    f"`lifenet client --connect 127.0.0.1:{kwargs['player_port']}` finds "
                    "them)", err=True)
     try:
+        if own_keys is not None:  # so that a client pointed at a wrong port is told which
+            record_local_ports(own_keys.directory, {
+                "worker": kwargs["worker_port"], "player": kwargs["player_port"],
+                "frame": kwargs["frame_port"]})
         run_embedded(kwargs, workers, bots, bot_strategy, headless, out, io_latency, tick,
                      root.get("log_level", "info"))
     finally:
@@ -68,14 +85,100 @@ def up(ctx: click.Context, /, workers: int, bots: int | None, bot_strategy: str,
             own_keys.release()
 
 
+def choose_ports(ctx: click.Context, kwargs: dict[str, Any]) -> None:
+    """Settle the three ports before anything starts: 0 is a free port; a default that
+    is taken becomes a free port (said in one line); a port given that is taken, or
+    one port given twice, is a ``ClickException`` naming it."""
+    host = kwargs["host"]
+    bind_host = "" if host in ("0.0.0.0", "*") else host
+    moved = []
+    for name, role in PORTS.items():
+        port = kwargs[name]
+        if port == 0:
+            kwargs[name] = free_port(bind_host)
+            continue
+        if not port_in_use(host, port):
+            continue
+        source = ctx.get_parameter_source(name)
+        if source in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
+            kwargs[name] = free_port(bind_host)
+            moved.append(f"{kwargs[name]} ({role})")
+            continue
+        option = "--" + name.replace("_", "-")
+        given = (f"{option} or {_envvar(ctx, name)}"
+                 if source is ParameterSource.ENVIRONMENT else option)
+        raise click.ClickException(
+            f"port {port} is already in use (another lifenet up?); choose another with "
+            f"{given} or leave the defaults to pick free ports")
+    if moved:
+        click.echo(f"the default ports are in use (another lifenet up?): this one listens "
+                   f"on {', '.join(moved)}; players connect with --connect "
+                   f"127.0.0.1:{kwargs['player_port']}", err=True)
+    ports = [kwargs[name] for name in PORTS]
+    if len(set(ports)) < len(ports):
+        raise click.ClickException(f"the worker, player and frame ports must differ, not "
+                                   f"{', '.join(map(str, ports))}")
+
+
+def _envvar(ctx: click.Context, name: str) -> str:
+    """The environment variable an option of this command is read from."""
+    prefix = ctx.auto_envvar_prefix or "LIFENET_UP"
+    return f"{prefix}_{name.upper()}"
+
+
+def log_dir() -> Path:
+    """Where ``up`` keeps its logs: ``$LIFENET_LOG_DIR``, else ``logs`` in lifenet's state
+    directory (``$LIFENET_STATE_DIR``, else ``$XDG_STATE_HOME/lifenet``, else
+    ``~/.local/state/lifenet``)."""
+    if os.environ.get("LIFENET_LOG_DIR"):
+        return Path(os.environ["LIFENET_LOG_DIR"])
+    return state_dir() / "logs"
+
+
+def open_log(directory: Path | None = None, keep: int = KEEP_LOGS) -> IO[str]:
+    """A new log file, ``up-YYYYMMDD-HHMMSS-PID.log`` (local start time), after removing
+    the oldest of this directory's ``up`` logs so that with it ``keep`` remain (never
+    the log of an ``up`` still running)."""
+    directory = directory or log_dir()
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as e:
+        raise click.ClickException(f"cannot make the log directory {directory}: "
+                                   f"{e.strerror} (set LIFENET_LOG_DIR)") from e
+    logs = sorted((p for p in directory.iterdir() if _LOG_NAME.fullmatch(p.name)),
+                  key=lambda p: p.name)
+    for old in logs[:max(0, len(logs) - (keep - 1))]:
+        match = _LOG_NAME.fullmatch(old.name)
+        if match and _running(int(match.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            old.unlink()
+    path = directory / f"up-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    try:
+        return open(path, "a", encoding="utf-8")  # lives as long as `up`
+    except OSError as e:
+        raise click.ClickException(f"cannot write the log {path}: {e.strerror} "
+                                   "(set LIFENET_LOG_DIR)") from e
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` runs (an ``up`` that is still writing its log)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def run_embedded(kwargs: dict[str, Any], workers: int, bots: int, bot_strategy: str,
                  headless: bool, out: Path | None, io_latency: float, tick: float,
                  log_level: str) -> None:
     """Start everything, watch or wait, stop everything; the log file's name said."""
-    log_file = None
-    if not headless:
-        log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as `up`
-            "w", prefix="lifenet-up-", suffix=".log", delete=False)
+    log_file = open_log() if not headless else None
     embedded = Embedded(
         server_argv=server_argv(kwargs, tick, out.resolve() if out else None),
         worker_argv=["--io-latency", str(io_latency)] if io_latency else [],
@@ -90,5 +193,5 @@ def run_embedded(kwargs: dict[str, Any], workers: int, bots: int, bot_strategy: 
             log_file.close()
             click.echo(f"logs of the server and workers: {log_file.name}", err=True)
     if code:
-        raise click.ClickException(f"the server exited with status {code}")
+        raise click.ClickException(embedded.exit_message(code))
 

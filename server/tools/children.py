@@ -14,12 +14,18 @@ else) is written once, here:
 - ``stop`` sends SIGTERM to each child's process group, the last started first (workers
   and bots before the server), then SIGKILL to what outlives the grace period, and reaps
   every one.
+
+Two questions about ports help a parent tell its own child from another program that
+answers in its place: ``port_in_use`` (can this port be listened on, as libzmq would
+bind it?) before a child starts, and ``listens`` (is this process the one listening on
+that port?) once something answers there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import logging
 import os
 import random
@@ -86,6 +92,58 @@ def free_port(host: str = "127.0.0.1") -> int:
             _GIVEN.append(found)
             return found
     return found
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether another socket listens on ``port`` of ``host`` (``0.0.0.0``, ``*`` or
+    ``""`` for every interface): a bind as libzmq's (with ``SO_REUSEADDR``, so that a
+    connection of a process that ended, in TIME_WAIT, does not count) fails. ``False``
+    when the host cannot be bound at all: the listener itself will say why."""
+    host = "" if host in ("*", "0.0.0.0") else host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            return e.errno == errno.EADDRINUSE
+    return False
+
+
+def listens(pid: int, port: int) -> bool | None:
+    """Whether process ``pid`` holds a TCP socket listening on ``port`` (any address),
+    from ``/proc``; ``None`` where ``/proc`` cannot tell (not Linux)."""
+    inodes: set[str] = set()
+    readable = False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        readable = True
+        for line in lines:
+            fields = line.split()
+            # sl local_address rem_address st ... inode (the 10th field); 0A is LISTEN
+            if len(fields) > 9 and fields[3] == "0A" \
+                    and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    if not readable:
+        return None
+    if not inodes:
+        return False
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return False  # the process is gone
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec

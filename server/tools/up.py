@@ -3,14 +3,23 @@
 The children are real processes talking over real loopback sockets, exactly as they
 would across machines, started and stopped by ``server.tools.children``: a Ctrl-C in
 the terminal reaches only ``up``, which then stops the children in order.
+
+``up`` never mistakes another game for its own: its server is ready when it answers a
+status request *and* is still running *and* (where ``/proc`` tells) is the process
+listening on the player port; until then workers and bots wait. The server's output
+passes through ``up`` (``OutputTail``) on its way to the log or the terminal, so that
+when the server exits, ``up``'s one line of error ends with the server's own reason.
 """
 
 from __future__ import annotations
 
+import collections
 import signal
+import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -19,13 +28,57 @@ from typing import IO
 import zmq
 
 from server.tools import view
-from server.tools.children import LocalProcesses
-from shared.errors import ConfigError, LifenetError, PeerGone
+from server.tools.children import LocalProcesses, listens
+from shared.errors import ConfigError, HandshakeError, LifenetError, PeerGone, WrongEndpoint
 from shared.frames import FrameView
 from shared.keys import PUBLIC_SUFFIX, Credentials
 from shared.remote import status
 
 READY_TIMEOUT = 30.0
+TAIL_LINES = 50
+
+
+class OutputTail(threading.Thread):
+    """Copies a child's output, line by line, to ``sink`` (where it would have gone),
+    keeping its last lines for ``reason``."""
+
+    def __init__(self, source: IO[bytes], sink: IO[str]) -> None:
+        super().__init__(name="output-tail", daemon=True)
+        self.source = source
+        self.sink = sink
+        self.lines: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+
+    def run(self) -> None:
+        with self.source:
+            for raw in iter(self.source.readline, b""):
+                line = raw.decode(errors="replace")
+                self.lines.append(line.rstrip("\n"))
+                try:
+                    self.sink.write(line)
+                    self.sink.flush()
+                except (OSError, ValueError):  # the sink closed: keep the tail only
+                    pass
+
+    def reason(self) -> str | None:
+        """The child's last error, in its own words (``last_error``)."""
+        return last_error(list(self.lines))
+
+
+def last_error(lines: Iterable[str]) -> str | None:
+    """The last error a ``lifenet`` process wrote: its one-line ``Error: ...`` (click's),
+    else its last ERROR or CRITICAL log line's message, else a traceback's last line."""
+    lines = [line.strip() for line in lines if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("Error: "):
+            return line[len("Error: "):]
+    for line in reversed(lines):
+        # the log format: DATE TIME PID NAME LEVEL MESSAGE (server/cli/__init__.py)
+        parts = line.split(" ", 5)
+        if len(parts) == 6 and parts[4] in ("ERROR", "CRITICAL"):
+            return parts[5]
+    if any(line.startswith("Traceback") for line in lines):
+        return lines[-1]
+    return None
 
 
 @dataclass
@@ -50,6 +103,8 @@ class Embedded:
 
     def __post_init__(self) -> None:
         self.children = LocalProcesses(log_level=self.log_level)
+        self.tail: OutputTail | None = None
+        self.refused: str | None = None  # why the last readiness request failed
         self.credentials = None
         if self.keys is not None:  # up's own status requests and live view
             self.credentials = Credentials.of(self.keys / f"server{PUBLIC_SUFFIX}")
@@ -63,12 +118,23 @@ class Embedded:
         return f"tcp://{self.connect_host}:{self.player_port}"
 
     def start(self) -> None:
-        """The server, once it answers; then its workers and the bots."""
+        """The server, once it answers as itself; then its workers and the bots."""
         output = self.log_file
-        server = self.children.start("server", ["server", *self.server_argv], output)
-        ready = self.children.wait_until(
-            self._answers, READY_TIMEOUT, f"the server to answer on {self.player_endpoint}",
-            watch=server, cancelled=self.stop_event.is_set)
+        server = self.children.start("server", ["server", *self.server_argv],
+                                     subprocess.PIPE)
+        assert server.stdout is not None
+        self.tail = OutputTail(server.stdout, output or sys.stderr)
+        self.tail.start()
+        try:
+            ready = self.children.wait_until(
+                self._answers, READY_TIMEOUT,
+                f"the server to answer on {self.player_endpoint}", watch=server,
+                cancelled=self.stop_event.is_set)
+        except ConfigError as e:
+            if server.poll() is None:  # timed out: say what the last request met
+                refused = f" (the last request: {self.refused})" if self.refused else ""
+                raise ConfigError(f"{e}{refused}") from e
+            raise ConfigError(self.exit_message(server.returncode, "while starting")) from e
         if ready is None:
             return  # stopped while starting: shutdown() ends what was started
         worker_keys = ["--keys", str(self.keys)] if self.keys else []
@@ -84,11 +150,35 @@ class Embedded:
                 "--strategy", self.bot_strategy, *bot_keys], output)
 
     def _answers(self) -> bool:
+        """Whether *our* server answers: it runs, a status request gets its report, and
+        (where ``/proc`` tells) it is the process listening on the player port. Anything
+        else answering there is another program's, which our server will fail to bind
+        beside: waiting on lets ``wait_until`` see our server exit, with its reason."""
+        server = self.children.started[0][1]
+        if server.poll() is not None:
+            return False
         try:
             status(self.player_endpoint, timeout=0.5, credentials=self.credentials)
         except PeerGone:
             return False
-        return True
+        except (HandshakeError, WrongEndpoint) as e:  # not our server, or not yet
+            self.refused = str(e)
+            return False
+        if listens(server.pid, self.player_port) is False:
+            self.refused = (f"another process answers on {self.player_endpoint}, not this "
+                            "up's server")
+            return False
+        return server.poll() is None
+
+    def exit_message(self, code: int | None, when: str = "") -> str:
+        """``the server exited with status N [when]: its own last error``."""
+        line = f"the server exited with status {code}" + (f" {when}" if when else "")
+        if self.tail is not None:
+            self.tail.join(2.0)  # the server has exited: its last lines are on their way
+            reason = self.tail.reason()
+            if reason:
+                line += f": {reason}"
+        return line
 
     def server_returncode(self) -> int | None:
         started = self.children.started
@@ -135,8 +225,11 @@ class Embedded:
             context.term()
 
     def shutdown(self) -> None:
-        """Stop every child, bots and workers before the server (``LocalProcesses.stop``)."""
+        """Stop every child, bots and workers before the server (``LocalProcesses.stop``),
+        and copy the server's last lines."""
         self.children.stop()
+        if self.tail is not None:
+            self.tail.join(2.0)
 
 
 def run_up(embedded: Embedded, headless: bool) -> int:

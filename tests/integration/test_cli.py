@@ -119,7 +119,19 @@ def test_status_json_and_a_taken_port(processes: Processes) -> None:
 def test_status_without_a_server_fails_in_time() -> None:
     result = lifenet("status", "--connect", f"tcp://127.0.0.1:{free_port()}",
                      "--timeout", "0.5")
-    assert result.returncode == 1 and "no answer" in result.stderr
+    assert result.returncode == 1 and "no lifenet server answers" in result.stderr
+    assert "within 0.5 s: is one running?" in result.stderr
+
+
+@pytest.mark.parametrize("connect", ["127.0.0.1:abc", "http://127.0.0.1:6556",
+                                     "127.0.0.1:99999"])
+@pytest.mark.parametrize("command", ["status", "client", "bot"])
+def test_a_bad_connect_is_one_line_without_a_traceback(command: str, connect: str) -> None:
+    result = lifenet(command, "--connect", connect, timeout=30)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and "Invalid value for '--connect'" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_up_stops_every_child_on_sigterm(processes: Processes) -> None:
@@ -162,20 +174,27 @@ def test_up_with_bots_plays_and_writes_their_colours(tmp_path: Path) -> None:
     assert set(np.unique(codes).tolist()) & {2, 3, 4}, out.read_text()
 
 
-def test_up_draws_every_generation_live_in_a_terminal() -> None:
+def test_up_draws_every_generation_live_in_a_terminal(tmp_path: Path) -> None:
     """`lifenet up` in a terminal redraws as generations come, deltas included (the
-    publisher sends a full frame only every 32 generations), with its default bots."""
+    publisher sends a full frame only every 32 generations), with its default bots; its
+    log is in the log directory, and it says so on exit."""
+    import fcntl
     import pty
     import re
     import select
+    import struct
+    import termios
     import time
 
     primary, secondary = pty.openpty()
+    # 60 lines of 200 columns: room for the players on the status line
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 60, 200, 0, 0))
+    logs = tmp_path / "logs"
     up = subprocess.Popen(
         [sys.executable, "-m", "server", "up", "--workers", "1", "--size", "16x32",
          "--pattern", str(PATTERNS / "glider.rle"), "--generations", "120", "--tick", "0.05",
          *ports()], stdin=secondary, stdout=secondary, stderr=subprocess.PIPE, cwd=ROOT,
-        start_new_session=True)
+        start_new_session=True, env={**os.environ, "LIFENET_LOG_DIR": str(logs)})
     os.close(secondary)
     screen = b""
     try:
@@ -193,6 +212,8 @@ def test_up_draws_every_generation_live_in_a_terminal() -> None:
             elif up.poll() is not None:
                 break
         assert up.wait(15) == 0, up.stderr.read() if up.stderr else ""
+        assert up.stderr is not None
+        stderr = up.stderr.read().decode()
     finally:
         if up.poll() is None:
             os.killpg(up.pid, signal.SIGKILL)
@@ -202,6 +223,11 @@ def test_up_draws_every_generation_live_in_a_terminal() -> None:
     assert len(drawn) >= 40, f"only generations {drawn} were drawn"
     assert drawn[-1] >= 115
     assert b"players 3: bot-" in screen  # the embedded default's bots joined and play
+    assert b"world 16x32  Ctrl-C quits" in screen
+    [log] = logs.glob("up-*.log")
+    assert re.fullmatch(rf"up-\d{{8}}-\d{{6}}-{up.pid}\.log", log.name)
+    assert f"logs of the server and workers: {log}" in stderr
+    assert "bots joined" in log.read_text()  # the children's lines, not the terminal's
 
 
 def test_up_with_io_latency_overlaps_the_waits(tmp_path: Path) -> None:
