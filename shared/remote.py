@@ -10,7 +10,8 @@ Before that, ``player_endpoint`` is the one parser of a player's ``--connect``
 (``HOST``, ``HOST:PORT``, ``[IPv6]:PORT``, ``tcp://HOST:PORT``): anything else is one
 line of ``ConfigError`` before a socket is made. And a request that reaches the wrong
 port says so: a worker port answers ``UNKNOWN_PEER`` ("say READY first"), a frame port
-(PUB) hangs up on a DEALER before any handshake, and a ``lifenet up`` running here
+(PUB) hangs up on a DEALER (a failed handshake, or none) but completes one with a SUB
+(``_publishes``, tried when a handshake failed), and a ``lifenet up`` running here
 records its three ports (``record_local_ports``), so that its worker or frame port is
 named as such even where its keys would make the handshake fail first.
 """
@@ -44,6 +45,7 @@ from shared.protocol import ErrorCode, Kind, Message
 DEFAULT_WORKER_PORT = 5555
 DEFAULT_PLAYER_PORT = 5556
 DEFAULT_FRAME_PORT = 5557
+PROBE_TIMEOUT = 0.5  # how long a failed request's SUB probe waits for a frame port
 PORTS_FILE = "ports.json"  # in a running ``lifenet up``'s keys directory: its three ports
 
 _FAILED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
@@ -332,12 +334,18 @@ def request(endpoint: str, msg: Message, timeout: float = 5.0,
                 reply = protocol.decode(sock.recv_multipart())
                 break
             why = watch.failure()
+            if why is None and left <= 0 and watch.drops and not watch.succeeded:
+                why = watch.dropped()
             if why is not None:
-                raise (WrongEndpoint(why) if watch.drops >= watch.DROPS
+                # A failed handshake looks the same from a server with keys and from a
+                # frame port (a plain one hangs up on a DEALER): a SUB tells them apart.
+                if _publishes(ctx, endpoint, credentials):
+                    raise WrongEndpoint(f"{endpoint} is a lifenet frame port, not the player "
+                                        f"port: players use {DEFAULT_PLAYER_PORT} unless the "
+                                        "server was given another --player-port")
+                raise (WrongEndpoint(why) if watch.drops and why == watch.dropped()
                        else HandshakeError(why))
             if left <= 0:
-                if watch.drops and not watch.succeeded:
-                    raise WrongEndpoint(watch.dropped())
                 raise PeerGone(_no_server(endpoint, timeout))
     finally:
         if watch is not None:
@@ -353,6 +361,32 @@ def request(endpoint: str, msg: Message, timeout: float = 5.0,
                                 f"players use {DEFAULT_PLAYER_PORT} unless the server was "
                                 "given another --player-port") from e
         raise
+
+
+def _publishes(ctx: zmq.Context[Any], endpoint: str, credentials: Credentials | None,
+               timeout: float = PROBE_TIMEOUT) -> bool:
+    """Whether ``endpoint`` completes a handshake with a SUB socket (with the same
+    credentials) within ``timeout``: then it is a PUB, a frame port."""
+    sock = ctx.socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.IPV6, 1)
+    monitor: zmq.Socket[Any] | None = None
+    try:
+        secure(sock, credentials)
+        monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | _FAILED
+                                          | zmq.EVENT_DISCONNECTED)
+        sock.connect(endpoint)
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if not monitor.poll(max(1, int(left * 1000))):
+                continue
+            return recv_monitor_message(monitor)["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED
+        return False
+    finally:
+        if monitor is not None:
+            sock.disable_monitor()
+            monitor.close()
+        sock.close()
 
 
 def status(endpoint: str, timeout: float = 5.0,
