@@ -114,13 +114,13 @@ def render(codes: Codes, info: dict[str, Any], columns: int | None = None,
 def status_line(info: dict[str, Any], shape: tuple[int, ...], k: int, width: int) -> str:
     """The status line in at most ``width`` characters, ending with "Ctrl-C quits":
     what does not fit goes, the players first (the leader alone, then none), then the
-    rule, the workers, the speed, the population, the world's size, the scale; the
-    generation last."""
+    rule, the workers, the speed, the population, the world's size, the round (its
+    number alone, then none), the scale; the generation last."""
     h, w = shape[0], shape[1]
     parts = _summary_parts(info)  # (drop rank, [text, shorter text...]): lowest goes first
     parts.append((6, [f"world {h}x{w}"]))
     if k > 1:
-        parts.append((7, [f"scaled 1:{k}"]))
+        parts.append((8, [f"scaled 1:{k}"]))
     while True:
         line = " " + "  ".join([*(texts[0] for _, texts in parts), QUIT])
         if len(line) <= width or not parts:
@@ -136,8 +136,9 @@ def status_line(info: dict[str, Any], shape: tuple[int, ...], k: int, width: int
 
 
 def _summary_parts(info: dict[str, Any]) -> list[tuple[int, list[str]]]:
-    """generation, population, ms/gen, workers, rule, then the round (if the frame
-    says one) and the players with the most live cells (if any); each with its rank
+    """generation, population, ms/gen, workers, rule, then the round (with rounds on:
+    its number, the generation that ends it, the last winner) and the players with the
+    most live cells (those in their grace marked away), if any; each with its rank
     in ``status_line``'s order of what goes first when space runs out, and its
     shorter forms."""
     parts = [(9, [f"generation {info.get('gen', 0)}"]),
@@ -146,12 +147,20 @@ def _summary_parts(info: dict[str, Any]) -> list[tuple[int, list[str]]]:
              (3, [f"workers {info.get('workers', 0)}"])]
     if info.get("rule"):
         parts.append((2, [str(info["rule"])]))
-    if type(info.get("round")) is int:
-        parts.append((2, [f"round {info['round']}"]))
+    game = info.get("round")
+    if isinstance(game, dict) and type(game.get("number")) is int:
+        short = f"round {game['number']}"
+        long = short + (f" ends at {game['ends_at']}" if "ends_at" in game else "")
+        last = game.get("last") or []
+        if last and isinstance(last[0], dict) and last[0].get("winner"):
+            long += f", last won by {last[0]['winner']}"
+        parts.append((7, [long, short]))
     board = info.get("board") or []
     if board:
         # rows are [player, name, live cells, ...]: read by position, more may follow
-        best = [f"{row[1]} {row[2]}" for row in sorted(board, key=lambda row: -row[2])[:3]]
+        away = set(info.get("away") or ())
+        best = [f"{row[1]} {row[2]}" + (" (away)" if row[0] in away else "")
+                for row in sorted(board, key=lambda row: -row[2])[:3]]
         parts.append((1, [f"players {len(board)}: {', '.join(best)}",
                           f"players {len(board)}: {best[0]}"]))
     return parts

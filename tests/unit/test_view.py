@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,11 +30,19 @@ def test_the_status_line_names_the_best_players() -> None:
 
 def test_board_rows_may_grow_and_frames_may_say_more() -> None:
     """Rows are read by position: a field added after the live cells changes nothing;
-    keys the view does not know (``away``) are ignored, a round number is shown."""
-    info = {"gen": 2, "board": [[1, "ada", 3, 17, "extra"], [2, "bob", 5, 0, "x"]],
-            "round": 4, "away": [2]}
-    line = view.summary(info)
-    assert line.endswith("round 4  players 2: bob 5, ada 3")
+    the round (docs/protocol.md) and the players away are shown, keys the view does
+    not know are ignored."""
+    info: dict[str, Any] = {
+        "gen": 2, "board": [[1, "ada", 3, 17, "extra"], [2, "bob", 5, 0, "x"]],
+        "away": [2], "shields": [[0, 0, 4, 4, 9, 1]], "something": "new"}
+    assert view.summary(info).endswith("  players 2: bob 5 (away), ada 3")
+    won = {"round": 2, "winner": "ada", "player": 1, "points": 90, "ended_at": 1200}
+    info["round"] = {"number": 3, "length": 600, "ends_at": 1800, "points": [[1, 40]],
+                     "last": [won]}
+    assert "  round 3 ends at 1800, last won by ada  players 2:" in view.summary(info)
+    info["round"] = {**info["round"], "last": [{**won, "winner": None, "player": None}]}
+    assert "  round 3 ends at 1800  players 2:" in view.summary(info)
+    assert view.status_line(info, (64, 64), 1, 40) == " generation 2  round 3  Ctrl-C quits"
 
 
 def test_a_frame_renders_the_status_line_below_the_world() -> None:
