@@ -105,13 +105,39 @@ def status(connect: str, as_json: bool, timeout: float, server_key: Path | None,
     if as_json:
         click.echo(json.dumps(report, sort_keys=True))
         return
+    for line in status_lines(report):
+        click.echo(line)
+
+
+def status_lines(report: dict[str, Any]) -> list[str]:
+    """``lifenet status`` in words: the world, the server's numbers, the round (with
+    rounds on) and the players, by points then live cells (those away marked)."""
     h, w = report["size"]
-    click.echo(f"generation {report['generation']}  world {h}x{w} {report['rule']}  "
-               f"population {report['population']}")
-    click.echo(f"workers {report['workers']}  players {report['players']}  "
-               f"{report['ms_per_generation']:.1f} ms per generation  tick {report['tick']:g} s")
-    for name, score in sorted(report["scores"].items(), key=lambda kv: -kv[1]):
-        click.echo(f"  {score:8d}  {name}")
+    lines = [f"generation {report['generation']}  world {h}x{w} {report['rule']}  "
+             f"population {report['population']}",
+             f"workers {report['workers']}  players {report['players']}  "
+             f"{report['ms_per_generation']:.1f} ms per generation  tick {report['tick']:g} s"]
+    game = report.get("round")
+    points: dict[str, int] = {}
+    if isinstance(game, dict):
+        points = game.get("points") or {}
+        line = (f"round {game.get('number')} of {game.get('length')} generations, ends at "
+                f"generation {game.get('ends_at')}")
+        last = [r for r in game.get("last") or [] if isinstance(r, dict)]
+        if last:
+            won = last[0]
+            line += (f"; round {won.get('round')} won by {won['winner']} "
+                     f"({won.get('points')} points)" if won.get("winner")
+                     else f"; nobody won round {won.get('round')}")
+        lines.append(line)
+    away = set(report.get("away") or ())
+    rows = sorted(report["scores"].items(), key=lambda kv: (-points.get(kv[0], 0), -kv[1]))
+    if rows:
+        lines.append("     cells" + ("    points" if game else "") + "  player")
+    for name, cells in rows:
+        lines.append(f"  {cells:8d}" + (f"  {points.get(name, 0):8d}" if game else "")
+                     + f"  {name}" + ("  (away)" if name in away else ""))
+    return lines
 
 
 @click.command()

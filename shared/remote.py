@@ -133,7 +133,7 @@ def local_ups() -> list[dict[str, int]]:
     found = []
     try:
         names = sorted(os.listdir(state_dir() / "up"))
-    except OSError:
+    except (OSError, RuntimeError):  # none, or no home directory to have one in
         return []
     for name in names:
         if not name.isdigit() or find_embedded(int(name)) is None:
