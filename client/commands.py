@@ -26,6 +26,7 @@ import click
 from shared import protocol
 from shared.errors import ConfigError, ProtocolError
 from shared.keys import Credentials
+from shared.local import state_dir
 from shared.policies import POLICIES, STRATEGIES
 from shared.protocol import Kind
 from shared.remote import credentials_for, player_endpoint
@@ -183,9 +184,13 @@ def bot(connect: str, count: int, strategy: str, name: str, seed: int | None,
               help="How your cells answer the server's per-cell requests (d switches).")
 @click.option("--timeout", type=click.FloatRange(0.1), default=5.0,
               help="Seconds to wait for the server's answers.")
+@click.option("--intro/--no-intro", default=None, show_default=False,
+              help="Show the first-run screen (the goal, how to start) [default: on the "
+                   "first run only].")
 @key_options
 def client_command(connect: str, name: str, token: str | None, policy: str,
-                   timeout: float, server_key: Path | None, key: Path | None) -> None:
+                   timeout: float, intro: bool | None, server_key: Path | None,
+                   key: Path | None) -> None:
     """Play in a terminal: the live world, a cursor, patterns to place, the scoreboard."""
     keys = credentials(connect, server_key, key)
     # One request first: no server, a worker port or a refused key is one line here,
@@ -194,7 +199,7 @@ def client_command(connect: str, name: str, token: str | None, policy: str,
     from client.tui import LifenetClient  # only `lifenet client` pays for importing Textual
 
     app = LifenetClient(connect, name, token=token, policy=policy, timeout=timeout,
-                        credentials=keys)
+                        credentials=keys, intro=first_run() if intro is None else intro)
     token = app.run()
     if app.failure:
         raise click.ClickException(app.failure)
@@ -204,4 +209,20 @@ def client_command(connect: str, name: str, token: str | None, policy: str,
         if keys is not None and key is None:
             again += " with the same --key FILE (a session is bound to its key; this one " \
                      "was a throwaway key: keep one with --key FILE next time)"
-        click.echo(f"session token {token}: rejoin within the grace period with {again}")
+        grace = "" if app.grace is None else f" ({app.grace:g} s)"
+        click.echo(f"session token {token}: your cells stay yours for the grace "
+                   f"period{grace}; rejoin within it with {again}")
+
+
+def first_run() -> bool:
+    """Whether ``lifenet client`` runs for the first time for this user (a marker in
+    the state directory says it did before; made now)."""
+    marker = state_dir() / "client-intro-seen"
+    if marker.exists():
+        return False
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:
+        pass  # a read-only home: the intro shows every time, which does no harm
+    return True

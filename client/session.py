@@ -49,6 +49,7 @@ class PlayerSession:
         """A new connection, its handshake watched until the first reply comes."""
         sock: zmq.Socket[Any] = self.context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:PORT as well as IPv4
         secure(sock, self.credentials)
         if self.handshake is not None:
             self.handshake.close()

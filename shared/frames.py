@@ -30,6 +30,7 @@ class FrameView:
         self.context = context or zmq.Context.instance()
         self.sock = self.context.socket(zmq.SUB)
         self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.IPV6, 1)
         self.sock.setsockopt(zmq.SUBSCRIBE, b"")
         if credentials is not None:  # the server's frames are encrypted too
             credentials.apply(self.sock)

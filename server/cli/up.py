@@ -29,6 +29,7 @@ from shared.remote import record_local_ports
 
 WATCH_TICK = 0.1
 LIVE_BOTS = 3  # the embedded default shows a game: a few bots playing in the world
+LIVE_ROUND = 600  # ... in rounds of a minute at the live tick
 KEEP_LOGS = 10
 PORTS = {"worker_port": "workers", "player_port": "players", "frame_port": "frames"}
 _LOG_NAME = re.compile(r"up-\d{8}-\d{6}-(\d+)\.log")
@@ -54,7 +55,10 @@ def up(ctx: click.Context, /, workers: int, bots: int | None, bot_strategy: str,
        headless: bool,
        out: Path | None, io_latency: float,
        **kwargs: Any) -> None:
-    """Start a server and its workers locally and show the world live."""
+    """Start a server and its workers locally and show the world live.
+
+    With the live view the game has rounds of 600 generations (a minute) unless
+    --round says otherwise; --headless has none."""
     # Check the world here, so a bad pattern or size is one line from `up` itself.
     build_world(server_config(kwargs))
     choose_ports(ctx, kwargs)
@@ -63,6 +67,8 @@ def up(ctx: click.Context, /, workers: int, bots: int | None, bot_strategy: str,
         tick = 0.0 if headless else WATCH_TICK
     if bots is None:  # a headless run is for its --out: the world alone, reproducible
         bots = 0 if headless else LIVE_BOTS
+    if not headless and ctx.get_parameter_source("round") is ParameterSource.DEFAULT:
+        kwargs["round"] = LIVE_ROUND  # the live game has rounds unless told otherwise
     # Every bot joins from this machine, and so does its player's client: room for all.
     kwargs["max_players_per_address"] = max(kwargs["max_players_per_address"], bots + 1)
     root = ctx.find_root().params

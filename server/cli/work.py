@@ -9,7 +9,7 @@ import click
 from server.cli.options import peer_key_options
 from server.worker import WorkerConfig, run_worker
 from shared.errors import KeyFileError
-from shared.remote import credentials_for
+from shared.remote import DEFAULT_WORKER_PORT, credentials_for, player_endpoint
 
 
 @click.command()
@@ -33,8 +33,7 @@ def worker(connect: str, name: str, io_latency: float, credit: int, kernel: str,
     the server admits this worker only if its public key is on the server's
     authorized/workers list.
     """
-    if "://" not in connect:
-        connect = f"tcp://{connect}"
+    connect = player_endpoint(connect, DEFAULT_WORKER_PORT)  # one line if malformed
     if server_key is not None and key is None:
         raise KeyFileError("a worker needs its own key with --server-key: --key FILE, a "
                            ".key_secret whose public half is on the server's "

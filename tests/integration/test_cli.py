@@ -176,8 +176,8 @@ def test_up_with_bots_plays_and_writes_their_colours(tmp_path: Path) -> None:
 
 def test_up_draws_every_generation_live_in_a_terminal(tmp_path: Path) -> None:
     """`lifenet up` in a terminal redraws as generations come, deltas included (the
-    publisher sends a full frame only every 32 generations), with its default bots; its
-    log is in the log directory, and it says so on exit."""
+    publisher sends a full frame only every 32 generations), with its default bots and
+    rounds; its log is in the log directory, and it says so on exit."""
     import fcntl
     import pty
     import re
@@ -223,6 +223,7 @@ def test_up_draws_every_generation_live_in_a_terminal(tmp_path: Path) -> None:
     assert len(drawn) >= 40, f"only generations {drawn} were drawn"
     assert drawn[-1] >= 115
     assert b"players 3: bot-" in screen  # the embedded default's bots joined and play
+    assert b"round 1" in screen  # the live game has rounds by default
     assert b"world 16x32  Ctrl-C quits" in screen
     [log] = logs.glob("up-*.log")
     assert re.fullmatch(rf"up-\d{{8}}-\d{{6}}-{up.pid}\.log", log.name)
