@@ -8,7 +8,7 @@ so neither has its view: no scrollbars); a world that fits is shown whole.
 Over the world: the cursor (a white cell: no player's colour is near white), the
 selected pattern's preview at the cursor (the player's colour, faded; red where a cell
 is occupied and the pattern would land only in part; dark red everywhere when the
-player cannot afford it), the shields of fresh placements (a tinted background), and
+player cannot afford it), the shields of fresh placements (a lighter background), and
 other players' cells that share the player's colour (dimmed, so one's own cells stand
 out when colours repeat).
 
@@ -33,6 +33,7 @@ from shared.colours import CURSOR, EMPTY_BG, WARNING, colour
 from shared.grid import FIRST_PLAYER_CODE, Codes
 
 HALF_BLOCK = "\u2580"
+SHIELD_BG = 236  # a grey a shade lighter than empty space: whoever's shield it is
 BLOCK = 8  # the side of the blocks the jump keys reason about
 
 # colour keys: 0..255 a 256-colour index; these are drawn specially
@@ -97,7 +98,7 @@ class WorldView(Widget, can_focus=True):
         if key == SAME:
             return Color.from_triplet(blend_rgb(mine, background, 0.55))
         if key == SHIELD:
-            return Color.from_triplet(blend_rgb(background, mine, 0.12))
+            return Color.from_ansi(SHIELD_BG)
         return Color.from_ansi(key)
 
     def _style(self, fg: int, bg: int) -> Style:
