@@ -65,6 +65,13 @@ def player_endpoint(connect: str, port: int = DEFAULT_PLAYER_PORT) -> str:
     if sep and scheme.lower() != "tcp":
         raise ConfigError(f"{connect!r}: lifenet speaks tcp:// only, not {scheme}://; "
                           f"{_FORMS}")
+    if sep and ";" in address:  # ZeroMQ's tcp://SOURCE;HOST:PORT: connect from SOURCE
+        source, _, target = address.partition(";")
+        host, colon, any_port = source.rpartition(":")
+        if colon and not host.endswith(":") and any_port in ("0", "*"):
+            source = host  # the source's port: any (what a port of 0 or * says)
+        source = player_endpoint(f"tcp://{source}", 1).removeprefix("tcp://").rsplit(":", 1)[0]
+        return f"tcp://{source}:0;{player_endpoint(target, port).removeprefix('tcp://')}"
     port_text: str | None = None
     v6 = False
     if address.startswith("["):

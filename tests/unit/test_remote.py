@@ -60,3 +60,15 @@ def test_anything_else_is_one_line(given: str, says: str) -> None:
         player_endpoint(given)
     message = str(caught.value)
     assert says in message and "\n" not in message
+
+
+def test_zeromqs_source_address_form_is_kept_and_checked() -> None:
+    """``tcp://SOURCE;HOST:PORT`` connects from SOURCE (the tests' other loopback
+    addresses): both halves are checked, the source's port is any."""
+    assert player_endpoint("tcp://127.0.0.3:0;127.0.0.1:15353") == \
+        "tcp://127.0.0.3:0;127.0.0.1:15353"
+    assert player_endpoint("tcp://127.0.0.3;127.0.0.1") == "tcp://127.0.0.3:0;127.0.0.1:5556"
+    for bad in ("tcp://127.0.0.3:0;127.0.0.1:99999", "tcp://x y;127.0.0.1:1",
+                "tcp://127.0.0.3:0;http://127.0.0.1:1"):
+        with pytest.raises(ConfigError):
+            player_endpoint(bad)
