@@ -198,8 +198,11 @@ def client_command(connect: str, name: str, token: str | None, policy: str,
     get_status(connect, timeout, keys)
     from client.tui import LifenetClient  # only `lifenet client` pays for importing Textual
 
+    # A local `lifenet up` makes new keys each run: found again if it restarts.
+    rekey = (lambda: credentials(connect, None, key)) if server_key is None else None
     app = LifenetClient(connect, name, token=token, policy=policy, timeout=timeout,
-                        credentials=keys, intro=first_run() if intro is None else intro)
+                        credentials=keys, intro=first_run() if intro is None else intro,
+                        rekey=rekey)
     token = app.run()
     if app.failure:
         raise click.ClickException(app.failure)

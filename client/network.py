@@ -28,7 +28,7 @@ import zmq
 from textual.message import Message
 
 from client.session import PlayerSession
-from shared.errors import LifenetError, PeerGone, RemoteError
+from shared.errors import HandshakeError, LifenetError, RemoteError
 from shared.frames import FrameView
 from shared.grid import Codes
 from shared.keys import Credentials
@@ -117,7 +117,8 @@ class Network:
 
     def __init__(self, connect: str, name: str, token: str | None, policy: str,
                  post: Callable[[Message], object], timeout: float = 5.0,
-                 credentials: Credentials | None = None) -> None:
+                 credentials: Credentials | None = None,
+                 rekey: Callable[[], Credentials | None] | None = None) -> None:
         self.connect = connect
         self.name = name
         self.token = token or ""
@@ -125,6 +126,7 @@ class Network:
         self.post = post
         self.timeout = timeout
         self.credentials = credentials
+        self.rekey = rekey  # the credentials found again (a local `up` makes new keys)
         self.stop = threading.Event()
         self.commands: queue.Queue[Place] = queue.Queue()
         self.lock = threading.Lock()
@@ -155,6 +157,15 @@ class Network:
         some other way than ``q``: its workers are cancelled); then leave."""
         self.cancelled = cancelled
         context: zmq.Context[Any] = zmq.Context()
+        try:
+            self._run(context)
+        except Exception as e:  # never a silent death: the world would freeze on screen
+            self.post(Failed(f"the connection failed: {type(e).__name__}: {e}"))
+            raise
+        finally:
+            context.destroy(linger=0)
+
+    def _run(self, context: zmq.Context[Any]) -> None:
         session = PlayerSession(self.connect, self.name, timeout=self.timeout, context=context,
                                 credentials=self.credentials)
         view: FrameView | None = None
@@ -186,7 +197,6 @@ class Network:
             if view is not None:
                 view.close()
             session.close()
-            context.destroy(linger=0)
 
     def _first_join(self, session: PlayerSession) -> tuple[dict[str, Any], str]:
         """Join with the token given, or as a new player if the server no longer knows
@@ -205,10 +215,28 @@ class Network:
         while not self._stopping():
             try:
                 return session.reconnect(fresh=True), why
+            except HandshakeError as e:
+                self._rekey(session, e)
             except LifenetError as e:
                 self._changed(trouble=f"server not answering: {e}", latency_ms=None)
-                self.stop.wait(1.0)
+            self.stop.wait(1.0)
         return {}, ""
+
+    def _rekey(self, session: PlayerSession, error: HandshakeError) -> bool:
+        """After a refused handshake, the server's key found again (a local ``up`` that
+        restarted made new keys); whether it changed."""
+        self._changed(trouble=f"server refused the connection: {error}", latency_ms=None)
+        if self.rekey is None:
+            return False
+        try:
+            fresh = self.rekey()
+        except LifenetError:
+            return False
+        if fresh is None or (self.credentials is not None
+                             and fresh.server == self.credentials.server):
+            return False
+        self.credentials = session.credentials = fresh
+        return True
 
     def _loop(self, session: PlayerSession, view: FrameView, heartbeat: float) -> None:
         rng = random.Random()
@@ -221,12 +249,15 @@ class Network:
             self._answer(session, rng)  # first: the requests have a deadline
             if view.poll(0) and view.codes is not None:
                 self._changed(codes=view.codes.copy(), gen=view.gen, info=view.info)
-            while True:
+            while not self._stopping():
                 try:
                     place = self.commands.get_nowait()
                 except queue.Empty:
                     break
-                self._place(session, place)
+                if self.state.trouble:  # not sent to a server that is not answering
+                    self.post(PlaceResult(place, None, f"not placed: {self.state.trouble}"))
+                else:
+                    self._place(session, place)
             if time.monotonic() >= next_ping:
                 next_ping = time.monotonic() + heartbeat
                 old = session.sock
@@ -267,6 +298,11 @@ class Network:
             if self.state.trouble:
                 session.reconnect()
             session.ping()
+        except HandshakeError as e:
+            if self._rekey(session, e):
+                raise Rejoin("the server restarted with new keys: joined again as a new "
+                             "player") from e
+            return
         except RemoteError as e:
             if token_refused(e):
                 raise Rejoin("the server no longer knows your session (it restarted, or "
@@ -288,8 +324,9 @@ class Network:
             if token_refused(e):  # the next heartbeat finds out and joins again
                 self._changed(trouble=f"session refused: {e.reason}")
             return
-        except PeerGone as e:
+        except LifenetError as e:  # no answer, a refused handshake: the heartbeat retries
             self.post(PlaceResult(place, None, str(e)))
+            self._changed(trouble=f"server not answering: {e}")
             return
         self._changed(energy=session.energy)
         self.post(PlaceResult(place, placed))

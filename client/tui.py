@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -64,6 +65,7 @@ __all__ = ["HelpScreen", "IntroScreen", "LifenetClient", "NetState", "WorldView"
 COMPACT_BELOW = 100  # columns: below this the panel hides and a status line shows
 WARN_GENERATIONS = 30  # warn when energy runs out sooner than this at the current drain
 BOARD_ROWS = 8
+ROUND_RESULTS = 5  # the most round results a frame lists that are looked at
 
 GOAL = ("Own the most live cells. Each generation, every live cell of yours adds a point; "
         "the player with the most points when the round ends wins it, and a new round "
@@ -226,10 +228,11 @@ class LifenetClient(App[str | None]):
 
     def __init__(self, connect: str, name: str, *, token: str | None = None,
                  policy: str = "follow", timeout: float = 5.0,
-                 credentials: Credentials | None = None, intro: bool = False) -> None:
+                 credentials: Credentials | None = None, intro: bool = False,
+                 rekey: Callable[[], Credentials | None] | None = None) -> None:
         super().__init__()
         self.network = Network(connect, name, token, policy, self.post_message, timeout,
-                               credentials)
+                               credentials, rekey)
         self.patterns = list(library().items())
         self.selected = next((i for i, (n, _) in enumerate(self.patterns) if n == "glider"), 0)
         self.rotate = 0
@@ -244,6 +247,8 @@ class LifenetClient(App[str | None]):
         self.announced: list[dict[str, Any]] = []  # round results seen
         self.failure = ""
         self.warned = False  # the energy warning was shown for this drain
+        self._joined_at = 0  # the generation the session began at
+        self._seen: set[tuple[Any, Any]] = set()  # round results already announced
         self._spots: list[tuple[int, int]] = []
         self._spot = 0
         self._worker: Worker[None] | None = None
@@ -296,6 +301,8 @@ class LifenetClient(App[str | None]):
         first = not self.welcome
         old_size = self.welcome.get("size")
         self.welcome = message.welcome
+        self._joined_at = int(message.welcome.get("generation", 0))
+        self._seen = set()  # a new session (a restarted server counts rounds from 1 again)
         self.sub_title = f"{message.welcome['name']} on {self.network.connect}"
         h, w = message.welcome["size"]
         if [h, w] != old_size:
@@ -346,15 +353,18 @@ class LifenetClient(App[str | None]):
         self._refresh_side()
 
     def _announce(self) -> None:
-        """A notice for every round result not seen yet (the newest first in frames)."""
+        """A notice for every round that ended since the player joined (the frames list
+        the last results, newest first); results from before the join are not news."""
         last = (self.state.info.get("round") or {}).get("last") or []
-        seen = {r.get("round") for r in self.announced}
-        for result in reversed(last):
-            if result.get("round") in seen:
+        for result in reversed(last[:ROUND_RESULTS]):
+            if not isinstance(result, dict):
                 continue
+            key = (result.get("round"), result.get("ended_at"))
+            ended = result.get("ended_at")
+            if key in self._seen or not isinstance(ended, int) or ended <= self._joined_at:
+                continue
+            self._seen.add(key)
             self.announced.append(result)
-            if len(self.announced) == 1 and len(last) > 1:
-                continue  # joined mid-game: only news is news
             winner = result.get("winner")
             if winner is None:
                 text = f"round {result['round']} ended with no winner"

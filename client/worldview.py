@@ -31,6 +31,7 @@ from textual.widget import Widget
 
 from shared.colours import CURSOR, EMPTY_BG, WARNING, colour
 from shared.grid import FIRST_PLAYER_CODE, Codes
+from shared.protocol import MAX_SHIELDS
 
 HALF_BLOCK = "\u2580"
 SHIELD_BG = 236  # a grey a shade lighter than empty space: whoever's shield it is
@@ -70,7 +71,6 @@ class WorldView(Widget, can_focus=True):
         self.shape: npt.NDArray[np.bool_] = np.zeros((0, 0), dtype=np.bool_)
         self.shields: list[tuple[int, int, int, int]] = []  # y, x, h, w of live shields
         self._preview: dict[int, list[int]] = {}  # world row -> columns of the preview
-        self._shielded: npt.NDArray[np.bool_] = np.zeros((0, 0), dtype=np.bool_)
         self._styles: dict[tuple[int, int], Style] = {}
         self._lut = self._make_lut()
 
@@ -115,7 +115,6 @@ class WorldView(Widget, can_focus=True):
         self.codes = codes
         if resized:
             self._update_preview()
-            self._update_shields()
         self.refresh()
 
     def set_own(self, code: int) -> None:
@@ -132,9 +131,12 @@ class WorldView(Widget, can_focus=True):
         self.refresh()
 
     def set_shields(self, shields: list[tuple[int, int, int, int]]) -> None:
-        if shields != self.shields:
-            self.shields = shields
-            self._update_shields()
+        """The live shields' zones (at most ``MAX_SHIELDS`` kept, each clamped to the
+        world: a server's list is drawn, never trusted to be small)."""
+        h, w = self.codes.shape
+        kept = [(y, x, min(sh, h), min(sw, w)) for y, x, sh, sw in shields[:MAX_SHIELDS]]
+        if kept != self.shields:
+            self.shields = kept
             self.refresh()
 
     def preview_cells(self) -> list[tuple[int, int]]:
@@ -153,13 +155,6 @@ class WorldView(Widget, can_focus=True):
         ys, xs = np.nonzero(self.shape)
         for y, x in zip((ys + self.cursor[0]) % h, (xs + self.cursor[1]) % w, strict=True):
             self._preview.setdefault(int(y), []).append(int(x))
-
-    def _update_shields(self) -> None:
-        h, w = self.codes.shape
-        self._shielded = np.zeros((h, w), dtype=np.bool_)
-        for y, x, sh, sw in self.shields:
-            if h and w:
-                self._shielded[np.ix_((y + np.arange(sh)) % h, (x + np.arange(sw)) % w)] = True
 
     # -- moving ------------------------------------------------------------------------------
 
@@ -206,8 +201,10 @@ class WorldView(Widget, can_focus=True):
         and cursor."""
         cells = self.codes[row, columns]
         keys: npt.NDArray[np.int16] = self._lut[cells]
-        if self._shielded.shape == self.codes.shape:
-            keys[self._shielded[row, columns] & (cells == 0)] = SHIELD
+        h, w = self.codes.shape
+        for y, x, sh, sw in self.shields:
+            if (row - y) % h < sh:
+                keys[((columns - x) % w < sw) & (cells == 0)] = SHIELD
         preview = self._preview.get(row)
         if preview:
             where = {int(x): i for i, x in enumerate(columns)}

@@ -10,6 +10,7 @@ soon as every asked player answered), so the policy's effect is exact too.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -21,17 +22,20 @@ import zmq
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from client.commands import client_command
+from client.commands import client_command, credentials
 from client.session import PlayerSession
 from client.tui import HelpScreen, IntroScreen, LifenetClient
+from client.worldview import WorldView
 from server.app import Server
-from shared import protocol
-from shared.colours import WARNING, colour
+from shared import protocol, remote
+from shared.colours import CURSOR, WARNING, colour
+from shared.errors import LifenetError
 from shared.frames import FrameView
 from shared.grid import NEUTRAL_CODE
 from shared.library import library
 from shared.policies import POLICIES
-from tests.conftest import Processes, free_port
+from shared.remote import player_endpoint
+from tests.conftest import Processes, free_port, wait_for
 from tests.integration.conftest import MakeServer, start_workers
 
 pytestmark = pytest.mark.integration
@@ -408,19 +412,31 @@ def test_the_layout_keeps_the_players_score_and_the_cursor_in_view(
                 assert part in text
             # the player's facts come before the operator's numbers
             assert text.index("energy") < text.index("server") < text.index("workers")
-        # the cursor is on screen, in the middle, and stays there as it moves
+        # the cursor is drawn in the middle, and stays there as it moves
         for keys_ in ([], ["J"] * 12, ["L"] * 20, ["k"] * 3):
             for key in keys_:
                 await pilot.press(key)
             await pilot.pause()
-            spot = world.on_screen(*world.cursor)
-            assert spot == (world.size.width // 2, world.size.height // 2)
+            column, middle = world.size.width // 2, world.size.height // 2
+            assert world.on_screen(*world.cursor) == (column, middle)
+            # the middle row of cells (the widget's height: it shows twice as many
+            # rows) is the upper cell of its character when that is even
+            assert drawn_at(world, column, middle)[world.size.height % 2] == CURSOR
 
     play(server, scenario, size=size)
 
 
-def test_the_view_wraps_across_the_torus(make_server: MakeServer,
-                                         processes: Processes) -> None:
+def drawn_at(world: WorldView, column: int, line: int) -> tuple[int | None, int | None]:
+    """The 256-colour numbers (upper cell, lower cell) drawn at a character."""
+    cells = [(seg.style.color, seg.style.bgcolor) for seg in world.render_line(line)
+             if seg.style is not None for _ in seg.text]
+    upper, lower = cells[column]
+    return (upper.number if upper else None, lower.number if lower else None)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+def test_the_view_wraps_across_the_torus(make_server: MakeServer, processes: Processes,
+                                         size: tuple[int, int]) -> None:
     server = make_server(size=(120, 200), fill=0.0, decision_window=2.0)
     start_workers(processes, server, 1)
     codes = server.engine.grid.codes
@@ -436,16 +452,16 @@ def test_the_view_wraps_across_the_torus(make_server: MakeServer,
         assert spot is not None
         column, line = spot
         assert column == world.size.width // 2 - 1 and line <= world.size.height // 2
-        strip = world.render_line(line)
-        colours = [seg.style.color for seg in strip if seg.style is not None
-                   for _ in seg.text]
-        bottom = [seg.style.bgcolor for seg in strip if seg.style is not None
-                  for _ in seg.text]
-        drawn = {c.number for c in (colours[column], bottom[column]) if c is not None}
-        assert colour(NEUTRAL_CODE) in drawn
+        assert colour(NEUTRAL_CODE) in drawn_at(world, column, line)
         assert world.scroll_offset == (0, 0)  # no scrolling: the view wraps
+        # and the near corner's neighbours across both seams are drawn beside it
+        row_above = world.on_screen(119, 0)
+        column_left = world.on_screen(0, 199)
+        assert row_above is not None and column_left is not None
+        assert row_above[0] == world.size.width // 2
+        assert column_left == (world.size.width // 2 - 1, world.on_screen(0, 0)[1])  # type: ignore[index]
 
-    play(server, scenario, size=(100, 30))
+    play(server, scenario, size=size)
 
 
 def test_ctrl_c_quits_and_returns_the_token(make_server: MakeServer) -> None:
@@ -568,6 +584,10 @@ def test_a_client_survives_a_server_restart_and_keeps_its_settings(
             first.terminate()
             first.wait(10)
             await until(pilot, lambda: app.state.trouble, "the client to notice")
+            # a placement meanwhile is refused at once, not queued for a dead server
+            await pilot.press("space")
+            await until(pilot, lambda: app.last_refusal.startswith("not placed"),
+                        "the placement to be refused", timeout=3)
             processes.lifenet(*args)
             await until(pilot, lambda: app.network.joins == 2, "the client to join again",
                         timeout=30)
@@ -609,3 +629,49 @@ def test_a_round_ends_and_the_client_announces_its_winner(make_server: MakeServe
         assert app.own_cells() == 0  # a fresh start: every cell neutral
 
     play(server, scenario)
+
+
+def test_a_client_of_a_local_up_survives_its_restart_with_new_keys(
+        processes: Processes) -> None:
+    """``lifenet up`` makes new keys each run: the client of a local ``up`` that stops
+    and starts again finds the new server key, joins again and plays on."""
+    worker, player, frames = free_port(), free_port(), free_port()
+    args = ["up", "--headless", "--workers", "1", "--bots", "0", "--size", "32x48",
+            "--fill", "0", "--tick", "0.05", "--worker-port", str(worker),
+            "--player-port", str(player), "--frame-port", str(frames)]
+    connect = f"127.0.0.1:{player}"
+
+    def answers() -> bool:
+        try:
+            found = credentials(connect, None, None)
+            return found is not None and bool(remote.status(
+                player_endpoint(connect), 0.5, found))
+        except LifenetError:
+            return False
+
+    first = processes.lifenet(*args)
+    wait_for(answers, 30, what="the first up to answer")
+    keys = credentials(connect, None, None)
+    assert keys is not None  # up is secure by default: CURVE with keys of its own
+    app = LifenetClient(connect, "alice", timeout=1.0, credentials=keys,
+                        rekey=lambda: credentials(connect, None, None))
+
+    async def run() -> None:
+        async with app.run_test(size=(110, 36)) as pilot:
+            await until(pilot, lambda: app.welcome, "the client to join", timeout=20)
+            await pilot.press("d", "p")
+            settings = (app.policy, app.selected)
+            first.send_signal(signal.SIGTERM)
+            first.wait(20)
+            await until(pilot, lambda: app.state.trouble, "the client to notice")
+            processes.lifenet(*args)
+            await until(pilot, lambda: app.network.joins == 2, "the client to join again",
+                        timeout=40)
+            assert app.network.credentials is not None
+            assert app.network.credentials.server != keys.server  # the new up's key
+            assert (app.policy, app.selected) == settings
+            await until(pilot, lambda: not app.state.trouble and app.state.gen >= 0,
+                        "frames from the new up", timeout=20)
+            await pilot.press("q")
+
+    asyncio.run(run())
