@@ -12,7 +12,9 @@ reads as the generation it makes:
    ``StoppableWorker``), each with its own socket to the broker and the workers.
 4. **Fan in** every answer through generation ``g + 1``'s ``LockingGrid``: the
    dispatchers paste the workers' tiles (each batch at most once); then, here, the zones
-   of the live shields (fresh placements evolving as if alone, ``--protect``), the
+   of the live shields (fresh placements evolving as if alone, ``--protect``; read once
+   per step, before asking, so the players' verdicts, the zones and the checks of
+   their decisions see the same shields whatever the lobby drops meanwhile), the
    players' valid decisions, the cells of players whose grace ended (they turn neutral),
    the end of a round (``--round``: the winner, then every cell neutral) and the
    placements that land. A failed batch becomes a ``SimulationError`` naming its cells,
@@ -48,7 +50,7 @@ from server.players.board import Board
 from server.players.decisions import Decided, DecisionRound
 from server.players.registry import Landed, PlayerRegistry
 from server.players.rounds import Result, Rounds, Standing
-from server.players.shields import evolve_zone, rows_cols
+from server.players.shields import Shield, evolve_zone, rows_cols
 from server.publisher import FramePublisher
 from server.verify import UNVERIFIED, LocalKernel, Verification
 from shared.errors import Closed, SimulationError
@@ -257,9 +259,12 @@ class Engine:
         if board.codes is not self.grid.codes:  # the world was replaced since
             board = Board.of(self.grid.codes)
         # 2. The players are asked before the fan-out, so they answer while workers work.
+        # The live shields are read once: asking, the zones and the decisions' checks
+        # all use this list, even if the lobby drops one of them meanwhile.
+        shields: list[Shield] = []
         if self.players is not None:
-            self.players.registry.prune_shields(gen)
-            self.players.round.ask(gen, frozen.codes, board)
+            shields = self.players.registry.step_shields(gen)
+            self.players.round.ask(gen, frozen.codes, board, shields)
         # 3. Fan out to the workers; the dispatchers fan their tiles in (paste_once).
         target = LockingGrid(frozen.height, frozen.width)
         self.fan_out(frozen, target)
@@ -267,8 +272,8 @@ class Engine:
         told: tuple[Decided, list[Landed]] | None = None
         ended: Result | None = None
         if self.players is not None:
-            self._fan_in_shields(frozen, target, gen)
-            decided, landed, ended = self._fan_in_players(gen, target)
+            self._fan_in_shields(frozen, target, shields)
+            decided, landed, ended = self._fan_in_players(gen, target, shields)
             told = decided, landed
         grid = Grid(target.height, target.width, target.codes)
         self.grid, self.generation = grid, gen + 1
@@ -372,24 +377,26 @@ class Engine:
         self.generation += 1
         return Grid(target.height, target.width, target.codes)
 
-    def _fan_in_shields(self, frozen: Grid, target: LockingGrid, gen: int) -> None:
-        """Step 4 for the live shields: each zone's next generation as if it were alone
-        (every cell outside it dead), computed here from the frozen generation and
-        written over what the workers made there. Zones never overlap, so the order
-        does not matter."""
-        assert self.players is not None
-        for shield in self.players.registry.live_shields(gen):
+    def _fan_in_shields(self, frozen: Grid, target: LockingGrid,
+                        shields: list[Shield]) -> None:
+        """Step 4 for the step's live ``shields``: each zone's next generation as if it
+        were alone (every cell outside it dead), computed here from the frozen
+        generation and written over what the workers made there. Zones never overlap,
+        so the order does not matter."""
+        for shield in shields:
             rows, cols = rows_cols(shield.zone, frozen.height, frozen.width)
             target.write(rows[:, None], cols[None, :],
                          evolve_zone(frozen.codes, shield.zone, self.table))
 
-    def _fan_in_players(self, gen: int, target: LockingGrid
+    def _fan_in_players(self, gen: int, target: LockingGrid, shields: list[Shield]
                         ) -> tuple[Decided, list[Landed], Result | None]:
-        """Step 4 for the players: their decisions, the departed, the end of a round,
-        their placements; returns what to tell them (step 5) and how a round ended."""
+        """Step 4 for the players: their decisions (checked against the step's
+        ``shields``), the departed, the end of a round, their placements (a shield for
+        each one that qualifies, judged on the world with its cells in); returns what to
+        tell them (step 5) and how a round ended."""
         assert self.players is not None
         registry, decision_round = self.players.registry, self.players.round
-        decided = decision_round.collect(gen)  # waits for the answers, until the deadline
+        decided = decision_round.collect(gen, shields)  # waits until the deadline at most
         for write in decided.writes:
             target.write(write.ys, write.xs, write.code)
         for player in registry.expire():
@@ -403,14 +410,15 @@ class Engine:
         for placement in registry.take_placements(gen + 1):
             ys, xs = registry.unshielded(placement, gen + 1)
             placed = target.fill_empty(ys, xs, placement.code)
-            registry.shield(placement, placed, gen + 1)
+            registry.shield(placement, placed, gen + 1, target.codes)
             landed.append(registry.refund(placement, placed))
         return decided, landed, ended
 
     def _end_round(self, rounds: Rounds, made: int, target: LockingGrid) -> Result:
         """Generation ``made`` ends a round: it scores, the winner is named, and then a
-        fresh start (points 0, every cell neutral, shields ended, energy at the cap).
-        The placements landing at this boundary land after it."""
+        fresh start (points 0, every cell neutral, shields ended, energy at the cap
+        less what the placements landing at this boundary reserved: they land after
+        it, and are paid for)."""
         assert self.players is not None
         registry = self.players.registry
         board = Board.of(target.codes)

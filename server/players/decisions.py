@@ -18,7 +18,10 @@ driven by the generation (``server.generation.Engine.step``), in the main thread
 
 Inside a live shield (``server.players.shields``) a cell's neighbours are counted as the
 shield computes them, within its zone alone, so the verdicts players are told agree with
-what the generation does there.
+what the generation does there. The engine reads the live shields once per step
+(``PlayerRegistry.step_shields``) and hands that same list to ``ask``, to ``collect``
+and to its own step of the zones: a shield the lobby drops meanwhile (an eviction) is
+dropped for the next step, never half-way through this one.
 
 A player that does not answer in time loses nothing but its say: the rule decides.
 """
@@ -34,7 +37,7 @@ import numpy as np
 
 from server.players.board import Board
 from server.players.registry import DecisionResult, Landed, PlayerRegistry, Request, Write
-from server.players.shields import rows_cols, zone_neighbours
+from server.players.shields import Shield, rows_cols, zone_neighbours
 from shared import protocol
 from shared.grid import NEUTRAL_CODE, Codes, as_payload
 from shared.protocol import Kind, Message
@@ -74,9 +77,13 @@ class DecisionRound:
         self._deadline = 0.0
         self._asked: dict[int, bytes] = {}
 
-    def ask(self, gen: int, codes: Codes, board: Board) -> int:
-        """Send generation ``gen``'s requests (``board``: its live cells per owner);
-        returns how many players were asked."""
+    def ask(self, gen: int, codes: Codes, board: Board,
+            shields: list[Shield] | None = None) -> int:
+        """Send generation ``gen``'s requests (``board``: its live cells per owner;
+        ``shields``: the step's live shields, None: those live now); returns how many
+        players were asked."""
+        if shields is None:
+            shields = self.registry.live_shields(gen)
         players = self.registry.connected()
         self._deadline = time.monotonic() + self.window
         owning = [p for p in players if board.cells(p.id)]
@@ -85,7 +92,7 @@ class DecisionRound:
         self._asked = {}
         if owning:
             counts = neighbour_counts(codes)
-            for shield in self.registry.live_shields(gen):  # each zone as if alone
+            for shield in shields:  # each zone as if alone
                 rows, cols = rows_cols(shield.zone, *codes.shape)
                 counts[np.ix_(rows, cols)] = zone_neighbours(codes, shield.zone)
             survive = self.rule.table[9:]
@@ -110,12 +117,13 @@ class DecisionRound:
             self.send(identity, msg)
         return len(requests)
 
-    def collect(self, gen: int) -> Decided:
+    def collect(self, gen: int, shields: list[Shield] | None = None) -> Decided:
         """Wait for the answers (until all came or the window closed), close the round
-        and regain the generation's energy."""
+        (checked against ``shields``, the ones the round was asked with; None: those
+        live now) and regain the generation's energy."""
         if self._asked:
             self.registry.wait_decisions(self._deadline)
-        writes, results = self.registry.close_decisions(regenerate=True)
+        writes, results = self.registry.close_decisions(regenerate=True, shields=shields)
         if self.registry.unanswered:
             log.debug("generation %d: %d asked players did not answer in time; the rule "
                       "decided for their cells", gen, self.registry.unanswered)

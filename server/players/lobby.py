@@ -28,7 +28,7 @@ import zmq
 from server.auth import PLAYERS, ServerKeys, peer_key, serve_curve
 from server.players.placing import placement_cells
 from server.players.registry import PlayerRegistry
-from server.players.rounds import GOAL
+from server.players.rounds import goal
 from server.transport import (
     MemoryGuard,
     Wakeup,
@@ -272,8 +272,8 @@ class PlayerEndpoint(threading.Thread):
             rule=self.world.rule, frame_port=self.world.frame_port, energy=player.energy,
             energy_cap=config.energy_cap, energy_regen=config.energy_regen,
             heartbeat=config.heartbeat, generation=self.generation(), rejoined=rejoined,
-            round=self.world.round, protect=self.world.protect, goal=GOAL,
-            grace=float(config.grace))
+            round=self.world.round, protect=self.world.protect,
+            goal=goal(self.world.round), grace=float(config.grace))
 
     def _on_leave(self, peer: Peer, msg: Message) -> Message:
         player = self.registry.auth(msg["player"], msg["token"], peer.identity, peer.key)

@@ -26,8 +26,9 @@ Rules of the game (the README's "Playing", and ``docs/protocol.md``):
   boundary: ``shared.placement``); keeping alive a cell the rule would kill costs 1;
   letting a cell die is free.
 - A fresh placement is shielded for a few generations (``server.players.shields``, whose
-  ``Shields`` this lock guards): a placement touching another player's live shield is
-  refused, and so are decisions on cells inside it.
+  ``Shields`` this lock guards) when it is compact and lands where no other player's
+  cell is: a placement touching another player's live shield is refused, and so are
+  decisions on cells inside it.
 - With rounds (``server.players.rounds``), each player's points for the round in
   progress are kept here, with the player: they go with it when its id is freed.
 """
@@ -45,9 +46,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from server.players.shields import Shield, Shields, Zone
+from server.players.shields import Shield, Shields, Zone, foreign_mask
 from shared.errors import Busy, NotAllowed
-from shared.grid import MAX_PLAYER, player_code
+from shared.grid import MAX_PLAYER, Codes, player_code
 from shared.placement import Cells
 from shared.ratelimit import TokenBucket
 
@@ -84,7 +85,7 @@ class Placement:
     cells: Cells
     reserved: int
     code: int = 0  # the placer's cell code, filled in when it is taken to land
-    zone: Zone | None = None  # what its shield would cover (with shields on)
+    zone: Zone | None = None  # what its shield would cover (None: it gets none)
 
     @property
     def ys(self) -> npt.NDArray[np.int64]:
@@ -322,15 +323,14 @@ class PlayerRegistry:
         the queue, so the promise holds even while a step is running.
         """
         cost = len(cells)
-        zone = self.shields.zone(cells) if self.shields.on else None
+        zone = self.shields.zone(cells)  # None: shields off, or not compact
         with self.lock:
             if cost > player.energy:
                 raise NotAllowed(f"placing {cost} cells needs {cost} energy, "
                                  f"player has {player.energy}")
-            if zone is not None:
-                why = self.shields.refusal(player.id, zone, self.landing)
-                if why is not None:
-                    raise NotAllowed(why)
+            why = self.shields.refusal(player.id, zone, self.landing, cells)
+            if why is not None:
+                raise NotAllowed(why)
             player.energy -= cost
             self.placements.append(Placement(player.id, cells, cost, zone=zone))
             return cost, self.landing
@@ -387,20 +387,33 @@ class PlayerRegistry:
             return placement.ys, placement.xs
         return placement.ys[~blocked], placement.xs[~blocked]
 
-    def shield(self, placement: Placement, placed: int, landed: int) -> Shield | None:
-        """The shield of a placement that put ``placed`` cells in generation ``landed``
-        (none for one that put none, nor when its zone overlaps a live shield)."""
+    def shield(self, placement: Placement, placed: int, landed: int,
+               world: Codes) -> Shield | None:
+        """The shield of a placement that put ``placed`` cells in generation ``landed``,
+        whose cells ``world`` now holds (none for one that put none or is not compact,
+        nor when its zone overlaps a live shield or one of its player's that just
+        ended, or holds another player's cells: ``Shields.add``)."""
         if placement.zone is None or placed == 0:
             return None
         with self.lock:
             if placement.player not in self.players:
                 return None
-            return self.shields.add(placement.player, placement.zone, landed)
+            return self.shields.add(placement.player, placement.zone, landed, world,
+                                    placement.code)
 
     def prune_shields(self, generation: int) -> None:
         """Forget the shields that computed their last generation by ``generation``."""
         with self.lock:
             self.shields.prune(generation)
+
+    def step_shields(self, generation: int) -> list[Shield]:
+        """The shields that compute generation ``generation + 1``, the done ones
+        forgotten first, read once under the lock: the one view of them a step uses
+        (asking, the zones, checking the decisions), whatever the lobby drops meanwhile
+        (a player evicted takes its shields with it, from the next step on)."""
+        with self.lock:
+            self.shields.prune(generation)
+            return list(self.shields.live)
 
     def live_shields(self, generation: int) -> list[Shield]:
         """The shields that still compute a generation after ``generation``."""
@@ -422,13 +435,18 @@ class PlayerRegistry:
 
     def end_round(self) -> dict[int, tuple[str, int]]:
         """Close the round: every player's name and points, then a fresh start: points
-        back to 0, every live shield ended, connected players' energy at the cap."""
+        back to 0, every live shield ended, connected players' energy at the cap less
+        what their queued placements reserved (those land after the reset and are
+        paid for: a refill to the cap would forgive them, the refund being capped)."""
         with self.lock:
             standings = {p.id: (p.name, p.points) for p in self.players.values()}
+            reserved: dict[int, int] = {}
+            for pl in self.placements:
+                reserved[pl.player] = reserved.get(pl.player, 0) + pl.reserved
             for p in self.players.values():
                 p.points = 0
                 if p.connected:
-                    p.energy = self.config.energy_cap
+                    p.energy = max(0, self.config.energy_cap - reserved.get(p.id, 0))
             self.shields.drop()
             return standings
 
@@ -481,15 +499,19 @@ class PlayerRegistry:
                     return
                 self.changed.wait(left)
 
-    def close_decisions(self, regenerate: bool = False
+    def close_decisions(self, regenerate: bool = False,
+                        shields: list[Shield] | None = None
                         ) -> tuple[list[Write], dict[int, DecisionResult]]:
         """Close the round: the writes its valid decisions make in the next generation
         (keep-alives paid with energy), and what each answering player got. With
         ``regenerate``, the generation's energy is regained in the same breath, so no
-        request ever sees the keep-alives paid and the regeneration not yet done."""
+        request ever sees the keep-alives paid and the regeneration not yet done.
+        ``shields``: the live shields the generation was asked with (``step_shields``;
+        None: those live now)."""
         results: dict[int, DecisionResult] = {}
         writes: list[Write] = []
         with self.lock:
+            live = self.shields.live if shields is None else shields
             silent = set(self.requests) - set(self.decisions)
             self.unanswered = len(silent)
             for pid in silent:
@@ -502,9 +524,10 @@ class PlayerRegistry:
                     continue
                 n = len(request.ys)
                 # Cells inside another player's live shield: its owner alone decides.
-                shielded = (self.shields.foreign(pid, request.ys, request.xs,
-                                                 self.request_gen or 0)
-                            if self.shields.live else None)
+                shielded = (foreign_mask(live, pid, request.ys, request.xs,
+                                         self.request_gen or 0, self.shields.height,
+                                         self.shields.width)
+                            if live else None)
                 keep = []
                 for i in dict.fromkeys(decision.keep):
                     if (i >= n or request.survives[i] or player.energy < 1

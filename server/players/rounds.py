@@ -1,6 +1,7 @@
 """Rounds (``--round N``): the game's goal, its scoring, and who won.
 
-The goal, as a joining player is told (``GOAL``): own the most live cells. Each
+The goal, as a joining player is told (``goal``: ``GOAL`` with rounds, ``GOAL_NO_ROUNDS``
+on a server without them, where nobody scores points): own the most live cells. Each
 generation a player earns its live-cell count in points (read off the ``Board`` the
 generation already counted, so scoring costs a few additions); a round lasts ``N``
 generations, and the player with the most points when it ends wins. A steady presence
@@ -14,11 +15,13 @@ Rounds follow the generation counter: round ``k`` (from 1) scores generations
 - it is announced (frames, status, the log) and the last ``MAX_ROUND_RESULTS`` results
   are kept;
 - every player's points go back to 0, every player's cells turn neutral (a fresh
-  start), the live shields end, and every connected player's energy refills to the cap.
+  start), the live shields end, and every connected player's energy refills to the cap,
+  less what its placements landing at that boundary reserved.
 
 Placements that land in a round's last generation land after the reset: they are the
-new round's first cells. Everything here depends on the generations alone (never on
-workers or the order of answers), so the same world and players give the same winner.
+new round's first cells, paid for as in any generation. Everything here depends on the
+generations alone (never on workers or the order of answers), so the same world and
+players give the same winner.
 """
 
 from __future__ import annotations
@@ -32,6 +35,14 @@ from shared.protocol import MAX_ROUND_RESULTS
 
 GOAL = ("Own the most live cells: each generation your live cells add to your points; "
         "the most points when the round ends wins.")
+GOAL_NO_ROUNDS = ("Own the most live cells: the scoreboard counts each player's live "
+                  "cells; place patterns that live and grow.")
+
+
+def goal(round_length: int) -> str:
+    """The goal a joining player is told on a server whose rounds last
+    ``round_length`` generations (0: no rounds, no points)."""
+    return GOAL if round_length > 0 else GOAL_NO_ROUNDS
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,29 @@ so a birth takes its parents' majority owner as everywhere), and writes it over 
 the workers made there. Cells inside the zone still act on the world outside it (the
 workers see the whole world); only the zone is shielded.
 
+Who gets a shield (a shield protects a fresh start; it must never be a weapon):
+
+- Only a *compact* placement: its bounding box (before the margin) holds at most
+  ``max(MIN_BOX, SPREAD * live cells)`` cells (a glider's 3x3 for 5 cells, an acorn's 7x3
+  for 7, a Gosper gun's 36x9 for 36 all qualify). Two cells at opposite corners of a
+  256x256 box cost 2 energy and would shield all of it: such a placement is still
+  placed, unshielded.
+- Only a placement whose zone holds no live cell of another player when it lands (after
+  its own cells and the boundary's earlier placements are in): a shield protects a fresh
+  start in open space or beside neutral cells, and never cuts another player's cells off
+  from the world. Such a placement too is placed, unshielded.
+- Not a zone that overlaps one of the same player's shields that ended fewer than
+  ``length`` generations before it lands: a spot is shielded for ``length`` generations,
+  then open to everyone for at least as long (no chaining one shield after the other).
+
 Rules that keep every generation exact and deterministic:
 
 - Zones of live shields never overlap. A ``PLACE`` whose zone would overlap the live
   shield of another player is refused, with the generations that shield still lasts; one
   that overlaps only its own player's shields is taken, and lands without a shield of
   its own (the later one's shield is refused, never merged: a merged box could swallow
-  somebody else's cells).
+  somebody else's cells). A placement that is not compact has no zone: it is refused
+  only when one of its cells lies in another player's live shield.
 - Two placements queued for the same boundary are taken in the order they came: a later
   one's cells inside a zone made earlier at that boundary by another player are not
   placed (refunded, and counted as occupied in ``landed``), and it gets no shield if its
@@ -33,17 +49,20 @@ checked in the lobby thread, shields made and applied in the main thread).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from shared.grid import Codes
+from shared.grid import NEUTRAL_CODE, Codes
 from shared.kernel import step_tile
 from shared.placement import Cells
 from shared.protocol import MAX_SHIELDS
 
 MARGIN = 2  # cells around a placement's bounding box that its shield covers too
+MIN_BOX = 64  # cells a placement's bounding box may hold and still be compact, at least
+SPREAD = 16   # ... and per live cell: a compact box holds max(MIN_BOX, SPREAD * cells)
 
 Index = npt.NDArray[np.int64]
 Zone = tuple[int, int, int, int]  # y, x, h, w on the torus
@@ -101,6 +120,37 @@ def zone_of(cells: Cells, height: int, width: int, margin: int = MARGIN) -> Zone
     y, h = _grow(*span(cells[:, 0], height), margin, height)
     x, w = _grow(*span(cells[:, 1], width), margin, width)
     return y, x, h, w
+
+
+def compact(cells: Cells, height: int, width: int) -> bool:
+    """Whether a placement of ``cells`` is compact enough to be shielded: its bounding
+    box on the torus (before the margin) holds at most ``max(MIN_BOX, SPREAD * cells)``
+    cells."""
+    _, h = span(cells[:, 0], height)
+    _, w = span(cells[:, 1], width)
+    return h * w <= max(MIN_BOX, SPREAD * len(cells))
+
+
+def others_inside(codes: Codes, zone: Zone, code: int) -> bool:
+    """Whether ``zone`` of the world ``codes`` holds a live cell of another player than
+    the one whose cell code is ``code`` (neutral cells do not count)."""
+    rows, cols = rows_cols(zone, *codes.shape)
+    sub = codes[np.ix_(rows, cols)]
+    return bool(np.any((sub > NEUTRAL_CODE) & (sub != code)))
+
+
+def foreign_mask(shields: Sequence[Shield], player: int, ys: Index, xs: Index,
+                 generation: int, height: int, width: int) -> npt.NDArray[np.bool_] | None:
+    """Which of the cells ``(ys[i], xs[i])`` lie in one of ``shields`` of another player
+    than ``player`` that still computes a generation after ``generation``; None when
+    none does."""
+    mask: npt.NDArray[np.bool_] | None = None
+    for shield in shields:
+        if shield.player == player or not shield.live_after(generation):
+            continue
+        hit = inside(shield.zone, ys, xs, height, width)
+        mask = hit if mask is None else mask | hit
+    return mask
 
 
 def _arcs_overlap(a: int, la: int, b: int, lb: int, size: int) -> bool:
@@ -165,61 +215,85 @@ class Shields:
         self.length = length
         self.limit = limit
         self.live: list[Shield] = []
+        self.ended: list[Shield] = []  # those that ended less than ``length`` ago
 
     @property
     def on(self) -> bool:
         return self.length > 0
 
-    def zone(self, cells: Cells) -> Zone:
+    def zone(self, cells: Cells) -> Zone | None:
+        """The zone a placement of ``cells`` would shield; None when shields are off or
+        the placement is not compact (it lands unshielded)."""
+        if not self.on or not compact(cells, self.height, self.width):
+            return None
         return zone_of(cells, self.height, self.width)
 
-    def refusal(self, player: int, zone: Zone, landing: int) -> str | None:
+    def refusal(self, player: int, zone: Zone | None, landing: int,
+                cells: Cells | None = None) -> str | None:
         """Why a placement by ``player`` shielding ``zone`` and landing in ``landing``
-        must be refused, or None."""
+        must be refused, or None. A placement without a zone (not compact) is refused
+        only when one of its ``cells`` lies in another player's live shield."""
         if not self.on:
             return None
         for shield in self.live:
-            if (shield.player != player and shield.live_after(landing)
-                    and overlap(zone, shield.zone, self.height, self.width)):
+            if shield.player == player or not shield.live_after(landing):
+                continue
+            if zone is not None:
+                hit = overlap(zone, shield.zone, self.height, self.width)
+                what = "would touch"
+            else:
+                hit = cells is not None and bool(np.any(inside(
+                    shield.zone, cells[:, 0], cells[:, 1], self.height, self.width)))
+                what = "has cells in"
+            if hit:
                 left = shield.until - landing
-                return (f"the placement would touch player {shield.player}'s shield "
+                return (f"the placement {what} player {shield.player}'s shield "
                         f"({shield.h}x{shield.w} at {shield.y},{shield.x}, a fresh "
                         f"placement and {MARGIN} cells around it), which lasts {left} more "
                         f"generation{'s' if left != 1 else ''} (until generation "
                         f"{shield.until}): place it elsewhere, or wait")
-        if len(self.live) >= self.limit:
+        if zone is not None and len(self.live) >= self.limit:
             return (f"the world holds {self.limit} shields of fresh placements already: "
                     "try again in a few generations")
         return None
 
     def foreign(self, player: int, ys: Index, xs: Index,
                 generation: int) -> npt.NDArray[np.bool_] | None:
-        """Which of the cells ``(ys[i], xs[i])`` lie in a shield of another player that
-        still computes a generation after ``generation``; None when none does."""
-        mask: npt.NDArray[np.bool_] | None = None
-        for shield in self.live:
-            if shield.player == player or not shield.live_after(generation):
-                continue
-            hit = inside(shield.zone, ys, xs, self.height, self.width)
-            mask = hit if mask is None else mask | hit
-        return mask
+        """Which of the cells ``(ys[i], xs[i])`` lie in a live shield of another player
+        that still computes a generation after ``generation``; None when none does."""
+        return foreign_mask(self.live, player, ys, xs, generation, self.height, self.width)
 
-    def add(self, player: int, zone: Zone, landed: int) -> Shield | None:
-        """The shield of a placement that landed in generation ``landed``, or None when
-        its zone overlaps a live one (the later one is refused) or there are enough."""
+    def add(self, player: int, zone: Zone, landed: int,
+            world: Codes | None = None, code: int = 0) -> Shield | None:
+        """The shield of a placement by ``player`` (cell code ``code``) that landed in
+        generation ``landed`` in ``world`` (the generation being made, its cells in),
+        or None: when its zone overlaps a live shield (the later one is refused), or
+        one of the player's own that ended less than ``length`` generations ago (no
+        chaining), or holds another player's live cells, or there are enough."""
         if not self.on or len(self.live) >= self.limit:
             return None
-        if any(s.live_after(landed) and overlap(zone, s.zone, self.height, self.width)
-               for s in self.live):
+        for s in (*self.live, *self.ended):
+            if not overlap(zone, s.zone, self.height, self.width):
+                continue
+            if s.live_after(landed) or (s.player == player
+                                        and landed - s.until < self.length):
+                return None
+        if world is not None and others_inside(world, zone, code):
             return None
         shield = Shield(*zone, until=landed + self.length, player=player)
         self.live.append(shield)
         return shield
 
     def prune(self, generation: int) -> None:
-        """Forget the shields that computed their last generation by ``generation``."""
+        """Forget the shields that computed their last generation by ``generation`` (as
+        live shields: they are remembered as ended for ``length`` generations more)."""
+        done = [s for s in self.live if not s.live_after(generation)]
         self.live = [s for s in self.live if s.live_after(generation)]
+        self.ended = [s for s in (*self.ended, *done)
+                      if generation - s.until < self.length]
 
     def drop(self, player: int | None = None) -> None:
-        """Forget ``player``'s shields (its cells turned neutral), or every shield."""
+        """Forget ``player``'s shields (its cells turned neutral), or every shield (a
+        round's fresh start), the ended ones too."""
         self.live = [s for s in self.live if player is not None and s.player != player]
+        self.ended = [s for s in self.ended if player is not None and s.player != player]

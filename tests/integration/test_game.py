@@ -3,6 +3,7 @@ shields of fresh placements, and energy numbers that agree."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -16,7 +17,7 @@ import pytest
 
 from client.session import PlayerSession
 from server.app import Server
-from server.players.rounds import GOAL
+from server.players.rounds import GOAL, GOAL_NO_ROUNDS
 from shared import remote
 from shared.errors import RemoteError
 from shared.frames import FrameView
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.integration
 GLIDER = library()["glider"][0]
 BLOCK = library()["block"][0]
 BLINKER = library()["blinker"][0]
+ACORN = library()["acorn"][0]
 
 
 @pytest.fixture
@@ -167,6 +169,46 @@ def test_the_winner_is_the_same_whatever_the_workers(
     assert [r["round"] for r in last] == [2, 1] and last[1]["winner"] is not None
 
 
+def test_placements_and_shields_are_the_same_whatever_the_workers(
+        make_server: MakeServer, processes: Processes,
+        sessions: list[PlayerSession]) -> None:
+    """Placements too, shielded ones among them: the same world of three players on two
+    servers (one worker and fixed tiles; two workers and planned bands), the same
+    placements asked before the same generations (one landing at a round's end). Every
+    generation the same cells and owners, the same shields, the same points and the
+    same energy; and shields were made."""
+    plan = {0: [("p1", 2, 2, GLIDER), ("p2", 2, 14, ACORN), ("p3", 14, 14, BLOCK)],
+            3: [("p3", 2, 27, BLINKER)],
+            5: [("p1", 9, 4, GLIDER)],  # lands in 6: the round's end
+            8: [("p2", 2, 20, GLIDER), ("p3", 20, 3, ACORN)]}
+    histories = []
+    for workers, tile in ((1, (8, 32)), (2, None)):
+        server = game(make_server, processes, workers, round_length=6, tile=tile)
+        players = {name: join(server, sessions, name) for name in ("p1", "p2", "p3")}
+        rng = np.random.default_rng(5)
+        codes = rng.choice([0, 2, 3, 4], size=(32, 32), p=[.7, .1, .1, .1]).astype(np.uint8)
+        codes[:12] = 0  # open space, where fresh placements are shielded
+        server.engine.grid = Grid.from_codes(codes)
+        history = []
+        for gen in range(12):
+            for name, y, x, rle in plan.get(gen, []):
+                players[name].place(y, x, rle=rle)
+            server.advance()
+            made = server.engine.generation
+            latest = server.engine.latest.round
+            assert latest is not None
+            history.append((made, hashlib.sha256(server.engine.grid.codes.tobytes()).hexdigest(),
+                            [s.wire() for s in server.registry.live_shields(made)],
+                            latest.frame(), server.registry.energies()))
+        histories.append(history)
+        server.close()
+    for one, two in zip(*histories, strict=True):
+        assert one == two, f"generation {one[0]}"
+    shielded = {s[5] for _, _, shields, _, _ in histories[0] for s in shields}
+    assert shielded == {1, 2, 3}
+    assert histories[0][-1][3]["last"][0]["winner"] is not None
+
+
 def shielded_world(make_server: MakeServer, processes: Processes,
                    sessions: list[PlayerSession], protect: int
                    ) -> tuple[Server, PlayerSession, PlayerSession]:
@@ -200,6 +242,7 @@ def test_a_fresh_glider_beside_a_block_is_shielded_then_follows_the_rule(
         make_server: MakeServer, processes: Processes, sessions: list[PlayerSession],
         views: list[FrameView]) -> None:
     server, alice, bob = shielded_world(make_server, processes, sessions, protect=8)
+    assert alice.welcome["round"] == 0 and alice.welcome["goal"] == GOAL_NO_ROUNDS
     view = watch(server, bob, views)
     assert view.info["shields"] == [[8, 8, 7, 7, 18, alice.player]]
     # Bob cannot place into it (nor next to it: his zone would touch it) ...
@@ -259,3 +302,77 @@ def test_decided_reports_the_energy_a_refusal_then_says(
         player.place(0, 0, rle=library()["gosper-gun"][0])
     said = re.search(r"player has (\d+)", str(refused.value))
     assert said is not None and int(said.group(1)) == energy
+
+
+def test_a_sparse_placement_or_one_on_other_players_cells_is_not_shielded(
+        make_server: MakeServer, processes: Processes,
+        sessions: list[PlayerSession]) -> None:
+    """The grief the rules stop: alice's 2 cells at the corners of a 21x21 box around
+    bob's blinker would have shielded it all for 2 energy (bob's cells evolving cut
+    off, his keep-alives and placements refused); her glider landing beside the
+    blinker, with it in its zone, too. Both are placed, unshielded: the world follows
+    the rule and bob places inside the box."""
+    server = game(make_server, processes, size=(64, 64), tile=(16, 64))
+    alice, bob = join(server, sessions, "alice"), join(server, sessions, "bob")
+    bob.place(30, 30, rle=BLINKER)
+    for _ in range(9):  # bob's own shield is over
+        server.advance()
+    assert server.registry.live_shields(9) == []
+    energy = server.registry.energy_of(alice.player)
+    alice.place(20, 20, cells=[(0, 0), (20, 20)])
+    alice.place(26, 30, rle=GLIDER)  # its zone, rows 24..30 and columns 28..34, holds bob's
+    server.advance()
+    assert server.engine.generation == 10
+    assert len(cells_of(server, alice)) == 7
+    assert server.registry.energy_of(alice.player) == min(200, energy - 7 + 5)
+    assert server.registry.live_shields(10) == []
+    for _ in range(8):
+        before = server.engine.grid.copy()
+        server.advance()
+        assert server.engine.grid == simulate(before, server.rule)
+    bob.place(35, 35, rle=BLOCK)  # inside alice's box: taken, and shielded (open space)
+    server.advance()
+    assert [s.player for s in server.registry.live_shields(19)] == [bob.player]
+
+
+def test_a_shield_dropped_during_a_step_is_applied_to_the_whole_step(
+        make_server: MakeServer, processes: Processes, sessions: list[PlayerSession],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lobby may drop a shield (its player evicted) while a generation is made. The
+    step read the live shields once, before asking: the zone it asked the players
+    about is the zone it computes and checks their decisions against, whatever was
+    dropped meanwhile; the next step goes without it."""
+    server = game(make_server, processes, decision_window=1.0)
+    alice, bob = join(server, sessions, "alice"), join(server, sessions, "bob")
+    alice.place(10, 10, rle=GLIDER)
+    server.advance()  # lands in 1: its zone rows and columns 8..14, until 9
+    assert [s.player for s in server.registry.live_shields(1)] == [alice.player]
+    codes = server.engine.grid.codes.copy()
+    codes[14, 8] = bob.code  # bob's lonely cell in the zone: the rule kills it
+    codes[9:12, 15] = 1      # neutral cells just outside: (10, 14) is born by the rule
+    server.engine.grid = Grid.from_codes(codes)
+    registry = server.registry
+    assert server.engine.players is not None
+    decision_round = server.engine.players.round
+    ask = decision_round.ask
+
+    def ask_then_evict(*args: Any, **kwargs: Any) -> int:
+        asked = ask(*args, **kwargs)
+        with registry.lock:  # as the lobby's eviction does, between the asking and the rest
+            registry.shields.drop(alice.player)
+        return asked
+
+    monkeypatch.setattr(decision_round, "ask", ask_then_evict)
+    stepper = threading.Thread(target=server.advance)
+    stepper.start()
+    assert len(request_of(bob, 1).ys) == 1
+    bob.decide(1, keep=[0])
+    stepper.join(10)
+    decided = wait_for(lambda: decided_of(bob), 5, what="DECIDED")
+    assert (decided["kept"], decided["refused"]) == (0, 1)  # inside alice's shield
+    assert server.engine.grid.codes[14, 8] == 0 and server.engine.grid.codes[10, 14] == 0
+    assert cells_of(server, alice) == glider_alone(1)  # as if alone
+    assert registry.live_shields(2) == []
+    before = server.engine.grid.copy()
+    server.advance()
+    assert server.engine.grid == simulate(before, server.rule)

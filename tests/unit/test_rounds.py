@@ -11,11 +11,13 @@ import server.cli.serve as serve_module
 from server.cli.options import server_argv
 from server.config import ServerConfig
 from server.players.board import Board
+from server.players.placing import placement_cells
 from server.players.registry import PlayerRegistry, RegistryConfig
-from server.players.rounds import GOAL, Rounds, winner
+from server.players.rounds import GOAL, GOAL_NO_ROUNDS, Rounds, goal, winner
 from server.players.shields import Shields
 from shared import protocol
 from shared.errors import ProtocolError
+from shared.grid import LockingGrid
 from shared.protocol import Kind
 
 
@@ -101,6 +103,42 @@ def test_the_round_and_the_new_fields_pass_the_protocols_checks() -> None:
     with pytest.raises(ProtocolError):
         protocol.message(Kind.FRAME, [codes.tobytes()], **bad)
     assert "points" in GOAL and "round" in GOAL
+
+
+def test_the_goal_mentions_rounds_only_on_a_server_with_rounds() -> None:
+    """With ``--round 0`` nobody scores points: the goal says what the scoreboard
+    counts, not who wins a round."""
+    assert goal(600) == GOAL and goal(1) == GOAL
+    assert goal(0) == GOAL_NO_ROUNDS
+    assert "round" not in GOAL_NO_ROUNDS and "points" not in GOAL_NO_ROUNDS
+    assert "live cells" in GOAL_NO_ROUNDS and len(GOAL_NO_ROUNDS) <= protocol.MAX_REASON
+
+
+def test_placements_landing_at_a_round_end_are_paid_for() -> None:
+    """The round ends at the boundary where queued placements land, after their cost
+    was reserved: energy refills to the cap less what they reserved, so what lands
+    costs what it costs (and what does not land is refunded), as in any generation."""
+    reg = registry()  # cap 50
+    alice, _ = reg.join(b"a", "alice", None)
+    bob, _ = reg.join(b"b", "bob", None)
+    carol, _ = reg.join(b"c", "carol", None)
+    def block(y: int, x: int) -> np.ndarray:
+        return placement_cells(None, [[0, 0], [0, 1], [1, 0], [1, 1]], y, x, 0, False, 8, 8)
+
+    reg.place(alice, block(0, 0))  # 4 reserved, all land
+    reg.place(bob, placement_cells(None, [[0, 0], [0, 1]], 4, 4, 0, False, 8, 8))  # 2
+    reg.place(bob, block(0, 4))    # 4 reserved, 2 occupied
+    alice.energy, bob.energy = 10, 3  # spent on keep-alives besides
+    carol.energy = 7
+    reg.leave(carol)
+    reg.end_round()
+    assert (alice.energy, bob.energy, carol.energy) == (46, 44, 7)
+    target = LockingGrid(8, 8)
+    target.codes[0, 5] = target.codes[1, 5] = 1  # two of bob's second cells are taken
+    for placement in reg.take_placements(1):
+        reg.refund(placement, target.fill_empty(placement.ys, placement.xs,
+                                                placement.code))
+    assert (alice.energy, bob.energy) == (50 - 4, 50 - 2 - 2)
 
 
 def test_points_survive_a_snapshot_of_the_same_round_only() -> None:

@@ -12,7 +12,10 @@ from server.players.placing import placement_cells
 from server.players.registry import PlayerRegistry, RegistryConfig, Request
 from server.players.shields import (
     MARGIN,
+    MIN_BOX,
+    SPREAD,
     Shields,
+    compact,
     evolve_zone,
     overlap,
     rows_cols,
@@ -29,6 +32,8 @@ from shared.rules import CONWAY
 
 GLIDER = library()["glider"][0]
 BLOCK = library()["block"][0]
+ACORN = library()["acorn"][0]
+GUN = library()["gosper-gun"][0]
 
 
 def cells(rle: str, y: int, x: int, h: int = 32, w: int = 32) -> np.ndarray:
@@ -110,7 +115,7 @@ def land_all(reg: PlayerRegistry, codes: np.ndarray, generation: int) -> list[in
     for placement in reg.take_placements(generation):
         ys, xs = reg.unshielded(placement, generation)
         n = target.fill_empty(ys, xs, placement.code)
-        reg.shield(placement, n, generation)
+        reg.shield(placement, n, generation, target.codes)
         reg.refund(placement, n)
         placed.append(n)
     return placed
@@ -204,3 +209,109 @@ def test_no_more_than_the_limit_of_shields_and_none_when_off() -> None:
     reg.place(p, cells(GLIDER, 0, 0))
     assert reg.placements[0].zone is None
     assert MAX_SHIELDS == 256
+
+
+def test_only_a_compact_placement_is_shielded() -> None:
+    """Two cells at opposite corners of a 256x256 box cost 2 energy: shielded, they
+    would cut 260x260 cells off for 8 generations. A compact box holds at most
+    ``max(MIN_BOX, SPREAD * live cells)`` cells: common patterns qualify, that one does
+    not; it is placed all the same, unshielded, and others place and decide inside."""
+    assert (MIN_BOX, SPREAD) == (64, 16)
+    for rle in (GLIDER, ACORN, GUN, BLOCK):
+        assert compact(cells(rle, 1000, 1000, 1024, 1024), 1024, 1024)
+    corners = placement_cells(None, [[0, 0], [255, 255]], 100, 100, 0, False, 1024, 1024)
+    assert not compact(corners, 1024, 1024)
+    assert compact(placement_cells(None, [[0, 0], [7, 7]], 0, 0, 0, False, 32, 32), 32, 32)
+    assert not compact(placement_cells(None, [[0, 0], [8, 8]], 0, 0, 0, False, 32, 32),
+                       32, 32)  # 9x9 = 81 cells of box for 2 live cells
+    reg = PlayerRegistry(RegistryConfig(energy_cap=10, energy_regen=0),
+                         Shields(1024, 1024, 8))
+    alice, _ = reg.join(b"a", "alice", None)
+    bob, _ = reg.join(b"b", "bob", None)
+    reg.place(alice, corners)
+    assert reg.placements[0].zone is None
+    target = LockingGrid(1024, 1024)
+    [placement] = reg.take_placements(1)
+    n = target.fill_empty(placement.ys, placement.xs, placement.code)
+    assert n == 2 and reg.shield(placement, n, 1, target.codes) is None
+    assert reg.live_shields(1) == [] and alice.energy == 8  # placed, paid, unshielded
+    reg.place(bob, cells(GLIDER, 200, 200, 1024, 1024))  # inside the box: taken
+    # A sparse placement is refused only where its cells fall in another's shield.
+    [placement] = reg.take_placements(2)
+    n = target.fill_empty(placement.ys, placement.xs, placement.code)
+    assert reg.shield(placement, n, 2, target.codes) is not None
+    with pytest.raises(NotAllowed, match="has cells in player 2's shield"):
+        reg.place(alice, placement_cells(None, [[0, 0], [100, 100]], 101, 101, 0, False,
+                                          1024, 1024))
+    reg.place(alice, placement_cells(None, [[0, 0], [100, 100]], 90, 90, 0, False,
+                                     1024, 1024))  # around it, not in it: taken
+
+
+def test_a_zone_holding_another_players_cells_gets_no_shield() -> None:
+    """A glider landing with bob's cell inside its zone is placed, unshielded: a
+    shield never cuts another player's cells off. Neutral cells do not count; nor do
+    the placer's own."""
+    for owner, shielded in ((3, False), (1, True), (2, True)):  # bob, neutral, alice
+        reg = registry()
+        alice, _ = reg.join(b"a", "alice", None)
+        reg.join(b"b", "bob", None)
+        codes = np.zeros((32, 32), np.uint8)
+        codes[14, 14] = owner  # the zone's corner: 8..14
+        reg.place(alice, cells(GLIDER, 10, 10))
+        assert land_all(reg, codes, 1) == [5]
+        assert bool(reg.live_shields(1)) is shielded, owner
+    # Another player's (sparse, unshielded) placement landing earlier at the same
+    # boundary counts too.
+    reg = registry(energy_cap=10, energy_regen=0)
+    alice, _ = reg.join(b"a", "alice", None)
+    bob, _ = reg.join(b"b", "bob", None)
+    reg.place(bob, placement_cells(None, [[0, 0], [9, 9]], 14, 14, 0, False, 32, 32))
+    reg.place(alice, cells(GLIDER, 10, 10))
+    assert land_all(reg, np.zeros((32, 32), np.uint8), 1) == [2, 5]
+    assert reg.live_shields(1) == []
+
+
+def boundary(reg: PlayerRegistry, generation: int) -> list[int]:
+    """Land what is queued in ``generation`` as a step does: the shields done by
+    ``generation - 1`` forgotten first, on an empty world."""
+    reg.step_shields(generation - 1)
+    return land_all(reg, np.zeros((32, 32), np.uint8), generation)
+
+
+def test_a_player_cannot_chain_shields_on_one_spot() -> None:
+    """Alice's shield landed in generation 1 computes 2..9. A zone of hers overlapping
+    it gets no shield before 8 generations after it ended (landing in 17): no chaining
+    one after the other. Elsewhere hers does, and so does another player's there; a
+    round's end forgets the rest with the shields (a fresh start for everyone)."""
+    for case in ("alice", "bob", "round"):
+        reg = registry(energy_cap=100)
+        alice, _ = reg.join(b"a", "alice", None)
+        bob, _ = reg.join(b"b", "bob", None)
+        reg.place(alice, cells(GLIDER, 10, 10))
+        boundary(reg, 1)
+        assert [(s.until, s.player) for s in reg.live_shields(1)] == [(9, alice.id)]
+        boundary(reg, 8)  # placements queued from now on land in 9
+        if case == "bob":
+            reg.place(bob, cells(BLOCK, 12, 12))
+            boundary(reg, 9)  # right after it ended: bob's fresh start is shielded
+            assert [s.player for s in reg.live_shields(9)] == [bob.id]
+        elif case == "round":
+            boundary(reg, 9)
+            boundary(reg, 10)
+            assert reg.shields.ended and not reg.shields.live
+            reg.end_round()
+            reg.place(alice, cells(BLOCK, 12, 12))
+            boundary(reg, 11)
+            assert [s.player for s in reg.live_shields(11)] == [alice.id]
+        else:
+            reg.place(alice, cells(BLOCK, 12, 12))  # the same spot
+            reg.place(alice, cells(BLOCK, 25, 25))  # elsewhere
+            boundary(reg, 9)
+            assert [(s.y, s.x) for s in reg.live_shields(9)] == [(23, 23)]
+            boundary(reg, 15)
+            reg.place(alice, cells(BLOCK, 12, 12))
+            boundary(reg, 16)  # still resting
+            assert [(s.y, s.x) for s in reg.live_shields(16)] == [(23, 23)]
+            reg.place(alice, cells(BLOCK, 12, 12))
+            boundary(reg, 17)  # 8 generations after it ended: a fresh start again
+            assert [(s.y, s.x) for s in reg.live_shields(17)] == [(10, 10)]
