@@ -67,9 +67,8 @@ WARN_GENERATIONS = 30  # warn when energy runs out sooner than this at the curre
 BOARD_ROWS = 8
 ROUND_RESULTS = 5  # the most round results a frame lists that are looked at
 
-GOAL = ("Own the most live cells. Each generation, every live cell of yours adds a point; "
-        "the player with the most points when the round ends wins it, and a new round "
-        "begins with everyone's cells turned neutral.")
+GOAL = ("Own the most live cells: the scoreboard counts each player's live cells; place "
+        "patterns that live and grow.")  # what a server that does not say its goal means
 
 KEYS = [
     ("arrows, h j k l", "move the cursor (the view follows it; the world wraps)"),

@@ -478,13 +478,14 @@ def test_ctrl_c_quits_and_returns_the_token(make_server: MakeServer) -> None:
 
 
 def test_the_first_run_screen_and_the_help_state_the_goal(make_server: MakeServer) -> None:
-    server = make_server(size=(16, 16), fill=0.0)
+    server = make_server(size=(16, 16), fill=0.0, round_length=100)
 
     async def scenario(app: LifenetClient, pilot: Pilot[Any]) -> None:
         await joined(app, pilot)
         await until(pilot, lambda: isinstance(app.screen, IntroScreen), "the intro")
         text = str(app.screen.query_one(Static).render())
         assert "Own the most live cells" in text and "points" in text
+        assert "A round lasts 100 generations" in text
         assert "open space" in text
         await pilot.press("x")  # any key plays
         await until(pilot, lambda: not isinstance(app.screen, IntroScreen), "the game")
