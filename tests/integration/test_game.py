@@ -255,11 +255,16 @@ def test_a_fresh_glider_beside_a_block_is_shielded_then_follows_the_rule(
     assert cells_of(server, alice) == glider_alone(8)
     assert view.info["shields"] == []
     # The shield is over: the world follows the rule (the glider meets the block).
-    for _ in range(6):
+    follows_the_rule(server, 6)
+    assert cells_of(server, alice) != glider_alone(14)
+
+
+def follows_the_rule(server: Server, generations: int) -> None:
+    """Step ``generations`` times, each one the reference ``simulate`` of the last."""
+    for _ in range(generations):
         before = server.engine.grid.copy()
         server.advance()
         assert server.engine.grid == simulate(before, server.rule)
-    assert cells_of(server, alice) != glider_alone(14)
 
 
 def test_without_protect_the_world_is_the_references(
@@ -268,10 +273,7 @@ def test_without_protect_the_world_is_the_references(
     server, alice, bob = shielded_world(make_server, processes, sessions, protect=0)
     bob.place(12, 14, rle=BLOCK)  # nothing refuses it
     server.advance()  # where it lands
-    for _ in range(7):
-        before = server.engine.grid.copy()
-        server.advance()
-        assert server.engine.grid == simulate(before, server.rule)
+    follows_the_rule(server, 7)
     assert cells_of(server, alice) != glider_alone(8)
 
 
