@@ -53,6 +53,7 @@ class NetState:
     kept: int = 0
     refused: int = 0
     trouble: str = ""  # the server is not answering, and so on
+    standing: dict[str, int] = field(default_factory=dict)  # own place, from PONG
 
 
 @dataclass
@@ -297,7 +298,7 @@ class Network:
         try:
             if self.state.trouble:
                 session.reconnect()
-            session.ping()
+            pong = session.ping()
         except HandshakeError as e:
             if self._rekey(session, e):
                 raise Rejoin("the server restarted with new keys: joined again as a new "
@@ -312,8 +313,10 @@ class Network:
         except LifenetError as e:
             self._changed(trouble=f"server not answering: {e}", latency_ms=None)
             return
+        standing = {k: int(pong[k]) for k in ("rank", "ranked", "cells", "points")
+                    if isinstance(pong.get(k), int)}
         self._changed(latency_ms=(time.perf_counter() - began) * 1000,
-                      energy=session.energy, trouble="")
+                      energy=session.energy, trouble="", standing=standing)
 
     def _place(self, session: PlayerSession, place: Place) -> None:
         try:

@@ -54,7 +54,7 @@ from client.network import (
 )
 from client.worldview import CursorMoved, WorldView, next_spot, open_spots, own_spots
 from shared.colours import NEUTRAL, colour
-from shared.grid import player_code
+from shared.grid import NEUTRAL_CODE, player_code
 from shared.keys import Credentials
 from shared.library import library
 from shared.placement import cost
@@ -247,6 +247,7 @@ class LifenetClient(App[str | None]):
         self.failure = ""
         self.warned = False  # the energy warning was shown for this drain
         self._joined_at = 0  # the generation the session began at
+        self.neutral = 0  # live neutral cells of the world shown
         self._seen: set[tuple[Any, Any]] = set()  # round results already announced
         self._spots: list[tuple[int, int]] = []
         self._spot = 0
@@ -318,6 +319,7 @@ class LifenetClient(App[str | None]):
         self.state = self.network.take()
         if self.state.codes is not None:
             self.world.set_world(self.state.codes)
+            self.neutral = int(np.count_nonzero(self.state.codes == NEUTRAL_CODE))
             self.world.set_shields([(int(s[0]), int(s[1]), int(s[2]), int(s[3]))
                                     for s in self.state.info.get("shields", [])])
             self._announce()
@@ -415,11 +417,20 @@ class LifenetClient(App[str | None]):
         return rows
 
     def rank(self) -> tuple[int, int]:
-        """The player's place on the scoreboard, and how many are on it."""
+        """The player's place on the scoreboard, and how many are on it: from the
+        frame's top rows when the player is among them, else from its last ``PONG``."""
         rows = self.board()
         me = self.welcome.get("player")
-        place = next((i + 1 for i, r in enumerate(rows) if r[0] == me), len(rows))
-        return place, len(rows)
+        ranked = int(self.state.info.get("ranked") or len(rows))
+        place = next((i + 1 for i, r in enumerate(rows) if r[0] == me), None)
+        if place is None:
+            place = int(self.state.standing.get("rank") or ranked)
+        return place, max(ranked, place)
+
+    def points(self) -> int:
+        """The player's points this round (frame's top rows, else its last ``PONG``)."""
+        mine = next((r for r in self.board() if r[0] == self.welcome.get("player")), None)
+        return mine[3] if mine else int(self.state.standing.get("points", 0))
 
     def own_cells(self) -> int:
         code = self.welcome.get("code")
@@ -541,10 +552,9 @@ class LifenetClient(App[str | None]):
         text.append("\u2588\u2588", style=swatch(int(wel["code"])))
         text.append(f" {wel['name'][:12]} ", style="bold")
         place, players = self.rank()
-        points = next((r[3] for r in self.board() if r[0] == wel["player"]), 0)
         text.append(f"cells {self.own_cells()} ")
         if s.info.get("round"):
-            text.append(f"pts {points} ")
+            text.append(f"pts {self.points()} ")
         text.append(f"#{place}/{players} ")
         drain = self.drain()
         text.append(f"E {s.energy}/{wel['energy_cap']}",
@@ -565,11 +575,10 @@ class LifenetClient(App[str | None]):
         text.append("\u2588\u2588 ", style=swatch(int(wel["code"])))
         text.append(f"{wel['name']}\n", style="bold")
         place, players = self.rank()
-        mine = next((r for r in self.board() if r[0] == wel["player"]), None)
         text.append(f"cells    {self.own_cells():>7}   rank {place}/{players}\n")
         rnd = s.info.get("round")
         if rnd:
-            text.append(f"points   {mine[3] if mine else 0:>7}\n")
+            text.append(f"points   {self.points():>7}\n")
         cap = int(wel["energy_cap"])
         text.append(f"energy   {s.energy:>7} / {cap}\n")
         bar = int(20 * s.energy / cap) if cap else 0
@@ -622,27 +631,28 @@ class LifenetClient(App[str | None]):
         return text
 
     def _scores(self, place: int) -> Text:
-        """The top of the scoreboard, and the player's own row if it is further down."""
+        """The top of the scoreboard (frames carry the top rows), and the player's own
+        row below it when the player is further down."""
         wel, info = self.welcome, self.state.info
         rows = self.board()
         rounds = bool(info.get("round"))
         text = Text()
         text.append(f"\n{'points' if rounds else 'cells':>28}\n", style="bold")
-        shown = rows[:BOARD_ROWS]
-        if place > BOARD_ROWS:
-            shown = [*shown[:BOARD_ROWS - 1], rows[place - 1]]
-        owned = 0
-        for i, (pid, pname, cells, points, away) in enumerate(rows):
-            owned += cells
-            if (pid, pname, cells, points, away) not in shown:
-                continue
-            number = place if pid == wel["player"] else i + 1
+        me = wel["player"]
+        shown = [(i + 1, row) for i, row in enumerate(rows[:BOARD_ROWS])]
+        if all(row[0] != me for _, row in shown):
+            own = (me, str(wel["name"]), self.own_cells(), self.points(), False)
+            shown = [*shown[:BOARD_ROWS - 1], (place, own)]
+        for number, (pid, pname, cells, points, away) in shown:
             text.append(f"{number:>2} ")
             text.append("\u2588\u2588 ", style=swatch(player_code(pid)))
             label = pname[:14] + (" (away)" if away else "")
-            style = "bold" if pid == wel["player"] else ("dim" if away else "")
+            style = "bold" if pid == me else ("dim" if away else "")
             text.append(f"{label:<21}{points if rounds else cells:>7}\n", style=style)
+        others = int(info.get("ranked") or len(rows)) - len(shown)
+        if others > 0:
+            text.append(f"   ... {others} more\n", style="dim")
         text.append("   ")
         text.append("\u2588\u2588 ", style=Style(color=Color.from_ansi(NEUTRAL)))
-        text.append(f"{'neutral':<21}{info.get('population', 0) - owned:>7}\n", style="dim")
+        text.append(f"{'neutral':<21}{self.neutral:>7}\n", style="dim")
         return text

@@ -142,6 +142,7 @@ class Server:
                                                          config.window, self.lobby.send),
                             self.rounds))
         self.registry.owned = lambda player: self.engine.latest.board.cells(player)
+        self.lobby.standing = lambda player: self.engine.ranking.standing(player)
         self.publisher: FramePublisher | None = None
         self.frame_endpoint = ""
         self._started = False
@@ -171,6 +172,7 @@ class Server:
         report: dict[str, Any] = {
             "generation": latest.generation,
             "players": sum(p.connected for p in players),
+            "players_owning": sum(1 for p in players if board.cells(p.id) > 0),
             "workers": self.broker.worker_count(),
             "population": board.population,
             "size": [latest.grid.height, latest.grid.width],

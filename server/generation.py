@@ -46,7 +46,7 @@ import numpy as np
 import zmq
 
 from server.dispatch import LOCAL, Answer, Batch, Dispatcher
-from server.players.board import Board
+from server.players.board import Board, Ranking
 from server.players.decisions import Decided, DecisionRound
 from server.players.registry import Landed, PlayerRegistry
 from server.players.rounds import Result, Rounds, Standing
@@ -218,6 +218,7 @@ class Engine:
         self.table = rule_table(rule)  # the shields' own steps
         self.latest = Latest(generation, grid, Board.of(grid.codes),
                              round=self._standing(generation))
+        self.ranking = Ranking()  # the players' places, made as each generation is published
         self.dispatchers = [
             Dispatcher(context, self.in_queue, self.out_queue, self.stop_event,
                        max_attempts=max_attempts, name=f"dispatcher-{i}",
@@ -445,23 +446,32 @@ class Engine:
         assert self.publishing is not None
         latest = self.latest
         names: dict[int, str] = {}
-        away: list[int] = []
+        away: set[int] = set()
         shields: list[list[int]] = []
+        connected = 0
         if self.players is not None:
             players = self.players.registry.snapshot()
             names = {p.id: p.name for p in players}
-            away = sorted(p.id for p in players if not p.connected)
+            away = {p.id for p in players if not p.connected}
+            connected = len(players) - len(away)
             shields = [s.wire() for s in
                        self.players.registry.live_shields(latest.generation)]
+        points = {pid: p for pid, _, p in latest.round.points} if latest.round else {}
+        self.ranking = ranking = Ranking.of(latest.board, names, points)
+        top = ranking.top()
+        shown = {row[0] for row in top}
         info: dict[str, Any] = {
             "population": latest.board.population, "ms": ms, "rule": str(self.rule),
             **self.publishing.info(),
-            "board": [[pid, name, latest.board.cells(pid)]
-                      for pid, name in sorted(names.items())],
-            "away": away, "shields": shields,
+            "board": [[pid, name, cells] for pid, name, cells, _ in top],
+            "ranked": len(ranking.rows), "players": connected,
+            "players_owning": ranking.owning,
+            "away": sorted(away & shown), "shields": shields,
         }
         if latest.round is not None:
-            info["round"] = latest.round.frame()
+            frame = latest.round.frame()
+            frame["points"] = [row for row in frame["points"] if row[0] in shown]
+            info["round"] = frame
         self.publishing.publisher.publish(latest.generation, latest.grid.codes, info)
 
     def _check_stop(self) -> None:

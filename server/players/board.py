@@ -34,3 +34,44 @@ class Board:
     def population(self) -> int:
         """Live cells of every owner, neutral included."""
         return int(self.counts[1:].sum())
+
+
+BOARD_TOP = 10  # the rows of the scoreboard a frame carries
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Every player's place on the scoreboard, best first: the most points (with
+    rounds), then the most live cells, then the lowest id. Made once a generation by
+    the main thread and replaced whole, so other threads read it without a lock.
+
+    Frames carry only the top ``BOARD_TOP`` rows (a thousand players would otherwise
+    be a thousand rows in every frame); each player learns its own place from ``PONG``.
+    """
+
+    rows: tuple[tuple[int, str, int, int], ...] = ()  # (id, name, live cells, points)
+    places: dict[int, int] = field(default_factory=dict)  # id -> place, from 1
+
+    @classmethod
+    def of(cls, board: Board, names: dict[int, str], points: dict[int, int]) -> Ranking:
+        rows = sorted(((pid, name, board.cells(pid), points.get(pid, 0))
+                       for pid, name in names.items()),
+                      key=lambda row: (-row[3], -row[2], row[0]))
+        return cls(tuple(rows), {row[0]: i + 1 for i, row in enumerate(rows)})
+
+    def top(self, n: int = BOARD_TOP) -> tuple[tuple[int, str, int, int], ...]:
+        return self.rows[:n]
+
+    @property
+    def owning(self) -> int:
+        """How many players own live cells."""
+        return sum(1 for row in self.rows if row[2] > 0)
+
+    def standing(self, player_id: int) -> dict[str, int]:
+        """A player's own line, for its ``PONG``: place, players ranked, cells, points
+        (empty if the player is not on the scoreboard yet)."""
+        place = self.places.get(player_id)
+        if place is None:
+            return {}
+        _, _, cells, points = self.rows[place - 1]
+        return {"rank": place, "ranked": len(self.rows), "cells": cells, "points": points}

@@ -94,6 +94,8 @@ class PlayerEndpoint(threading.Thread):
         self.registry = registry
         self.world = world
         self.generation = generation
+        # a player's own place on the scoreboard, for its PONG (the server sets it)
+        self.standing: Callable[[int], dict[str, Any]] = lambda player_id: {}
         self.keys = keys
         self.is_operator = is_operator
         self.guard = guard or MemoryGuard(None)
@@ -285,7 +287,8 @@ class PlayerEndpoint(threading.Thread):
     def _on_ping(self, peer: Peer, msg: Message) -> Message:
         player = self.registry.auth(msg["player"], msg["token"], peer.identity, peer.key)
         return protocol.message(Kind.PONG, generation=self.generation(),
-                                energy=self.registry.energy_of(player.id))
+                                energy=self.registry.energy_of(player.id),
+                                **self.standing(player.id))
 
     def _on_place(self, peer: Peer, msg: Message) -> Message:
         player = self.registry.auth(msg["player"], msg["token"], peer.identity, peer.key)

@@ -161,8 +161,10 @@ def _summary_parts(info: dict[str, Any]) -> list[tuple[int, list[str]]]:
         away = set(info.get("away") or ())
         best = [f"{row[1]} {row[2]}" + (" (away)" if row[0] in away else "")
                 for row in sorted(board, key=lambda row: -row[2])[:3]]
-        parts.append((1, [f"players {len(board)}: {', '.join(best)}",
-                          f"players {len(board)}: {best[0]}"]))
+        # frames carry the top rows only; "ranked" counts every player on the board
+        count = info.get("ranked") if type(info.get("ranked")) is int else len(board)
+        parts.append((1, [f"players {count}: {', '.join(best)}",
+                          f"players {count}: {best[0]}"]))
     return parts
 
 

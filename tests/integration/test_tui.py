@@ -676,3 +676,41 @@ def test_a_client_of_a_local_up_survives_its_restart_with_new_keys(
             await pilot.press("q")
 
     asyncio.run(run())
+
+
+def test_the_scoreboard_shows_the_top_and_ones_own_place_below_it(
+        make_server: MakeServer, processes: Processes,
+        zmq_context: zmq.Context[Any]) -> None:
+    """Eleven players with two blocks each, alice with one: the frames carry the top
+    ten, and alice's own row (12th of 12, from her PONG) is shown under them."""
+    server = make_server(size=(64, 64), fill=0.0, protect=0, decision_window=2.0,
+                         heartbeat=0.2, max_players_per_address=16)
+    start_workers(processes, server, 1)
+    block = library()["block"][0]
+    others = []
+    for k in range(11):
+        player = PlayerSession(server.lobby.bound_endpoint, f"bot-{k:02d}",
+                               context=zmq_context)
+        player.join()
+        others.append(player)
+        for j in range(2):
+            player.place(8 * (k // 4) + 4 * j, 16 * (k % 4), rle=block)
+
+    async def scenario(app: LifenetClient, pilot: Pilot[Any]) -> None:
+        await joined(app, pilot)
+        while app.patterns[app.selected][0] != "block":
+            await pilot.press("p")
+        app.world.jump(60, 60)
+        await pilot.press("space")
+        await until(pilot, lambda: app.placed, "the PLACED reply")
+        await advance(app, pilot, server, 2)
+        await until(pilot, lambda: app.rank() == (12, 12), "alice's place from her PONG")
+        text = side_text(app)
+        assert text.count("bot-") == 7  # seven of the top, then alice's own row
+        assert "12 " in text and "alice" in text and "4 more" in text
+
+    try:
+        play(server, scenario)
+    finally:
+        for player in others:
+            player.close()

@@ -7,11 +7,12 @@ import time
 import numpy as np
 import pytest
 
+from server.players.board import Board, Ranking
 from server.players.decisions import neighbour_counts
 from server.players.placing import placement_cells
 from server.players.registry import Landed, PlayerRegistry, RegistryConfig, Request
 from shared.errors import NotAllowed, ProtocolError
-from shared.grid import Codes, Grid, LockingGrid
+from shared.grid import Codes, Grid, LockingGrid, player_code
 
 GLIDER = "x = 3, y = 3\nbo$2bo$3o!"
 
@@ -212,3 +213,20 @@ def test_keep_alives_and_the_regeneration_are_one_step() -> None:
     _, results = reg.close_decisions(regenerate=True)
     assert (results[p.id].kept, results[p.id].energy) == (2, 3)  # after paying
     assert reg.energies() == {p.id: 6} == {p.id: reg.energy_of(p.id)}  # 5 - 2 + 3
+
+
+def test_the_ranking_orders_by_points_then_cells_then_id() -> None:
+    codes = np.zeros((4, 8), dtype=np.uint8)
+    codes[0, :3] = player_code(1)   # player 1: 3 cells
+    codes[1, :5] = player_code(2)   # player 2: 5 cells
+    codes[2, :5] = player_code(3)   # player 3: 5 cells
+    board = Board.of(codes)
+    names = {1: "ann", 2: "ben", 3: "cy", 4: "dee"}
+    ranking = Ranking.of(board, names, {1: 10})
+    assert [row[0] for row in ranking.rows] == [1, 2, 3, 4]  # points first, then cells
+    assert ranking.owning == 3
+    assert ranking.standing(3) == {"rank": 3, "ranked": 4, "cells": 5, "points": 0}
+    assert ranking.standing(9) == {}
+    assert ranking.top(2) == ((1, "ann", 3, 10), (2, "ben", 5, 0))
+    plain = Ranking.of(board, names, {})
+    assert [row[0] for row in plain.rows] == [2, 3, 1, 4]

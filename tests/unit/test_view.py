@@ -126,3 +126,8 @@ def test_downscale_ties_go_to_the_lowest_code() -> None:
     codes = np.array([[1, 4], [4, 1]], dtype=np.uint8)  # neutral wins a tie
     assert view.downscale(codes, 2).tolist() == [[1]]
     assert view.downscale(codes, 1) is codes
+
+
+def test_the_players_count_is_every_ranked_player_not_the_rows_carried() -> None:
+    info = {"gen": 1, "board": [[1, "ada", 9], [2, "bob", 4]], "ranked": 1000}
+    assert "players 1000: ada 9, bob 4" in view.summary(info)
