@@ -39,7 +39,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.css.query import NoMatches
 from textual.events import Key, Resize
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Input, OptionList, Static
+from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerFailed, get_current_worker
 
 from client.network import (
@@ -76,6 +77,7 @@ KEYS = [
     ("o", "jump to open space (again: the next open place)"),
     ("m", "jump to your own cells (again: the next group)"),
     ("p / P  or  ] / [", "next / previous pattern of the library"),
+    ("/", "find a pattern by name (type, arrows, enter)"),
     ("r", "rotate the pattern a quarter turn clockwise"),
     ("f", "flip the pattern left-right"),
     ("space, enter", "place the pattern, top-left corner at the cursor"),
@@ -85,7 +87,7 @@ KEYS = [
     ("q  or  ctrl+c", "leave and quit (prints the token to rejoin)"),
 ]
 
-KEY_BAR = [("arrows", "move"), ("o", "open space"), ("m", "my cells"), ("p/P", "pattern"),
+KEY_BAR = [("arrows", "move"), ("o", "open space"), ("m", "my cells"), ("p/P /", "pattern"),
            ("r f", "turn"), ("space", "place"), ("d", "policy"), ("s", "panel"),
            ("?", "help"), ("^C", "quit")]
 SHORT_KEY_BAR = [("\u2190\u2191\u2193\u2192", "move"), ("o", "open"), ("m", "mine"),
@@ -194,6 +196,73 @@ class IntroScreen(ModalScreen[None]):
         self.dismiss()
 
 
+class PatternSearch(ModalScreen[int | None]):
+    """Find a pattern of the library by name: type a part of it, pick one with the
+    arrows and enter (escape: keep the one selected). Returns its index."""
+
+    DEFAULT_CSS = """
+    PatternSearch { align: center middle; }
+    PatternSearch > VerticalScroll { width: 50; max-width: 100%; height: auto;
+                                     max-height: 100%; border: round $accent;
+                                     background: $surface; }
+    PatternSearch OptionList { height: auto; max-height: 14; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, names: list[str], costs: list[int]) -> None:
+        super().__init__()
+        self.names = names
+        self.costs = costs
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Input(placeholder="pattern name (e.g. gun, glider, ship)", id="query")
+            yield OptionList(id="matches")
+
+    def on_mount(self) -> None:
+        self._fill("")
+        self.query_one("#query", Input).focus()
+
+    def matches(self, query: str) -> list[int]:
+        """Indices of the patterns whose name holds ``query`` (any case), best first:
+        names that start with it, then the others, each in library order."""
+        q = query.strip().lower()
+        found = [i for i, name in enumerate(self.names) if q in name.lower()]
+        return sorted(found, key=lambda i: not self.names[i].lower().startswith(q))
+
+    def _fill(self, query: str) -> None:
+        options = self.query_one("#matches", OptionList)
+        options.clear_options()
+        options.add_options([Option(f"{self.names[i]:<28}{self.costs[i]:>6}", id=str(i))
+                             for i in self.matches(query)])
+        if options.option_count:
+            options.highlighted = 0
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._fill(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        options = self.query_one("#matches", OptionList)
+        option = options.highlighted_option
+        self.dismiss(None if option is None or option.id is None else int(option.id))
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(None if event.option.id is None else int(event.option.id))
+
+    def on_key(self, event: Key) -> None:
+        """Up and down move through the matches while the name is typed."""
+        if event.key in ("up", "down"):
+            options = self.query_one("#matches", OptionList)
+            if options.option_count:
+                step = -1 if event.key == "up" else 1
+                options.highlighted = ((options.highlighted or 0) + step) % \
+                    options.option_count
+            event.stop()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
 class LifenetClient(App[str | None]):
     """The player's terminal: ``run()`` returns the session token (to rejoin) or None."""
 
@@ -218,6 +287,7 @@ class LifenetClient(App[str | None]):
         Binding("f", "flip", "Flip", show=False),
         Binding("space,enter", "place", "Place", show=False),
         Binding("o", "open_space", "Open space", show=False),
+        Binding("slash", "search", "Find a pattern", show=False),
         Binding("m", "my_cells", "My cells", show=False),
         Binding("d", "policy", "Policy", show=False),
         Binding("s", "panel", "Panel", show=False),
@@ -485,6 +555,19 @@ class LifenetClient(App[str | None]):
             self.notify("you have no live cells: o finds open space, space places a pattern")
             return
         self.world.jump(*spot)
+
+    def action_search(self) -> None:
+        if isinstance(self.screen, PatternSearch):
+            return
+        h, w = self.welcome.get("size", (4096, 4096))
+        costs = [cost(pattern.oriented(), h, w) for _, (_, pattern) in self.patterns]
+
+        def chosen(index: int | None) -> None:
+            if index is not None:
+                self.selected, self.rotate, self.flip = index, 0, False
+                self._selection_changed()
+
+        self.push_screen(PatternSearch([name for name, _ in self.patterns], costs), chosen)
 
     def action_policy(self) -> None:
         names = list(POLICIES)

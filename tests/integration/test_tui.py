@@ -24,7 +24,7 @@ from textual.widgets import Static
 
 from client.commands import client_command, credentials
 from client.session import PlayerSession
-from client.tui import HelpScreen, IntroScreen, LifenetClient
+from client.tui import HelpScreen, IntroScreen, LifenetClient, PatternSearch
 from client.worldview import WorldView
 from server.app import Server
 from shared import protocol, remote
@@ -714,3 +714,24 @@ def test_the_scoreboard_shows_the_top_and_ones_own_place_below_it(
     finally:
         for player in others:
             player.close()
+
+
+def test_a_pattern_is_found_by_name(make_server: MakeServer) -> None:
+    server = make_server(size=(32, 32), fill=0.0)
+
+    async def scenario(app: LifenetClient, pilot: Pilot[Any]) -> None:
+        await joined(app, pilot)
+        await pilot.press("slash")
+        assert isinstance(app.screen, PatternSearch)
+        await pilot.press(*"GUN")  # any case
+        await pilot.press("enter")
+        assert not isinstance(app.screen, PatternSearch)
+        assert "gun" in app.patterns[app.selected][0]
+        assert "gun" in side_text(app)
+        await pilot.press("slash", *"blink", "escape")  # escape keeps the selection
+        assert "gun" in app.patterns[app.selected][0]
+        await pilot.press("slash", *"bl", "down", "up", "enter")
+        assert app.patterns[app.selected][0].startswith("bl")  # names that start first
+        assert app.world.preview_cells()  # the preview follows
+
+    play(server, scenario)
