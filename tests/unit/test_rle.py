@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from shared import rle
 from shared.errors import PatternError
-from shared.rle import parse_rle, write_rle
-from shared.rules import CONWAY
+from shared.rle import parse_rle, parse_rle_rule, write_rle
+from shared.rules import CONWAY, parse_rule
 from tests.conftest import PATTERNS
 
 
@@ -135,3 +138,123 @@ def test_shipped_patterns_parse() -> None:
     for path in files:
         pattern = parse_rle(path.read_text())
         assert pattern.codes.any(), path.name
+
+
+# Golly's and the LifeWiki's RLE: rule notations, bounded grids, comments, streaming.
+
+GLIDER = [[0, 1, 0], [0, 0, 1], [1, 1, 1]]
+
+
+@pytest.mark.parametrize("rule", ["B3/S23", "S23/B3", "23/3", "b3/s23", "s23/b3", "Life",
+                                  "B3/S23:T64,64", "23/3:t64,64"])
+def test_the_rule_in_every_notation(rule: str) -> None:
+    pattern = parse_rle(f"x = 3, y = 3, rule = {rule}\nbo$2bo$3o!")
+    assert pattern.rule == CONWAY
+    assert pattern.codes.tolist() == GLIDER
+
+
+def test_highlife_in_the_old_and_the_reversed_notations() -> None:
+    highlife = parse_rule("B36/S23")
+    for rule in ("23/36", "S23/B36", "s23/b63"):
+        assert parse_rle_rule(rule) == (highlife, None)
+
+
+def test_a_torus_suffix_is_kept_as_height_and_width() -> None:
+    pattern = parse_rle("x = 3, y = 3, rule = B3/S23:T64,64\nbo$2bo$3o!")
+    assert pattern.torus == (64, 64)
+    assert parse_rle_rule("B3/S23:T30,20") == (CONWAY, (20, 30))
+
+
+@pytest.mark.parametrize("suffix, says", [
+    (":P64,64", "a bounded plane"), (":P0,0", "a bounded plane"),
+    (":K64*,64", "a Klein bottle"), (":C64,64", "a cross-surface"), (":S64", "a sphere"),
+    (":T64+1,64", "shifted edges"), (":T0,64", "infinite side"), (":T64", "':Twidth,height'"),
+])
+def test_other_topologies_are_refused_in_one_line(suffix: str, says: str) -> None:
+    with pytest.raises(PatternError) as refused:
+        parse_rle(f"#N x\nx = 3, y = 3, rule = B3/S23{suffix}\nbo$2bo$3o!", source="g.rle")
+    message = str(refused.value)
+    assert "\n" not in message and says in message
+    assert message.startswith("g.rle:2:22: bounded grid"), message
+
+
+def test_comments_names_and_cxrle() -> None:
+    text = ("#N Glider\n#O Richard K. Guy\n#C first\n#c second\n#CXRLE Pos=-3,-2 Gen=7\n"
+            "x = 3, y = 3, rule = B3/S23\nbo$2bo$3o!\n")
+    pattern = parse_rle(text)
+    assert pattern.name == "Glider"
+    assert pattern.comments == ["#N Glider", "#O Richard K. Guy", "#C first", "#c second",
+                                "#CXRLE Pos=-3,-2 Gen=7"]
+    assert pattern.origin == (-2, -3) and pattern.generation == 7
+    assert parse_rle("#CXRLE Gen=12\nx = 1, y = 1\no!").generation == 12
+
+
+def test_golly_bodies_counts_before_dollar_trailing_letters_and_text_after_the_end() -> None:
+    text = "x = 5, y = 6, rule = B3/S23\n2o3b$\n3$o\n3bo\n4b$b\n3o!\nanything after the end\n"
+    assert parse_rle(text).codes.tolist() == [
+        [1, 1, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0],
+        [1, 0, 0, 0, 1], [0, 1, 1, 1, 0]]
+
+
+def test_comment_lines_inside_a_body_are_skipped() -> None:
+    text = "x = 3, y = 3\nbo$\n#C between $ 3o!\n  # indented\n2bo$3o!"
+    for block in (1, 2, 3, 5, 8, 1 << 17):  # a comment cut between blocks too
+        with mock.patch.object(rle, "BLOCK", block):
+            assert parse_rle(text).codes.tolist() == GLIDER, block
+    with pytest.raises(PatternError, match="line 2, column 5: unexpected character '#'"):
+        parse_rle("x = 3, y = 3\nbo$ #C not at a line's start\n2bo$3o!")
+
+
+@pytest.mark.parametrize("text, place, says", [
+    ("x = 3, y = 3\nbo$2bo$3z!", "2:9", "unexpected character 'z'"),
+    ("x = 3, y = 3\nbo$2bo\n$4o!", "3:3",
+     "the body runs outside the declared 3x3 box (row 2, column 3)"),
+    ("x = 3, y = 3\nbo$2bo\n$3o", "3:4", "the body ends without its closing '!'"),
+    ("x = 3, y = 3\nbo$2bo\n$3o12", "3:4", "the body ends with a run count and no state"),
+    ("#C x\nbo$2bo$3o!", "2:1",
+     "expected the header 'x = W, y = H[, rule = R]', found 'bo$2bo$3o!'"),
+    ("x = 3, y = 3, rule = B3/S23/C3\n3o!", "1:22",
+     "rule 'B3/S23/C3' has more than two parts: lifenet runs two-state Life-like rules only"),
+    ("x = 3, y = 3\n\n  12345678901o!", "3:3", "run count 1234567890... is too long"),
+    ("x = 3, y = 3\npb!", "2:1", "state prefix 'p' is not followed by A..X"),
+    ("x = 3, y = 3\n2!", "2:1", "run count 2 before '!' has no state"),
+    ("x = 3, y = 3\nyX!", "2:1", "state 264 is beyond 255"),
+])
+def test_malformed_rle_names_the_line_and_column(text: str, place: str, says: str) -> None:
+    with pytest.raises(PatternError) as refused:
+        parse_rle(text, source="bad.rle")
+    assert str(refused.value) == f"bad.rle:{place}: {says}"
+
+
+def test_a_file_lying_about_its_size_is_refused_when_it_overflows() -> None:
+    with pytest.raises(PatternError, match=r"bad.rle:2:8: the body runs outside"):
+        parse_rle("x = 4, y = 2\n4o$4o$4o!", source="bad.rle")
+    with pytest.raises(PatternError, match="larger than 67108864 cells"):
+        parse_rle("x = 8192, y = 8193\no!")  # refused before anything is allocated
+
+
+def test_a_world_sized_declaration_is_taken() -> None:
+    pattern = parse_rle("x = 8192, y = 8192\n8191bo$8192o!")
+    assert pattern.codes.shape == (8192, 8192)
+    assert pattern.codes[0, 8191] == 1 and pattern.codes[1].all() and pattern.population == 8193
+
+
+@settings(max_examples=150, deadline=None)
+@given(arrays(np.uint8, st.tuples(st.integers(1, 10), st.integers(1, 40)),
+              elements=st.sampled_from([0, 0, 0, 1, 1, 2, 25, 255])),
+       st.integers(1, 12))
+def test_tokens_split_between_blocks_are_read_the_same(codes: np.ndarray, block: int) -> None:
+    """A run count or a ``pA`` state cut by a block boundary (or a line's end) is carried
+    into the next block."""
+    text = write_rle(codes)
+    with mock.patch.object(rle, "BLOCK", block):
+        assert np.array_equal(parse_rle(text).codes, codes)
+        assert np.array_equal(parse_rle(text.replace("$", "$\n")).codes, codes)
+
+
+def test_long_runs_and_many_short_ones_in_one_block() -> None:
+    codes = np.zeros((3, 3000), dtype=np.uint8)
+    codes[0, 10:2900] = 1
+    codes[1, ::2] = 3
+    codes[2, 1::3] = 1
+    assert np.array_equal(parse_rle(write_rle(codes)).codes, codes)
