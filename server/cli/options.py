@@ -18,6 +18,7 @@ from server.config import (
     ServerConfig,
 )
 from server.verify import Verification
+from server.world import DEFAULT_SIZE, pattern_world_size
 from shared.errors import ConfigError
 from shared.grid import parse_size
 from shared.rules import Rule, parse_rule
@@ -107,11 +108,16 @@ SERVER_OPTIONS: list[Callable[[F], F]] = [
                  help="Player endpoint port (status, players)."),
     click.option("--frame-port", type=click.IntRange(0, 65535), default=5557,
                  help="Frame publisher port."),
-    click.option("--size", type=SIZE, default="64x64", help="World size, HxW."),
+    click.option("--size", type=SIZE, default=None,
+                 help="World size, HxW [default: 64x64; with --pattern, the file's :T "
+                      "torus, or the pattern with 32 cells of room on every side, rounded "
+                      "up to a multiple of 16, at least 64x64]."),
     click.option("--rule", type=RULE, default=None,
-                 help="Life-like rule in B/S notation [default: the pattern's, or B3/S23]."),
+                 help="Life-like rule in B/S notation [default: the pattern's, or B3/S23]; "
+                      "it wins over the pattern's, with a warning."),
     click.option("--pattern", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                 help="An RLE pattern to place in the world."),
+                 help="A pattern file to place in the world: RLE (Golly's and the "
+                      "LifeWiki's), plaintext .cells or Life 1.06, told apart by content."),
     click.option("--at", type=POINT, default=None,
                  help="Top-left corner of --pattern [default: centred]."),
     click.option("--seed", type=int, default=None, help="Seed of the random soup."),
@@ -225,7 +231,8 @@ def server_config(kwargs: dict[str, Any], *, default_tick: float = DEFAULT_TICK,
     return ServerConfig(
         host=kwargs["host"], worker_port=kwargs["worker_port"],
         player_port=kwargs["player_port"], frame_port=kwargs["frame_port"],
-        size=kwargs["size"], rule=kwargs["rule"], pattern=kwargs["pattern"], at=kwargs["at"],
+        size=world_size_of(kwargs), rule=kwargs["rule"], pattern=kwargs["pattern"],
+        at=kwargs["at"],
         seed=kwargs["seed"], fill=kwargs["fill"],
         tick=default_tick if tick is None else tick, generations=kwargs["generations"],
         out=out, dispatchers=kwargs["dispatchers"], tile=kwargs["tile"],
@@ -242,6 +249,18 @@ def server_config(kwargs: dict[str, Any], *, default_tick: float = DEFAULT_TICK,
         memory_guard=kwargs["memory_guard"] or None,
         handshake_timeout=kwargs["handshake_timeout"],
         round_length=kwargs["round"], protect=kwargs["protect"])
+
+
+def world_size_of(kwargs: dict[str, Any]) -> tuple[int, int]:
+    """``--size``, else the size that fits ``--pattern`` (``server.world.world_size``:
+    only an RLE's header is read for it), else 64x64. A snapshot (``--restore``) brings
+    its own world: the pattern is not read for it."""
+    if kwargs["size"] is not None:
+        height, width = kwargs["size"]
+        return int(height), int(width)
+    if kwargs["pattern"] is not None and kwargs.get("restore") is None:
+        return pattern_world_size(kwargs["pattern"])
+    return DEFAULT_SIZE
 
 
 def server_argv(kwargs: dict[str, Any], tick: float, out: Path | None) -> list[str]:
