@@ -272,3 +272,83 @@ def test_up_writes_snapshots_and_restores_from_one(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     start = Grid.from_codes(np.random.default_rng(5).random((24, 24)) < 0.3)
     assert np.array_equal(parse_rle(out.read_text()).codes, simulate_many(start, 12).codes)
+
+
+# Patterns people already have: the world sized for them, their rule, their formats.
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("Error")]
+
+
+def test_server_sizes_the_world_for_the_pattern_and_runs_its_rule(tmp_path: Path) -> None:
+    pattern, out = tmp_path / "highlife.rle", tmp_path / "out.rle"
+    pattern.write_text("#N A glider in HighLife\nx = 3, y = 3, rule = S23/B36\nbo$2bo$3o!\n")
+    result = lifenet("server", "--pattern", str(pattern), "--generations", "0",
+                     "--out", str(out), *ports())
+    assert result.returncode == 0, result.stderr
+    # 3 + 2 x 32 cells of room, rounded up to 80; the file's rule, said in no warning
+    assert out.read_text().splitlines()[1] == "x = 80, y = 80, rule = B36/S23"
+    assert "WARNING" not in result.stderr
+    result = lifenet("server", "--pattern", str(pattern), "--rule", "b3/s23",
+                     "--generations", "0", "--out", str(out), *ports())
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1, result.stderr
+    assert warnings[0].endswith("highlife.rle says rule B36/S23; --rule B3/S23 wins")
+    assert out.read_text().splitlines()[1] == "x = 80, y = 80, rule = B3/S23"
+
+
+def test_a_golly_torus_is_the_world_and_other_topologies_are_refused(tmp_path: Path) -> None:
+    pattern, out = tmp_path / "torus.rle", tmp_path / "out.rle"
+    pattern.write_text("#CXRLE Pos=-15,-10\nx = 3, y = 3, rule = B3/S23:T30,20\nbo$2bo$3o!\n")
+    result = lifenet("server", "--pattern", str(pattern), "--generations", "0",
+                     "--out", str(out), *ports())
+    assert result.returncode == 0, result.stderr
+    written = parse_rle(out.read_text())
+    assert written.codes.shape == (20, 30)  # Golly's 30x20 torus: 20 rows of 30
+    assert written.codes[:3, :3].tolist() == [[0, 1, 0], [0, 0, 1], [1, 1, 1]]  # at Pos
+    pattern.write_text("x = 3, y = 3, rule = B3/S23:P30,20\nbo$2bo$3o!\n")
+    result = lifenet("up", "--headless", "--workers", "1", "--pattern", str(pattern),
+                     "--generations", "1", *ports())
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert error_lines(result.stderr) == [
+        "Error: torus.rle:1:22: bounded grid ':P30,20' (a bounded plane) is not supported: "
+        "lifenet's world is a torus, ':Twidth,height'"], result.stderr
+
+
+def test_up_runs_a_life_106_pattern_in_a_world_that_fits_it(tmp_path: Path) -> None:
+    pattern, out = tmp_path / "glider.lif", tmp_path / "out.rle"
+    pattern.write_text("#Life 1.06\n0 -1\n1 0\n-1 1\n0 1\n1 1\n")
+    result = lifenet("up", "--headless", "--workers", "2", "--pattern", str(pattern),
+                     "--generations", "12", "--out", str(out), *ports())
+    assert result.returncode == 0, result.stderr
+    start = Grid(80, 80)
+    start.codes[38:41, 38:41] = [[0, 1, 0], [0, 0, 1], [1, 1, 1]]  # centred
+    written = parse_rle(out.read_text())
+    assert written.rule == parse_rule("B3/S23")
+    assert np.array_equal(written.codes, simulate_many(start, 12).codes)
+
+
+def test_malformed_plaintext_is_one_line_naming_the_line_and_column(tmp_path: Path) -> None:
+    bad, out = tmp_path / "glider.cells", tmp_path / "out.rle"
+    bad.write_text("!Name: Glider\n.O.\n..O.#\nOOO\n")
+    for command in (["server"], ["up", "--headless", "--workers", "1"]):
+        result = lifenet(*command, "--pattern", str(bad), "--generations", "1",
+                         "--out", str(out), *ports())
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert error_lines(result.stderr) == [
+            "Error: glider.cells:3:5: unexpected character '#'"], result.stderr
+        assert not out.exists()
+
+
+def test_a_4096_world_written_by_out_is_read_back_as_it_was(tmp_path: Path) -> None:
+    first, second = tmp_path / "first.rle", tmp_path / "second.rle"
+    result = lifenet("server", "--size", "4096x4096", "--seed", "5", "--generations", "0",
+                     "--out", str(first), *ports(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert first.stat().st_size > 8 << 20  # once refused: more than 4 MiB of RLE
+    result = lifenet("server", "--pattern", str(first), "--generations", "0",
+                     "--out", str(second), *ports(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "world 4096x4096 B3/S23" in result.stderr  # lifenet's own world: its own size
+    assert first.read_bytes() == second.read_bytes()
