@@ -79,6 +79,7 @@ class Viewport:
         self.viewing: dict[str, Any] = {}  # its last acknowledgement
         self.acks = 0                 # acknowledgements received
         self._renew_at = 0.0
+        self._stale: set[Chunk] = set()  # chunks left since the last ``paint``
 
     def _socket(self, kind: int, credentials: Credentials | None) -> zmq.Socket[Any]:
         sock: zmq.Socket[Any] = self.context.socket(kind)
@@ -107,6 +108,7 @@ class Viewport:
         for chunk in new - old:
             self.sock.setsockopt(zmq.SUBSCRIBE, self._topic(chunk))
         self.chunks = chunks
+        self._stale |= old - new
         if new != old:
             self._request()
 
@@ -128,7 +130,7 @@ class Viewport:
     def poll(self, timeout: float = 0.0) -> bool:
         """Apply every message waiting (waiting up to ``timeout`` for the first one),
         read the server's answers to ``VIEW`` and renew it when due; returns whether a
-        held chunk changed."""
+        held chunk or the ``INFO`` changed."""
         if self.chunks and time.monotonic() >= self._renew_at:
             self._request()
         while self.requests.poll(0):
@@ -159,15 +161,17 @@ class Viewport:
         return changed
 
     def apply(self, msg: Message) -> bool:
-        """Apply one ``INFO``, ``CHUNK_FRAME`` or ``CHUNK_DELTA``; whether a held chunk
-        changed. A chunk not shown, or of the wrong shape, is refused; a delta that
-        does not follow its chunk's generation is a gap: the chunk waits for its next
-        keyframe."""
+        """Apply one ``INFO``, ``CHUNK_FRAME`` or ``CHUNK_DELTA``; whether it changed
+        something (the info, or a held chunk). A chunk not shown, or of the wrong
+        shape, is refused; a delta that does not follow its chunk's generation is a
+        gap: the chunk waits for its next keyframe."""
         if msg.kind is Kind.INFO:
-            if msg["h"] == self.height and msg["w"] == self.width:
-                self.gen = msg["gen"]
-                self.info = msg.body
-            return False
+            if msg["h"] != self.height or msg["w"] != self.width:
+                self.refused += 1
+                return False
+            self.gen = msg["gen"]
+            self.info = msg.body
+            return True
         if msg.kind not in (Kind.CHUNK_FRAME, Kind.CHUNK_DELTA):
             return False
         chunk = (msg["cy"], msg["cx"])
@@ -216,6 +220,15 @@ class Viewport:
                 out[np.ix_(rows, cols)] = cells[np.ix_(ys[rows] - cy * CHUNK,
                                                       xs[cols] - cx * CHUNK)]
         return out
+
+    def paint(self, canvas: np.ndarray) -> None:
+        """Write the chunks held into ``canvas`` (the whole world's shape), and clear
+        those left since the last paint (nothing of them is known any more)."""
+        for cy, cx in self._stale:
+            canvas[cy * CHUNK:(cy + 1) * CHUNK, cx * CHUNK:(cx + 1) * CHUNK] = 0
+        self._stale.clear()
+        for (cy, cx), cells in self.codes.items():
+            canvas[cy * CHUNK:(cy + 1) * CHUNK, cx * CHUNK:(cx + 1) * CHUNK] = cells
 
     def close(self) -> None:
         """Close both sockets (the context is the caller's)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +17,7 @@ from server.viewports import KEYFRAME_COOLDOWN
 from shared import protocol
 from shared.frames import FrameView
 from shared.protocol import CHUNK, ErrorCode, Kind
-from shared.viewport import Chunk, Viewport
+from shared.viewport import Chunk, Viewport, chunks_in
 from tests.conftest import Processes, wait_for
 from tests.integration.conftest import MakeServer, start_workers
 
@@ -222,3 +223,44 @@ def test_a_hostile_view_is_refused_and_changes_nothing(
         assert got <= 20 * (1 + elapsed / KEYFRAME_COOLDOWN), (got, elapsed)
     finally:
         sock.close()
+
+
+def test_the_clients_network_thread_watches_only_the_region_shown_in_a_large_world(
+        make_server: MakeServer, processes: Processes) -> None:
+    from client.network import VIEWPORT_ABOVE, Network
+
+    size = (576, 640)  # above VIEWPORT_ABOVE: 9 x 10 chunks
+    assert size[0] * size[1] > VIEWPORT_ABOVE
+    server = make_server(size=size, fill=0.3, seed=5, tile=(144, 640))
+    start_workers(processes, server, 2)
+    network = Network(server.lobby.bound_endpoint, "ada", None, "follow", lambda m: None)
+    thread = threading.Thread(target=network.run)
+    thread.start()
+    try:
+        for y, x in [(560, 620), (200, 300)]:  # across both seams, then elsewhere
+            network.region = (y, x, 60, 100)
+            time.sleep(KEYFRAME_COOLDOWN)
+            for _ in range(3):
+                server.advance()
+                gen = server.engine.generation
+                codes = server.engine.latest.grid.codes
+                ys, xs = (y + np.arange(60)) % size[0], (x + np.arange(100)) % size[1]
+
+                def shows(gen: int = gen, codes: np.ndarray = codes,
+                          ys: np.ndarray = ys, xs: np.ndarray = xs) -> bool:
+                    state = network.take()
+                    return state.gen == gen and state.codes is not None and \
+                        np.array_equal(state.codes[np.ix_(ys, xs)], codes[np.ix_(ys, xs)])
+
+                wait_for(shows, 10, what=f"generation {gen} of the region at ({y}, {x})")
+            state = network.take()
+            assert state.codes is not None
+            watched = chunks_in(y, x, 60, 100, *size)
+            outside = np.ones(size, bool)
+            for cy, cx in watched:
+                outside[cy * CHUNK:(cy + 1) * CHUNK, cx * CHUNK:(cx + 1) * CHUNK] = False
+            assert not state.codes[outside].any()  # nothing of the chunks not watched
+            assert state.info["population"] == server.engine.latest.board.population
+    finally:
+        network.stop.set()
+        thread.join(10)
