@@ -166,7 +166,7 @@ class FramePublisher:
         # and of every chunk (not known after a gap or a new shape).
         mask: np.ndarray | None = None
         if self._last is not None and self._last.shape == codes.shape and (
-                not full or self.views is not None):
+                not full or (self.views is not None and self.views.interest.wanted())):
             mask = self._last != codes
         if not full:
             assert mask is not None
