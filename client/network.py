@@ -1,10 +1,12 @@
 """The terminal client's network thread: one player's connection, kept alive.
 
 ``Network.run`` owns the ``PlayerSession`` and ``FrameView`` sockets (made and closed in
-its thread): it answers every ``GAME_LOGIC`` request with the current policy at once,
-pings once a heartbeat (the latency), applies frames and runs the placements the UI
-asks for. The UI hands work over through a ``queue.Queue``; the thread hands the latest
-world and counters back through ``NetState`` under a lock, with one coalesced
+its thread; in a world larger than ``VIEWPORT_ABOVE`` cells, a ``Viewport`` of the
+region the UI shows, ``Network.region``, instead of the whole world's frames): it
+answers every ``GAME_LOGIC`` request with the current policy at once, pings once a
+heartbeat (the latency), applies frames and runs the placements the UI asks for. The
+UI hands work over through a ``queue.Queue``; the thread hands the latest world and
+counters back through ``NetState`` under a lock, with one coalesced
 ``Changed`` message at a time, so a slow terminal skips frames instead of queueing them.
 
 A game outlives a connection. When the server stops answering, the thread reconnects
@@ -24,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import zmq
 from textual.message import Message
 
@@ -34,8 +37,11 @@ from shared.grid import Codes
 from shared.keys import Credentials
 from shared.policies import POLICIES, GameLogicRequest
 from shared.protocol import ErrorCode, Kind
+from shared.viewport import Viewport
 
 POLL_MS = 20  # the longest a placement waits in the queue before the network thread runs it
+VIEWPORT_ABOVE = 512 * 512  # cells of a world above which only the region shown comes
+FIRST_REGION = (128, 256)   # the region (rows, columns) watched until the UI says one
 
 
 @dataclass
@@ -135,6 +141,9 @@ class Network:
         self.joins = 0  # how many times this client joined (a rejoin as new counts)
         self._pending = False  # a Changed message is on its way to the UI
         self.cancelled: Callable[[], bool] = lambda: False
+        # the cells the UI shows, (y, x, h, w) on the torus: set by the UI thread (one
+        # assignment), read by this one; what a Viewport watches in a large world
+        self.region: tuple[int, int, int, int] | None = None
 
     def take(self) -> NetState:
         """The latest state (UI thread); the next change posts ``Changed`` again."""
@@ -169,7 +178,7 @@ class Network:
     def _run(self, context: zmq.Context[Any]) -> None:
         session = PlayerSession(self.connect, self.name, timeout=self.timeout, context=context,
                                 credentials=self.credentials)
-        view: FrameView | None = None
+        view: FrameView | Viewport | None = None
         try:
             try:
                 welcome, why = self._first_join(session)
@@ -179,7 +188,7 @@ class Network:
             while True:
                 self.token = session.token
                 self.joins += 1
-                view = FrameView(session.frame_endpoint, context, self.credentials)
+                view = self._watch(session, context)
                 self._changed(energy=session.energy, trouble="", codes=None, gen=-1)
                 self.post(Joined(welcome, why))
                 try:
@@ -198,6 +207,15 @@ class Network:
             if view is not None:
                 view.close()
             session.close()
+
+    def _watch(self, session: PlayerSession, context: zmq.Context[Any]) -> FrameView | Viewport:
+        """The whole world's frames, or in a large world (on a server that publishes
+        views) a ``Viewport`` of the region shown."""
+        h, w = (int(v) for v in session.welcome["size"])
+        endpoint = session.view_endpoint
+        if h * w <= VIEWPORT_ABOVE or endpoint is None:
+            return FrameView(session.frame_endpoint, context, self.credentials)
+        return Viewport(endpoint, session.endpoint, (h, w), context, self.credentials)
 
     def _first_join(self, session: PlayerSession) -> tuple[dict[str, Any], str]:
         """Join with the token given, or as a new player if the server no longer knows
@@ -239,16 +257,32 @@ class Network:
         self.credentials = session.credentials = fresh
         return True
 
-    def _loop(self, session: PlayerSession, view: FrameView, heartbeat: float) -> None:
+    def _loop(self, session: PlayerSession, view: FrameView | Viewport,
+              heartbeat: float) -> None:
         rng = random.Random()
         poller = zmq.Poller()
         poller.register(session.sock, zmq.POLLIN)
         poller.register(view.sock, zmq.POLLIN)
         next_ping = 0.0
+        canvas: Codes | None = None  # a viewport's chunks, where they are in the world
+        shown: tuple[int, int, int, int] | None = None
+        if isinstance(view, Viewport):
+            canvas = np.zeros((view.height, view.width), np.uint8)
+            rows, columns = FIRST_REGION  # around the middle, where the UI starts
+            first = ((view.height - rows) // 2, (view.width - columns) // 2, rows, columns)
         while not self._stopping():
             poller.poll(POLL_MS)
             self._answer(session, rng)  # first: the requests have a deadline
-            if view.poll(0) and view.codes is not None:
+            if isinstance(view, Viewport):
+                assert canvas is not None
+                region = self.region or first
+                if region != shown:
+                    shown = region
+                    view.view(*region)
+                if view.poll(0):
+                    view.paint(canvas)
+                    self._changed(codes=canvas.copy(), gen=view.gen, info=view.info)
+            elif view.poll(0) and view.codes is not None:
                 self._changed(codes=view.codes.copy(), gen=view.gen, info=view.info)
             while not self._stopping():
                 try:

@@ -62,6 +62,15 @@ class PlayerSession:
         host = self.endpoint.rsplit(":", 1)[0]
         return f"{host}:{self.welcome['frame_port']}"
 
+    @property
+    def view_endpoint(self) -> str | None:
+        """The view publisher's (``None``: this server tells none)."""
+        port = self.welcome.get("view_port")
+        if not port:
+            return None
+        host = self.endpoint.rsplit(":", 1)[0]
+        return f"{host}:{port}"
+
     # -- requests ----------------------------------------------------------------------
 
     def join(self, token: str | None = None) -> dict[str, Any]:

@@ -66,6 +66,7 @@ __all__ = ["HelpScreen", "IntroScreen", "LifenetClient", "NetState", "WorldView"
 COMPACT_BELOW = 100  # columns: below this the panel hides and a status line shows
 WARN_GENERATIONS = 30  # warn when energy runs out sooner than this at the current drain
 BOARD_ROWS = 8
+VIEW_MARGIN = 16   # cells watched beyond each side of the world view (large worlds)
 ROUND_RESULTS = 5  # the most round results a frame lists that are looked at
 
 GOAL = ("Own the most live cells: the scoreboard counts each player's live cells; place "
@@ -346,6 +347,7 @@ class LifenetClient(App[str | None]):
 
     def on_resize(self, event: Resize) -> None:
         self._layout(event.size.width)
+        self._follow()
 
     def _layout(self, width: int) -> None:
         self.screen.set_class(width < COMPACT_BELOW, "compact")
@@ -389,6 +391,7 @@ class LifenetClient(App[str | None]):
         self.state = self.network.take()
         if self.state.codes is not None:
             self.world.set_world(self.state.codes)
+            self._follow()
             self.neutral = int(np.count_nonzero(self.state.codes == NEUTRAL_CODE))
             self.world.set_shields([(int(s[0]), int(s[1]), int(s[2]), int(s[3]))
                                     for s in self.state.info.get("shields", [])])
@@ -421,7 +424,19 @@ class LifenetClient(App[str | None]):
         self.exit(None, return_code=1)
 
     def on_cursor_moved(self, message: CursorMoved) -> None:
+        self._follow()
         self._refresh_side()
+
+    def _follow(self) -> None:
+        """Tell the network thread the cells the world view shows, with a margin (what
+        it watches in a world too large to receive whole)."""
+        h, w = self.world.codes.shape
+        if not h or not w:
+            return
+        oy, ox = self.world.origin()
+        margin = VIEW_MARGIN
+        self.network.region = (oy - margin, ox - margin, 2 * self.world.size.height
+                               + 2 * margin, self.world.size.width + 2 * margin)
 
     def _announce(self) -> None:
         """A notice for every round that ended since the player joined (the frames list

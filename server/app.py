@@ -49,6 +49,7 @@ from server.snapshot import (
     snapshot_generation,
 )
 from server.transport import MemoryGuard, raise_open_files_limit
+from server.viewports import Interest, ViewPublisher
 from server.world import build_world, write_world
 from shared import protocol
 from shared.errors import Closed, ConfigError, SimulationError, SnapshotError
@@ -131,6 +132,7 @@ class Server:
                 iterations=config.snapshot_iterations, timeout=config.snapshot_timeout,
                 every=config.snapshot_every, generation=generation, reply=self.lobby.send)
         self.lobby.handlers[protocol.Kind.SNAPSHOT] = self._on_snapshot
+        self.interest = self.lobby.interest = Interest(grid.height, grid.width)
         self.engine = Engine(
             self.context, grid, self.rule, generation=generation,
             dispatchers=config.dispatchers,
@@ -145,6 +147,7 @@ class Server:
         self.lobby.standing = lambda player: self.engine.ranking.standing(player)
         self.publisher: FramePublisher | None = None
         self.frame_endpoint = ""
+        self.view_endpoint = ""
         self._started = False
         self._closed = False
 
@@ -178,6 +181,7 @@ class Server:
             "size": [latest.grid.height, latest.grid.width],
             "rule": str(self.rule),
             "scores": {p.name: board.cells(p.id) for p in players},
+            "view_port": self.world_info.view_port,
             "ms_per_generation": latest.ms,
             "tick": self.config.tick,
             "running": not self.stop_event.is_set(),
@@ -206,15 +210,25 @@ class Server:
                 self.close()
                 raise ConfigError(f"cannot start the gatekeeper: {self.gatekeeper.error}")
         try:
+            views = ViewPublisher(self.context, self.config.endpoint(self.config.view_port),
+                                  self.interest, self.keys, self.guard)
+        except zmq.ZMQError as e:
+            self.close()
+            raise ConfigError(f"cannot listen for views on port {self.config.view_port}: "
+                              f"{e.strerror}") from e
+        try:
             self.publisher = FramePublisher(self.context,
                                             self.config.endpoint(self.config.frame_port),
-                                            self.keys, self.guard)
+                                            self.keys, self.guard, views)
         except zmq.ZMQError as e:
+            views.close()
             self.close()
             raise ConfigError(f"cannot listen for frames on port {self.config.frame_port}: "
                               f"{e.strerror}") from e
         self.frame_endpoint = self.publisher.endpoint
+        self.view_endpoint = views.endpoint
         self.world_info.frame_port = self.publisher.port
+        self.world_info.view_port = views.port
         self.engine.publishing = Publishing(
             self.publisher, lambda: {"workers": self.broker.worker_count()})
         for thread in (self.broker, self.lobby):
@@ -300,6 +314,9 @@ class Server:
                 return f"the {thread.name} thread ended ({thread.error or 'a bug'})"
         if self.publisher is not None and self.publisher.failed is not None:
             return f"the frame endpoint stopped: {self.publisher.failed}"
+        if self.publisher is not None and self.publisher.views is not None \
+                and self.publisher.views.failed is not None:
+            return f"the view endpoint stopped: {self.publisher.views.failed}"
         return ""
 
     def advance(self) -> Grid:

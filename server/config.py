@@ -25,6 +25,7 @@ class ServerConfig:
     worker_port: int = 5555
     player_port: int = 5556
     frame_port: int = 5557
+    view_port: int = 0   # the view publisher's (viewports); 0: any free port
     size: tuple[int, int] = (64, 64)
     rule: Rule | None = None
     pattern: Path | None = None

@@ -2,7 +2,10 @@
 
 A PUB socket (owned by the main thread) publishes one message per generation: a
 ``FRAME`` with every cell now and then, and a ``DELTA`` with only the changed cells in
-between. The high-water mark is small: a subscriber that cannot keep up loses frames,
+between, each after the topic frame ``b"w"`` (the whole world; subscribers subscribe to
+it and strip it). What a viewer of a part of the world gets instead comes from the view
+publisher (``server.viewports``), which this one hands each generation and the mask of
+its changed cells. The high-water mark is small: a subscriber that cannot keep up loses frames,
 never the server's time, and resynchronises on the next full frame.
 
 PUB, not XPUB: XPUB keeps every message a subscriber sends up (and, verbose, every
@@ -35,6 +38,7 @@ from server.transport import (
     MemoryGuard,
     apply_heartbeats,
 )
+from server.viewports import ViewPublisher
 from shared import protocol
 from shared.grid import Codes, as_payload
 from shared.protocol import Kind
@@ -52,8 +56,10 @@ class FramePublisher:
     """Publishes generations; ``close`` it from the thread that made it."""
 
     def __init__(self, context: zmq.Context[Any], endpoint: str,
-                 keys: ServerKeys | None = None, guard: MemoryGuard | None = None) -> None:
+                 keys: ServerKeys | None = None, guard: MemoryGuard | None = None,
+                 views: ViewPublisher | None = None) -> None:
         self.context = context
+        self.views = views
         self.keys = keys
         self.guard = guard or MemoryGuard(None)
         self.monitor: zmq.Socket[Any] | None = None
@@ -67,6 +73,7 @@ class FramePublisher:
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.port = int(self.endpoint.rsplit(":", 1)[1])
         self._last: Codes | None = None
+        self._gen = -1               # the generation published last
         self._since_full = 0
         self._full_left = 0          # full frames still owed to the last joiner
         self._full_until = 0.0       # and until when (monotonic)
@@ -155,9 +162,15 @@ class FramePublisher:
         full = (owed or self._last is None or self._last.shape != codes.shape
                 or self._since_full >= FULL_EVERY)
         msg: protocol.Message
+        # The cells changed since the last generation, once for the deltas of the world
+        # and of every chunk (not known after a gap or a new shape).
+        mask: np.ndarray | None = None
+        if self._last is not None and self._last.shape == codes.shape and (
+                not full or (self.views is not None and self.views.interest.wanted())):
+            mask = self._last != codes
         if not full:
-            assert self._last is not None
-            changed = np.flatnonzero(self._last != codes).astype(np.uint32)
+            assert mask is not None
+            changed = np.flatnonzero(mask).astype(np.uint32)
             if len(changed) * 5 > h * w:
                 full = True
             else:
@@ -178,8 +191,15 @@ class FramePublisher:
         # millisecond apart are dropped as if every queue were full.
         self.sock.getsockopt(zmq.EVENTS)
         with contextlib.suppress(zmq.Again):
-            self.sock.send_multipart(protocol.encode(msg), zmq.NOBLOCK, copy=False)
+            self.sock.send_multipart([protocol.WORLD_TOPIC, *protocol.encode(msg)],
+                                     zmq.NOBLOCK, copy=False)
+        if self.views is not None:
+            # consecutive generations only: after a gap the mask is not gen - 1's
+            self.views.publish(gen, codes, mask if gen == self._gen + 1 else None, info)
+        self._gen = gen
 
     def close(self) -> None:
         self._unwatch()
         self.sock.close(linger=0)
+        if self.views is not None:
+            self.views.close()

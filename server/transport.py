@@ -176,7 +176,7 @@ class MemoryGuard:
     themselves (ZeroMQ does), and the server's heartbeats and re-sends do the rest.
     """
 
-    ORDER = ("players", "frames", "workers")
+    ORDER = ("players", "frames", "views", "workers")
     handshake_ms = HANDSHAKE_IVL_MS  # the server's setting, for every socket it makes
 
     @property

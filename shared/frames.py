@@ -2,10 +2,11 @@
 
 The publisher sends a ``FRAME`` (every cell) now and then and a ``DELTA`` (the changed
 cells) for the other generations, so a subscriber must apply every message in order. A
-``FrameView`` does that for every watcher: the terminal client, ``lifenet up``'s live
-view and the load test. After a gap (a dropped message, a late join) it keeps the last
-good world until the next full frame, which the publisher sends to a new subscriber at
-once.
+``FrameView`` does that for every watcher of the whole world (topic ``b"w"``): the
+terminal client, ``lifenet up``'s live view and the load test (a viewer of a part of
+the world uses ``shared.viewport.Viewport``). After a gap (a dropped message, a late
+join) it keeps the last good world until the next full frame, which the publisher sends
+to a new subscriber at once.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class FrameView:
         self.sock = self.context.socket(zmq.SUB)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.IPV6, 1)
-        self.sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sock.setsockopt(zmq.SUBSCRIBE, protocol.WORLD_TOPIC)
         if credentials is not None:  # the server's frames are encrypted too
             credentials.apply(self.sock)
         self.sock.connect(endpoint)
@@ -49,7 +50,8 @@ class FrameView:
         while self.sock.poll(wait):
             wait = 0
             try:
-                msg = protocol.decode(self.sock.recv_multipart(copy=False))
+                _, frames = protocol.topic_of(self.sock.recv_multipart(copy=False))
+                msg = protocol.decode(frames)
             except ProtocolError:
                 continue
             changed |= self.apply(msg)

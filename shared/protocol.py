@@ -44,6 +44,14 @@ MAX_DECISIONS = 1 << 16    # overrides in one DECIDE
 MAX_PATH = 4096
 MAX_SHIELDS = 256          # live shields of fresh placements in a frame (and a world)
 MAX_ROUND_RESULTS = 5      # the last rounds' results a frame and a status report carry
+CHUNK = 64                 # side of a viewport chunk (the last row and column may be less)
+MAX_VIEW_CHUNKS = 1024     # chunks named in one VIEW
+
+# Topics: the first frame of every message the frame publisher sends (a SUB socket
+# subscribes to a prefix: each topic here is a whole one, never the prefix of another).
+WORLD_TOPIC = b"w"   # FRAME and DELTA of the whole world
+INFO_TOPIC = b"i"    # INFO: a generation's scoreboard and counts, no cells
+CHUNK_TOPIC = b"c"   # + the chunk's index (2 bytes, big-endian): CHUNK_FRAME, CHUNK_DELTA
 
 
 class ErrorCode(IntEnum):
@@ -74,6 +82,11 @@ class Kind(StrEnum):
     STATUS_REPLY = "status_reply"  # server -> asker: the report
     FRAME = "frame"          # server -> subscribers (PUB): one generation, every cell
     DELTA = "delta"          # server -> subscribers (PUB): the cells that changed
+    INFO = "info"            # server -> subscribers (PUB): a generation, without cells
+    CHUNK_FRAME = "chunk_frame"  # server -> subscribers (PUB): every cell of one chunk
+    CHUNK_DELTA = "chunk_delta"  # server -> subscribers (PUB): one chunk's changed cells
+    VIEW = "view"            # anyone -> server (player endpoint): the chunks it watches
+    VIEWING = "viewing"      # server -> viewer: taken, for how long
     # The player endpoint. Every request after JOIN carries the session token.
     JOIN = "join"            # player -> server: handshake, or rejoin with a token
     JOINED = "joined"        # server -> player: id, colour code, token, the world
@@ -229,6 +242,10 @@ def _delta_sizes(body: dict[str, Any]) -> Sequence[int]:
     return [4 * body["count"], body["count"]]  # uint32 flat indices, uint8 new codes
 
 
+def _chunk_delta_sizes(body: dict[str, Any]) -> Sequence[int]:
+    return [2 * body["count"], body["count"]]  # uint16 indices in the chunk, uint8 codes
+
+
 def _game_logic_sizes(body: dict[str, Any]) -> Sequence[int]:
     return [4 * body["count"], body["count"]]  # uint16 (y, x) pairs, uint8 neighbours
 
@@ -305,7 +322,7 @@ SCHEMAS: dict[Kind, Schema] = {
         "tick": Float(0.0, 1e6),
         "running": Bool(),
     }, optional={"worker_names": ListOf(Str(MAX_NAME), 4096), "computed_locally": Int(),
-                 "players_owning": Int(0),
+                 "players_owning": Int(0), "view_port": Int(0, 65535),
                  "checked": Int(), "caught": Int(), "quarantined": Int(),
                  "round": _ROUND_STATUS, "away": ListOf(Str(MAX_NAME), 256)}),
     Kind.FRAME: Schema({
@@ -323,6 +340,24 @@ SCHEMAS: dict[Kind, Schema] = {
     }, optional={"board": _BOARD, "round": _ROUND_FRAME, "away": _AWAY, "shields": _SHIELDS,
                  "ranked": Int(0), "players": Int(0), "players_owning": Int(0)},
         payloads=(2, 2), payload_sizes=_delta_sizes),
+    Kind.INFO: Schema({
+        "gen": _GEN, "h": _SIDE, "w": _SIDE, "chunk": Int(1, MAX_SIDE),
+        "population": Int(), "ms": Float(0.0, 1e9), "workers": Int(), "rule": Str(32),
+    }, optional={"board": _BOARD, "round": _ROUND_FRAME, "away": _AWAY, "shields": _SHIELDS,
+                 "ranked": Int(0), "players": Int(0), "players_owning": Int(0)}),
+    Kind.CHUNK_FRAME: Schema({
+        "gen": _GEN, "cy": _POS, "cx": _POS, "h": Int(1, CHUNK), "w": Int(1, CHUNK),
+    }, payloads=(1, 1), payload_sizes=_frame_sizes),
+    Kind.CHUNK_DELTA: Schema({
+        "gen": _GEN, "cy": _POS, "cx": _POS, "h": Int(1, CHUNK), "w": Int(1, CHUNK),
+        "count": Int(0, CHUNK * CHUNK),
+    }, payloads=(2, 2), payload_sizes=_chunk_delta_sizes),
+    Kind.VIEW: Schema({
+        "version": Int(0, 1 << 16),
+        "chunks": ListOf(Tuple(_POS, _POS), MAX_VIEW_CHUNKS),
+    }, optional={"fresh": ListOf(Tuple(_POS, _POS), MAX_VIEW_CHUNKS)}),
+    Kind.VIEWING: Schema({"chunks": Int(0), "expires": Float(0.0, 3600.0),
+                          "generation": _GEN}),
     Kind.JOIN: Schema({"version": Int(0, 1 << 16), "name": Str(32, 1)},
                       optional={"token": _TOKEN}),
     Kind.JOINED: Schema({
@@ -331,7 +366,7 @@ SCHEMAS: dict[Kind, Schema] = {
         "energy": Int(), "energy_cap": Int(), "energy_regen": Int(),
         "heartbeat": Float(0.01, 60.0), "generation": _GEN, "rejoined": Bool(),
     }, optional={"round": Int(), "protect": Int(), "goal": Str(MAX_REASON),
-                 "grace": Float(0.0, 86400.0)}),
+                 "grace": Float(0.0, 86400.0), "view_port": Int(0, 65535)}),
     Kind.LEAVE: Schema({"player": _PLAYER, "token": _TOKEN}),
     Kind.PING: Schema({"player": _PLAYER, "token": _TOKEN}),
     Kind.PONG: Schema({"generation": _GEN, "energy": Int()},
@@ -478,6 +513,24 @@ def validate(msg: Message) -> None:
             if len(payload) != size:
                 raise ProtocolError(f"{msg.kind} payload {i} has {len(payload)} bytes, "
                                     f"expected {size}", ErrorCode.BAD_FIELD)
+
+
+def chunk_topic(index: int) -> bytes:
+    """The topic of chunk ``index`` (``cy * chunks across + cx``)."""
+    return CHUNK_TOPIC + index.to_bytes(2, "big")
+
+
+def chunks_of(height: int, width: int) -> tuple[int, int]:
+    """How many chunks down and across a world of ``height`` x ``width`` has."""
+    return -(-height // CHUNK), -(-width // CHUNK)
+
+
+def topic_of(frames: Sequence[Any]) -> tuple[bytes, Sequence[Any]]:
+    """Split a published message into its topic and the frames ``decode`` takes."""
+    if len(frames) < 2:
+        raise ProtocolError("a published message has a topic and a message",
+                            ErrorCode.MALFORMED)
+    return bytes(_as_buffer(frames[0])), frames[1:]
 
 
 def check_version(msg: Message) -> None:

@@ -108,6 +108,9 @@ SERVER_OPTIONS: list[Callable[[F], F]] = [
                  help="Player endpoint port (status, players)."),
     click.option("--frame-port", type=click.IntRange(0, 65535), default=5557,
                  help="Frame publisher port."),
+    click.option("--view-port", type=click.IntRange(0, 65535), default=0,
+                 help="View publisher port: the chunks viewers ask for (0: any free port, "
+                      "told to players)."),
     click.option("--size", type=SIZE, default=None,
                  help="World size, HxW [default: 64x64; with --pattern, the file's :T "
                       "torus, or the pattern with 32 cells of room on every side, rounded "
@@ -231,8 +234,8 @@ def server_config(kwargs: dict[str, Any], *, default_tick: float = DEFAULT_TICK,
     return ServerConfig(
         host=kwargs["host"], worker_port=kwargs["worker_port"],
         player_port=kwargs["player_port"], frame_port=kwargs["frame_port"],
-        size=world_size_of(kwargs), rule=kwargs["rule"], pattern=kwargs["pattern"],
-        at=kwargs["at"],
+        view_port=kwargs["view_port"], size=world_size_of(kwargs), rule=kwargs["rule"],
+        pattern=kwargs["pattern"], at=kwargs["at"],
         seed=kwargs["seed"], fill=kwargs["fill"],
         tick=default_tick if tick is None else tick, generations=kwargs["generations"],
         out=out, dispatchers=kwargs["dispatchers"], tile=kwargs["tile"],

@@ -35,6 +35,7 @@ from server.transport import (
     apply_heartbeats,
     drain,
 )
+from server.viewports import WANT_SECONDS, Interest
 from shared import protocol
 from shared.errors import ProtocolError, RequestError
 from shared.protocol import ErrorCode, Kind, Message
@@ -75,6 +76,7 @@ class WorldInfo:
     width: int
     rule: str
     frame_port: int
+    view_port: int = 0  # the view publisher's (viewports)
     round: int = 0    # generations a round lasts (0: no rounds)
     protect: int = 0  # generations a fresh placement is shielded (0: never)
 
@@ -111,7 +113,10 @@ class PlayerEndpoint(threading.Thread):
             Kind.PING: self._on_ping,
             Kind.PLACE: self._on_place,
             Kind.DECIDE: self._on_decide,
+            Kind.VIEW: self._on_view,
         }
+        # the chunks viewers want (the server sets it: it owns the world's size)
+        self.interest: Interest | None = None
         # Messages other threads hand over (``send``): sent by this thread, which owns
         # the socket.
         self.outbox: queue.Queue[tuple[bytes, list[protocol.Payload]]] = queue.Queue(
@@ -271,11 +276,23 @@ class PlayerEndpoint(threading.Thread):
         return protocol.message(
             Kind.JOINED, player=player.id, code=player.code, token=player.token,
             name=player.name, size=[self.world.height, self.world.width],
-            rule=self.world.rule, frame_port=self.world.frame_port, energy=player.energy,
+            rule=self.world.rule, frame_port=self.world.frame_port,
+            view_port=self.world.view_port, energy=player.energy,
             energy_cap=config.energy_cap, energy_regen=config.energy_regen,
             heartbeat=config.heartbeat, generation=self.generation(), rejoined=rejoined,
             round=self.world.round, protect=self.world.protect,
             goal=goal(self.world.round), grace=float(config.grace))
+
+    def _on_view(self, peer: Peer, msg: Message) -> Message:
+        """The chunks a viewer shows (anyone who may ask STATUS may say it); checked
+        whole, refused whole (a chunk outside the world), and costs one request of the
+        connection's bucket like any other."""
+        protocol.check_version(msg)
+        if self.interest is None:
+            raise RequestError("this server publishes no viewports", ErrorCode.NOT_ALLOWED)
+        count = self.interest.want(msg["chunks"], msg.body.get("fresh"))
+        return protocol.message(Kind.VIEWING, chunks=count, expires=WANT_SECONDS,
+                                generation=self.generation())
 
     def _on_leave(self, peer: Peer, msg: Message) -> Message:
         player = self.registry.auth(msg["player"], msg["token"], peer.identity, peer.key)

@@ -373,3 +373,29 @@ def test_if_the_gatekeeper_dies_no_key_gets_in_and_the_server_stops(
         status(server.lobby.bound_endpoint, timeout=5,
                credentials=Credentials.of(keys / "server.key"))
     assert server.run() == 1
+
+
+def test_a_viewport_needs_the_servers_key_on_the_view_port_too(
+        make_server: MakeServer, keys: Path, zmq_context: zmq.Context[Any]) -> None:
+    from shared.viewport import Viewport
+
+    server = make_server(size=(128, 128), fill=0.3, seed=2, keys=keys, fallback_after=0.0)
+    with_key = Viewport(server.view_endpoint, server.lobby.bound_endpoint, (128, 128),
+                        zmq_context, Credentials.of(keys / "server.key"))
+    plain = Viewport(server.view_endpoint, server.lobby.bound_endpoint, (128, 128),
+                     zmq_context)
+    try:
+        for v in (with_key, plain):
+            v.view(0, 0, 64, 64)
+
+        def held() -> bool:
+            server.advance()
+            with_key.poll(0.05)
+            plain.poll(0)
+            return (0, 0) in with_key.codes
+
+        wait_for(held, 10, what="the keyed viewport's chunk")
+        assert with_key.acks and not plain.acks and plain.received == 0
+    finally:
+        with_key.close()
+        plain.close()

@@ -358,7 +358,7 @@ def test_two_players_with_a_server_process(processes: Processes,
         while view.gen < placed["generation"]:
             assert time.monotonic() < deadline, "no frame of the promised generation"
             if view.sock.poll(100):
-                view.apply(protocol.decode(view.sock.recv_multipart()))
+                view.apply(protocol.decode(protocol.topic_of(view.sock.recv_multipart())[1]))
                 assert view.codes is not None
                 if first is None and cells_of(view.codes, alice.code):
                     first = view.gen
