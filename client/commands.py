@@ -184,13 +184,17 @@ def bot(connect: str, count: int, strategy: str, name: str, seed: int | None,
               help="How your cells answer the server's per-cell requests (d switches).")
 @click.option("--timeout", type=click.FloatRange(0.1), default=5.0,
               help="Seconds to wait for the server's answers.")
+@click.option("--patterns", "pattern_dirs", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A directory of your own patterns (RLE, .cells, Life 1.06), beside the "
+                   "shipped ones; may be given more than once.")
 @click.option("--intro/--no-intro", default=None, show_default=False,
               help="Show the first-run screen (the goal, how to start) [default: on the "
                    "first run only].")
 @key_options
 def client_command(connect: str, name: str, token: str | None, policy: str,
-                   timeout: float, intro: bool | None, server_key: Path | None,
-                   key: Path | None) -> None:
+                   timeout: float, pattern_dirs: tuple[Path, ...], intro: bool | None,
+                   server_key: Path | None, key: Path | None) -> None:
     """Play in a terminal: the live world, a cursor, patterns to place, the scoreboard."""
     keys = credentials(connect, server_key, key)
     # One request first: no server, a worker port or a refused key is one line here,
@@ -202,7 +206,7 @@ def client_command(connect: str, name: str, token: str | None, policy: str,
     rekey = (lambda: credentials(connect, None, key)) if server_key is None else None
     app = LifenetClient(connect, name, token=token, policy=policy, timeout=timeout,
                         credentials=keys, intro=first_run() if intro is None else intro,
-                        rekey=rekey)
+                        rekey=rekey, pattern_dirs=pattern_dirs)
     token = app.run()
     if app.failure:
         raise click.ClickException(app.failure)

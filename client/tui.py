@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -57,7 +58,7 @@ from client.worldview import CursorMoved, WorldView, next_spot, open_spots, own_
 from shared.colours import NEUTRAL, colour
 from shared.grid import NEUTRAL_CODE, player_code
 from shared.keys import Credentials
-from shared.library import library
+from shared.library import Entry, library, search
 from shared.placement import cost
 from shared.policies import POLICIES, POLICY_HELP
 
@@ -210,9 +211,10 @@ class PatternSearch(ModalScreen[int | None]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, names: list[str], costs: list[int]) -> None:
+    def __init__(self, patterns: dict[str, Entry], costs: list[int]) -> None:
         super().__init__()
-        self.names = names
+        self.patterns = patterns
+        self.names = list(patterns)
         self.costs = costs
 
     def compose(self) -> ComposeResult:
@@ -225,11 +227,11 @@ class PatternSearch(ModalScreen[int | None]):
         self.query_one("#query", Input).focus()
 
     def matches(self, query: str) -> list[int]:
-        """Indices of the patterns whose name holds ``query`` (any case), best first:
-        names that start with it, then the others, each in library order."""
-        q = query.strip().lower()
-        found = [i for i, name in enumerate(self.names) if q in name.lower()]
-        return sorted(found, key=lambda i: not self.names[i].lower().startswith(q))
+        """Indices of the patterns whose name (or ``#N`` name) holds ``query``, best
+        first: ``shared.library.search``'s order (any case; a space, - or _ alike)."""
+        index = {name: i for i, name in enumerate(self.names)}
+        return [index[name] for name in search(query.strip(), self.patterns)
+                if name in index]
 
     def _fill(self, query: str) -> None:
         options = self.query_one("#matches", OptionList)
@@ -299,11 +301,13 @@ class LifenetClient(App[str | None]):
     def __init__(self, connect: str, name: str, *, token: str | None = None,
                  policy: str = "follow", timeout: float = 5.0,
                  credentials: Credentials | None = None, intro: bool = False,
-                 rekey: Callable[[], Credentials | None] | None = None) -> None:
+                 rekey: Callable[[], Credentials | None] | None = None,
+                 pattern_dirs: Sequence[Path] = ()) -> None:
         super().__init__()
         self.network = Network(connect, name, token, policy, self.post_message, timeout,
                                credentials, rekey)
-        self.patterns = list(library().items())
+        self.problems: list[str] = []  # pattern files of pattern_dirs that were skipped
+        self.patterns = list(library(pattern_dirs, self.problems).items())
         self.selected = next((i for i, (n, _) in enumerate(self.patterns) if n == "glider"), 0)
         self.rotate = 0
         self.flip = False
@@ -340,6 +344,8 @@ class LifenetClient(App[str | None]):
         yield Static(id="keys")
 
     def on_mount(self) -> None:
+        for problem in self.problems[:5]:
+            self.notify(problem, title="pattern skipped", severity="warning", timeout=10)
         self.world.focus()
         self._layout(self.size.width)
         self._worker = self._network()
@@ -582,7 +588,7 @@ class LifenetClient(App[str | None]):
                 self.selected, self.rotate, self.flip = index, 0, False
                 self._selection_changed()
 
-        self.push_screen(PatternSearch([name for name, _ in self.patterns], costs), chosen)
+        self.push_screen(PatternSearch(dict(self.patterns), costs), chosen)
 
     def action_policy(self) -> None:
         names = list(POLICIES)

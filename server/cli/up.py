@@ -60,7 +60,7 @@ def up(ctx: click.Context, /, workers: int, bots: int | None, bot_strategy: str,
     With the live view the game has rounds of 600 generations (a minute) unless
     --round says otherwise; --headless has none."""
     # Check the world here, so a bad pattern or size is one line from `up` itself.
-    build_world(server_config(kwargs))
+    build_world(server_config(kwargs), warn=False)  # the server child warns, once
     choose_ports(ctx, kwargs)
     tick = kwargs["tick"]
     if tick is None:

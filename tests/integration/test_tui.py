@@ -13,6 +13,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -735,3 +736,28 @@ def test_a_pattern_is_found_by_name(make_server: MakeServer) -> None:
         assert app.world.preview_cells()  # the preview follows
 
     play(server, scenario)
+
+
+def test_the_players_own_patterns_join_the_library(make_server: MakeServer,
+                                                   tmp_path: Path) -> None:
+    """``--patterns DIR``: a plaintext pattern of the player's is found by its name
+    and placed; a broken file is skipped with a notice, the game goes on."""
+    server = make_server(size=(32, 32), fill=0.0, decision_window=2.0)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "my-arrow.cells").write_text("!Name: My arrow\n.O.\nOOO\n")
+    (mine / "broken.rle").write_text("x = 3, y = 3\nbo$2bo$3o%!\n")
+    app = LifenetClient(server.lobby.bound_endpoint, "alice", pattern_dirs=[mine])
+    assert len(app.problems) == 1 and "broken.rle" in app.problems[0]
+
+    async def run() -> None:
+        async with app.run_test(size=(110, 36)) as pilot:
+            await joined(app, pilot)
+            await pilot.press("slash", *"my arrow", "enter")
+            assert app.patterns[app.selected][0] == "my-arrow"
+            assert app.selected_cost() == 4
+            await pilot.press("space")
+            await until(pilot, lambda: app.placed, "the PLACED reply")
+            await pilot.press("q")
+
+    asyncio.run(run())
