@@ -30,8 +30,11 @@ messages: a slow viewer still costs a bounded, small amount, and loses messages,
 never the server's time.
 
 What is bounded: the wanted set is two arrays of one entry a chunk (never more than the
-world's chunks, whoever asks); a ``VIEW`` names at most ``protocol.MAX_VIEW_CHUNKS`` and
-costs a token of its connection's bucket, like any request; each viewer's queue is
+world's chunks, whoever asks), and at most ``MAX_WANTED`` chunks are wanted at once (a
+``VIEW`` that would add more is ``BUSY``; renewing wanted chunks always works): a
+publish costs at most that many chunk messages, however many viewers ask; a ``VIEW``
+names at most ``protocol.MAX_VIEW_CHUNKS`` and costs a token of its connection's bucket,
+like any request; each viewer's queue is
 ``VIEW_HWM`` messages. As on the frame publisher, PUB keeps each connection's distinct
 subscriptions (3 bytes a chunk topic) while it is connected, and the memory guard
 bounds the rest.
@@ -59,14 +62,17 @@ KEYFRAME_COOLDOWN = 0.25  # seconds between two keyframes owed to one chunk, at 
 CHUNK_FULL_EVERY = 32     # generations between a chunk's keyframes, at most
 VIEW_HWM = 4096           # messages queued for one viewer (each at most a few KiB)
 MAX_UPSTREAM = 4096       # bytes of one message up: a subscription, the handshake
+MAX_WANTED = 1024         # chunks wanted at once by all viewers (64 Mi cells' worth):
+#                           what one publish may cost, whatever viewers ask
 
 
 class Interest:
     """The chunks viewers want, each until when; the lobby writes, the main thread
     reads (``take``). Its size is fixed by the world: one entry a chunk."""
 
-    def __init__(self, height: int, width: int) -> None:
+    def __init__(self, height: int, width: int, limit: int = MAX_WANTED) -> None:
         self.height, self.width = height, width
+        self.limit = limit  # chunks wanted at once, by all viewers together
         self.rows, self.cols = protocol.chunks_of(height, width)
         count = self.rows * self.cols
         self._lock = threading.Lock()
@@ -98,6 +104,14 @@ class Interest:
         again = self.indices(fresh or [], "fresh")
         now = time.monotonic() if now is None else now
         with self._lock:
+            wanted = self._until >= now
+            named = np.union1d(index, again)
+            adding = int(np.count_nonzero(~wanted[named]))
+            if adding and int(np.count_nonzero(wanted)) + adding > self.limit:
+                raise ProtocolError(
+                    f"the server serves at most {self.limit} chunks to its viewers at once "
+                    f"and {int(np.count_nonzero(wanted))} are wanted: ask again later",
+                    ErrorCode.BUSY)
             self.requests += 1
             self._owed[index[self._until[index] < now]] = True
             self._owed[again] = True

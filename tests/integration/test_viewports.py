@@ -264,3 +264,43 @@ def test_the_clients_network_thread_watches_only_the_region_shown_in_a_large_wor
     finally:
         network.stop.set()
         thread.join(10)
+
+
+def test_viewers_together_cannot_make_a_publish_cost_more_than_the_cap(
+        make_server: MakeServer, processes: Processes, zmq_context: zmq.Context[Any]) -> None:
+    """A viewer asking for every chunk of a 640x640 world (100 chunks) on a server that
+    serves 16 at once: BUSY past the cap, never more than 16 chunk messages a publish,
+    and a real viewer that asked first keeps renewing its chunks and rebuilding them."""
+    server = make_server(size=(640, 640), seed=5, fill=0.3)
+    start_workers(processes, server, 1)
+    assert server.interest is not None and server.publisher is not None
+    server.interest.limit = 16
+    real = Viewport(server.view_endpoint, server.lobby.bound_endpoint, (640, 640),
+                    zmq_context)
+    sock = zmq_context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(server.lobby.bound_endpoint)
+    try:
+        look(real, 0, 0, 100, 100)  # 4 chunks
+        v = protocol.PROTOCOL_VERSION
+        every = [[cy, cx] for cy in range(10) for cx in range(10)]
+        reply = ask(sock, {"version": v, "chunks": every})
+        assert reply.kind is Kind.ERROR and reply["code"] == ErrorCode.BUSY
+        for row in range(3):  # 12 more fit, then no more
+            ask(sock, {"version": v, "chunks": every[10 * (row + 5):10 * (row + 5) + 4]})
+        assert server.interest.wanted() == 16
+        views = server.publisher.views
+        assert views is not None
+        for _ in range(6):
+            sent = views.chunk_frames + views.chunk_deltas
+            server.advance()
+            assert views.chunk_frames + views.chunk_deltas - sent <= 16
+        look(real, 0, 0, 100, 100)  # renewing what it wants always works
+        server.advance()
+        caught_up(real, server.engine.generation)
+        assert len(real.held()) == 4
+        for chunk in real.held():
+            assert np.array_equal(real.codes[chunk], chunk_of(server.engine.grid.codes, chunk))
+    finally:
+        sock.close()
+        real.close()

@@ -6,6 +6,7 @@ import pytest
 
 from server.viewports import KEYFRAME_COOLDOWN, WANT_SECONDS, Interest
 from shared.errors import ProtocolError
+from shared.protocol import ErrorCode
 from shared.viewport import chunks_in
 
 
@@ -42,3 +43,20 @@ def test_a_chunk_outside_the_world_is_refused_whole(chunks: list[list[int]],
     with pytest.raises(ProtocolError, match="outside the world"):
         interest.want([[1, 1], *chunks], fresh)
     assert interest.wanted() == 0 and interest.take()[0].size == 0
+
+
+def test_the_chunks_wanted_at_once_are_capped_whoever_asks() -> None:
+    """At most ``limit`` chunks are wanted at once: a VIEW that would add more is BUSY
+    and changes nothing; renewing wanted chunks always works; lapsed ones free room."""
+    interest = Interest(512, 512, limit=4)  # 8x8 chunks of 64
+    assert interest.want([[0, 0], [0, 1], [1, 0]], now=0.0) == 3
+    with pytest.raises(ProtocolError) as refused:
+        interest.want([[5, 5], [6, 6]], now=1.0)
+    assert refused.value.code == ErrorCode.BUSY and "at most 4 chunks" in str(refused.value)
+    wanted, _ = interest.take(now=1.0)
+    assert len(wanted) == 3  # the refused request changed nothing
+    assert interest.want([[0, 0], [0, 1], [1, 0], [5, 5]], now=2.0) == 4  # room for one
+    assert interest.want([[0, 0], [0, 1], [1, 0], [5, 5]], fresh=[[5, 5]], now=3.0) == 4
+    with pytest.raises(ProtocolError):
+        interest.want([[7, 7]], now=3.0)
+    assert interest.want([[7, 7]], now=100.0) == 1  # the others lapsed
