@@ -89,8 +89,10 @@ def test_the_default_sample_catches_a_liar_sooner_or_later(make_server: MakeServ
     processes.liar(server.broker.bound_endpoint, "alive")
     wait_for(lambda: server.broker.worker_count() == 1, 20, what="the liar")
     random_world(server, seed=2)
-    run_until(server, lambda: server.broker.quarantined() == 1, 200)
-    assert server.engine.caught == 1 and server.engine.checked >= 1
+    # Without keys a quarantine is by connection, and the liar connects again at once:
+    # caught again within the same generation now and then, so at least once.
+    run_until(server, lambda: server.broker.quarantined() >= 1, 200)
+    assert server.engine.caught >= 1 and server.engine.checked >= 1
 
 
 def test_with_no_worker_the_server_computes_every_batch_itself(
