@@ -34,10 +34,7 @@ import numpy as np
 import zmq
 
 from server.auth import VIEWERS, ServerKeys, serve_curve
-from server.transport import (
-    MemoryGuard,
-    apply_heartbeats,
-)
+from server.transport import MemoryGuard, apply_heartbeats, bind
 from server.viewports import ViewPublisher
 from shared import protocol
 from shared.grid import Codes, as_payload
@@ -64,14 +61,8 @@ class FramePublisher:
         self.guard = guard or MemoryGuard(None)
         self.monitor: zmq.Socket[Any] | None = None
         self.sock = self._socket()
-        try:
-            self.sock.bind(endpoint)
-        except zmq.ZMQError:
-            self.sock.close(linger=0)
-            raise
+        self.endpoint, self.port = bind(self.sock, endpoint)
         self._watch()
-        self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.port = int(self.endpoint.rsplit(":", 1)[1])
         self._last: Codes | None = None
         self._gen = -1               # the generation published last
         self._since_full = 0

@@ -31,6 +31,18 @@ def apply_heartbeats(sock: zmq.Socket[Any], handshake_ms: int = HANDSHAKE_IVL_MS
     sock.setsockopt(zmq.HANDSHAKE_IVL, handshake_ms)
 
 
+def bind(sock: zmq.Socket[Any], endpoint: str) -> tuple[str, int]:
+    """Bind ``sock`` to ``endpoint`` (closing it if that fails, and raising the
+    ``ZMQError``); the endpoint it is bound to, and its port (what port 0 became)."""
+    try:
+        sock.bind(endpoint)
+    except zmq.ZMQError:
+        sock.close(linger=0)
+        raise
+    bound = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+    return bound, int(bound.rsplit(":", 1)[1])
+
+
 def raise_open_files_limit() -> tuple[int, int]:
     """Raise this process's soft limit on open files to its hard limit (every peer is a
     file descriptor); returns (soft, hard) as they are now."""

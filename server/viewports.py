@@ -51,7 +51,7 @@ import numpy as np
 import zmq
 
 from server.auth import VIEWERS, ServerKeys, serve_curve
-from server.transport import MemoryGuard, apply_heartbeats
+from server.transport import MemoryGuard, apply_heartbeats, bind
 from shared import protocol
 from shared.errors import ProtocolError
 from shared.grid import Codes, as_payload
@@ -150,13 +150,7 @@ class ViewPublisher:
         self.guard = guard or MemoryGuard(None)
         self.interest = interest
         self.sock = self._socket()
-        try:
-            self.sock.bind(endpoint)
-        except zmq.ZMQError:
-            self.sock.close(linger=0)
-            raise
-        self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.port = int(self.endpoint.rsplit(":", 1)[1])
+        self.endpoint, self.port = bind(self.sock, endpoint)
         self.chunk_frames = 0
         self.chunk_deltas = 0
         self.owed_frames = 0  # keyframes owed to new or fresh chunks (of chunk_frames)
