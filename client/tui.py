@@ -323,6 +323,7 @@ class LifenetClient(App[str | None]):
         self.warned = False  # the energy warning was shown for this drain
         self._joined_at = 0  # the generation the session began at
         self.neutral = 0  # live neutral cells of the world shown
+        self._own = 0  # and the player's own
         self._seen: set[tuple[Any, Any]] = set()  # round results already announced
         self._spots: list[tuple[int, int]] = []
         self._spot = 0
@@ -380,6 +381,7 @@ class LifenetClient(App[str | None]):
         old_size = self.welcome.get("size")
         self.welcome = message.welcome
         self._joined_at = int(message.welcome.get("generation", 0))
+        self._own = 0  # a new code: counted again with the next frame
         self._seen = set()  # a new session (a restarted server counts rounds from 1 again)
         self.sub_title = f"{message.welcome['name']} on {self.network.connect}"
         h, w = message.welcome["size"]
@@ -398,7 +400,10 @@ class LifenetClient(App[str | None]):
         if self.state.codes is not None:
             self.world.set_world(self.state.codes)
             self._follow()
+            # counted once a frame, not at every redraw of the panel and status line
             self.neutral = int(np.count_nonzero(self.state.codes == NEUTRAL_CODE))
+            code = self.welcome.get("code")
+            self._own = 0 if code is None else int(np.count_nonzero(self.state.codes == code))
             self.world.set_shields([(int(s[0]), int(s[1]), int(s[2]), int(s[3]))
                                     for s in self.state.info.get("shields", [])])
             self._announce()
@@ -524,9 +529,8 @@ class LifenetClient(App[str | None]):
         return mine[3] if mine else int(self.state.standing.get("points", 0))
 
     def own_cells(self) -> int:
-        code = self.welcome.get("code")
-        codes = self.state.codes
-        return 0 if codes is None or code is None else int(np.count_nonzero(codes == code))
+        """The player's live cells in the world shown (counted once a frame)."""
+        return self._own
 
     def round_left(self) -> int | None:
         r = self.state.info.get("round")

@@ -28,7 +28,7 @@ from shared.life import simulate
 from shared.rules import CONWAY
 from tests.conftest import ROOT, Processes, wait_for
 from tests.integration.conftest import MakeServer, start_workers
-from tests.integration.test_players import decided_of, join, request_of
+from tests.integration.test_players import decided_of, join, request_of, step_keeping_all
 
 pytestmark = pytest.mark.integration
 
@@ -288,13 +288,7 @@ def test_decided_reports_the_energy_a_refusal_then_says(
     player = join(server, sessions, "defender")
     player.place(4, 4, cells=[(0, 0), (0, 4)])  # two lonely cells: the rule kills both
     server.advance()
-    gen = server.engine.generation
-    stepper = threading.Thread(target=server.advance)
-    stepper.start()
-    request = request_of(player, gen)
-    player.decide(gen, keep=list(range(len(request.ys))))
-    stepper.join(10)
-    decided = wait_for(lambda: decided_of(player), 5, what="DECIDED")
+    decided = step_keeping_all(server, player)
     assert (decided["kept"], decided["spent"], decided["regen"]) == (2, 2, 1)
     energy = decided["energy"]
     assert energy == 18  # 20 - 2 placed + 1 regained, - 2 kept + 1 regained

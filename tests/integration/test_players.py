@@ -93,6 +93,19 @@ def decided_of(session: PlayerSession) -> dict[str, Any] | None:
     return msg.body if msg is not None and msg.kind is Kind.DECIDED else None
 
 
+def step_keeping_all(server: Server, player: PlayerSession) -> dict[str, Any]:
+    """Step a generation while ``player`` asks to keep every cell it is asked about;
+    the server's ``DECIDED`` for it."""
+    gen = server.engine.generation
+    stepper = threading.Thread(target=server.advance)
+    stepper.start()
+    request = request_of(player, gen)
+    player.decide(gen, keep=list(range(len(request.ys))))
+    stepper.join(10)
+    decided: dict[str, Any] = wait_for(lambda: decided_of(player), 5, what="DECIDED")
+    return decided
+
+
 def test_keep_alive_with_energy_and_refusals(make_server: MakeServer, processes: Processes,
                                              sessions: list[PlayerSession]) -> None:
     server = make_server(size=(16, 16), fill=0.0, decision_window=1.0, energy_cap=6,
@@ -119,13 +132,7 @@ def test_keep_alive_with_energy_and_refusals(make_server: MakeServer, processes:
     assert codes[4, 4] == player.code and codes[4, 8] == player.code
     # Without energy the rule decides: keep costs 1 each, 2 left, 2 asked -> then 0.
     for expected_kept in (2, 0):
-        gen = server.engine.generation
-        stepper = threading.Thread(target=server.advance)
-        stepper.start()
-        request = request_of(player, gen)
-        player.decide(gen, keep=list(range(len(request.ys))))
-        stepper.join(10)
-        decided = wait_for(lambda: decided_of(player), 5, what="DECIDED")
+        decided = step_keeping_all(server, player)
         assert decided["kept"] == expected_kept, decided
     assert not server.engine.grid.codes.any()
 

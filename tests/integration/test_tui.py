@@ -540,10 +540,7 @@ def test_the_preview_marks_occupied_cells_and_what_cannot_be_afforded(
         for y, x in world.preview_cells():
             spot = world.on_screen(y, x)
             assert spot is not None
-            strip = list(world.render_line(spot[1]))
-            cells = [(seg.style.color, seg.style.bgcolor) for seg in strip
-                     if seg.style is not None for _ in seg.text]
-            found.add(cells[spot[0]][y % 2].number)  # type: ignore[union-attr]
+            found.add(drawn_at(world, *spot)[y % 2])  # the world fits: row 0 on top
         return found
 
     async def scenario(app: LifenetClient, pilot: Pilot[Any]) -> None:
