@@ -111,7 +111,7 @@ class Server:
         self.registry = PlayerRegistry(RegistryConfig(
             energy_cap=config.energy_cap, energy_regen=config.energy_regen,
             grace=config.grace, heartbeat=config.player_heartbeat,
-            per_address=config.max_players_per_address,
+            per_address=config.max_players_per_address, max_players=config.max_players,
             joins_per_second=config.joins_per_second),
             Shields(grid.height, grid.width, config.protect))
         # Points come back for the round in progress; the last rounds' results and the

@@ -58,6 +58,7 @@ class ServerConfig:
     max_credit: int = DEFAULT_MAX_CREDIT             # batches a worker may hold at once
     max_io_latency: float = DEFAULT_MAX_IO_LATENCY   # a worker's declared I/O, at most
     max_players_per_address: int = 32  # sessions one address may hold, grace included
+    max_players: int = 4096            # sessions at once (ids 1..max_players)
     joins_per_second: float = 2.0      # sessions one address may open, after a burst
     memory_guard: float | None = DEFAULT_MEMORY_GUARD  # MiB of growth: connections dropped
     handshake_timeout: float = 10.0  # seconds a connection may take to say hello

@@ -3,14 +3,19 @@
 The book's ``Grid`` keeps one state per cell (``ALIVE`` or ``EMPTY``) and wraps every
 coordinate modulo its height and width, which makes the world a torus. lifenet keeps
 that interface and adds an owner per live cell. Both are stored in one NumPy array of
-*cell codes* (``uint8``), the same bytes that travel on the wire:
+*cell codes*, the same numbers that travel on the wire:
 
     code 0        an empty cell
     code 1        a live neutral cell (owner 0, seeded by the server)
     code 1 + p    a live cell owned by player p (1 <= p <= MAX_PLAYER)
 
-So ``code > 0`` means alive and ``code - 1`` is the owner. One byte per cell keeps tiles
-small on the wire; it caps the players that can own cells at once at 254.
+So ``code > 0`` means alive and ``code - 1`` is the owner. The array is *narrow*
+(``uint8``, one byte a cell) while every code fits in a byte, which is the common case
+and keeps tiles, frames and copies small; it *widens* to ``uint16`` the moment a code
+above 255 (a player id above 254) is written, so up to 65 534 players own cells at
+once. On the wire a message that carries codes says whether they are ``wide``
+(little-endian ``uint16``) or not; ``codes_payload`` and ``codes_from`` are the two
+ends of that. Hold a ``Grid``, not its ``codes``: widening replaces the array.
 """
 
 from __future__ import annotations
@@ -27,10 +32,52 @@ from shared.errors import ConfigError
 ALIVE = "*"
 EMPTY = "-"
 NEUTRAL = 0
-MAX_PLAYER = 254
+MAX_PLAYER = 65534
+MAX_CODE = MAX_PLAYER + 1
+NARROW_MAX_CODE = 255  # the highest code a narrow (uint8) world holds
 MAX_CELLS = 1 << 26  # 64 M cells: 8192 x 8192; bigger worlds do not fit the frame limits
 
-Codes = npt.NDArray[np.uint8]
+Codes = npt.NDArray[Any]  # uint8 (narrow) or uint16 (wide) cell codes
+NARROW = np.dtype(np.uint8)
+WIDE = np.dtype(np.uint16)
+WIRE_WIDE = np.dtype("<u2")  # wide codes on the wire: little-endian whatever the machine
+
+
+def is_wide(codes: Codes) -> bool:
+    """Whether ``codes`` is a wide (two bytes a cell) array."""
+    return bool(codes.dtype.itemsize == 2)
+
+
+def dtype_for(top: int) -> np.dtype[Any]:
+    """The narrowest code dtype that holds ``top`` (the highest code)."""
+    if not 0 <= top <= MAX_CODE:
+        raise ValueError(f"cell code {top} is not in 0..{MAX_CODE}")
+    return NARROW if top <= NARROW_MAX_CODE else WIDE
+
+
+def narrowest(codes: Codes) -> Codes:
+    """``codes`` as uint8 when every code fits a byte, else as they are (not copied when
+    already narrow)."""
+    if is_wide(codes) and int(codes.max(initial=0)) <= NARROW_MAX_CODE:
+        return codes.astype(NARROW)
+    return codes
+
+
+def codes_payload(codes: Codes) -> tuple[bool, memoryview]:
+    """``(wide, bytes)``: how a message carries ``codes`` (as they are: a wide array is
+    sent wide even if its codes would fit a byte; ``narrowest`` first to save that)."""
+    if is_wide(codes):
+        return True, as_payload(codes.astype(WIRE_WIDE, copy=False))
+    return False, as_payload(codes)
+
+
+def codes_from(data: Any, wide: bool, shape: tuple[int, ...] | None = None) -> Codes:
+    """The codes in a message's payload (read-only, not copied on a little-endian
+    machine), reshaped to ``shape`` when given."""
+    arr = np.frombuffer(data, dtype=WIRE_WIDE if wide else NARROW)
+    if wide and arr.dtype != WIDE:
+        arr = arr.astype(WIDE)
+    return arr.reshape(shape) if shape is not None else arr
 
 
 def as_payload(array: npt.NDArray[Any]) -> memoryview:
@@ -42,7 +89,7 @@ def as_payload(array: npt.NDArray[Any]) -> memoryview:
 
 def pack_bits(codes: Codes) -> Codes:
     """A world of neutral cells only (codes 0 and 1), eight cells to a byte."""
-    packed: Codes = np.packbits(codes.reshape(-1))
+    packed: Codes = np.packbits(codes.reshape(-1).astype(NARROW, copy=False))
     return packed
 
 
@@ -100,25 +147,51 @@ def parse_size(text: str) -> tuple[int, int]:
 class Grid:
     """A toroidal world of cells with owners; ``get``/``set`` wrap as in the book."""
 
-    def __init__(self, height: int, width: int, codes: Codes | None = None) -> None:
+    def __init__(self, height: int, width: int, codes: Codes | None = None, *,
+                 wide: bool = False) -> None:
         check_size(height, width)
         self.height = height
         self.width = width
         if codes is None:
-            self.codes: Codes = np.zeros((height, width), dtype=np.uint8)
+            self.codes: Codes = np.zeros((height, width), dtype=WIDE if wide else NARROW)
         else:
-            if codes.shape != (height, width) or codes.dtype != np.uint8:
-                raise ValueError(f"codes must be uint8 of shape {(height, width)}, "
-                                 f"not {codes.dtype} {codes.shape}")
+            if codes.shape != (height, width) or codes.dtype not in (NARROW, WIDE):
+                raise ValueError(f"codes must be uint8 or uint16 of shape "
+                                 f"{(height, width)}, not {codes.dtype} {codes.shape}")
             self.codes = codes
 
     @classmethod
     def from_codes(cls, codes: npt.ArrayLike) -> Grid:
-        """A grid over (a copy of) a 2-D array of cell codes."""
-        arr = np.array(codes, dtype=np.uint8, copy=True)
+        """A grid over (a copy of) a 2-D array of cell codes, narrow where they fit."""
+        arr = np.array(codes, copy=True)
         if arr.ndim != 2:
             raise ValueError("cell codes must be a 2-D array")
-        return cls(arr.shape[0], arr.shape[1], arr)
+        if arr.dtype == np.bool_:
+            arr = arr.view(NARROW)
+        top = int(arr.max(initial=0))
+        if int(arr.min(initial=0)) < 0:
+            raise ValueError("cell codes are not negative")
+        return cls(arr.shape[0], arr.shape[1], arr.astype(dtype_for(top), copy=False))
+
+    @property
+    def wide(self) -> bool:
+        """Whether the codes take two bytes a cell (some player id is above 254)."""
+        return is_wide(self.codes)
+
+    def fit(self, top: int) -> None:
+        """Widen the codes so that they hold ``top`` (a code about to be written)."""
+        if top > NARROW_MAX_CODE and not self.wide:
+            if top > MAX_CODE:
+                raise ValueError(f"cell code {top} is not in 0..{MAX_CODE}")
+            self.codes = self.codes.astype(WIDE)
+
+    def narrow(self) -> bool:
+        """Narrow wide codes to a byte when they all fit again (the players with high ids
+        lost their cells); returns whether it did."""
+        if self.wide and int(self.codes.max(initial=0)) <= NARROW_MAX_CODE:
+            self.codes = self.codes.astype(NARROW)
+            return True
+        return False
 
     def get(self, y: int, x: int) -> str:
         """The state (``ALIVE`` or ``EMPTY``) at ``(y, x)``, wrapping around the torus."""
@@ -130,7 +203,9 @@ class Grid:
 
     def set(self, y: int, x: int, state: str, owner: int = NEUTRAL) -> None:
         """Set ``(y, x)`` to ``state`` owned by ``owner``, wrapping around the torus."""
-        self.codes[y % self.height, x % self.width] = code_of(state, owner)
+        code = code_of(state, owner)
+        self.fit(code)
+        self.codes[y % self.height, x % self.width] = code
 
     @property
     def population(self) -> int:
@@ -153,7 +228,7 @@ class Grid:
         # Six slice copies; np.pad's ~100 Python-level steps cost 10x more when the
         # dispatcher and broker threads are contending for the GIL.
         codes = self.codes
-        out = np.empty((self.height + 2, self.width + 2), dtype=np.uint8)
+        out = np.empty((self.height + 2, self.width + 2), dtype=codes.dtype)
         out[1:-1, 1:-1] = codes
         out[0, 1:-1] = codes[-1]
         out[-1, 1:-1] = codes[0]
@@ -191,8 +266,9 @@ class LockingGrid(Grid):
     whatever number of answers arrive for it (a re-sent batch may be answered twice).
     """
 
-    def __init__(self, height: int, width: int, codes: Codes | None = None) -> None:
-        super().__init__(height, width, codes)
+    def __init__(self, height: int, width: int, codes: Codes | None = None, *,
+                 wide: bool = False) -> None:
+        super().__init__(height, width, codes, wide=wide)
         self.lock = Lock()
         self._applied: set[int] = set()
 
@@ -220,6 +296,7 @@ class LockingGrid(Grid):
         with self.lock:
             if key in self._applied:
                 return False
+            self._fit_tile(tile)
             self.codes[y:y + h, x:x + w] = tile
             self._applied.add(key)
             return True
@@ -229,13 +306,19 @@ class LockingGrid(Grid):
         answer's cells, recomputed (``paste_once`` stays the rule for everything else)."""
         h, w = tile.shape
         with self.lock:
+            self._fit_tile(tile)
             self.codes[y:y + h, x:x + w] = tile
             self._applied.add(key)
+
+    def _fit_tile(self, tile: Codes) -> None:
+        if is_wide(tile) and not self.wide:
+            self.fit(int(tile.max(initial=0)))
 
     def write(self, ys: npt.NDArray[np.int64], xs: npt.NDArray[np.int64],
               codes: npt.ArrayLike) -> None:
         """Set the cells ``(ys[i], xs[i])`` to ``codes`` (one code, or one per cell)."""
         with self.lock:
+            self.fit(int(np.max(codes, initial=0)))
             self.codes[ys, xs] = codes
 
     def fill_empty(self, ys: npt.NDArray[np.int64], xs: npt.NDArray[np.int64],
@@ -243,6 +326,7 @@ class LockingGrid(Grid):
         """Set those of the cells ``(ys[i], xs[i])`` that are empty to ``code``; returns
         how many were (a placement lands only on empty cells)."""
         with self.lock:
+            self.fit(code)
             empty = self.codes[ys, xs] == 0
             self.codes[ys[empty], xs[empty]] = code
             return int(np.count_nonzero(empty))
@@ -251,6 +335,7 @@ class LockingGrid(Grid):
         """Every cell of code ``old`` becomes ``new`` (a departed player's cells turn
         neutral)."""
         with self.lock:
+            self.fit(new)
             self.codes[self.codes == old] = new
 
     def applied(self) -> int:

@@ -20,7 +20,7 @@ from server.config import (
 from server.verify import Verification
 from server.world import DEFAULT_SIZE, pattern_world_size
 from shared.errors import ConfigError
-from shared.grid import parse_size
+from shared.grid import MAX_PLAYER, parse_size
 from shared.rules import Rule, parse_rule
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -183,7 +183,11 @@ SERVER_OPTIONS: list[Callable[[F], F]] = [
                       "itself ('never': wait for a worker)."),
     click.option("--max-credit", type=click.IntRange(1, 256), default=DEFAULT_MAX_CREDIT,
                  help="Most batches a worker may hold at once, whatever it asks for."),
-    click.option("--max-players-per-address", type=click.IntRange(1, 254), default=32,
+    click.option("--max-players", type=click.IntRange(1, MAX_PLAYER), default=4096,
+                 help="Player sessions at once (those in their grace after a disconnect "
+                      f"too), up to {MAX_PLAYER}; a join beyond it evicts an idle player "
+                      "without cells, or is refused."),
+    click.option("--max-players-per-address", type=click.IntRange(1, MAX_PLAYER), default=32,
                  help="Player sessions one network address may hold (those in their "
                       "grace after a disconnect too); `lifenet up` raises it to its bots "
                       "and one more."),
@@ -248,6 +252,7 @@ def server_config(kwargs: dict[str, Any], *, default_tick: float = DEFAULT_TICK,
         verify=kwargs["verify"], fallback_after=kwargs["fallback_after"],
         max_credit=kwargs["max_credit"], max_io_latency=kwargs["max_io_latency"],
         max_players_per_address=kwargs["max_players_per_address"],
+        max_players=kwargs["max_players"],
         joins_per_second=kwargs["joins_per_second"],
         memory_guard=kwargs["memory_guard"] or None,
         handshake_timeout=kwargs["handshake_timeout"],

@@ -9,7 +9,7 @@ and writes them into the next generation's ``LockingGrid``.
 
 Rules of the game (the README's "Playing", and ``docs/protocol.md``):
 
-- A player joins with a name and gets an id (1..254), a colour (the cell code
+- A player joins with a name and gets an id (1..``--max-players``, at most 65 534), a colour (the cell code
   ``player_code(id)``) and a secret session token. Every later request carries the
   token; a request whose token is not that player's is refused. Reconnecting with the
   token within the grace period gives back the same player.
@@ -137,6 +137,7 @@ class RegistryConfig:
     per_address: int = 32       # sessions one address may hold (those in their grace too)
     joins_per_second: float = 2.0  # new sessions one address may open (burst: per_address)
     places_per_second: float = 10.0  # placements a player may ask for (burst: twice)
+    max_players: int = 4096     # sessions at once (ids 1..max_players), grace included
 
 
 @dataclass
@@ -205,11 +206,12 @@ class PlayerRegistry:
                         return p, True
                 raise NotAllowed("unknown or expired session token")
             self._admit(identity, address, now)
-            free = next((i for i in range(1, MAX_PLAYER + 1) if i not in self.players), None)
+            limit = min(self.config.max_players, MAX_PLAYER)
+            free = next((i for i in range(1, limit + 1) if i not in self.players), None)
             if free is None:
                 free = self._evict(now)
             if free is None:
-                raise NotAllowed(f"the server is full ({MAX_PLAYER} players)")
+                raise NotAllowed(f"the server is full ({limit} players)")
             clean = "".join(ch for ch in name if ch.isprintable()).strip() or f"player-{free}"
             taken = {p.name for p in self.players.values()}
             unique, n = clean, 2

@@ -150,7 +150,7 @@ def test_an_evicted_or_expired_players_queue_is_not_inherited() -> None:
     assert reg.take_placements(1) == []  # ...but not the placement
     with pytest.raises(NotAllowed):
         reg.post_decision(second, 1, [0], [])  # nor the request
-    evicting = registry(per_address=1000, joins_per_second=1e9)
+    evicting = registry(per_address=1000, joins_per_second=1e9, max_players=254)
     for i in range(1, 255):
         evicting.join(bytes([i]), f"p{i}", None, address="h")
     idle = evicting.players[1]
