@@ -33,7 +33,7 @@ from textual.message import Message
 from client.session import PlayerSession
 from shared.errors import HandshakeError, LifenetError, RemoteError
 from shared.frames import FrameView
-from shared.grid import Codes
+from shared.grid import WIDE, Codes, is_wide
 from shared.keys import Credentials
 from shared.policies import POLICIES, GameLogicRequest
 from shared.protocol import ErrorCode, Kind
@@ -280,6 +280,8 @@ class Network:
                     shown = region
                     view.view(*region)
                 if view.poll(0):
+                    if view.wide and not is_wide(canvas):
+                        canvas = canvas.astype(WIDE)
                     view.paint(canvas)
                     self._changed(codes=canvas.copy(), gen=view.gen, info=view.info)
             elif view.poll(0) and view.codes is not None:

@@ -29,8 +29,8 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
-from shared.colours import CURSOR, EMPTY_BG, WARNING, colour
-from shared.grid import FIRST_PLAYER_CODE, Codes
+from shared.colours import CURSOR, EMPTY_BG, PLAYERS, WARNING, colour
+from shared.grid import FIRST_PLAYER_CODE, MAX_CODE, Codes
 from shared.protocol import MAX_SHIELDS
 
 HALF_BLOCK = "\u2580"
@@ -77,11 +77,16 @@ class WorldView(Widget, can_focus=True):
     # -- colours ---------------------------------------------------------------------------
 
     def _make_lut(self) -> npt.NDArray[np.int16]:
-        lut = np.array([colour(c) for c in range(256)], dtype=np.int16)
-        mine = colour(self.own_code)
-        for code in range(FIRST_PLAYER_CODE, 256):
-            if code != self.own_code and lut[code] == mine:
-                lut[code] = SAME
+        """Each cell code's colour key, for every code a wide world may hold; another
+        player's cells in one's own colour are ``SAME`` (colours repeat after 29)."""
+        codes = np.arange(MAX_CODE + 1)
+        lut: npt.NDArray[np.int16] = np.asarray(PLAYERS, dtype=np.int16)[
+            (codes - FIRST_PLAYER_CODE) % len(PLAYERS)]
+        lut[:FIRST_PLAYER_CODE] = [colour(c) for c in range(FIRST_PLAYER_CODE)]
+        same = lut == colour(self.own_code)
+        same[:FIRST_PLAYER_CODE] = False
+        same[self.own_code] = False
+        lut[same] = SAME
         return lut
 
     def _colour(self, key: int) -> Color:

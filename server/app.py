@@ -180,7 +180,8 @@ class Server:
             "population": board.population,
             "size": [latest.grid.height, latest.grid.width],
             "rule": str(self.rule),
-            "scores": {p.name: board.cells(p.id) for p in players},
+            "scores": {p.name: board.cells(p.id) for p in
+                       sorted(players, key=lambda p: -board.cells(p.id))[:MAX_SCORES]},
             "view_port": self.world_info.view_port,
             "ms_per_generation": latest.ms,
             "tick": self.config.tick,
@@ -189,10 +190,10 @@ class Server:
             "checked": self.engine.checked,
             "caught": self.engine.caught,
             "quarantined": self.broker.quarantined(),
-            "away": sorted(p.name for p in players if not p.connected),
+            "away": sorted(p.name for p in players if not p.connected)[:MAX_SCORES],
         }
         if latest.round is not None:
-            report["round"] = latest.round.status()
+            report["round"] = latest.round.status(MAX_SCORES)
         if full:
             report["worker_names"] = _within(self.broker.worker_names(), STATUS_NAME_BYTES)
         return report
@@ -392,6 +393,7 @@ class Server:
         return self.snapshotter.ask(peer.identity, msg.body.get("send", False))
 
 
+MAX_SCORES = 256  # players named in a status reply's scores, points and away: the best
 STATUS_NAME_BYTES = 16 << 10  # the workers' names in a status reply: 1 000 workers' worth
 
 

@@ -35,7 +35,15 @@ from server.envelope import DISPATCH_ENDPOINT, Envelope, Key, Verb
 from server.verify import UNVERIFIED, LocalKernel, Verification
 from shared import protocol
 from shared.errors import Closed, ProtocolError, SimulationError
-from shared.grid import Codes, LockingGrid, as_payload, unpack_bits
+from shared.grid import (
+    Codes,
+    LockingGrid,
+    as_payload,
+    codes_from,
+    codes_payload,
+    is_wide,
+    unpack_bits,
+)
 from shared.pipeline import ClosableQueue, Outcome, StoppableWorker
 from shared.protocol import Kind
 from shared.ratelimit import LogLimiter
@@ -65,6 +73,11 @@ class Batch:
     @property
     def cells(self) -> tuple[int, int, int, int]:
         return (self.y, self.x, self.h, self.w)
+
+    @property
+    def wide(self) -> bool:
+        """Whether its codes travel two bytes a cell (a world with player ids > 254)."""
+        return not self.packed and is_wide(self.tile)
 
 
 class Fate(Enum):
@@ -169,10 +182,15 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
 
     def _send(self, batch: Batch, attempt: int, exclude: list[int]) -> None:
         assert self.sock is not None
+        if batch.packed:
+            payload, flags = as_payload(batch.tile), {"packed": True}
+        else:
+            wide, payload = codes_payload(batch.tile)
+            flags = {"wide": True} if wide else {}
         msg = protocol.message(
-            Kind.BATCH, [as_payload(batch.tile)], gen=batch.gen,
+            Kind.BATCH, [payload], gen=batch.gen,
             batch=batch.index, attempt=attempt, y=batch.y, x=batch.x, h=batch.h, w=batch.w,
-            rule=batch.rule, **({"packed": True} if batch.packed else {}))
+            rule=batch.rule, **flags)
         try:
             envelope.send(self.sock, Envelope(Verb.SEND, Key(batch.gen, batch.index, attempt),
                                               exclude=frozenset(exclude),
@@ -259,10 +277,12 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
                    f"expected {batch.h}x{batch.w}"
         if msg.body.get("packed", False) != batch.packed:
             return "result packed differently from its batch"
+        if msg.body.get("wide", False) != batch.wide:
+            return "result codes not as wide as its batch's"
         if batch.packed:
             codes = unpack_bits(msg.payloads[0], (batch.h, batch.w))
         else:
-            codes = np.frombuffer(msg.payloads[0], dtype=np.uint8).reshape(batch.h, batch.w)
+            codes = codes_from(msg.payloads[0], batch.wide, (batch.h, batch.w))
             # Every live code of the next generation is a survivor's, a parent's, or neutral.
             if int(codes.max(initial=0)) > max(batch.tile_max, 1):
                 return "result has owners that are not in the tile"

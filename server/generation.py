@@ -54,7 +54,7 @@ from server.players.shields import Shield, evolve_zone, rows_cols
 from server.publisher import FramePublisher
 from server.verify import UNVERIFIED, LocalKernel, Verification
 from shared.errors import Closed, SimulationError
-from shared.grid import NEUTRAL_CODE, Grid, LockingGrid, pack_bits, player_code
+from shared.grid import NEUTRAL_CODE, Grid, LockingGrid, narrowest, pack_bits, player_code
 from shared.kernel import rule_table
 from shared.malloc import keep_freed_memory
 from shared.pipeline import ClosableQueue, Outcome
@@ -267,7 +267,7 @@ class Engine:
             shields = self.players.registry.step_shields(gen)
             self.players.round.ask(gen, frozen.codes, board, shields)
         # 3. Fan out to the workers; the dispatchers fan their tiles in (paste_once).
-        target = LockingGrid(frozen.height, frozen.width)
+        target = LockingGrid(frozen.height, frozen.width, wide=frozen.wide)
         self.fan_out(frozen, target)
         # 4. Fan in the shields' zones, then the players' answers, through the same grid.
         told: tuple[Decided, list[Landed]] | None = None
@@ -276,7 +276,9 @@ class Engine:
             self._fan_in_shields(frozen, target, shields)
             decided, landed, ended = self._fan_in_players(gen, target, shields)
             told = decided, landed
-        grid = Grid(target.height, target.width, target.codes)
+        # A wide world narrows again once no code needs two bytes (a round's end, the
+        # players with high ids gone).
+        grid = Grid(target.height, target.width, narrowest(target.codes))
         self.grid, self.generation = grid, gen + 1
         board = Board.of(grid.codes)
         if self.players is not None and self.players.rounds is not None and ended is None:
@@ -373,7 +375,7 @@ class Engine:
         generation count still advances, so that a late answer to one call's batch can
         never be taken for the next call's."""
         frozen = grid.frozen()
-        target = LockingGrid(frozen.height, frozen.width)
+        target = LockingGrid(frozen.height, frozen.width, wide=frozen.wide)
         self.fan_out(frozen, target)
         self.generation += 1
         return Grid(target.height, target.width, target.codes)

@@ -37,7 +37,7 @@ from server.auth import VIEWERS, ServerKeys, serve_curve
 from server.transport import MemoryGuard, apply_heartbeats, bind
 from server.viewports import ViewPublisher
 from shared import protocol
-from shared.grid import Codes, as_payload
+from shared.grid import Codes, as_payload, codes_payload
 from shared.protocol import Kind
 
 FULL_EVERY = 32
@@ -165,11 +165,14 @@ class FramePublisher:
             if len(changed) * 5 > h * w:
                 full = True
             else:
+                wide, new = codes_payload(codes.ravel()[changed])
                 msg = protocol.message(
-                    Kind.DELTA, [as_payload(changed), as_payload(codes.ravel()[changed])],
-                    gen=gen, h=h, w=w, count=len(changed), **info)
+                    Kind.DELTA, [as_payload(changed), new], gen=gen, h=h, w=w,
+                    count=len(changed), **info, **({"wide": True} if wide else {}))
         if full:
-            msg = protocol.message(Kind.FRAME, [as_payload(codes)], gen=gen, h=h, w=w, **info)
+            wide, payload = codes_payload(codes)
+            msg = protocol.message(Kind.FRAME, [payload], gen=gen, h=h, w=w, **info,
+                                   **({"wide": True} if wide else {}))
             self._since_full = 0
             self.full_frames += 1
         else:

@@ -54,7 +54,7 @@ from server.auth import VIEWERS, ServerKeys, serve_curve
 from server.transport import MemoryGuard, apply_heartbeats, bind
 from shared import protocol
 from shared.errors import ProtocolError
-from shared.grid import Codes, as_payload
+from shared.grid import Codes, as_payload, codes_payload
 from shared.protocol import CHUNK, ErrorCode, Kind
 
 WANT_SECONDS = 10.0       # a chunk stays wanted this long after a VIEW named it
@@ -195,16 +195,16 @@ class ViewPublisher:
             if changed is not None and not owed and (gen + index) % CHUNK_FULL_EVERY:
                 local = np.flatnonzero(changed[y:y + CHUNK, x:x + CHUNK])
                 if len(local) * 3 < ch * cw:  # 2 + 1 bytes a changed cell
+                    wide, new = codes_payload(np.ascontiguousarray(cells).ravel()[local])
                     msg = protocol.message(
-                        Kind.CHUNK_DELTA,
-                        [as_payload(local.astype(np.uint16)),
-                         as_payload(np.ascontiguousarray(cells).ravel()[local])],
-                        gen=gen, cy=cy, cx=cx, h=ch, w=cw, count=len(local))
+                        Kind.CHUNK_DELTA, [as_payload(local.astype(np.uint16)), new],
+                        gen=gen, cy=cy, cx=cx, h=ch, w=cw, count=len(local),
+                        **({"wide": True} if wide else {}))
                     self.chunk_deltas += 1
             if msg is None:
-                msg = protocol.message(Kind.CHUNK_FRAME,
-                                       [as_payload(np.ascontiguousarray(cells))],
-                                       gen=gen, cy=cy, cx=cx, h=ch, w=cw)
+                wide, payload = codes_payload(np.ascontiguousarray(cells))
+                msg = protocol.message(Kind.CHUNK_FRAME, [payload], gen=gen, cy=cy, cx=cx,
+                                       h=ch, w=cw, **({"wide": True} if wide else {}))
                 self.chunk_frames += 1
                 self.owed_frames += owed
             self._send(protocol.chunk_topic(index), msg)

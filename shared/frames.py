@@ -18,7 +18,7 @@ import zmq
 
 from shared import protocol
 from shared.errors import ProtocolError
-from shared.grid import Codes
+from shared.grid import WIDE, Codes, codes_from, is_wide
 from shared.keys import Credentials
 from shared.protocol import Kind, Message
 
@@ -62,8 +62,8 @@ class FrameView:
         follow the last generation applied is a gap: it is ignored, and the world stays
         as it was until the next full frame."""
         if msg.kind is Kind.FRAME:
-            self.codes = np.frombuffer(msg.payloads[0], dtype=np.uint8).reshape(
-                msg["h"], msg["w"]).copy()
+            self.codes = codes_from(msg.payloads[0], msg.body.get("wide", False),
+                                    (msg["h"], msg["w"])).copy()
         elif msg.kind is Kind.DELTA:
             if self.codes is None or msg["gen"] != self.gen + 1 \
                     or self.codes.shape != (msg["h"], msg["w"]):
@@ -72,7 +72,10 @@ class FrameView:
             if index.size and int(index.max()) >= self.codes.size:
                 self.refused += 1  # a cell outside the world: the frame is refused whole
                 return False
-            self.codes.ravel()[index] = np.frombuffer(msg.payloads[1], dtype=np.uint8)
+            new = codes_from(msg.payloads[1], msg.body.get("wide", False))
+            if is_wide(new) and not is_wide(self.codes):
+                self.codes = self.codes.astype(WIDE)  # a player id above 254 owns cells
+            self.codes.ravel()[index] = new
         else:
             return False
         self.gen = msg["gen"]

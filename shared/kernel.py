@@ -1,8 +1,9 @@
 """The vectorised ``game_logic``: one whole tile at a time with NumPy.
 
-A tile arrives with a one-cell halo (its neighbours on the torus), as ``uint8`` cell
-codes. The kernel applies the same rule as ``shared.life.game_logic`` to every cell at
-once: neighbour counts from two separable 3-sums, then a rule lookup table. Owners follow
+A tile arrives with a one-cell halo (its neighbours on the torus), as cell codes
+(``uint8``, or ``uint16`` in a wide world: the next generation has the tile's width).
+The kernel applies the same rule as ``shared.life.game_logic`` to every cell at once:
+neighbour counts from two separable 3-sums, then a rule lookup table. Owners follow
 the same law as the reference: survivors keep theirs; a birth takes its parents'
 majority owner, a tie is neutral. Rules with a few live entries (Conway's has three) are
 applied as comparisons of the 3x3 totals instead of a table lookup, which is the
@@ -46,7 +47,7 @@ def step_tile(padded: Codes, table: npt.NDArray[np.uint8]) -> Codes:
     rows = max(1, BLOCK_CELLS // w)
     if h <= rows:
         return _step_block(padded, table)
-    out = np.empty((h, w), dtype=np.uint8)
+    out = np.empty((h, w), dtype=padded.dtype)
     for y in range(0, h, rows):
         end = min(h, y + rows)
         out[y:end] = _step_block(padded[y:end + 2], table)
@@ -55,8 +56,9 @@ def step_tile(padded: Codes, table: npt.NDArray[np.uint8]) -> Codes:
 
 def _step_block(padded: Codes, table: npt.NDArray[np.uint8]) -> Codes:
     owners = padded.max(initial=0) > 1
-    # A world of neutral cells holds only 0 and 1: its codes are already the liveness.
-    alive = (padded != 0).view(np.uint8) if owners else padded
+    # A narrow world of neutral cells holds only 0 and 1: its codes are the liveness.
+    narrow_neutral = not owners and padded.dtype == np.uint8
+    alive = padded if narrow_neutral else (padded != 0).view(np.uint8)
     rows = alive[:-2] + alive[1:-1]
     rows += alive[2:]
     total = rows[:, :-2] + rows[:, 1:-1]
@@ -64,8 +66,8 @@ def _step_block(padded: Codes, table: npt.NDArray[np.uint8]) -> Codes:
     center = alive[1:-1, 1:-1]
     nxt = _next_alive(total, center, table)
     if not owners:
-        return nxt  # survivors and births are all neutral: code 1
-    out = np.maximum(padded[1:-1, 1:-1], 1)
+        return nxt.astype(padded.dtype, copy=False)  # all neutral: code 1
+    out = np.maximum(padded[1:-1, 1:-1], 1).astype(padded.dtype, copy=False)
     out *= nxt
     _vote_births(padded, center, nxt, out)
     return out
@@ -138,7 +140,7 @@ def _vote_births(padded: Codes, center: Codes, nxt: Codes, out: Codes) -> None:
     # `winners` positions share the top count; they hold winners // best distinct codes.
     unique = winners == best
     winner_code = parents[votes.argmax(axis=0), np.arange(parents.shape[1])]
-    out[ys - 1, xs - 1] = np.where(unique, winner_code, 1).astype(np.uint8)
+    out[ys - 1, xs - 1] = np.where(unique, winner_code, 1).astype(out.dtype)
 
 
 def step_grid(grid: Grid, rule: Rule) -> Grid:

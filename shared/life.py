@@ -111,7 +111,7 @@ def step_tile_reference(padded: Codes, rule: Rule = CONWAY) -> Codes:
     """
     rows = padded.tolist()
     h, w = len(rows) - 2, len(rows[0]) - 2
-    out = np.zeros((h, w), dtype=np.uint8)
+    out = np.zeros((h, w), dtype=padded.dtype)
 
     def get(y: int, x: int) -> str:
         return ALIVE if rows[y + 1][x + 1] else EMPTY

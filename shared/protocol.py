@@ -27,6 +27,7 @@ from typing import Any
 import msgpack
 
 from shared.errors import ProtocolError, RemoteError, VersionMismatch
+from shared.grid import MAX_PLAYER
 
 PROTOCOL_VERSION = 1
 
@@ -219,31 +220,41 @@ _SIDE = Int(1, MAX_SIDE)
 _POS = Int(0, MAX_SIDE - 1)
 
 
-def tile_bytes(cells: int, packed: bool) -> int:
-    """Bytes of a tile's codes on the wire: one a cell, or one bit a cell when packed."""
-    return (cells + 7) // 8 if packed else cells
+def code_bytes(body: dict[str, Any]) -> int:
+    """Bytes a cell code takes in a message: two when its body says ``wide`` (codes
+    above 255: little-endian ``uint16``), else one."""
+    return 2 if body.get("wide", False) else 1
+
+
+def tile_bytes(cells: int, packed: bool, wide: bool = False) -> int:
+    """Bytes of a tile's codes on the wire: one a cell (two when wide), or one bit a
+    cell when packed."""
+    return (cells + 7) // 8 if packed else cells * (2 if wide else 1)
 
 
 def _batch_sizes(body: dict[str, Any]) -> Sequence[int]:
-    return [tile_bytes((body["h"] + 2) * (body["w"] + 2), body.get("packed", False))]
+    return [tile_bytes((body["h"] + 2) * (body["w"] + 2), body.get("packed", False),
+                       body.get("wide", False))]
 
 
 def _result_sizes(body: dict[str, Any]) -> Sequence[int]:
     cells = body["h"] * body["w"]
     # codes, then (optional) float32 per-cell I/O waits
-    return [tile_bytes(cells, body.get("packed", False)), 4 * cells]
+    return [tile_bytes(cells, body.get("packed", False), body.get("wide", False)), 4 * cells]
 
 
 def _frame_sizes(body: dict[str, Any]) -> Sequence[int]:
-    return [body["h"] * body["w"]]
+    return [body["h"] * body["w"] * code_bytes(body)]
 
 
 def _delta_sizes(body: dict[str, Any]) -> Sequence[int]:
-    return [4 * body["count"], body["count"]]  # uint32 flat indices, uint8 new codes
+    # uint32 flat indices, new codes
+    return [4 * body["count"], body["count"] * code_bytes(body)]
 
 
 def _chunk_delta_sizes(body: dict[str, Any]) -> Sequence[int]:
-    return [2 * body["count"], body["count"]]  # uint16 indices in the chunk, uint8 codes
+    # uint16 indices in the chunk, new codes
+    return [2 * body["count"], body["count"] * code_bytes(body)]
 
 
 def _game_logic_sizes(body: dict[str, Any]) -> Sequence[int]:
@@ -261,8 +272,8 @@ def Token() -> Check:
 
 
 _TOKEN = Token()
-_PLAYER = Int(1, 254)
-_BOARD = ListOf(Tuple(Int(0, 254), Str(32), Int()), 256)  # [[player, name, live cells]]
+_PLAYER = Int(1, MAX_PLAYER)
+_BOARD = ListOf(Tuple(Int(0, MAX_PLAYER), Str(32), Int()), 256)  # [[player, name, cells]]
 # The game's rounds (``--round``): the last rounds' results, newest first ...
 _ROUND_RESULTS = ListOf(Record({
     "round": Int(1), "winner": Nullable(Str(MAX_NAME)), "player": Nullable(_PLAYER),
@@ -298,11 +309,12 @@ SCHEMAS: dict[Kind, Schema] = {
         "gen": _GEN, "batch": Int(), "attempt": Int(0, 1 << 16),
         "y": _POS, "x": _POS, "h": _SIDE, "w": _SIDE,
         "rule": Str(32, 1),
-    }, optional={"packed": Bool()}, payloads=(1, 1), payload_sizes=_batch_sizes),
+    }, optional={"packed": Bool(), "wide": Bool()}, payloads=(1, 1),
+        payload_sizes=_batch_sizes),
     Kind.RESULT: Schema({
         "gen": _GEN, "batch": Int(), "attempt": Int(0, 1 << 16),
         "h": _SIDE, "w": _SIDE,
-    }, optional={"compute_ms": Float(0.0, 1e7), "packed": Bool()},
+    }, optional={"compute_ms": Float(0.0, 1e7), "packed": Bool(), "wide": Bool()},
         payloads=(1, 2), payload_sizes=_result_sizes),
     Kind.BYE: Schema({"reason": Str(MAX_REASON)}),
     Kind.ERROR: Schema({
@@ -332,13 +344,15 @@ SCHEMAS: dict[Kind, Schema] = {
         "workers": Int(),
         "rule": Str(32),
     }, optional={"board": _BOARD, "round": _ROUND_FRAME, "away": _AWAY, "shields": _SHIELDS,
-                 "ranked": Int(0), "players": Int(0), "players_owning": Int(0)},
+                 "ranked": Int(0), "players": Int(0), "players_owning": Int(0),
+                 "wide": Bool()},
         payloads=(1, 1), payload_sizes=_frame_sizes),
     Kind.DELTA: Schema({
         "gen": _GEN, "h": _SIDE, "w": _SIDE, "count": Int(0, MAX_SIDE * MAX_SIDE),
         "population": Int(), "ms": Float(0.0, 1e9), "workers": Int(), "rule": Str(32),
     }, optional={"board": _BOARD, "round": _ROUND_FRAME, "away": _AWAY, "shields": _SHIELDS,
-                 "ranked": Int(0), "players": Int(0), "players_owning": Int(0)},
+                 "ranked": Int(0), "players": Int(0), "players_owning": Int(0),
+                 "wide": Bool()},
         payloads=(2, 2), payload_sizes=_delta_sizes),
     Kind.INFO: Schema({
         "gen": _GEN, "h": _SIDE, "w": _SIDE, "chunk": Int(1, MAX_SIDE),
@@ -347,11 +361,11 @@ SCHEMAS: dict[Kind, Schema] = {
                  "ranked": Int(0), "players": Int(0), "players_owning": Int(0)}),
     Kind.CHUNK_FRAME: Schema({
         "gen": _GEN, "cy": _POS, "cx": _POS, "h": Int(1, CHUNK), "w": Int(1, CHUNK),
-    }, payloads=(1, 1), payload_sizes=_frame_sizes),
+    }, optional={"wide": Bool()}, payloads=(1, 1), payload_sizes=_frame_sizes),
     Kind.CHUNK_DELTA: Schema({
         "gen": _GEN, "cy": _POS, "cx": _POS, "h": Int(1, CHUNK), "w": Int(1, CHUNK),
         "count": Int(0, CHUNK * CHUNK),
-    }, payloads=(2, 2), payload_sizes=_chunk_delta_sizes),
+    }, optional={"wide": Bool()}, payloads=(2, 2), payload_sizes=_chunk_delta_sizes),
     Kind.VIEW: Schema({
         "version": Int(0, 1 << 16),
         "chunks": ListOf(Tuple(_POS, _POS), MAX_VIEW_CHUNKS),
@@ -361,7 +375,7 @@ SCHEMAS: dict[Kind, Schema] = {
     Kind.JOIN: Schema({"version": Int(0, 1 << 16), "name": Str(32, 1)},
                       optional={"token": _TOKEN}),
     Kind.JOINED: Schema({
-        "player": _PLAYER, "code": Int(2, 255), "token": _TOKEN, "name": Str(32),
+        "player": _PLAYER, "code": Int(2, MAX_PLAYER + 1), "token": _TOKEN, "name": Str(32),
         "size": ListOf(_SIDE, 2), "rule": Str(32), "frame_port": Int(0, 65535),
         "energy": Int(), "energy_cap": Int(), "energy_regen": Int(),
         "heartbeat": Float(0.01, 60.0), "generation": _GEN, "rejoined": Bool(),

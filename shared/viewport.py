@@ -28,6 +28,7 @@ import zmq
 
 from shared import protocol
 from shared.errors import ProtocolError
+from shared.grid import NARROW, WIDE, codes_from, is_wide
 from shared.keys import Credentials
 from shared.protocol import CHUNK, Kind, Message
 
@@ -184,8 +185,8 @@ class Viewport:
             self.refused += 1
             return False
         if msg.kind is Kind.CHUNK_FRAME:
-            self.codes[chunk] = np.frombuffer(msg.payloads[0], dtype=np.uint8).reshape(
-                shape).copy()
+            self.codes[chunk] = codes_from(msg.payloads[0], msg.body.get("wide", False),
+                                           shape).copy()
             self.keyframes += 1
         else:
             cells = self.codes.get(chunk)
@@ -195,7 +196,10 @@ class Viewport:
             if index.size and int(index.max()) >= cells.size:
                 self.refused += 1
                 return False
-            cells.ravel()[index] = np.frombuffer(msg.payloads[1], dtype=np.uint8)
+            new = codes_from(msg.payloads[1], msg.body.get("wide", False))
+            if is_wide(new) and not is_wide(cells):
+                cells = self.codes[chunk] = cells.astype(WIDE)
+            cells.ravel()[index] = new
             self.deltas += 1
         self.gens[chunk] = msg["gen"]
         self.frames += 1
@@ -210,7 +214,7 @@ class Viewport:
     def cells(self, y: int, x: int, h: int, w: int) -> np.ndarray:
         """The ``h`` x ``w`` cells at ``(y, x)`` on the torus, as held: a cell of a
         chunk not held (not shown, or its keyframe not come yet) reads 0."""
-        out = np.zeros((h, w), np.uint8)
+        out = np.zeros((h, w), WIDE if self.wide else NARROW)
         ys = (y + np.arange(h)) % self.height
         xs = (x + np.arange(w)) % self.width
         for (cy, cx), cells in self.codes.items():
@@ -221,9 +225,15 @@ class Viewport:
                                                       xs[cols] - cx * CHUNK)]
         return out
 
+    @property
+    def wide(self) -> bool:
+        """Whether some chunk held has codes above 255 (``paint`` needs a wide canvas)."""
+        return any(is_wide(cells) for cells in self.codes.values())
+
     def paint(self, canvas: np.ndarray) -> None:
-        """Write the chunks held into ``canvas`` (the whole world's shape), and clear
-        those left since the last paint (nothing of them is known any more)."""
+        """Write the chunks held into ``canvas`` (the whole world's shape: wide when
+        ``wide``), and clear those left since the last paint (nothing of them is known
+        any more)."""
         for cy, cx in self._stale:
             canvas[cy * CHUNK:(cy + 1) * CHUNK, cx * CHUNK:(cx + 1) * CHUNK] = 0
         self._stale.clear()

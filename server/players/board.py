@@ -12,7 +12,8 @@ from shared.grid import NEUTRAL_CODE, Codes, player_code
 
 @dataclass(frozen=True)
 class Board:
-    """Live cells per owner (index = cell code) of one generation."""
+    """Live cells per owner (index = cell code, up to the highest code present, at
+    least 255) of one generation."""
 
     counts: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(256, np.int64))
     codes: Codes | None = None  # the generation counted (not copied)
@@ -27,8 +28,10 @@ class Board:
         return cls(np.bincount(codes.ravel(), minlength=256), codes)
 
     def cells(self, player_id: int) -> int:
-        """Live cells of player ``player_id``."""
-        return int(self.counts[player_code(player_id)])
+        """Live cells of player ``player_id`` (0 beyond the highest code counted: a
+        narrow world's histogram stops at 255)."""
+        code = player_code(player_id)
+        return int(self.counts[code]) if code < len(self.counts) else 0
 
     @property
     def population(self) -> int:

@@ -9,10 +9,10 @@ and writes them into the next generation's ``LockingGrid``.
 
 Rules of the game (the README's "Playing", and ``docs/protocol.md``):
 
-- A player joins with a name and gets an id (1..``--max-players``, at most 65 534), a colour (the cell code
-  ``player_code(id)``) and a secret session token. Every later request carries the
-  token; a request whose token is not that player's is refused. Reconnecting with the
-  token within the grace period gives back the same player.
+- A player joins with a name and gets an id (1..``--max-players``, at most 65 534), a
+  colour (the cell code ``player_code(id)``) and a secret session token. Every later
+  request carries the token; a request whose token is not that player's is refused.
+  Reconnecting with the token within the grace period gives back the same player.
 - On a server with keys, a session is bound to the CURVE key it joined with: the token
   is refused from any other key (a stolen token alone is worth nothing), a rejoin too.
 - A player silent for ``liveness`` heartbeats is disconnected: its cells stay, it gets

@@ -86,9 +86,10 @@ class Standing:
                 "points": [[pid, points] for pid, _, points in self.points],
                 "last": [r.wire() for r in self.last]}
 
-    def status(self) -> dict[str, Any]:
-        """For status reports: points by player name."""
-        return {**self.frame(), "points": {name: points for _, name, points in self.points}}
+    def status(self, most: int = 256) -> dict[str, Any]:
+        """For status reports: points by player name, the ``most`` highest."""
+        best = sorted(self.points, key=lambda row: (-row[2], row[0]))[:most]
+        return {**self.frame(), "points": {name: points for _, name, points in best}}
 
 
 class Rounds:

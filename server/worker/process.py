@@ -36,7 +36,7 @@ import zmq
 
 from shared import protocol
 from shared.errors import ConfigError, ProtocolError, RuleError
-from shared.grid import Codes, as_payload, pack_bits, unpack_bits
+from shared.grid import Codes, as_payload, codes_from, codes_payload, pack_bits, unpack_bits
 from shared.kernel import rule_table, step_tile
 from shared.keys import Credentials
 from shared.life import step_tile_reference
@@ -127,7 +127,7 @@ class Worker:
         if packed:
             tile = unpack_bits(msg.payloads[0], (h + 2, w + 2))
         else:
-            tile = np.frombuffer(msg.payloads[0], dtype=np.uint8).reshape(h + 2, w + 2)
+            tile = codes_from(msg.payloads[0], msg.body.get("wide", False), (h + 2, w + 2))
         started = time.perf_counter()
         out: Codes
         if self.config.kernel == "python":
@@ -135,11 +135,16 @@ class Worker:
         else:
             out = step_tile(tile, table)
         compute_ms = (time.perf_counter() - started) * 1000
-        # A neutral tile's next generation is neutral too: it goes back packed.
-        payload = pack_bits(out) if packed else out
-        return protocol.message(Kind.RESULT, [as_payload(payload)], gen=msg["gen"],
+        # A neutral tile's next generation is neutral too: it goes back packed; the
+        # others go back as wide as they came.
+        if packed:
+            payload, flags = as_payload(pack_bits(out)), {"packed": True}
+        else:
+            wide, payload = codes_payload(out)
+            flags = {"wide": True} if wide else {}
+        return protocol.message(Kind.RESULT, [payload], gen=msg["gen"],
                                 batch=msg["batch"], attempt=msg["attempt"], h=h, w=w,
-                                compute_ms=compute_ms, **({"packed": True} if packed else {}))
+                                compute_ms=compute_ms, **flags)
 
     def _rule(self, text: str) -> tuple[Rule, Any]:
         """A rule and its table, from a small cache (a server may send any rule text)."""
