@@ -11,10 +11,21 @@ cross-surface, ``:S`` sphere, a twisted or infinite torus) are refused. Two-stat
 use ``b`` (empty) and ``o`` (alive); multistate bodies use ``.`` (empty), ``A``..``X``
 and ``pA``..``yO`` (states 1..255).
 
+States above 255 (lifenet's owner codes go up to 65 535) are beyond Golly's format,
+which stops at 255. lifenet extends it: a state ``s`` in 256..65535 is written ``z``,
+then the multistate name of its high byte ``s >> 8`` (``A``..``yO``), then that of its
+low byte ``s & 255``, the low byte 0 written ``.``. Names delimit themselves (a ``p``..``y``
+prefix takes exactly one of ``A``..``X``; ``.`` and ``A``..``X`` stand alone), so no
+separator is needed: 256 is ``zA.``, 257 ``zAA``, 281 ``zApA``, 6400 ``zpA.`` and 65535
+``zyOyO``. A run count comes before the ``z`` (``3zA.``). Golly refuses such a file
+(``z`` is not one of its letters); lifenet writes it only for a world that has a code
+above 255, so every other file is plain Golly RLE.
+
 lifenet's cell codes map onto states directly: state 1 (``A``, or ``o``) is a neutral
 live cell, state 2 (``B``) is player 1's, and so on. Writing uses two-state letters when
 every live cell is neutral, so Golly opens the file as plain Life; otherwise
-multistate letters, so each live cell keeps its owner.
+multistate letters (and ``z`` names for codes above 255), so each live cell keeps its
+owner. Reading gives ``uint8`` codes, or ``uint16`` once the body has a state above 255.
 
 Reading streams (``read_rle``): the header first, then the body in blocks of about
 ``BLOCK`` bytes, each decoded with NumPy, never the whole text at once. The limits follow
@@ -22,13 +33,14 @@ the world, not a byte count: the declared box must fit a world lifenet accepts
 (``shared.grid.check_size``'s ``MAX_CELLS``), it is the only thing allocated, and a body
 that writes a live cell outside it is refused at that cell. A malformed text is one
 ``PatternError`` naming the line and the column: ``glider.rle:3:5: unexpected character
-'#'``.
+'#'``; a state above 65 535 (``zyP.``) or a ``z`` not followed by two names is one too.
 """
 
 from __future__ import annotations
 
 import array
 import bisect
+import functools
 import io
 import re
 from collections.abc import Callable
@@ -39,7 +51,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shared.errors import PatternError, RuleError
-from shared.grid import MAX_CELLS, Codes
+from shared.grid import MAX_CELLS, MAX_CODE, NARROW_MAX_CODE, WIDE, Codes
 from shared.rules import CONWAY, Rule, parse_rule
 
 BLOCK = 1 << 17          # bytes of body decoded at once (about 130 bytes of temporaries each)
@@ -58,12 +70,13 @@ _LINE_WIDTH = 70
 _DIGIT_STEPS = np.array([2] + [10 ** k for k in range(1, 10)], dtype=np.int64)
 
 # The body's characters, by class; and the state each letter stands for.
-_WS, _DIGIT, _STATE, _PREFIX, _DOLLAR, _BANG, _BAD = range(7)
+_WS, _DIGIT, _STATE, _PREFIX, _DOLLAR, _BANG, _BAD, _WIDE = range(8)
 _CLASS = np.full(256, _BAD, dtype=np.uint8)
 _CLASS[list(b" \t\r\n\v\f")] = _WS
 _CLASS[list(b"0123456789")] = _DIGIT
 _CLASS[list(b"bo.ABCDEFGHIJKLMNOPQRSTUVWX")] = _STATE
 _CLASS[list(b"pqrstuvwxy")] = _PREFIX
+_CLASS[ord("z")] = _WIDE  # lifenet's extension: a state above 255, two names follow
 _CLASS[ord("$")] = _DOLLAR
 _CLASS[ord("!")] = _BANG
 _VALUE = np.zeros(256, dtype=np.int64)
@@ -196,12 +209,14 @@ class RleHeader:
 def read_rle(stream: BinaryIO, source: str | None = None,
              max_side: int | None = None) -> Pattern:
     """Read an RLE pattern from a binary stream, streaming: the header, then the body
-    block by block into the declared box (the one allocation). ``source`` names the
-    stream in errors."""
+    block by block into the declared box (the one allocation, one byte a cell; widened
+    to two bytes a cell at the first state above 255). ``source`` names the stream in
+    errors."""
     header = read_rle_header(stream, source, max_side)
     codes = np.zeros((header.height, header.width), dtype=np.uint8)
-    _Body(codes, source, header.line + 1).read(stream)
-    return Pattern(codes, header.rule, header.comments, header.name, header.torus,
+    body = _Body(codes, source, header.line + 1)
+    body.read(stream)
+    return Pattern(body.codes, header.rule, header.comments, header.name, header.torus,
                    header.origin, header.generation)
 
 
@@ -285,10 +300,11 @@ def _xrle(text: str, source: str | None, number: int, origin: tuple[int, int] | 
 class _Body:
     """Decodes an RLE body into ``codes``, one block at a time, with NumPy.
 
-    A run count or a ``pA``-style state may be split between blocks (and lines): the
-    characters after a block's last complete token are carried into the next, with their
-    places in the file for the errors. ``#`` lines inside the body are skipped, as
-    before."""
+    A run count or a ``pA``-style or ``zAB``-style state may be split between blocks (and
+    lines): the characters after a block's last complete token are carried into the
+    next, with their places in the file for the errors. ``#`` lines inside the body are
+    skipped, as before. ``codes`` starts narrow and is replaced by a ``uint16`` copy at
+    the first state above 255 (read ``self.codes`` afterwards)."""
 
     def __init__(self, codes: Codes, source: str | None, line: int) -> None:
         self.codes = codes
@@ -314,8 +330,10 @@ class _Body:
         if self.done:
             return
         if self.carry.size:
+            counted = bool(np.all(_CLASS[self.carry] == _DIGIT))
             raise located(self.source, *self.carry_at[0],
-                          "the body ends with a run count and no state")
+                          "the body ends with a run count and no state" if counted
+                          else "the body ends inside a state's name")
         raise located(self.source, self.line, self.column,
                       "the body ends without its closing '!'")
 
@@ -370,7 +388,6 @@ class _Body:
         keep = np.flatnonzero(classes != _WS)
         kind = classes[keep]
         letters = text[keep]
-        term = np.flatnonzero((kind == _STATE) | (kind == _DOLLAR) | (kind == _BANG))
         prefix = np.flatnonzero(kind == _PREFIX)
         if prefix.size:
             nxt = prefix + 1
@@ -384,6 +401,9 @@ class _Body:
                 at = prefix[wrong[0]]
                 raise fail(keep[at], f"state prefix {chr(letters[at])!r} is not followed "
                                      "by A..X")
+        inner, wide_of = _wide_names(kind, letters, keep, fail)
+        term = np.flatnonzero(((kind == _STATE) & ~inner) | (kind == _DOLLAR)
+                              | (kind == _BANG))
         last = int(term[-1]) if term.size else -1
         tail = keep[last + 1:]  # a count (and a prefix) whose state is in the next block
         if np.count_nonzero(kind[last + 1:] == _DIGIT) > 9:
@@ -391,7 +411,7 @@ class _Body:
                        "... is too long")
         new_carry_at = [self._place(int(o), start, carried, newlines) for o in tail]
         if term.size:
-            self._tokens(text, keep, kind, letters, term, fail)
+            self._tokens(keep, kind, letters, term, wide_of[term], fail)
         self.carry = text[tail].copy()
         self.carry_at = new_carry_at
         if bangs.size:
@@ -405,17 +425,20 @@ class _Body:
         i = int(np.searchsorted(newlines, at))
         return start[0] + i, (at - int(newlines[i - 1]) if i else start[1] + at)
 
-    def _tokens(self, text: Codes, keep: npt.NDArray[np.intp], kind: Codes,
-                letters: Codes, term: npt.NDArray[np.intp], fail: _Fail) -> None:
+    def _tokens(self, keep: npt.NDArray[np.intp], kind: Codes, letters: Codes,
+                term: npt.NDArray[np.intp], wide_at: npt.NDArray[np.intp],
+                fail: _Fail) -> None:
         """Decode the complete tokens (a count, then a state, ``$`` or ``!``) and write
-        their live runs."""
+        their live runs. ``term`` is where each token ends (among the non-blank
+        characters); ``wide_at`` where its ``z`` is, for a state above 255 (else -1)."""
         first = np.empty_like(term)
         first[0] = 0
         first[1:] = term[:-1] + 1
         prefixed = np.zeros(len(term), dtype=np.bool_)
         has_room = term > first
         prefixed[has_room] = kind[term[has_room] - 1] == _PREFIX
-        digits_end = term - prefixed
+        wide = wide_at >= 0
+        digits_end = np.where(wide, wide_at, term - prefixed)
         ndigits = digits_end - first
         long_counts = np.flatnonzero(ndigits > 9)
         if long_counts.size:
@@ -435,15 +458,10 @@ class _Body:
             raise fail(keep[first[k]], f"run count {count[k]} before '!' has no state")
         is_state = tkind == _STATE
         is_dollar = tkind == _DOLLAR
-        states = _VALUE[letters[term]]
-        if prefixed.any():
-            pre = np.flatnonzero(prefixed)
-            states[pre] = (25 + 24 * (letters[term[pre] - 1].astype(np.int64) - ord("p"))
-                           + letters[term[pre]].astype(np.int64) - ord("A"))
-            beyond = pre[states[pre] > 255]
-            if beyond.size:
-                k = beyond[0]
-                raise fail(keep[term[k] - 1], f"state {states[k]} is beyond 255")
+        states = _name_values(letters, term, prefixed)
+        if prefixed.any() or wide.any():
+            states = self._wide_states(keep, kind, letters, term, wide_at, prefixed,
+                                       states, fail)
         # Where each token starts: rows advance at '$', columns by the runs since.
         down = np.where(is_dollar, runs, 0)
         rows = self.y + np.cumsum(down) - down
@@ -460,13 +478,45 @@ class _Body:
             outside = np.flatnonzero((ys >= self.height) | (xs + ns > self.width))
             if outside.size:
                 k = outside[0]
-                raise fail(keep[term[live[k]]], f"the body runs outside the declared "
+                raise fail(keep[digits_end[live[k]]], f"the body runs outside the declared "
                            f"{self.width}x{self.height} box (row {ys[k]}, column "
                            f"{xs[k] + ns[k] - 1})")
             self._fill(ys * self.width + xs, ns, states[live])
         # Clamped: a row or column past the box stays past it, and never overflows.
         self.y = min(int(rows[-1] + down[-1]), self.height + 1)
         self.x = min(int(columns[-1] + along[-1]), self.width + 1)
+
+    def _wide_states(self, keep: npt.NDArray[np.intp], kind: Codes, letters: Codes,
+                     term: npt.NDArray[np.intp], wide_at: npt.NDArray[np.intp],
+                     prefixed: npt.NDArray[np.bool_], states: npt.NDArray[np.int64],
+                     fail: _Fail) -> npt.NDArray[np.int64]:
+        """The states of the tokens once their ``z`` high bytes are counted, checked:
+        a name beyond 255 (``yP``..``yX``) and a ``z`` state beyond 65 535 are refused,
+        the first in the text first. Widens the codes at the first state above 255."""
+        is_wide = wide_at >= 0
+        # A name beyond 255 (``yP``..``yX``): a state, or a z state's low byte.
+        named = (states > NARROW_MAX_CODE) & prefixed
+        low_values = states.copy()
+        wide = np.flatnonzero(is_wide)
+        if wide.size:
+            zs = wide_at[wide]
+            high_prefixed = kind[zs + 1] == _PREFIX
+            high = _name_values(letters, zs + 1 + high_prefixed, high_prefixed)
+            states[wide] += high << 8
+        over = is_wide & ~named & (states > MAX_CODE)  # its high byte is beyond 255
+        bad = np.flatnonzero(named | over)
+        if bad.size:
+            k = int(bad[0])
+            if named[k] and not is_wide[k]:
+                raise fail(keep[term[k] - 1], f"state {states[k]} is beyond 255")
+            if named[k]:
+                raise fail(keep[term[k] - 1], "the low byte of a 'z' state, "
+                                              f"{low_values[k]}, is beyond 255")
+            raise fail(keep[wide_at[k]], f"state {states[k]} is beyond {MAX_CODE}")
+        if wide.size and self.codes.dtype != WIDE:
+            self.codes = self.codes.astype(WIDE)
+            self.flat = self.codes.reshape(-1)
+        return states
 
     def _fill(self, starts: npt.NDArray[np.int64], runs: npt.NDArray[np.int64],
               states: npt.NDArray[np.int64]) -> None:
@@ -498,7 +548,67 @@ class _Body:
             i = j
 
 
+def _name_values(letters: Codes, ends: npt.NDArray[np.intp],
+                 prefixed: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
+    """The states the names ending at ``ends`` stand for (``prefixed``: a ``p``..``y``
+    before the letter): ``b``/``.`` 0, ``o``/``A`` 1 ... ``X`` 24, ``pA`` 25 ... ``yO``
+    255 (and on to ``yX``, 264, refused by the caller)."""
+    values: npt.NDArray[np.int64] = _VALUE[letters[ends]]
+    pre = np.flatnonzero(prefixed)
+    if pre.size:
+        values[pre] = (25 + 24 * (letters[ends[pre] - 1].astype(np.int64) - ord("p"))
+                       + letters[ends[pre]].astype(np.int64) - ord("A"))
+    return values
+
+
+def _wide_names(kind: Codes, letters: Codes, keep: npt.NDArray[np.intp],
+                fail: _Fail) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.intp]]:
+    """The ``z`` states among the non-blank characters ``kind``/``letters``: a ``z``,
+    a high byte's name (``A``..``X`` or ``pA``..``yO``), a low byte's name (the same, or
+    ``.``). Returns the letters that end a high byte's name (they do not end a token),
+    and for each character the place of the ``z`` whose state it ends (-1 for all
+    others). A ``z`` cut by the block's end ends no token (its letters are carried); one
+    followed by anything but two names is refused, at the ``z``."""
+    n = len(kind)
+    inner = np.zeros(n, dtype=np.bool_)
+    wide_of = np.full(n, -1, dtype=np.intp)
+    zs = np.flatnonzero(kind == _WIDE)
+    if not zs.size:
+        return inner, wide_of
+    upper = (letters >= ord("A")) & (letters <= ord("X"))
+    high = zs + 1
+    high_ok = np.ones(len(zs), dtype=np.bool_)
+    high_in = high < n
+    at = high[high_in]
+    high_ok[high_in] = (kind[at] == _PREFIX) | ((kind[at] == _STATE) & upper[at])
+    high_end = high.copy()
+    high_end[high_in] += kind[at] == _PREFIX
+    low = high_end + 1
+    low_ok = np.ones(len(zs), dtype=np.bool_)
+    low_in = low < n
+    at = low[low_in]
+    low_ok[low_in] = (kind[at] == _PREFIX) | (
+        (kind[at] == _STATE) & (upper[at] | (letters[at] == ord("."))))
+    wrong = np.flatnonzero(~(high_ok & low_ok))
+    if wrong.size:
+        k = int(wrong[0])
+        found = high[k] if not high_ok[k] else low[k]
+        raise fail(keep[zs[k]], "a 'z' state needs two state names after it (A..yO, "
+                                f"then '.' or A..yO), not {chr(letters[found])!r}")
+    low_end = low.copy()
+    low_end[low_in] += kind[low[low_in]] == _PREFIX
+    inner[high_end[high_end < n]] = True
+    whole = low_end < n
+    wide_of[low_end[whole]] = zs[whole]
+    return inner, wide_of
+
+
 def _state_letters(state: int) -> str:
+    """A state's multistate name: ``.``, ``A``..``X``, ``pA``..``yO``, and above 255
+    lifenet's ``z``, the high byte's name, the low byte's name (0 written ``.``)."""
+    if state > NARROW_MAX_CODE:
+        high, low = divmod(state, 256)
+        return "z" + _state_letters(high) + _state_letters(low)
     if state == 0:
         return "."
     if state <= 24:
@@ -507,50 +617,79 @@ def _state_letters(state: int) -> str:
     return chr(ord("p") + prefix) + chr(ord("A") + rest)
 
 
+_NAME_WIDTH = 5  # the longest name: zpApA
+
+
+@functools.lru_cache(maxsize=4)
+def _letter_table(two_state: bool, wide: bool) -> tuple[Codes, Codes]:
+    """Each state's name, padded with zeros to ``_NAME_WIDTH`` letters, and its length;
+    then two more rows, ``$`` and ``!``. For ``wide`` codes there are 65 536 states, the
+    ``z`` names built from the 256 names of bytes at once (a few milliseconds, cached)."""
+    names = np.zeros((256, _NAME_WIDTH), dtype=np.uint8)
+    widths = np.zeros(256, dtype=np.int32)
+    for state in range(256):
+        text = ("o" if state else "b") if two_state else _state_letters(state)
+        names[state, :len(text)] = list(text.encode())
+        widths[state] = len(text)
+    if wide:
+        states = np.arange(MAX_CODE + 1)
+        high, low = states >> 8, states & 0xFF
+        rows = np.arange(len(states))
+        table = np.zeros((len(states), _NAME_WIDTH), dtype=np.uint8)
+        table[:, 0] = ord("z")
+        table[:, 1:3] = names[high, :2]
+        low_at = 1 + widths[high]  # the low byte's name follows the high byte's
+        table[rows, low_at] = names[low, 0]
+        table[rows, low_at + 1] = names[low, 1]
+        table_widths = 1 + widths[high] + widths[low]
+        table[:256], table_widths[:256] = names, widths
+        names, widths = table, table_widths
+    ends = np.zeros((2, _NAME_WIDTH), dtype=np.uint8)
+    ends[:, 0] = [ord("$"), ord("!")]
+    table = np.concatenate([names, ends])
+    table_widths = np.concatenate([widths, np.ones(2, dtype=np.int32)])
+    table.flags.writeable = table_widths.flags.writeable = False
+    return table, table_widths
+
+
 def write_rle(codes: Codes, rule: Rule | None = None, comments: list[str] | None = None) -> str:
-    """RLE text for a rectangle of cell codes (two-state when every live cell is neutral).
+    """RLE text for a rectangle of cell codes (two-state when every live cell is neutral;
+    ``z`` names for codes above 255, see the module's docstring).
 
     Built with NumPy, token by token but never in a Python loop over cells or runs (a
     4096x4096 soup has about 6 M runs): runs and row ends become tokens (a count, then a
-    letter or two), lines are filled greedily up to 70 characters without splitting a
-    token, and the characters are written into one byte array.
+    name of one to five letters), lines are filled greedily up to 70 characters without
+    splitting a token, and the characters are written into one byte array.
     """
     height, width = codes.shape
-    two_state = int(codes.max(initial=0)) <= 1
+    top = int(codes.max(initial=0))
+    if top > MAX_CODE:
+        raise ValueError(f"cell code {top} is beyond {MAX_CODE}")
     header = f"x = {width}, y = {height}"
     if rule is not None:
         header += f", rule = {rule}"
     lines = [f"#C {c}" if not c.startswith("#") else c for c in comments or []]
     lines.append(header)
-    return "\n".join(lines) + "\n" + _body(codes, two_state) + "\n"
+    return "\n".join(lines) + "\n" + _body(codes, top <= 1, top > NARROW_MAX_CODE) + "\n"
 
 
-def _letter_table(two_state: bool) -> tuple[Codes, Codes]:
-    """Each state's first letter, and its second (0 where it has one letter)."""
-    first = np.zeros(256, dtype=np.uint8)
-    second = np.zeros(256, dtype=np.uint8)
-    for state in range(256):
-        text = ("o" if state else "b") if two_state else _state_letters(state)
-        first[state] = ord(text[0])
-        if len(text) > 1:
-            second[state] = ord(text[1])
-    return first, second
-
-
-def _body(codes: Codes, two_state: bool) -> str:
+def _body(codes: Codes, two_state: bool, wide: bool) -> str:
     """The RLE body, ``!`` included, wrapped at ``_LINE_WIDTH``.
 
     Positions and counts are ``int32`` (a world has at most ``MAX_CELLS`` cells, and
     its text fewer than 2**31 characters), to keep the peak memory of a large world down.
+    Each token is a count and a row of ``_letter_table``: a state, ``$`` or ``!``.
     """
     width = codes.shape[1]
     i32 = np.int32
+    table, name_widths = _letter_table(two_state, wide)
+    dollar, bang = len(table) - 2, len(table) - 1
+    symbol_type = np.int32 if wide else np.uint16
     counts = np.zeros(0, dtype=i32)
-    first = np.zeros(0, dtype=np.uint8)
-    second = np.zeros(0, dtype=np.uint8)
+    symbols = np.zeros(0, dtype=symbol_type)
     if codes.size:
         # Runs: a run starts where the code changes or a row begins.
-        flat = np.ascontiguousarray(codes, dtype=np.uint8).reshape(-1)
+        flat = np.ascontiguousarray(codes, dtype=np.uint16 if wide else np.uint8).reshape(-1)
         change = np.ones(flat.size, dtype=np.bool_)
         np.not_equal(flat[1:], flat[:-1], out=change[1:])
         change[::width] = True
@@ -566,20 +705,17 @@ def _body(codes: Codes, two_state: bool) -> str:
         n = len(starts) + int(np.count_nonzero(has_gap))
         run_at = np.arange(len(starts), dtype=i32) + np.cumsum(has_gap, dtype=i32)
         gap_at = run_at[has_gap] - 1
-        letters, seconds = _letter_table(two_state)
         counts = np.zeros(n, dtype=i32)
-        first = np.zeros(n, dtype=np.uint8)
-        second = np.zeros(n, dtype=np.uint8)
-        counts[run_at], first[run_at], second[run_at] = ends - starts, letters[states], \
-            seconds[states]
-        counts[gap_at], first[gap_at] = gaps[has_gap], ord("$")
+        symbols = np.zeros(n, dtype=symbol_type)
+        counts[run_at], symbols[run_at] = ends - starts, states
+        counts[gap_at], symbols[gap_at] = gaps[has_gap], dollar
         del starts, ends, states, keep, rows, gaps, has_gap, run_at, gap_at
     counts = np.append(counts, i32(0))
-    first = np.append(first, np.uint8(ord("!")))
-    second = np.append(second, np.uint8(0))
+    symbols = np.append(symbols, symbol_type(bang))
+    name_lengths = name_widths[symbols]
     # A count is written only when it is more than 1.
     digits = np.searchsorted(_DIGIT_STEPS, counts, side="right").astype(i32)
-    lengths = digits + 1 + (second != 0)
+    lengths = digits + name_lengths
     ends = np.cumsum(lengths, dtype=i32)
     begins = ends - lengths
     # Greedy lines: a loop over lines (about 70 characters each), not over tokens; a
@@ -602,7 +738,10 @@ def _body(codes: Codes, two_state: bool) -> str:
     for d in range(int(digits.max(initial=0))):  # the d-th digit from the right
         has = np.flatnonzero(digits > d)
         out[at[has] + digits[has] - 1 - d] = ord("0") + (counts[has] // 10 ** d) % 10
-    out[at + digits] = first
-    two = second != 0
-    out[at[two] + digits[two] + 1] = second[two]
+    name_at = at + digits
+    del at, digits, counts
+    out[name_at] = np.ascontiguousarray(table[:, 0])[symbols]
+    for k in range(1, int(name_lengths.max())):  # the k-th letter of the longer names
+        has = np.flatnonzero(name_lengths > k)
+        out[name_at[has] + k] = np.ascontiguousarray(table[:, k])[symbols[has]]
     return out.tobytes().decode("ascii")

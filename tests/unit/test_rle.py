@@ -38,7 +38,7 @@ def test_multistate_letters() -> None:
     ("bo$ob!", "header"),
     ("x = 3, y = 3\nbo$2bo$3o", "'!'"),
     ("x = 2, y = 2\n3o!", "outside"),
-    ("x = 2, y = 1\noz!", "unexpected"),
+    ("x = 2, y = 1\noZ!", "unexpected"),
     ("x = 2, y = 2\no$o$o!", "outside"),
     ("x = 3, y = 3, rule = B0/S\no!", "B0"),
     ("x = 3, y = 3\n3!", "run count"),
@@ -206,7 +206,7 @@ def test_comment_lines_inside_a_body_are_skipped() -> None:
 
 
 @pytest.mark.parametrize("text, place, says", [
-    ("x = 3, y = 3\nbo$2bo$3z!", "2:9", "unexpected character 'z'"),
+    ("x = 3, y = 3\nbo$2bo$3Z!", "2:9", "unexpected character 'Z'"),
     ("x = 3, y = 3\nbo$2bo\n$4o!", "3:3",
      "the body runs outside the declared 3x3 box (row 2, column 3)"),
     ("x = 3, y = 3\nbo$2bo\n$3o", "3:4", "the body ends without its closing '!'"),
@@ -258,3 +258,139 @@ def test_long_runs_and_many_short_ones_in_one_block() -> None:
     codes[1, ::2] = 3
     codes[2, 1::3] = 1
     assert np.array_equal(parse_rle(write_rle(codes)).codes, codes)
+
+
+# States above 255: lifenet's "z" names (z, the high byte's name, the low byte's name).
+
+WIDE_NAMES = [(256, "zA."), (257, "zAA"), (280, "zAX"), (281, "zApA"), (511, "zAyO"),
+              (512, "zB."), (6400, "zpA."), (6424, "zpAX"), (65280, "zyO."),
+              (65535, "zyOyO")]
+
+
+@pytest.mark.parametrize("state, name", WIDE_NAMES)
+def test_a_state_above_255_is_written_z_high_low(state: int, name: str) -> None:
+    codes = np.array([[0, state, state, 2]], dtype=np.uint16)
+    text = write_rle(codes)
+    assert text.splitlines()[-1] == f".2{name}B!"
+    pattern = parse_rle(text)
+    assert pattern.codes.dtype == np.uint16
+    assert pattern.codes.tolist() == codes.tolist()
+
+
+def test_every_state_has_one_name_and_reads_back() -> None:
+    """All 65 536 states in one world: the names are distinct and each reads back as
+    itself (every name and every run of two, written and read in one go)."""
+    from shared.rle import _state_letters
+
+    names = [_state_letters(s) for s in range(65536)]
+    assert len(set(names)) == 65536
+    assert all(n[0] == "z" and len(n) in (3, 4, 5) for n in names[256:])
+    assert all("z" not in n for n in names[:256])
+    codes = np.repeat(np.arange(65536, dtype=np.uint16), 2).reshape(256, 512)
+    assert np.array_equal(parse_rle(write_rle(codes)).codes, codes)
+
+
+def test_narrow_worlds_are_written_exactly_as_before_whatever_their_dtype() -> None:
+    """A world whose codes all fit a byte is written with Golly's letters only, byte
+    for byte the same from a uint8 or a uint16 array, and reads back as uint8."""
+    rng = np.random.default_rng(7)
+    narrow = rng.choice([0, 0, 1, 2, 25, 255], size=(30, 40)).astype(np.uint8)
+    text = write_rle(narrow)
+    assert write_rle(narrow.astype(np.uint16)) == text
+    assert "z" not in text
+    assert text.split("\n", 1)[1] == reference_body(narrow) + "\n"
+    back = parse_rle(text).codes
+    assert back.dtype == np.uint8 and np.array_equal(back, narrow)
+    neutral = (narrow != 0).astype(np.uint16)
+    assert write_rle(neutral) == write_rle(neutral.astype(np.uint8))
+    assert parse_rle(write_rle(neutral)).codes.dtype == np.uint8
+
+
+def test_z_states_read_with_counts_spaces_and_line_breaks() -> None:
+    pattern = parse_rle("x = 6, y = 2\n3zA.z\nA\nA$b2zyO yO o!")
+    assert pattern.codes.dtype == np.uint16
+    assert pattern.codes.tolist() == [[256, 256, 256, 257, 0, 0],
+                                      [0, 65535, 65535, 1, 0, 0]]
+
+
+WIDE_CODES = st.one_of(st.sampled_from([0, 0, 0, 1, 2, 255, 256, 257, 511, 6400, 65535]),
+                       st.integers(0, 65535))
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.uint16, st.tuples(st.integers(1, 12), st.integers(1, 40)),
+              elements=WIDE_CODES))
+def test_wide_round_trip(codes: np.ndarray) -> None:
+    back = parse_rle(write_rle(codes)).codes
+    assert np.array_equal(back, codes)
+    assert back.dtype == (np.uint16 if codes.max() > 255 else np.uint8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(arrays(np.uint16, st.tuples(st.integers(1, 20), st.integers(1, 60)),
+              elements=WIDE_CODES))
+def test_the_wide_body_is_the_plain_ways(codes: np.ndarray) -> None:
+    text = write_rle(codes)
+    assert text.split("\n", 1)[1] == reference_body(codes) + "\n"
+
+
+@settings(max_examples=150, deadline=None)
+@given(arrays(np.uint16, st.tuples(st.integers(1, 8), st.integers(1, 30)),
+              elements=WIDE_CODES),
+       st.integers(1, 12))
+def test_z_states_split_between_blocks_are_read_the_same(codes: np.ndarray,
+                                                         block: int) -> None:
+    """A ``z`` state cut anywhere (after the ``z``, inside a name, between the names)
+    by a block boundary or a line's end is carried into the next block; the codes widen
+    at the first state above 255, whichever block it is in."""
+    text = write_rle(codes)
+    with mock.patch.object(rle, "BLOCK", block):
+        assert np.array_equal(parse_rle(text).codes, codes)
+        assert np.array_equal(parse_rle(text.replace("z", "z\n")).codes, codes)
+        header, body = text.split("\n", 1)
+        one_a_line = header + "\n" + "\n".join(body.replace("\n", ""))
+        assert np.array_equal(parse_rle(one_a_line).codes, codes)
+
+
+def test_the_first_wide_state_in_a_late_block_widens_what_was_read() -> None:
+    codes = np.ones((40, 50), dtype=np.uint16) * 3
+    codes[39, 49] = 40000
+    with mock.patch.object(rle, "BLOCK", 64):
+        back = parse_rle(write_rle(codes)).codes
+    assert back.dtype == np.uint16 and np.array_equal(back, codes)
+
+
+@pytest.mark.parametrize("text, place, says", [
+    ("x = 3, y = 1\nzA!", "2:1",
+     "a 'z' state needs two state names after it (A..yO, then '.' or A..yO), not '!'"),
+    ("x = 3, y = 1\nz!", "2:1",
+     "a 'z' state needs two state names after it (A..yO, then '.' or A..yO), not '!'"),
+    ("x = 3, y = 1\n2o z.A!", "2:4",
+     "a 'z' state needs two state names after it (A..yO, then '.' or A..yO), not '.'"),
+    ("x = 3, y = 1\nzAo!", "2:1",
+     "a 'z' state needs two state names after it (A..yO, then '.' or A..yO), not 'o'"),
+    ("x = 3, y = 1\nzbA!", "2:1",
+     "a 'z' state needs two state names after it (A..yO, then '.' or A..yO), not 'b'"),
+    ("x = 3, y = 1\nzA$!", "2:1",
+     "a 'z' state needs two state names after it (A..yO, then '.' or A..yO), not '$'"),
+    ("x = 3, y = 1\nzzA.!", "2:1",
+     "a 'z' state needs two state names after it (A..yO, then '.' or A..yO), not 'z'"),
+    ("x = 3, y = 1\nzA3A!", "2:1",
+     "a 'z' state needs two state names after it (A..yO, then '.' or A..yO), not '3'"),
+    ("x = 3, y = 1\nzpzA.!", "2:2", "state prefix 'p' is not followed by A..X"),
+    ("x = 3, y = 1\nzAp.!", "2:3", "state prefix 'p' is not followed by A..X"),
+    ("x = 3, y = 1\nA\n zyP.!", "3:2", "state 65536 is beyond 65535"),
+    ("x = 3, y = 1\nzyXyO!", "2:1", "state 67839 is beyond 65535"),
+    ("x = 3, y = 1\nzAyP!", "2:3", "the low byte of a 'z' state, 256, is beyond 255"),
+    ("x = 3, y = 1\nA2zA", "2:2", "the body ends inside a state's name"),
+    ("x = 3, y = 1\nzyO", "2:1", "the body ends inside a state's name"),
+    ("x = 3, y = 1\n4zA.!", "2:2",
+     "the body runs outside the declared 3x1 box (row 0, column 3)"),
+])
+def test_malformed_z_states_name_the_line_and_column(text: str, place: str,
+                                                     says: str) -> None:
+    for block in (1, 3, 1 << 17):
+        with mock.patch.object(rle, "BLOCK", block), \
+                pytest.raises(PatternError) as refused:
+            parse_rle(text, source="bad.rle")
+        assert str(refused.value) == f"bad.rle:{place}: {says}", block
