@@ -96,7 +96,8 @@ def build_world(config: ServerConfig, warn: bool = True) -> tuple[Grid, Rule]:
 def _place(grid: Grid, pattern: Pattern, config: ServerConfig) -> None:
     """Put ``pattern`` into ``grid``: its top-left corner at ``--at``; else where its file
     put it on a torus of this size (Golly's ``#CXRLE Pos`` on a ``:T`` grid, whose
-    top-left cell is ``(-(h // 2), -(w // 2))``); else centred. It wraps on the torus."""
+    top-left cell is ``(-(h // 2), -(w // 2))``); else centred. It wraps on the torus.
+    A pattern with codes above 255 (cells of players above 254) makes the grid wide."""
     assert config.pattern is not None
     height, width = grid.height, grid.width
     if pattern.height > height or pattern.width > width:
@@ -111,6 +112,7 @@ def _place(grid: Grid, pattern: Pattern, config: ServerConfig) -> None:
         left = (pattern.origin[1] + width // 2) % width
     else:
         top, left = (height - pattern.height) // 2, (width - pattern.width) // 2
+    grid.fit(int(pattern.codes.max(initial=0)))  # a pattern with codes above 255 widens it
     if top + pattern.height <= height and left + pattern.width <= width:
         grid.codes[top:top + pattern.height, left:left + pattern.width] = pattern.codes
         return
@@ -120,7 +122,9 @@ def _place(grid: Grid, pattern: Pattern, config: ServerConfig) -> None:
 
 
 def write_world(path: Path, grid: Grid, rule: Rule, generation: int) -> None:
-    """Write the whole world as RLE through a temporary file, so no half file is left."""
+    """Write the whole world as RLE through a temporary file, so no half file is left.
+    A wide world's codes above 255 are written as ``z`` names (``shared.rle``), which
+    ``--pattern`` reads back."""
     text = write_rle(grid.codes, rule, [f"{OWN_WORLD} {generation}"])
     try:
         write_atomically(path, text)
