@@ -4,7 +4,7 @@ File layout (``.lns``), integers big-endian::
 
     offset  size  field
     0       8     magic b"\\x89LNS\\r\\n\\x1a\\n"
-    8       2     format version (1)
+    8       2     format version (2; files of version 1 are still read)
     10      1     KDF: 1 = PBKDF2-HMAC-SHA256
     11      1     cipher: 1 = AES-256-CBC, ``openssl enc -pbkdf2 -md sha256``
     12      4     KDF iterations (both keys)
@@ -18,6 +18,16 @@ File layout (``.lns``), integers big-endian::
     +n      32    SHA-256 of the ciphertext (``openssl dgst``): a keyless checksum
     +32     32    tag: HMAC-SHA256 over every byte before it
 
+The state inside (the plaintext) is one msgpack map: ``generation``, ``height``,
+``width``, ``rule`` (text), ``players`` (a list of maps), ``rng`` (a map: the soup's
+``seed`` and ``fill``), ``codes`` (bytes, the cell codes row by row) and, from format 2,
+``wide`` (bool): whether ``codes`` holds two bytes a cell, little-endian ``uint16``
+(some code is above 255: a player id above 254), or one byte a cell as in format 1. A
+world whose codes all fit a byte is always written narrow, however its array is held,
+so a world of fewer than 255 players costs one byte a cell, as before. The version is
+the header's, and the header is authenticated with the rest: a version-1 file's state
+has no ``wide`` and ``uint8`` codes, and is read as it always was.
+
 Everything here is pure: no key, no ``openssl``, no file. ``parse_header`` checks the
 limits of a header (magic, version, a KDF iteration count below ``MIN_ITERATIONS`` is
 refused, lengths in range) and the file's exact size before anything else reads it.
@@ -30,14 +40,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
-import numpy as np
 
 from shared.errors import RuleError, SnapshotError
-from shared.grid import MAX_CELLS, MAX_PLAYER, Codes, Grid, check_size
+from shared.grid import (
+    MAX_CELLS,
+    MAX_CODE,
+    Codes,
+    Grid,
+    check_size,
+    codes_from,
+    codes_payload,
+    narrowest,
+)
 from shared.rules import Rule, parse_rule
 
 MAGIC = b"\x89LNS\r\n\x1a\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READS_VERSIONS = (1, 2)  # 1: one byte a cell, no "wide" in the state
 KDF_PBKDF2_SHA256 = 1
 CIPHER_AES_256_CBC = 1
 DEFAULT_ITERATIONS = 600_000
@@ -48,7 +67,8 @@ SUFFIX = ".lns"
 HEADER_STRUCT = struct.Struct(">8sHBBI8s16s8sQH")
 DIGEST_BYTES = 32
 MAX_META = 1024
-MAX_PLAINTEXT = MAX_CELLS + (1 << 20)  # the codes, plus players and the rest
+MAX_CODES_BYTES = 2 * MAX_CELLS  # a wide world of MAX_CELLS cells
+MAX_PLAINTEXT = MAX_CODES_BYTES + (1 << 20)  # the codes, plus players and the rest
 MAX_CIPHERTEXT = (MAX_PLAINTEXT // 16 + 1) * 16
 MAX_FILE_BYTES = MAX_CIPHERTEXT + HEADER_STRUCT.size + MAX_META + 2 * DIGEST_BYTES
 
@@ -76,27 +96,39 @@ class WorldState:
 
 
 def pack_state(state: WorldState) -> bytes:
+    """The state as the current format's msgpack map (``wide`` and the codes as
+    ``codes_payload`` puts them on the wire: little-endian when wide). Codes held wide
+    that all fit a byte are written narrow."""
+    wide, codes = codes_payload(narrowest(state.codes))
     packed: bytes = msgpack.packb({
         "generation": state.generation, "height": state.height, "width": state.width,
-        "rule": str(state.rule), "codes": np.ascontiguousarray(state.codes).tobytes(),
+        "rule": str(state.rule), "wide": wide, "codes": codes,
         "players": state.players, "rng": state.rng,
     }, use_bin_type=True)
     return packed
 
 
-def unpack_state(data: bytes | bytearray) -> WorldState:
-    """Decode and check a decrypted state; ``SnapshotError`` for anything unexpected."""
+_FIELDS: dict[str, type] = {"generation": int, "height": int, "width": int, "rule": str,
+                            "codes": bytes, "players": list, "rng": dict}
+_FIELDS_OF = {1: _FIELDS, 2: {**_FIELDS, "wide": bool}}  # by format version
+
+
+def unpack_state(data: bytes | bytearray, version: int = FORMAT_VERSION) -> WorldState:
+    """Decode and check a decrypted state written in format ``version`` (the file
+    header's); ``SnapshotError`` for anything unexpected. The codes come back as narrow
+    as they fit (``uint8``, or ``uint16`` when some code is above 255)."""
+    fields = _FIELDS_OF.get(version)
+    if fields is None:
+        raise SnapshotError(f"the state is of an unknown format version {version}")
     try:
         body = msgpack.unpackb(bytes(data), raw=False, strict_map_key=True,
-                               max_bin_len=MAX_CELLS, max_str_len=1 << 16,
+                               max_bin_len=MAX_CODES_BYTES, max_str_len=1 << 16,
                                max_array_len=1 << 16, max_map_len=1 << 16, max_ext_len=0)
     except (ValueError, TypeError, OverflowError, msgpack.UnpackException) as e:
         raise SnapshotError(f"the decrypted state is not valid msgpack: {e}") from e
-    fields = {"generation": int, "height": int, "width": int, "rule": str, "codes": bytes,
-              "players": list, "rng": dict}
     if type(body) is not dict or set(body) != set(fields):
         raise SnapshotError("the decrypted state does not have the fields of a lifenet "
-                            "world")
+                            f"world (format {version})")
     for name, kind in fields.items():
         if type(body[name]) is not kind:
             raise SnapshotError(f"the state's {name!r} is not {kind.__name__}")
@@ -108,12 +140,20 @@ def unpack_state(data: bytes | bytearray) -> WorldState:
         raise SnapshotError(f"the state's rule: {e}") from e
     except ValueError as e:
         raise SnapshotError(f"the state's size: {e}") from e
-    if generation < 0 or len(body["codes"]) != height * width:
-        raise SnapshotError("the state's generation or cell count is out of range")
-    codes = np.frombuffer(body["codes"], dtype=np.uint8).reshape(height, width).copy()
-    if int(codes.max(initial=0)) > MAX_PLAYER + 1:
+    if generation < 0:
+        raise SnapshotError("the state's generation is out of range")
+    wide = bool(body.get("wide", False))
+    cell_bytes = 2 if wide else 1
+    if len(body["codes"]) != height * width * cell_bytes:
+        raise SnapshotError(f"the state's codes are {len(body['codes'])} bytes, not "
+                            f"{height * width * cell_bytes} ({height}x{width} cells, "
+                            f"{'two bytes' if wide else 'one byte'} a cell)")
+    codes = codes_from(body["codes"], wide, (height, width)).copy()
+    # Two bytes cannot hold more than the last player's code today; the check stays for
+    # whatever width comes next.
+    if int(codes.max(initial=0)) > MAX_CODE:
         raise SnapshotError("the state has a cell code beyond the last player")
-    return WorldState(codes, generation, rule, body["players"], body["rng"])
+    return WorldState(narrowest(codes), generation, rule, body["players"], body["rng"])
 
 
 @dataclass(frozen=True)
@@ -165,8 +205,9 @@ def parse_header(data: bytes | memoryview, name: str = "snapshot") -> Header:
     if version > FORMAT_VERSION:
         raise SnapshotError(f"{name} has format version {version}, newer than this lifenet "
                             f"reads ({FORMAT_VERSION}): upgrade lifenet")
-    if version != FORMAT_VERSION:
-        raise SnapshotError(f"{name} has an unknown format version {version}")
+    if version not in READS_VERSIONS:
+        raise SnapshotError(f"{name} has an unknown format version {version} (this lifenet "
+                            f"reads {', '.join(map(str, READS_VERSIONS))})")
     if kdf != KDF_PBKDF2_SHA256 or cipher != CIPHER_AES_256_CBC:
         raise SnapshotError(f"{name} names an unknown KDF ({kdf}) or cipher ({cipher})")
     if iterations < MIN_ITERATIONS:

@@ -243,7 +243,7 @@ def read_snapshot(path: Path, key: SnapshotKey,
         children.feed(enc, ciphertext)
         plaintext = children.read_all(enc)
         children.check()  # output of a failed decryption is never used
-    state = unpack_state(plaintext)
+    state = unpack_state(plaintext, header.version)
     meta = header.meta
     if (state.generation, state.height, state.width, str(state.rule)) != (
             meta["generation"], meta["height"], meta["width"], meta["rule"]):

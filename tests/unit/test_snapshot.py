@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import stat
@@ -9,10 +10,15 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import msgpack
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from server import snapshot as snap
 from server.cli import main
@@ -308,6 +314,168 @@ def test_a_restarted_writer_adopts_its_earlier_snapshots_and_nothing_else(
     assert sorted(p.name for p in snapshots_in(tmp_path)) == sorted(
         [snapshot_name(200), snapshot_name(400), snapshot_name(401),
          foreign.name, misnamed.name, junk.name])
+
+
+# --- wide worlds (codes above 255), and format 1 -----------------------------------------
+
+# A real format-1 file, written by lifenet before format 2 (commit 07ce6d7's
+# save_snapshot, KEY, MIN_ITERATIONS): a 4x5 world at generation 41, one byte a cell.
+V1_FILE = base64.b64decode(
+    "iUxOUw0KGgoAAQEBAAMNQEp6jIAKOC+lGJNmohp/8wzPwkYqEwVl6S7kJWEQWpaiAAAAAAAAAIAANoWqZ2Vu"
+    "ZXJhdGlvbimmaGVpZ2h0BKV3aWR0aAWkcnVsZadCMzYvUzIzp2NyZWF0ZWTOawzdrNL1HRzFUE/ksXbOFFpi"
+    "YyttXCNRL3lesRLE5y6KzCXrPaUoFlgS07pIhRlAp7+Q42L0ZD1V5pt/zUk7yg4BeSxUfKOB/stF/bQJUo6V"
+    "1MJyOGPeVttl196PC8J/CuAow1vQqpsUch+3OXEjK6FJGHUi2WoL38Fwtw/3Pt3tWtuJp7pOizdmONMvCTcK"
+    "TWsB6ulq/YZr//xuzrzWhsJ3j/VmTi4YOVcC2KyH1vRETzzVeNHLqnlSeE7lE6ajXFKWGg=="
+)
+V1_CODES = [[0, 1, 2, 0, 0], [0, 0, 1, 3, 0], [255, 1, 1, 0, 0], [0, 0, 0, 0, 17]]
+
+
+def wide_world(seed: int = 2, h: int = 12, w: int = 20) -> WorldState:
+    """A world with cells of players up to the last one (codes up to 65 535)."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 65536, size=(h, w), dtype=np.uint16)
+    codes[rng.random((h, w)) < 0.4] = 0
+    codes[0, :3] = [1, 256, 65535]
+    return WorldState(codes, 9, parse_rule("B3/S23"), players=[{"id": 65534, "name": "z"}],
+                      rng={"seed": seed, "fill": 0.25})
+
+
+def state_body(state: WorldState) -> dict[str, Any]:
+    body: dict[str, Any] = msgpack.unpackb(layout.pack_state(state))
+    return body
+
+
+def test_a_wide_world_round_trips_through_a_real_file(tmp_path: Path, fast: None) -> None:
+    state = wide_world()
+    path = tmp_path / "wide.lns"
+    save_snapshot(path, state, KEY, iterations=FAST)
+    header, back = read_snapshot(path, KEY)
+    assert header.version == snap.FORMAT_VERSION == 2
+    assert back.codes.dtype == np.uint16 and same(back, state)
+    assert back.grid().wide and back.grid().owner(0, 2) == 65534
+
+
+@settings(max_examples=100, deadline=None)
+@given(arrays(np.uint16, st.tuples(st.integers(1, 16), st.integers(1, 16)),
+              elements=st.one_of(st.sampled_from([0, 1, 2, 255, 256, 65535]),
+                                 st.integers(0, 65535))))
+def test_the_state_keeps_every_code_and_the_narrowest_width(codes: np.ndarray) -> None:
+    state = WorldState(codes, 3, parse_rule("B3/S23"))
+    body = state_body(state)
+    wide = int(codes.max(initial=0)) > 255
+    assert body["wide"] is wide
+    assert len(body["codes"]) == codes.size * (2 if wide else 1)
+    back = layout.unpack_state(layout.pack_state(state))
+    assert np.array_equal(back.codes, codes)
+    assert back.codes.dtype == (np.uint16 if wide else np.uint8)
+
+
+def test_wide_codes_are_little_endian_and_narrow_ones_a_byte_a_cell() -> None:
+    codes = np.array([[0, 256, 65535, 2]], dtype=np.uint16)
+    assert state_body(WorldState(codes, 1, parse_rule("B3/S23")))["codes"] == (
+        b"\x00\x00" b"\x00\x01" b"\xff\xff" b"\x02\x00")
+    # Held wide but every code fits a byte (the high players left): written narrow.
+    fits = np.array([[0, 255, 1, 2]], dtype=np.uint16)
+    body = state_body(WorldState(fits, 1, parse_rule("B3/S23")))
+    assert body["wide"] is False and body["codes"] == b"\x00\xff\x01\x02"
+
+
+def test_a_format_1_file_is_still_read(tmp_path: Path) -> None:
+    path = tmp_path / snapshot_name(41)
+    path.write_bytes(V1_FILE)
+    header, state = read_snapshot(path, KEY)
+    assert header.version == 1 and header.generation == 41
+    assert state.codes.dtype == np.uint8 and state.codes.tolist() == V1_CODES
+    assert state.rule == parse_rule("B36/S23") and state.players[0]["name"] == "ada"
+    assert verify_snapshot(path, KEY).version == 1
+    result = CliRunner().invoke(main, ["snapshot", "inspect", str(path)],
+                                env={KEY_ENV: None})
+    assert result.exit_code == 0 and "format" in result.output
+
+
+def test_a_format_1_state_built_as_the_old_code_did_is_read() -> None:
+    """Format 1's state: no ``wide``, one byte a cell (the old ``pack_state``)."""
+    codes = np.random.default_rng(4).integers(0, 256, size=(30, 40), dtype=np.uint8)
+    old = msgpack.packb({"generation": 5, "height": 30, "width": 40, "rule": "B3/S23",
+                         "codes": codes.tobytes(), "players": [], "rng": {}},
+                        use_bin_type=True)
+    state = layout.unpack_state(old, 1)
+    assert state.codes.dtype == np.uint8 and np.array_equal(state.codes, codes)
+    with pytest.raises(SnapshotError, match=r"fields of a lifenet world \(format 2\)"):
+        layout.unpack_state(old, 2)  # format 2 says its width
+    with pytest.raises(SnapshotError, match=r"fields of a lifenet world \(format 1\)"):
+        layout.unpack_state(layout.pack_state(wide_world()), 1)
+    with pytest.raises(SnapshotError, match="unknown format version 3"):
+        layout.unpack_state(old, 3)
+
+
+@pytest.mark.parametrize("wide, cells, says", [
+    (True, 1, "the state's codes are 240 bytes, not 480 (12x20 cells, two bytes a cell)"),
+    (False, 2, "the state's codes are 480 bytes, not 240 (12x20 cells, one byte a cell)"),
+    (True, 3, "the state's codes are 720 bytes, not 480"),
+    (1, 2, "the state's 'wide' is not bool"),
+    (None, 1, "the state's 'wide' is not bool"),
+])
+def test_a_width_that_does_not_match_the_bytes_is_refused(wide: Any, cells: int,
+                                                          says: str) -> None:
+    body = state_body(world())
+    body["wide"], body["codes"] = wide, bytes(12 * 20 * cells)
+    with pytest.raises(SnapshotError) as refused:
+        layout.unpack_state(msgpack.packb(body, use_bin_type=True))
+    assert says in str(refused.value) and "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("version, says", [
+    (0, "has an unknown format version 0 (this lifenet reads 1, 2)"),
+    (3, "has format version 3, newer than this lifenet reads (2): upgrade lifenet"),
+    (0xFFFF, "has format version 65535, newer than this lifenet reads (2): upgrade lifenet"),
+])
+def test_an_unknown_version_is_refused_in_one_line(tmp_path: Path, fast: None,
+                                                    version: int, says: str) -> None:
+    path = tmp_path / "a.lns"
+    save_snapshot(path, wide_world(), KEY, iterations=FAST)
+    data = bytearray(path.read_bytes())
+    data[8:10] = version.to_bytes(2, "big")
+    path.write_bytes(data)
+    for read in (verify_snapshot, read_snapshot):
+        with pytest.raises(SnapshotError) as refused:
+            read(path, KEY)
+        assert str(refused.value) == f"a.lns {says}"
+
+
+def test_the_limits_hold_a_wide_world_of_the_most_cells() -> None:
+    """Two bytes a cell for ``MAX_CELLS`` cells fit the plaintext, ciphertext and file
+    limits; and a wide state of more than ``MAX_CELLS`` bytes of codes (format 1's
+    ``max_bin_len``) is read."""
+    from shared.grid import MAX_CELLS
+
+    overhead = len(layout.pack_state(WorldState(np.zeros((1, 1), np.uint8), 0,
+                                                parse_rule("B3/S23"))))
+    assert 2 * MAX_CELLS + overhead + (1 << 16) <= layout.MAX_PLAINTEXT
+    assert layout.MAX_CIPHERTEXT >= layout.MAX_PLAINTEXT
+    assert layout.MAX_FILE_BYTES > layout.MAX_CIPHERTEXT
+    codes = np.zeros((4097, 8192), dtype=np.uint16)  # 64 MiB + 16 KiB of codes
+    codes[4096, 8191] = 65535
+    codes[0, 0] = 300
+    back = layout.unpack_state(layout.pack_state(WorldState(codes, 1, parse_rule("B3/S23"))))
+    assert back.codes.dtype == np.uint16 and back.codes[4096, 8191] == 65535
+    assert back.codes[0, 0] == 300 and int(np.count_nonzero(back.codes)) == 2
+
+
+def test_the_last_player_s_code_is_kept_and_exported(tmp_path: Path, fast: None) -> None:
+    """Code 65 535 (player 65 534, the last) is a code like any other: a snapshot keeps
+    it and ``snapshot export --rle`` writes it as a ``z`` name that reads back."""
+    path = tmp_path / "wide.lns"
+    state = wide_world(h=9, w=11)
+    save_snapshot(path, state, KEY, iterations=FAST)
+    out = tmp_path / "out.rle"
+    result = CliRunner().invoke(main, ["snapshot", "export", str(path), "--rle", str(out)],
+                                env={KEY_ENV: KEY.secret.decode()})
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert "zyOyO" in text and "zA." in text
+    pattern = parse_rle(text)
+    assert pattern.codes.dtype == np.uint16 and np.array_equal(pattern.codes, state.codes)
 
 
 # --- the openssl children -----------------------------------------------------------
