@@ -35,7 +35,7 @@ from shared.rle import parse_rle
 from shared.rules import CONWAY
 from tests.conftest import ROOT, Processes, free_port, wait_for
 from tests.integration.conftest import MakeServer, start_workers
-from tests.integration.test_distributed import random_world
+from tests.integration.test_distributed import random_world, run_and_compare
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(shutil.which("openssl") is None,
@@ -70,6 +70,43 @@ def test_a_restored_world_continues_exactly(make_server: MakeServer, processes: 
         assert original.engine.step() == expected
         assert restored.engine.step() == expected
     assert restored.engine.generation == 21
+
+
+def test_a_wide_world_is_restored_snapshotted_exported_and_read_back(
+        make_server: MakeServer, processes: Processes, tmp_path: Path) -> None:
+    """Cells of players above 254 (codes up to 65 535) through everything that writes a
+    world: a format-2 snapshot restored by a server with a real worker, stepped as the
+    reference steps it, snapshotted again, exported as RLE (``z`` names) by the real
+    command, and read back by ``--pattern``."""
+    rng = np.random.default_rng(13)
+    codes = rng.choice([0, 1, 2, 300, 40000, 65535], size=(24, 30),
+                       p=[.45, .15, .1, .1, .1, .1]).astype(np.uint16)
+    start = Grid.from_codes(codes)
+    assert start.wide
+    path = tmp_path / snapshot_name(9)
+    save_snapshot(path, WorldState(codes, 9, CONWAY), KEY, iterations=MIN_ITERATIONS)
+
+    restored = make_server(restore=path, size=(3, 3))
+    start_workers(processes, restored, 1)
+    assert restored.engine.generation == 9 and restored.engine.grid == start
+    assert restored.engine.grid.wide
+    expected = run_and_compare(restored, start, 6)
+    assert int(expected.codes.max()) > 255  # still wide: the cells of high players live
+
+    again = tmp_path / snapshot_name(15)
+    save_snapshot(again, restored.capture(), KEY, iterations=MIN_ITERATIONS)
+    header, state = read_snapshot(again, KEY)
+    assert header.version == 2 and state.codes.dtype == np.uint16
+    assert Grid.from_codes(state.codes) == expected
+
+    out = tmp_path / "wide.rle"
+    export = subprocess.run(
+        [sys.executable, "-m", "server", "snapshot", "export", str(again), "--rle", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=40)
+    assert export.returncode == 0, export.stderr
+    assert "z" in out.read_text().split("\n", 2)[2]  # the body has z names
+    grid, rule = build_world(ServerConfig(size=(24, 30), pattern=out))
+    assert rule == CONWAY and grid.wide and grid == expected
 
 
 def test_periodic_snapshots_restore_and_export(processes: Processes, tmp_path: Path) -> None:
