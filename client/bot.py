@@ -127,6 +127,7 @@ def run_bots(connect: str, count: int, strategy: str, *, name: str = "bot",
     chosen = STRATEGIES[strategy]
     rng = random.Random(seed)
     context = zmq.Context()
+    context.set(zmq.MAX_SOCKETS, count + 64)  # libzmq's default (1023) is too few
     bots: list[Bot] = []
     poller = zmq.Poller()
     by_socket: dict[zmq.Socket[bytes], Bot] = {}

@@ -27,7 +27,7 @@ from shared import protocol
 from shared.errors import ConfigError, ProtocolError
 from shared.keys import Credentials
 from shared.local import state_dir
-from shared.policies import POLICIES, STRATEGIES
+from shared.policies import MAX_BOTS, POLICIES, STRATEGIES
 from shared.protocol import Kind
 from shared.remote import credentials_for, player_endpoint
 from shared.remote import status as get_status
@@ -143,7 +143,8 @@ def status_lines(report: dict[str, Any]) -> list[str]:
 
 @click.command()
 @connect_option
-@click.option("--count", type=click.IntRange(1, 254), default=1, help="Bots to run.")
+@click.option("--count", type=click.IntRange(1, MAX_BOTS), default=1,
+              help="Bots to run (one socket each, all in this process).")
 @click.option("--strategy", type=click.Choice(sorted(STRATEGIES)), default="follow",
               help="How the bots play.")
 @click.option("--name", default="bot", help="Name prefix; bots are NAME-1, NAME-2, ...")

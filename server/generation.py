@@ -50,7 +50,7 @@ from server.players.board import Board, Ranking
 from server.players.decisions import Decided, DecisionRound
 from server.players.registry import Landed, PlayerRegistry
 from server.players.rounds import Result, Rounds, Standing
-from server.players.shields import Shield, evolve_zone, rows_cols
+from server.players.shields import Shield, evolve_zones, rows_cols
 from server.publisher import FramePublisher
 from server.verify import UNVERIFIED, LocalKernel, Verification
 from shared.errors import Closed, SimulationError
@@ -386,10 +386,11 @@ class Engine:
         were alone (every cell outside it dead), computed here from the frozen
         generation and written over what the workers made there. Zones never overlap,
         so the order does not matter."""
-        for shield in shields:
-            rows, cols = rows_cols(shield.zone, frozen.height, frozen.width)
-            target.write(rows[:, None], cols[None, :],
-                         evolve_zone(frozen.codes, shield.zone, self.table))
+        zones = [shield.zone for shield in shields]
+        for zone, evolved in zip(zones, evolve_zones(frozen.codes, zones, self.table),
+                                 strict=True):
+            rows, cols = rows_cols(zone, frozen.height, frozen.width)
+            target.write(rows[:, None], cols[None, :], evolved)
 
     def _fan_in_players(self, gen: int, target: LockingGrid, shields: list[Shield]
                         ) -> tuple[Decided, list[Landed], Result | None]:

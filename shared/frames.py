@@ -40,6 +40,7 @@ class FrameView:
         self.gen = -1
         self.info: dict[str, Any] = {}
         self.frames = 0
+        self.bytes = 0    # received: topics, headers and payloads
         self.refused = 0  # frames that did not make sense (cells outside the world)
 
     def poll(self, timeout: float = 0.0) -> bool:
@@ -50,7 +51,9 @@ class FrameView:
         while self.sock.poll(wait):
             wait = 0
             try:
-                _, frames = protocol.topic_of(self.sock.recv_multipart(copy=False))
+                received = self.sock.recv_multipart(copy=False)
+                self.bytes += sum(len(f.buffer) for f in received)
+                _, frames = protocol.topic_of(received)
                 msg = protocol.decode(frames)
             except ProtocolError:
                 continue

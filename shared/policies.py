@@ -103,6 +103,8 @@ class Strategy:
     place_chance: float
 
 
+MAX_BOTS = 4096  # bots one ``lifenet bot`` process runs (a socket each), as ``--max-players``
+
 STRATEGIES: dict[str, Strategy] = {
     "follow": Strategy(follow, 0.05),
     "defend": Strategy(defend, 0.05),

@@ -32,7 +32,7 @@ from shared.grid import MAX_PLAYER
 PROTOCOL_VERSION = 1
 
 MAX_HEADER_BYTES = 64 << 10
-MAX_PAYLOAD_BYTES = 72 << 20  # a padded 8192 x 8192 tile, with room to spare
+MAX_PAYLOAD_BYTES = 136 << 20  # a padded 8192 x 8192 tile of wide codes, with room to spare
 MAX_FRAMES = 3
 MAX_SIDE = 8192
 MAX_NAME = 64

@@ -9,11 +9,14 @@ import click
 
 from server.cli.options import SIZE
 from server.tools.loadtest import LoadTest, run_loadtest
-from shared.policies import STRATEGIES
+from shared.policies import MAX_BOTS, STRATEGIES
 
 
 @click.command()
-@click.option("--bots", type=click.IntRange(1, 254), default=200, help="Bots to run.")
+@click.option("--bots", type=click.IntRange(1, MAX_BOTS), default=200, help="Bots to run.")
+@click.option("--bot-processes", type=click.IntRange(1, 64), default=None,
+              help="`lifenet bot` processes the bots are shared among "
+                   "[default: one per 250 bots].")
 @click.option("--strategy", type=click.Choice(sorted(STRATEGIES)), default="random",
               help="How the bots play.")
 @click.option("--workers", type=click.IntRange(0, 64), default=2,
@@ -23,13 +26,22 @@ from shared.policies import STRATEGIES
               help="Minimum seconds between generations.")
 @click.option("--seconds", type=click.FloatRange(0.1), default=30.0,
               help="How long to watch the frames.")
+@click.option("--viewport", type=SIZE, default=None,
+              help="Watch through a viewport of HxW cells in the middle of the world "
+                   "(bytes a generation as a client of a big world gets them) instead of "
+                   "the whole-world frames.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Also write the figures here as JSON.")
-def loadtest(bots: int, strategy: str, workers: int, size: tuple[int, int], tick: float,
-             seconds: float, json_path: Path | None) -> None:
-    """Run bots against a local server; print p50/p99 of the step and of the interval."""
+def loadtest(bots: int, bot_processes: int | None, strategy: str, workers: int,
+             size: tuple[int, int], tick: float, seconds: float,
+             viewport: tuple[int, int] | None, json_path: Path | None) -> None:
+    """Run bots against a local server; print p50/p99 of the step and of the interval.
+
+    Also how many stayed connected, and the bytes one viewer received a generation (the
+    whole world, or a --viewport)."""
     h, w = size
-    result = run_loadtest(LoadTest(bots, strategy, workers, f"{h}x{w}", tick, seconds))
+    result = run_loadtest(LoadTest(bots, strategy, workers, f"{h}x{w}", tick, seconds,
+                                   viewport, bot_processes))
     text = json.dumps(result, indent=2)
     click.echo(text)
     if json_path is not None:

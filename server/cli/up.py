@@ -24,7 +24,7 @@ from server.tools.children import free_port, port_in_use
 from server.tools.up import Embedded, run_up
 from server.world import build_world
 from shared.local import EmbeddedKeys, state_dir
-from shared.policies import STRATEGIES
+from shared.policies import MAX_BOTS, STRATEGIES
 from shared.remote import record_local_ports
 
 WATCH_TICK = 0.1
@@ -38,7 +38,7 @@ _LOG_NAME = re.compile(r"up-\d{8}-\d{6}-(\d+)\.log")
 @click.command()
 @click.option("--workers", type=click.IntRange(0, 64), default=2,
               help="Worker processes to start.")
-@click.option("--bots", type=click.IntRange(0, 254), default=None,
+@click.option("--bots", type=click.IntRange(0, MAX_BOTS), default=None,
               help="Headless players to start (one `lifenet bot` process) "
                    f"[default: {LIVE_BOTS} with the live view, 0 with --headless].")
 @click.option("--bot-strategy", type=click.Choice(sorted(STRATEGIES)), default="random",
@@ -71,6 +71,7 @@ def up(ctx: click.Context, /, workers: int, bots: int | None, bot_strategy: str,
         kwargs["round"] = LIVE_ROUND  # the live game has rounds unless told otherwise
     # Every bot joins from this machine, and so does its player's client: room for all.
     kwargs["max_players_per_address"] = max(kwargs["max_players_per_address"], bots + 1)
+    kwargs["max_players"] = max(kwargs["max_players"], bots + 1)
     root = ctx.find_root().params
     own_keys = None
     if kwargs["keys"] is None:  # secure by default: keys of its own, for this run

@@ -37,7 +37,7 @@ import numpy as np
 
 from server.players.board import Board
 from server.players.registry import DecisionResult, Landed, PlayerRegistry, Request, Write
-from server.players.shields import Shield, rows_cols, zone_neighbours
+from server.players.shields import Shield, rows_cols, zones_neighbours
 from shared import protocol
 from shared.grid import NEUTRAL_CODE, Codes, as_payload
 from shared.protocol import Kind, Message
@@ -92,24 +92,29 @@ class DecisionRound:
         self._asked = {}
         if owning:
             counts = neighbour_counts(codes)
-            for shield in shields:  # each zone as if alone
-                rows, cols = rows_cols(shield.zone, *codes.shape)
-                counts[np.ix_(rows, cols)] = zone_neighbours(codes, shield.zone)
+            zones = [shield.zone for shield in shields]
+            for zone, alone in zip(zones, zones_neighbours(codes, zones), strict=True):
+                rows, cols = rows_cols(zone, *codes.shape)  # each zone as if alone
+                counts[np.ix_(rows, cols)] = alone
             survive = self.rule.table[9:]
-            # One sort groups every player's cells, instead of one scan per player.
+            # One sort groups every player's cells, instead of one scan per player,
+            # and every player's part is a slice of the same arrays.
             flat = codes.ravel()
             cells = np.flatnonzero(flat > NEUTRAL_CODE)  # owned by a player
             order = np.argsort(flat[cells], kind="stable")
-            cells, owners = cells[order], flat[cells][order]
-            for p in owning:
-                lo, hi = np.searchsorted(owners, [p.code, p.code + 1])
-                ys, xs = np.divmod(cells[lo:hi], codes.shape[1])
-                n = counts[ys, xs]
-                requests[p.id] = Request(ys, xs, survive[n])
-                coords = np.stack([ys, xs], axis=1).astype(np.uint16)
+            cells, owners = cells[order], flat[cells][order].astype(np.int64)
+            ys_all, xs_all = np.divmod(cells, codes.shape[1])
+            n_all = counts.ravel()[cells]
+            lives_all = survive[n_all]
+            coords_all = np.stack([ys_all, xs_all], axis=1).astype(np.uint16)
+            wanted = np.array([p.code for p in owning], dtype=np.int64)
+            starts = np.searchsorted(owners, wanted)
+            ends = np.searchsorted(owners, wanted + 1)
+            for p, lo, hi in zip(owning, starts.tolist(), ends.tolist(), strict=True):
+                requests[p.id] = Request(ys_all[lo:hi], xs_all[lo:hi], lives_all[lo:hi])
                 messages.append((p.identity, protocol.message(
-                    Kind.GAME_LOGIC, [as_payload(coords), as_payload(n)], gen=gen,
-                    count=len(ys), deadline_ms=self.window * 1000)))
+                    Kind.GAME_LOGIC, [as_payload(coords_all[lo:hi]), as_payload(n_all[lo:hi])],
+                    gen=gen, count=hi - lo, deadline_ms=self.window * 1000)))
                 self._asked[p.id] = p.identity
         # Open the round before the first request leaves: a quick answer must find it.
         self.registry.open_requests(gen, requests, self._deadline)

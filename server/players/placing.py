@@ -9,6 +9,8 @@ covers (and so its cost) are ``shared.placement.footprint``'s, as the clients re
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from shared.errors import PatternError, ProtocolError
@@ -17,6 +19,15 @@ from shared.protocol import MAX_PLACE_CELLS, ErrorCode
 from shared.rle import Pattern, parse_rle
 
 MAX_PATTERN_SIDE = 256
+CACHED_RLE_CHARS = 4096  # the library's patterns, as players send them again and again
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(rle: str) -> Pattern:
+    """A small pattern's parse, kept (bounded: 256 texts of 4 KiB at most): a thousand
+    players place the same few library patterns a hundred times a generation. The
+    pattern is shared: it is only read (``oriented`` makes new arrays)."""
+    return parse_rle(rle, max_side=MAX_PATTERN_SIDE)
 
 
 def requested_pattern(rle: str | None, cells: list[list[int]] | None) -> Pattern:
@@ -26,6 +37,8 @@ def requested_pattern(rle: str | None, cells: list[list[int]] | None) -> Pattern
         raise ProtocolError("a placement has either 'rle' or 'cells'", ErrorCode.BAD_FIELD)
     if rle is not None:
         try:  # the declared size is checked before anything is allocated for it
+            if len(rle) <= CACHED_RLE_CHARS:
+                return _parsed(rle)
             return parse_rle(rle, max_side=MAX_PATTERN_SIDE)
         except PatternError as e:
             raise ProtocolError(f"pattern: {e}", ErrorCode.BAD_FIELD) from e

@@ -139,18 +139,62 @@ def others_inside(codes: Codes, zone: Zone, code: int) -> bool:
     return bool(np.any((sub > NEUTRAL_CODE) & (sub != code)))
 
 
-def foreign_mask(shields: Sequence[Shield], player: int, ys: Index, xs: Index,
-                 generation: int, height: int, width: int) -> npt.NDArray[np.bool_] | None:
+ZoneTable = npt.NDArray[np.int64]  # one row a shield: y, x, h, w, until, player
+CELLS_AT_ONCE = 4096  # cells tested against every shield at once (a block's temporaries)
+
+
+def zone_table(shields: Sequence[Shield]) -> ZoneTable:
+    """The shields as rows of one array, to test many cells or zones against all of
+    them at once (a thousand players place a hundred patterns a generation against up
+    to ``MAX_SHIELDS`` shields: one NumPy pass each, not one per shield)."""
+    return np.array([s.wire() for s in shields], dtype=np.int64).reshape(-1, 6)
+
+
+def foreign_mask(shields: Sequence[Shield] | ZoneTable, player: int, ys: Index,
+                 xs: Index, generation: int, height: int,
+                 width: int) -> npt.NDArray[np.bool_] | None:
     """Which of the cells ``(ys[i], xs[i])`` lie in one of ``shields`` of another player
     than ``player`` that still computes a generation after ``generation``; None when
     none does."""
-    mask: npt.NDArray[np.bool_] | None = None
-    for shield in shields:
-        if shield.player == player or not shield.live_after(generation):
-            continue
-        hit = inside(shield.zone, ys, xs, height, width)
-        mask = hit if mask is None else mask | hit
+    table = shields if isinstance(shields, np.ndarray) else zone_table(shields)
+    table = table[(table[:, 5] != player) & (table[:, 4] > generation)]
+    if not len(table):
+        return None
+    ys, xs = np.asarray(ys, dtype=np.int64), np.asarray(xs, dtype=np.int64)
+    mask = np.zeros(len(ys), dtype=np.bool_)
+    for at in range(0, len(ys), CELLS_AT_ONCE):
+        y, x = ys[at:at + CELLS_AT_ONCE, None], xs[at:at + CELLS_AT_ONCE, None]
+        hit = ((y - table[:, 0]) % height < table[:, 2]) & \
+            ((x - table[:, 1]) % width < table[:, 3])
+        mask[at:at + CELLS_AT_ONCE] = hit.any(axis=1)
     return mask
+
+
+def holding(table: ZoneTable, ys: Index, xs: Index, height: int,
+            width: int) -> npt.NDArray[np.bool_]:
+    """Which rows of ``table`` hold one of the cells ``(ys[i], xs[i])`` at least."""
+    held = np.zeros(len(table), dtype=np.bool_)
+    ys, xs = np.asarray(ys, dtype=np.int64), np.asarray(xs, dtype=np.int64)
+    for at in range(0, len(ys), CELLS_AT_ONCE):
+        y, x = ys[at:at + CELLS_AT_ONCE, None], xs[at:at + CELLS_AT_ONCE, None]
+        held |= (((y - table[:, 0]) % height < table[:, 2])
+                 & ((x - table[:, 1]) % width < table[:, 3])).any(axis=0)
+    return held
+
+
+def overlapping(zone: Zone, table: ZoneTable, height: int,
+                width: int) -> npt.NDArray[np.bool_]:
+    """Which rows of ``table`` share a cell of the torus with ``zone`` (``overlap`` for
+    every shield at once)."""
+    y, x, h, w = zone
+
+    def arcs(a: int, la: int, b: npt.NDArray[np.int64], lb: npt.NDArray[np.int64],
+             size: int) -> npt.NDArray[np.bool_]:
+        result: npt.NDArray[np.bool_] = ((b - a) % size < la) | ((a - b) % size < lb)
+        return result
+
+    return arcs(y, h, table[:, 0], table[:, 2], height) & \
+        arcs(x, w, table[:, 1], table[:, 3], width)
 
 
 def _arcs_overlap(a: int, la: int, b: int, lb: int, size: int) -> bool:
@@ -181,6 +225,11 @@ def padded_zone(codes: Codes, zone: Zone) -> Codes:
     """The zone's cells with a one-cell halo of dead cells around it: what the zone
     sees when it is alone. An axis the zone covers whole wraps instead (the torus)."""
     height, width = codes.shape
+    y, x, h, w = zone
+    if y + h <= height and x + w <= width and h < height and w < width:
+        out = np.zeros((h + 2, w + 2), dtype=codes.dtype)  # no wrap: one slice
+        out[1:-1, 1:-1] = codes[y:y + h, x:x + w]
+        return out
     rows, cols = rows_cols(zone, height, width)
     sub = codes[np.ix_(rows, cols)]
     padded: Codes = np.pad(sub, ((1, 1), (0, 0)),
@@ -195,13 +244,63 @@ def evolve_zone(codes: Codes, zone: Zone, table: npt.NDArray[np.uint8]) -> Codes
     return step_tile(padded_zone(codes, zone), table)
 
 
-def zone_neighbours(codes: Codes, zone: Zone) -> Codes:
-    """Live neighbours of every cell of the zone, counting only the zone's cells."""
-    alive = (padded_zone(codes, zone) != 0).view(np.uint8)
+SHELF = 1024  # the width of the canvas many zones are stepped on at once
+
+
+def _packed(codes: Codes, zones: Sequence[Zone]) -> tuple[Codes, list[tuple[int, int]]]:
+    """Every zone padded as ``padded_zone`` pads it, laid side by side on one canvas
+    (shelves of ``SHELF`` columns), and where each one's top-left went. A padded zone
+    carries its own halo, so a cell of one zone never sees a cell of another: one step
+    of the canvas is every zone's step as if alone, for the cost of one kernel call
+    instead of one per zone (a thousand players keep ``MAX_SHIELDS`` shields live)."""
+    blocks = [padded_zone(codes, zone) for zone in zones]
+    width = max([SHELF, *(b.shape[1] for b in blocks)])
+    places: list[tuple[int, int]] = []
+    y = x = shelf = 0
+    for b in blocks:
+        h, w = b.shape
+        if x + w > width:
+            y, x, shelf = y + shelf, 0, 0
+        places.append((y, x))
+        x, shelf = x + w, max(shelf, h)
+    canvas = np.zeros((y + shelf + 2, width + 2), dtype=codes.dtype)  # and a dead rim
+    for b, (by, bx) in zip(blocks, places, strict=True):
+        canvas[by + 1:by + 1 + b.shape[0], bx + 1:bx + 1 + b.shape[1]] = b
+    return canvas, places
+
+
+def evolve_zones(codes: Codes, zones: Sequence[Zone],
+                 table: npt.NDArray[np.uint8]) -> list[Codes]:
+    """``evolve_zone`` of every zone, in one kernel call."""
+    if not zones:
+        return []
+    canvas, places = _packed(codes, zones)
+    nxt = step_tile(canvas, table)
+    return [nxt[y + 1:y + 1 + h, x + 1:x + 1 + w]
+            for (_, _, h, w), (y, x) in zip(zones, places, strict=True)]
+
+
+def zones_neighbours(codes: Codes, zones: Sequence[Zone]) -> list[Codes]:
+    """``zone_neighbours`` of every zone, in one pass."""
+    if not zones:
+        return []
+    canvas, places = _packed(codes, zones)
+    counts = _neighbours((canvas != 0).view(np.uint8))
+    return [counts[y + 1:y + 1 + h, x + 1:x + 1 + w]
+            for (_, _, h, w), (y, x) in zip(zones, places, strict=True)]
+
+
+def _neighbours(alive: Codes) -> Codes:
+    """Live neighbours of the inner cells of a padded 0/1 array."""
     rows = alive[:-2] + alive[1:-1] + alive[2:]
     total = rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
     result: Codes = total - alive[1:-1, 1:-1]
     return result
+
+
+def zone_neighbours(codes: Codes, zone: Zone) -> Codes:
+    """Live neighbours of every cell of the zone, counting only the zone's cells."""
+    return _neighbours((padded_zone(codes, zone) != 0).view(np.uint8))
 
 
 class Shields:
@@ -216,6 +315,21 @@ class Shields:
         self.limit = limit
         self.live: list[Shield] = []
         self.ended: list[Shield] = []  # those that ended less than ``length`` ago
+        self._tables: dict[str, tuple[list[Shield], ZoneTable]] = {}
+
+    def _table_of(self, which: str, shields: list[Shield]) -> ZoneTable:
+        """``shields`` (the ``live`` or the ``ended`` list) as a ``zone_table``, made
+        again only when it changes (the lists are replaced, never changed in place,
+        except by ``add``'s append)."""
+        held = self._tables.get(which)
+        if held is None or held[0] is not shields or len(held[1]) != len(shields):
+            held = self._tables[which] = (shields, zone_table(shields))
+        return held[1]
+
+    @property
+    def table(self) -> ZoneTable:
+        """The live shields as a ``zone_table``."""
+        return self._table_of("live", self.live)
 
     @property
     def on(self) -> bool:
@@ -235,23 +349,25 @@ class Shields:
         only when one of its ``cells`` lies in another player's live shield."""
         if not self.on:
             return None
-        for shield in self.live:
-            if shield.player == player or not shield.live_after(landing):
-                continue
-            if zone is not None:
-                hit = overlap(zone, shield.zone, self.height, self.width)
-                what = "would touch"
-            else:
-                hit = cells is not None and bool(np.any(inside(
-                    shield.zone, cells[:, 0], cells[:, 1], self.height, self.width)))
-                what = "has cells in"
-            if hit:
-                left = shield.until - landing
-                return (f"the placement {what} player {shield.player}'s shield "
-                        f"({shield.h}x{shield.w} at {shield.y},{shield.x}, a fresh "
-                        f"placement and {MARGIN} cells around it), which lasts {left} more "
-                        f"generation{'s' if left != 1 else ''} (until generation "
-                        f"{shield.until}): place it elsewhere, or wait")
+        table = self.table
+        others = (table[:, 5] != player) & (table[:, 4] > landing)
+        if zone is not None:
+            hits = others & overlapping(zone, table, self.height, self.width)
+            what = "would touch"
+        elif cells is not None:
+            hits = others & holding(table, cells[:, 0], cells[:, 1], self.height, self.width)
+            what = "has cells in"
+        else:
+            hits = np.zeros(len(table), dtype=np.bool_)
+        first = np.flatnonzero(hits)
+        if first.size:
+            shield = self.live[int(first[0])]
+            left = shield.until - landing
+            return (f"the placement {what} player {shield.player}'s shield "
+                    f"({shield.h}x{shield.w} at {shield.y},{shield.x}, a fresh "
+                    f"placement and {MARGIN} cells around it), which lasts {left} more "
+                    f"generation{'s' if left != 1 else ''} (until generation "
+                    f"{shield.until}): place it elsewhere, or wait")
         if zone is not None and len(self.live) >= self.limit:
             return (f"the world holds {self.limit} shields of fresh placements already: "
                     "try again in a few generations")
@@ -261,7 +377,7 @@ class Shields:
                 generation: int) -> npt.NDArray[np.bool_] | None:
         """Which of the cells ``(ys[i], xs[i])`` lie in a live shield of another player
         that still computes a generation after ``generation``; None when none does."""
-        return foreign_mask(self.live, player, ys, xs, generation, self.height, self.width)
+        return foreign_mask(self.table, player, ys, xs, generation, self.height, self.width)
 
     def add(self, player: int, zone: Zone, landed: int,
             world: Codes | None = None, code: int = 0) -> Shield | None:
@@ -272,9 +388,10 @@ class Shields:
         chaining), or holds another player's live cells, or there are enough."""
         if not self.on or len(self.live) >= self.limit:
             return None
-        for s in (*self.live, *self.ended):
-            if not overlap(zone, s.zone, self.height, self.width):
-                continue
+        near = [*self.live, *self.ended]
+        table = np.concatenate([self.table, self._table_of("ended", self.ended)])
+        for i in np.flatnonzero(overlapping(zone, table, self.height, self.width)):
+            s = near[i]
             if s.live_after(landed) or (s.player == player
                                         and landed - s.until < self.length):
                 return None

@@ -1,10 +1,13 @@
 """A load test of the game: many bots against one server, generation times measured.
 
 ``lifenet loadtest --bots 200 --size 256x256 --tick 0.1 --seconds 30`` starts a server,
-workers and one ``lifenet bot --count N`` process (all on loopback), watches the frames
-for ``--seconds``, and reports the p50/p99 of the server's step time (the ``ms`` every
-frame carries) and of the interval between generations, with how many players were
-connected. Every process it starts is stopped at the end.
+workers and ``lifenet bot`` processes (``--bot-processes``, 250 bots each by default;
+all on loopback), watches the world for ``--seconds``, and reports the p50/p99 of the
+server's step time (the ``ms`` every frame carries) and of the interval between
+generations, how many players were connected, and the bytes one viewer received a
+generation: a whole-world subscriber (``FrameView``), or with ``--viewport HxW`` a
+``Viewport`` of that many cells in the middle of the world (what a client of a big
+world receives). Every process it starts is stopped at the end.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from server.tools.children import free_port
 from server.tools.up import Embedded
 from shared.frames import FrameView
 from shared.remote import status
+from shared.viewport import Viewport
 
-JOIN_TIMEOUT = 60.0
+JOIN_TIMEOUT = 120.0
+BOTS_PER_PROCESS = 250  # one thread answers them all: more would answer late
 
 
 @dataclass(frozen=True)
@@ -33,37 +38,59 @@ class LoadTest:
     size: str = "256x256"
     tick: float = 0.1
     seconds: float = 30.0
+    viewport: tuple[int, int] | None = None  # watch through a viewport of HxW cells
+    bot_processes: int | None = None         # None: one per BOTS_PER_PROCESS bots
 
 
 def run_loadtest(test: LoadTest) -> dict[str, Any]:
     """Run ``test``; the figures as a dict (see the module docstring)."""
-    ports = {name: free_port() for name in ("worker", "player", "frame")}
+    ports = {name: free_port() for name in ("worker", "player", "frame", "view")}
+    height, width = (int(v) for v in test.size.split("x"))
     server_argv = ["--size", test.size, "--tick", str(test.tick), "--fill", "0.1",
-                   "--seed", "1", "--max-players-per-address", "254",
+                   "--seed", "1", "--max-players-per-address", str(test.bots + 1),
+                   "--max-players", str(max(4096, test.bots + 1)),
                    "--worker-port", str(ports["worker"]),
-                   "--player-port", str(ports["player"]), "--frame-port", str(ports["frame"])]
+                   "--player-port", str(ports["player"]), "--frame-port", str(ports["frame"]),
+                   "--view-port", str(ports["view"])]
+    processes = test.bot_processes or -(-test.bots // BOTS_PER_PROCESS)
     embedded = Embedded(server_argv=server_argv, worker_argv=[], workers=test.workers,
                         host="127.0.0.1", player_port=ports["player"],
                         frame_port=ports["frame"], worker_port=ports["worker"],
-                        bots=test.bots, bot_strategy=test.strategy, log_level="warning")
+                        bots=test.bots, bot_strategy=test.strategy,
+                        bot_processes=processes, log_level="warning")
     endpoint = embedded.player_endpoint
     step_ms: list[float] = []
     arrivals: list[float] = []
     gens: list[int] = []
+    received = 0
     try:
         embedded.start()
+        began = time.monotonic()
         embedded.children.wait_until(
             lambda: status(endpoint)["players"] >= test.bots, JOIN_TIMEOUT,
             f"{test.bots} bots to join", watch=[p for _, p in embedded.children.started],
-            interval=0.2)
-        view = FrameView(f"tcp://127.0.0.1:{ports['frame']}")
+            interval=0.5)
+        joined_s = time.monotonic() - began
+        view: FrameView | Viewport
+        if test.viewport is None:
+            view = FrameView(f"tcp://127.0.0.1:{ports['frame']}")
+        else:
+            view = Viewport(f"tcp://127.0.0.1:{ports['view']}", endpoint, (height, width))
+            vh, vw = test.viewport
+            view.view((height - vh) // 2, (width - vw) // 2, vh, vw)
         try:
+            settle = time.monotonic() + 2.0  # the first keyframes are not a generation's
+            while time.monotonic() < settle:
+                view.poll(0.1)
+            start_bytes = view.bytes
             ends = time.monotonic() + test.seconds
             while time.monotonic() < ends:
-                if view.poll(0.2):
+                gen = view.gen
+                if view.poll(0.2) and view.gen != gen:
                     step_ms.append(view.info["ms"])
                     arrivals.append(time.monotonic())
                     gens.append(view.gen)
+            received = view.bytes - start_bytes
         finally:
             view.close()
         report = status(endpoint)
@@ -74,15 +101,21 @@ def run_loadtest(test: LoadTest) -> dict[str, Any]:
     def percentile(values: Any, q: float) -> float | None:
         return float(np.percentile(values, q)) if len(values) else None
 
+    generations = gens[-1] - gens[0] if gens else 0
     return {
-        "bots": test.bots, "size": test.size, "tick_ms": test.tick * 1000,
-        "workers": test.workers, "seconds": test.seconds,
-        "generations": gens[-1] - gens[0] if gens else 0,
+        "bots": test.bots, "bot_processes": processes, "size": test.size,
+        "tick_ms": test.tick * 1000, "workers": test.workers, "seconds": test.seconds,
+        "joined_in_s": round(joined_s, 1),
+        "generations": generations,
         "frames_seen": len(gens),
         "players_connected_at_end": report["players"],
+        "players_owning_at_end": report.get("players_owning"),
         "step_ms_p50": percentile(step_ms, 50),
         "step_ms_p99": percentile(step_ms, 99),
         "interval_ms_p50": percentile(intervals, 50),
         "interval_ms_p99": percentile(intervals, 99),
+        "viewer": "whole world" if test.viewport is None
+                  else f"viewport {test.viewport[0]}x{test.viewport[1]}",
+        "viewer_bytes_per_generation": round(received / max(1, len(gens))),
         "population_at_end": report["population"],
     }

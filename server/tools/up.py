@@ -94,6 +94,7 @@ class Embedded:
     worker_port: int
     bots: int = 0
     bot_strategy: str = "random"
+    bot_processes: int = 1  # the bots shared among this many `lifenet bot` processes
     log_level: str = "info"
     log_file: IO[str] | None = None
     keys: Path | None = None  # the keys directory: CURVE everywhere, workers by key
@@ -142,12 +143,15 @@ class Embedded:
             self.children.start(f"worker-{i + 1}", [
                 "worker", "--connect", f"tcp://{self.connect_host}:{self.worker_port}",
                 "--name", f"local-{i + 1}", *worker_keys, *self.worker_argv], output)
-        if self.bots:
-            bot_keys = (["--server-key", str(self.keys / f"server{PUBLIC_SUFFIX}")]
-                        if self.keys else [])
-            self.children.start("bots", [
-                "bot", "--connect", self.player_endpoint, "--count", str(self.bots),
-                "--strategy", self.bot_strategy, *bot_keys], output)
+        bot_keys = (["--server-key", str(self.keys / f"server{PUBLIC_SUFFIX}")]
+                    if self.keys else [])
+        processes = max(1, min(self.bot_processes, self.bots))
+        for k in range(processes if self.bots else 0):
+            count = self.bots // processes + (k < self.bots % processes)
+            prefix = "bot" if processes == 1 else f"bot{k + 1}"
+            self.children.start("bots" if processes == 1 else f"bots-{k + 1}", [
+                "bot", "--connect", self.player_endpoint, "--count", str(count),
+                "--name", prefix, "--strategy", self.bot_strategy, *bot_keys], output)
 
     def _answers(self) -> bool:
         """Whether *our* server answers: it runs, a status request gets its report, and

@@ -224,10 +224,10 @@ def test_bots_that_join_faster_than_allowed_are_told_to_wait_and_all_get_in(
 def test_a_full_server_evicts_an_idle_player_that_owns_nothing(make_server: MakeServer,
                                                               zmq_context: zmq.Context[Any]
                                                               ) -> None:
-    server = make_server(size=(16, 16), max_players_per_address=254, player_heartbeat=0.2)
+    server = make_server(size=(16, 16), max_players=254, player_heartbeat=0.2)
     endpoint = server.lobby.bound_endpoint
     registry = server.registry
-    for i in range(254):  # fill it with players that never ping (idle after 2 beats)
+    for i in range(254):  # fill it (--max-players) with players that never ping
         registry.join(f"idle-{i}".encode(), f"idle-{i}", None, address=f"10.0.{i}.1")
     # They never ping: two heartbeats (0.4 s) of silence make them idle.
     wait_for(lambda: time.monotonic() - max(p.last_seen for p in registry.snapshot()) > 0.45,

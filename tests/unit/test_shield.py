@@ -14,14 +14,21 @@ from server.players.shields import (
     MARGIN,
     MIN_BOX,
     SPREAD,
+    Shield,
     Shields,
     compact,
     evolve_zone,
+    evolve_zones,
+    foreign_mask,
+    inside,
     overlap,
+    overlapping,
     rows_cols,
     span,
     zone_neighbours,
     zone_of,
+    zone_table,
+    zones_neighbours,
 )
 from shared.errors import NotAllowed
 from shared.grid import Grid, LockingGrid
@@ -315,3 +322,36 @@ def test_a_player_cannot_chain_shields_on_one_spot() -> None:
             reg.place(alice, cells(BLOCK, 12, 12))
             boundary(reg, 17)  # 8 generations after it ended: a fresh start again
             assert [(s.y, s.x) for s in reg.live_shields(17)] == [(10, 10)]
+
+
+def test_many_zones_step_at_once_as_each_would_alone() -> None:
+    """``evolve_zones``/``zones_neighbours`` (one kernel call on a canvas of padded
+    zones) equal ``evolve_zone``/``zone_neighbours`` zone by zone, across the seams, for
+    zones as wide as the world, and in a wide world; ``foreign_mask`` and
+    ``overlapping`` (every shield at once) equal the one-shield tests."""
+    rng = np.random.default_rng(11)
+    table = rule_table(CONWAY)
+    for height, width, wide in ((40, 50, False), (33, 1200, False), (24, 24, True)):
+        codes = rng.choice(np.array([0, 0, 0, 1, 2, 3, 700 if wide else 4]),
+                           size=(height, width)).astype(np.uint16 if wide else np.uint8)
+        zones = [(int(rng.integers(height)), int(rng.integers(width)),
+                  int(rng.integers(1, height + 1)), int(rng.integers(1, min(width, 300) + 1)))
+                 for _ in range(40)]
+        zones.append((0, 0, height, width))
+        for zone, got in zip(zones, evolve_zones(codes, zones, table), strict=True):
+            assert np.array_equal(got, evolve_zone(codes, zone, table)), zone
+        for zone, got in zip(zones, zones_neighbours(codes, zones), strict=True):
+            assert np.array_equal(got, zone_neighbours(codes, zone)), zone
+        shields = [Shield(*zone, until=int(rng.integers(5, 10)),
+                          player=int(rng.integers(1, 4))) for zone in zones]
+        ys, xs = rng.integers(height, size=500), rng.integers(width, size=500)
+        for player, gen in ((1, 4), (2, 7), (9, 9)):
+            expected = np.zeros(500, dtype=np.bool_)
+            for s in shields:
+                if s.player != player and s.live_after(gen):
+                    expected |= inside(s.zone, ys, xs, height, width)
+            got = foreign_mask(shields, player, ys, xs, gen, height, width)
+            assert np.array_equal(got if got is not None else np.zeros(500, bool), expected)
+        zone = zones[0]
+        assert overlapping(zone, zone_table(shields), height, width).tolist() == [
+            overlap(zone, s.zone, height, width) for s in shields]
