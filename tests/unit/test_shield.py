@@ -350,8 +350,8 @@ def test_many_zones_step_at_once_as_each_would_alone() -> None:
             for s in shields:
                 if s.player != player and s.live_after(gen):
                     expected |= inside(s.zone, ys, xs, height, width)
-            got = foreign_mask(shields, player, ys, xs, gen, height, width)
-            assert np.array_equal(got if got is not None else np.zeros(500, bool), expected)
+            mask = foreign_mask(shields, player, ys, xs, gen, height, width)
+            assert np.array_equal(np.zeros(500, bool) if mask is None else mask, expected)
         zone = zones[0]
         assert overlapping(zone, zone_table(shields), height, width).tolist() == [
             overlap(zone, s.zone, height, width) for s in shields]
