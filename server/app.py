@@ -289,6 +289,8 @@ class Server:
             except Closed:
                 break
             except SimulationError as e:
+                if self.stop_event.is_set():
+                    break  # a batch cut short by the stop itself: nothing went wrong
                 failures += 1
                 log.error("%s; trying generation %d again", e, self.engine.generation)
                 self._snapshot_if_due(periodic=False)  # a requested one need not wait
