@@ -526,22 +526,28 @@ class PlayerRegistry:
                     continue
                 n = len(request.ys)
                 # Cells inside another player's live shield: its owner alone decides.
-                shielded = (foreign_mask(live, pid, request.ys, request.xs,
-                                         self.request_gen or 0, self.shields.height,
-                                         self.shields.width)
-                            if live else None)
+                # Only the cells decided on are looked at (not all the player's cells).
+                named = [i for i in dict.fromkeys([*decision.keep, *decision.let_die])
+                         if i < n]
+                shielded: set[int] = set()
+                if live and named:
+                    mask = foreign_mask(live, pid, request.ys[named], request.xs[named],
+                                        self.request_gen or 0, self.shields.height,
+                                        self.shields.width)
+                    if mask is not None:
+                        shielded = {i for i, hit in zip(named, mask.tolist(), strict=True)
+                                    if hit}
                 keep = []
                 for i in dict.fromkeys(decision.keep):
                     if (i >= n or request.survives[i] or player.energy < 1
-                            or (shielded is not None and shielded[i])):
+                            or i in shielded):
                         result.refused += 1  # out of range, alive anyway, unpaid, shielded
                     else:
                         keep.append(i)
                         player.energy -= 1
                 die = []
                 for i in dict.fromkeys(decision.let_die):
-                    if i >= n or not request.survives[i] or (shielded is not None
-                                                             and shielded[i]):
+                    if i >= n or not request.survives[i] or i in shielded:
                         result.refused += 1
                     else:
                         die.append(i)

@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 from server.players.board import Board
-from server.players.decisions import DecisionRound, neighbour_counts
+from server.players.decisions import (
+    DecisionRound,
+    counts_at,
+    neighbour_counts,
+    zone_counts_at,
+)
 from server.players.placing import placement_cells
 from server.players.registry import PlayerRegistry, RegistryConfig, Request
 from server.players.shields import (
@@ -355,3 +360,23 @@ def test_many_zones_step_at_once_as_each_would_alone() -> None:
         zone = zones[0]
         assert overlapping(zone, zone_table(shields), height, width).tolist() == [
             overlap(zone, s.zone, height, width) for s in shields]
+
+
+def test_counts_at_the_players_cells_equal_the_whole_world_counts_with_zones() -> None:
+    """``counts_at`` and ``zone_counts_at`` (the players' cells alone) give what the
+    whole-world ``neighbour_counts`` with each zone's own counts written over it gives;
+    ``Board.of`` counts owners as a histogram of every cell does."""
+    rng = np.random.default_rng(3)
+    codes = rng.choice(np.array([0, 0, 0, 1, 2, 3, 300], dtype=np.uint16), size=(45, 70))
+    zones = [(40, 60, 9, 14), (3, 3, 5, 5), (10, 0, 6, 70), (20, 30, 7, 8)]
+    expected = neighbour_counts(codes)
+    for zone, alone in zip(zones, zones_neighbours(codes, zones), strict=True):
+        rows, cols = rows_cols(zone, *codes.shape)
+        expected[np.ix_(rows, cols)] = alone
+    board = Board.of(codes)
+    assert board.owned.tolist() == np.flatnonzero(codes.ravel() > 1).tolist()
+    assert board.counts[1:301].tolist() == np.bincount(codes.ravel(), minlength=301)[1:].tolist()
+    ys, xs = np.divmod(board.owned, codes.shape[1])
+    got = counts_at(codes, ys, xs)
+    zone_counts_at(codes, zones, board.owned, got)
+    assert got.tolist() == expected[ys, xs].tolist()
