@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
 from server.auth import VIEWERS, ServerKeys, serve_curve
 from server.transport import MemoryGuard, apply_heartbeats, bind
@@ -88,7 +89,9 @@ class FramePublisher:
     def _watch(self) -> None:
         """The monitor of the bound socket (made once it is bound: a socket that fails
         to bind, in ``rebind``'s retries, leaves no monitor behind)."""
-        self.monitor = self.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self.monitor = self.sock.get_monitor_socket(
+            zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        self._connections: set[int] = set()  # accepted and not gone: their sockets
 
     def _unwatch(self) -> None:
         with contextlib.suppress(zmq.ZMQError):
@@ -106,11 +109,16 @@ class FramePublisher:
         assert self.monitor is not None
         for _ in range(EVENTS_PER_PUBLISH):
             try:
-                self.monitor.recv_multipart(zmq.NOBLOCK)
+                event = parse_monitor_message(self.monitor.recv_multipart(zmq.NOBLOCK))
             except zmq.Again:
                 break
-            joined = True
-            self.joins += 1
+            if event["event"] == zmq.EVENT_ACCEPTED:
+                self._connections.add(int(event["value"]))
+            elif event["event"] == zmq.EVENT_DISCONNECTED:
+                self._connections.discard(int(event["value"]))
+            else:
+                joined = True
+                self.joins += 1
         self._join_waiting |= joined
         self._open_window()
         return joined
@@ -148,20 +156,36 @@ class FramePublisher:
                 return
             self._watch()
             self._last = None  # everyone resubscribes: a full frame for all
-        h, w = codes.shape
         owed = self._owed_full()  # first: the joins are read at every publish
+        # The last generation, when this one follows it (after a gap, or a new shape,
+        # the changes are not known): the views' chunks take their deltas from it.
+        last = self._last if (self._last is not None and self._last.shape == codes.shape
+                              and gen == self._gen + 1) else None
+        if self._connections:
+            self._publish_world(gen, codes, owed, info)
+        else:  # nobody connected (viewers of chunks only): no whole-world work at all
+            self._since_full = FULL_EVERY  # whoever comes starts from a full frame
+        self._last = codes
+        if self.views is not None:
+            self.views.publish(gen, codes, last, info)
+        self._gen = gen
+
+    @property
+    def connections(self) -> int:
+        """Connections to the frame port, as the monitor has told them so far."""
+        return len(self._connections)
+
+    def _publish_world(self, gen: int, codes: Codes, owed: bool,
+                       info: dict[str, Any]) -> None:
+        """The ``w`` topic's message for generation ``gen``: a delta against the last
+        one, or a full frame (owed to a joiner, due, after a gap, or cheaper)."""
+        h, w = codes.shape
         full = (owed or self._last is None or self._last.shape != codes.shape
                 or self._since_full >= FULL_EVERY)
         msg: protocol.Message
-        # The cells changed since the last generation, once for the deltas of the world
-        # and of every chunk (not known after a gap or a new shape).
-        mask: np.ndarray | None = None
-        if self._last is not None and self._last.shape == codes.shape and (
-                not full or (self.views is not None and self.views.interest.wanted())):
-            mask = self._last != codes
         if not full:
-            assert mask is not None
-            changed = np.flatnonzero(mask).astype(np.uint32)
+            assert self._last is not None
+            changed = np.flatnonzero(self._last != codes).astype(np.uint32)
             if len(changed) * 5 > h * w:
                 full = True
             else:
@@ -178,7 +202,6 @@ class FramePublisher:
         else:
             self._since_full += 1
             self.deltas += 1
-        self._last = codes
         # libzmq learns what a subscriber has read (and so that its queue has room) by
         # processing the socket's commands, which a send does at most once a
         # millisecond: asking for EVENTS processes them now. Without it, generations a
@@ -187,10 +210,6 @@ class FramePublisher:
         with contextlib.suppress(zmq.Again):
             self.sock.send_multipart([protocol.WORLD_TOPIC, *protocol.encode(msg)],
                                      zmq.NOBLOCK, copy=False)
-        if self.views is not None:
-            # consecutive generations only: after a gap the mask is not gen - 1's
-            self.views.publish(gen, codes, mask if gen == self._gen + 1 else None, info)
-        self._gen = gen
 
     def close(self) -> None:
         self._unwatch()

@@ -165,11 +165,11 @@ class ViewPublisher:
         serve_curve(sock, self.keys, VIEWERS)
         return sock
 
-    def publish(self, gen: int, codes: Codes, changed: np.ndarray | None,
+    def publish(self, gen: int, codes: Codes, last: Codes | None,
                 info: dict[str, Any]) -> None:
-        """Send generation ``gen``: its ``INFO``, and the wanted chunks. ``changed`` is
-        the mask of the cells that changed since generation ``gen - 1`` (``None``:
-        not known, every chunk gets a keyframe)."""
+        """Send generation ``gen``: its ``INFO``, and the wanted chunks. ``last`` is
+        generation ``gen - 1`` (``None``: not known, every chunk gets a keyframe); a
+        wanted chunk's changes are found in its own cells only."""
         if self.failed is not None:
             return
         if self.guard.due("views"):
@@ -179,7 +179,7 @@ class ViewPublisher:
             except zmq.ZMQError as e:  # logged; the server stops on it
                 self.failed = e
                 return
-            changed = None  # everyone resubscribes: keyframes for all
+            last = None  # everyone resubscribes: keyframes for all
         h, w = codes.shape
         self.sock.getsockopt(zmq.EVENTS)  # see FramePublisher.publish
         self._send(protocol.INFO_TOPIC, protocol.message(
@@ -192,8 +192,8 @@ class ViewPublisher:
             cells = codes[y:y + CHUNK, x:x + CHUNK]
             ch, cw = cells.shape
             msg: protocol.Message | None = None
-            if changed is not None and not owed and (gen + index) % CHUNK_FULL_EVERY:
-                local = np.flatnonzero(changed[y:y + CHUNK, x:x + CHUNK])
+            if last is not None and not owed and (gen + index) % CHUNK_FULL_EVERY:
+                local = np.flatnonzero(last[y:y + CHUNK, x:x + CHUNK] != cells)
                 if len(local) * 3 < ch * cw:  # 2 + 1 bytes a changed cell
                     wide, new = codes_payload(np.ascontiguousarray(cells).ravel()[local])
                     msg = protocol.message(

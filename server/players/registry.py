@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from server.players.shields import Shield, Shields, Zone, foreign_mask
+from server.players.shields import Shield, Shields, Zone, foreign_mask, zone_table
 from shared.errors import Busy, NotAllowed
 from shared.grid import MAX_PLAYER, Codes, player_code
 from shared.placement import Cells
@@ -513,7 +513,7 @@ class PlayerRegistry:
         results: dict[int, DecisionResult] = {}
         writes: list[Write] = []
         with self.lock:
-            live = self.shields.live if shields is None else shields
+            live = self.shields.table if shields is None else zone_table(shields)
             silent = set(self.requests) - set(self.decisions)
             self.unanswered = len(silent)
             for pid in silent:
@@ -530,7 +530,7 @@ class PlayerRegistry:
                 named = [i for i in dict.fromkeys([*decision.keep, *decision.let_die])
                          if i < n]
                 shielded: set[int] = set()
-                if live and named:
+                if len(live) and named:
                     mask = foreign_mask(live, pid, request.ys[named], request.xs[named],
                                         self.request_gen or 0, self.shields.height,
                                         self.shields.width)

@@ -122,3 +122,35 @@ def test_a_viewer_reconnecting_over_and_over_cannot_make_every_frame_full(
     assert pub.joins >= 20, "the reconnections were not seen"
     # Two windows of 0.25 s (at 0 and 2 s) and the periodic ones: well under half.
     assert pub.full_frames < 0.4 * gen, f"{pub.full_frames} full frames of {gen}"
+
+
+def test_with_nobody_connected_no_whole_world_frame_is_made(
+        publisher: tuple[zmq.Context[Any], FramePublisher]) -> None:
+    """A server watched only through viewports (or not at all) spends nothing on the
+    whole-world stream: no frame or delta is made while no connection is open; the
+    first viewer to connect gets a full frame at once, and after it leaves the
+    publisher stops again."""
+    context, pub = publisher
+    world = gun_world()
+    for gen in range(5):
+        pub.publish(gen, world.codes, info(gen))
+        world = step_grid(world, CONWAY)
+    assert (pub.full_frames, pub.deltas, pub.connections) == (0, 0, 0)
+    view = FrameView(pub.endpoint, context)
+    gen = 5
+    deadline = time.monotonic() + 10
+    while view.gen < 0:
+        assert time.monotonic() < deadline, "no frame for the viewer"
+        pub.publish(gen, world.codes, info(gen))
+        view.poll(0.05)
+        gen += 1
+        world = step_grid(world, CONWAY)
+    assert pub.connections == 1 and pub.full_frames >= 1
+    assert view.codes is not None and view.gen >= 5
+    view.close()
+    wait_for(lambda: (pub.publish(gen, world.codes, info(gen)), pub.connections == 0)[1],
+             10, what="the publisher to see the viewer go")
+    made = pub.full_frames + pub.deltas
+    for later in range(gen + 1, gen + 4):
+        pub.publish(later, world.codes, info(later))
+    assert pub.full_frames + pub.deltas == made
