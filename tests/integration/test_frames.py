@@ -148,8 +148,12 @@ def test_with_nobody_connected_no_whole_world_frame_is_made(
     assert pub.connections == 1 and pub.full_frames >= 1
     assert view.codes is not None and view.gen >= 5
     view.close()
-    wait_for(lambda: (pub.publish(gen, world.codes, info(gen)), pub.connections == 0)[1],
-             10, what="the publisher to see the viewer go")
+
+    def gone() -> bool:
+        pub.publish(gen, world.codes, info(gen))
+        return pub.connections == 0
+
+    wait_for(gone, 10, what="the publisher to see the viewer go")
     made = pub.full_frames + pub.deltas
     for later in range(gen + 1, gen + 4):
         pub.publish(later, world.codes, info(later))
