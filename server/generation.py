@@ -303,13 +303,12 @@ class Engine:
         else:
             cuts = plan_bands(frozen.height, frozen.width, len(self.dispatchers),
                               self.rates() if self.rates else {})
-        padded = frozen.padded()
         # A world of neutral cells travels one bit a cell: an eighth of the bytes.
         top = int(frozen.codes.max(initial=0))
         packed = top <= 1
         batches = []
         for i, (y, x, h, w, prefer) in enumerate(cuts):
-            tile = np.ascontiguousarray(padded[y:y + h + 2, x:x + w + 2])
+            tile = frozen.tile(y, x, h, w)
             batches.append(Batch(self.generation, i, y, x, h, w,
                                  pack_bits(tile) if packed else tile, target, rule,
                                  packed=packed, tile_max=top, prefer=prefer))

@@ -134,11 +134,14 @@ class DecisionRound:
             else:
                 cells = np.flatnonzero(codes.ravel() > NEUTRAL_CODE)
                 owners = codes.ravel()[cells]
-            order = np.argsort(owners, kind="stable")
-            cells, owners = cells[order], owners[order].astype(np.int64)
+            # Counted in the world's order (the cells ascending: the gathers read the
+            # world front to back), then grouped by owner.
             ys_all, xs_all = np.divmod(cells, codes.shape[1])
             n_all = counts_at(codes, ys_all, xs_all)
             zone_counts_at(codes, [shield.zone for shield in shields], cells, n_all)
+            order = np.argsort(owners, kind="stable")
+            owners = owners[order].astype(np.int64)
+            ys_all, xs_all, n_all = ys_all[order], xs_all[order], n_all[order]
             lives_all = survive[n_all]
             coords_all = np.stack([ys_all, xs_all], axis=1).astype(np.uint16)
             wanted = np.array([p.code for p in owning], dtype=np.int64)

@@ -46,7 +46,7 @@ def test_a_liar_is_caught_and_quarantined_and_the_world_stays_right(
         make_server: MakeServer, processes: Processes, mode: str) -> None:
     """With every answer checked (sample:1) a lie never reaches the world: the liar's
     answer is replaced, the rest of its answers in that generation recomputed, and it
-    gets no more work, for the server's lifetime, although it reconnects."""
+    gets no more work on that connection; a new connection of it is caught again."""
     server = make_server(size=(40, 48), tile=(10, 48), verify=Verification(1.0))
     start_workers(processes, server, 1)
     liar = processes.liar(server.broker.bound_endpoint, mode)
@@ -56,16 +56,23 @@ def test_a_liar_is_caught_and_quarantined_and_the_world_stays_right(
         expected = simulate(expected, server.rule)
         server.advance()
         assert server.engine.grid == expected
-    assert server.broker.quarantined() == 1
-    assert server.status()["quarantined"] == 1 and server.status()["caught"] >= 1
-    assert server.broker.worker_count() == 1
+    # Without keys a quarantine is by connection: the liar reconnects (a new
+    # connection, after its backoff) and is caught again the first time it answers.
+    assert server.broker.quarantined() >= 1
+    assert server.status()["quarantined"] >= 1 and server.status()["caught"] >= 1
+    assert honest(server) == 1
     wait_for(lambda: "quarantined" in processes.log_of(liar), 10,
              what="the liar to hear it is quarantined")
-    # It is never let back in: its attempts to rejoin are refused, the world goes on.
+    # Whatever it does next, the world goes on right and the honest worker stays.
     for _ in range(5):
         expected = simulate(expected, server.rule)
         server.advance()
-    assert server.engine.grid == expected and server.broker.worker_count() == 1
+    assert server.engine.grid == expected and honest(server) == 1
+
+
+def honest(server: Server) -> int:
+    """The workers that are not a liar (``tests.integration.liar`` names itself so)."""
+    return sum(1 for name in server.broker.worker_names() if name != "liar")
 
 
 def test_with_all_checked_the_world_is_exact_with_a_liar_among_three(
@@ -81,8 +88,7 @@ def test_with_all_checked_the_world_is_exact_with_a_liar_among_three(
     # Without keys a quarantine is by connection: the liar may reconnect and be caught
     # again within the 20 generations. The honest two are never caught.
     assert server.broker.quarantined() >= 1
-    assert sorted(server.broker.worker_names()).count("liar") <= 1
-    assert len([n for n in server.broker.worker_names() if n != "liar"]) == 2
+    assert honest(server) == 2
 
 
 def test_the_default_sample_catches_a_liar_sooner_or_later(make_server: MakeServer,

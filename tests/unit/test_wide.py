@@ -126,3 +126,20 @@ def test_the_client_colours_every_code_and_sets_its_own_apart() -> None:
     twin = 1000 + 29  # the same hue: colours repeat after 29 players
     assert colour(twin) == colour(1000) and lut[twin] == SAME
     assert lut[MAX_CODE] in (colour(MAX_CODE), SAME)
+
+
+def test_a_tile_with_its_halo_is_the_padded_worlds_slice() -> None:
+    """``Grid.tile`` (cut from the codes, wrapping at the edges) equals the slice of the
+    whole padded world, for tiles at every edge and as wide or high as the world."""
+    rng = np.random.default_rng(2)
+    for dtype in (NARROW, WIDE):
+        grid = Grid(13, 17, rng.integers(0, 300 if dtype == WIDE else 200,
+                                         size=(13, 17)).astype(dtype))
+        padded = grid.padded()
+        for y, x, h, w in [(0, 0, 13, 17), (0, 0, 1, 1), (12, 16, 1, 1), (5, 0, 3, 17),
+                           (0, 4, 13, 5), (11, 15, 2, 2), (3, 3, 4, 4)]:
+            tile = grid.tile(y, x, h, w)
+            assert tile.flags.c_contiguous and tile.dtype == dtype
+            assert np.array_equal(tile, padded[y:y + h + 2, x:x + w + 2]), (y, x, h, w)
+    with pytest.raises(ValueError):
+        grid.tile(0, 0, 14, 1)
