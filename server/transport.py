@@ -81,6 +81,7 @@ class Wakeup:
         os.set_blocking(self._write, False)
         self._lock = threading.Lock()  # no write after close: the number may be reused
         self._closed = False
+        self._pending = False  # a byte written and not cleared yet: no need for another
 
     def fileno(self) -> int:
         return self._read
@@ -88,14 +89,19 @@ class Wakeup:
     def set(self) -> None:
         """Wake the owner (any thread; never blocks)."""
         with self._lock, contextlib.suppress(OSError):
-            if not self._closed:
-                os.write(self._write, b"\0")
+            if not self._closed and not self._pending:
+                os.write(self._write, b"\0")  # once until cleared: a thousand messages
+                self._pending = True           # a generation are one wake-up
 
     def clear(self) -> None:
-        """Read every wake-up byte (the owner's thread)."""
+        """Read every wake-up byte (the owner's thread); a ``set`` after this wakes it
+        again. The bytes go first: a ``set`` between the two writes nothing, and what
+        it announced is in the queue the owner looks at next."""
         with contextlib.suppress(BlockingIOError, OSError):
             while os.read(self._read, 4096):
                 pass
+        with self._lock:
+            self._pending = False
 
     def close(self) -> None:
         with self._lock:

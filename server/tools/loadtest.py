@@ -12,8 +12,10 @@ world receives). Every process it starts is stopped at the end.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -83,6 +85,7 @@ def run_loadtest(test: LoadTest) -> dict[str, Any]:
             while time.monotonic() < settle:
                 view.poll(0.1)
             start_bytes = view.bytes
+            cpu_before = cpu_seconds(embedded)
             ends = time.monotonic() + test.seconds
             while time.monotonic() < ends:
                 gen = view.gen
@@ -91,6 +94,7 @@ def run_loadtest(test: LoadTest) -> dict[str, Any]:
                     arrivals.append(time.monotonic())
                     gens.append(view.gen)
             received = view.bytes - start_bytes
+            cpu_after = cpu_seconds(embedded)
         finally:
             view.close()
         report = status(endpoint)
@@ -102,6 +106,8 @@ def run_loadtest(test: LoadTest) -> dict[str, Any]:
         return float(np.percentile(values, q)) if len(values) else None
 
     generations = gens[-1] - gens[0] if gens else 0
+    cpu_ms = {name: round((cpu_after.get(name, 0.0) - seconds) * 1000 / max(1, generations), 1)
+              for name, seconds in cpu_before.items()}
     return {
         "bots": test.bots, "bot_processes": processes, "size": test.size,
         "tick_ms": test.tick * 1000, "workers": test.workers, "seconds": test.seconds,
@@ -118,4 +124,24 @@ def run_loadtest(test: LoadTest) -> dict[str, Any]:
                   else f"viewport {test.viewport[0]}x{test.viewport[1]}",
         "viewer_bytes_per_generation": round(received / max(1, len(gens))),
         "population_at_end": report["population"],
+        # CPU time a generation (user + system, ms), what the load of the machine does
+        # not change much: the server, its workers, the bots' processes together
+        "cpu_ms_per_generation": {
+            "server": cpu_ms.get("server"),
+            "workers": round(sum(v for k, v in cpu_ms.items() if k.startswith("worker")), 1),
+            "bots": round(sum(v for k, v in cpu_ms.items() if k.startswith("bots")), 1)},
     }
+
+
+def cpu_seconds(embedded: Embedded) -> dict[str, float]:
+    """Each running child's CPU time so far (user + system, s), by name; from
+    ``/proc`` (Linux): empty elsewhere."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for name, proc in embedded.children.started:
+        try:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return out

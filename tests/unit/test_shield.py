@@ -377,6 +377,11 @@ def test_counts_at_the_players_cells_equal_the_whole_world_counts_with_zones() -
     assert board.owned.tolist() == np.flatnonzero(codes.ravel() > 1).tolist()
     assert board.counts[1:301].tolist() == np.bincount(codes.ravel(), minlength=301)[1:].tolist()
     ys, xs = np.divmod(board.owned, codes.shape[1])
-    got = counts_at(codes, ys, xs)
+    got = counts_at(codes, ys, xs)  # many cells: a whole pass
     zone_counts_at(codes, zones, board.owned, got)
+    assert got.tolist() == expected[ys, xs].tolist()
+    few = board.owned[::60]  # a few: gathered
+    ys, xs = np.divmod(few, codes.shape[1])
+    got = counts_at(codes, ys, xs)
+    zone_counts_at(codes, zones, few, got)
     assert got.tolist() == expected[ys, xs].tolist()
