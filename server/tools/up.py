@@ -14,6 +14,7 @@ when the server exits, ``up``'s one line of error ends with the server's own rea
 from __future__ import annotations
 
 import collections
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, Any
 
 import zmq
 
@@ -33,6 +34,7 @@ from shared.errors import ConfigError, HandshakeError, LifenetError, PeerGone, W
 from shared.frames import FrameView
 from shared.keys import PUBLIC_SUFFIX, Credentials
 from shared.remote import status
+from shared.viewport import Viewport
 
 READY_TIMEOUT = 30.0
 TAIL_LINES = 50
@@ -197,10 +199,11 @@ class Embedded:
         return 0
 
     def watch(self) -> int:
-        """Show the live world until the server finishes or a stop signal."""
+        """Show the live world until the server finishes or a stop signal: the whole
+        world, or the middle of a large one through a viewport (``view.region_for``)."""
         context = zmq.Context()
-        world = FrameView(f"tcp://{self.connect_host}:{self.frame_port}", context,
-                          self.credentials)
+        world = self._world_view(context)
+        region: tuple[int, int, int, int] | None = None
         out = sys.stdout
         live = out.isatty()
         last_line = 0.0
@@ -212,10 +215,22 @@ class Embedded:
                 if code is not None:
                     return code
                 # Every frame and delta waiting is applied; the newest world is drawn once.
-                if not world.poll(0.1) or world.codes is None:
-                    continue
+                if isinstance(world, Viewport):
+                    size = shutil.get_terminal_size((80, 24))
+                    wanted = view.region_for(world.height, world.width, size.columns,
+                                             size.lines)
+                    if wanted != region:  # the terminal was resized: another middle
+                        region = wanted
+                        world.view(*region)
+                    if not world.poll(0.1) or not world.held():
+                        continue
+                    codes, shape = world.cells(*region), (world.height, world.width)
+                else:
+                    if not world.poll(0.1) or world.codes is None:
+                        continue
+                    codes, shape = world.codes, None
                 if live:
-                    out.write(view.render(world.codes, world.info))
+                    out.write(view.render(codes, world.info, world=shape))
                 elif time.monotonic() - last_line >= 1.0:  # not a terminal: a line a second
                     last_line = time.monotonic()
                     out.write(view.summary(world.info) + "\n")
@@ -227,6 +242,20 @@ class Embedded:
             out.flush()
             world.close()
             context.term()
+
+    def _world_view(self, context: zmq.Context[Any]) -> FrameView | Viewport:
+        """The whole-world frames, or for a world of more than ``view.REGION_CELLS``
+        cells a viewport (its size and view port from a status request)."""
+        try:
+            report = status(self.player_endpoint, timeout=2.0, credentials=self.credentials)
+        except LifenetError:
+            report = {}
+        size, port = report.get("size"), report.get("view_port")
+        if size and port and size[0] * size[1] > view.REGION_CELLS:
+            return Viewport(f"tcp://{self.connect_host}:{port}", self.player_endpoint,
+                            (size[0], size[1]), context, self.credentials)
+        return FrameView(f"tcp://{self.connect_host}:{self.frame_port}", context,
+                         self.credentials)
 
     def shutdown(self) -> None:
         """Stop every child, bots and workers before the server (``LocalProcesses.stop``),

@@ -11,6 +11,11 @@ k x k cells, drawn alive if any cell of the block is alive, in the colour of the
 of most of the block's live cells (a tie goes to the lowest code, so neutral wins ties,
 as it does for a birth between two owners). The status line then says ``scaled 1:k``.
 
+A world of more than ``REGION_CELLS`` cells is not fetched whole (a 4096x4096 world's
+frames are megabytes a generation): ``lifenet up`` shows the middle of it through a
+viewport (``shared.viewport``), scaled 1:k with k at most ``REGION_SCALE``, and the status
+line says ``the middle HxW``; the bytes it receives follow that region, not the world.
+
 The screen is exactly the terminal's lines: the world, blank lines, and the status line
 on the last one, never wider than the terminal. When the status line does not fit, its
 parts go in a fixed order (the players first, the generation last); "Ctrl-C quits"
@@ -32,6 +37,18 @@ __all__ = ["ENTER", "LEAVE", "colour", "downscale", "render", "scale_for", "stat
 
 QUIT = "Ctrl-C quits"
 FEW_CODES = 24  # up to this many owners in the blocks to merge: a pass per owner
+REGION_CELLS = 1 << 20  # worlds above this many cells are watched through a viewport
+REGION_SCALE = 8        # ... at 1:8 at most (about 400 chunks on a 200x60 terminal)
+
+
+def region_for(height: int, width: int, columns: int,
+               lines: int) -> tuple[int, int, int, int]:
+    """The middle of a ``height`` x ``width`` world that a terminal of ``columns`` x
+    ``lines`` shows at a scale of at most 1:``REGION_SCALE``: ``(y, x, h, w)``."""
+    rows = max(1, (lines - 1) * 2)
+    k = min(scale_for(height, width, columns, rows), REGION_SCALE)
+    h, w = min(height, rows * k), min(width, columns * k)
+    return (height - h) // 2, (width - w) // 2, h, w
 
 
 def scale_for(height: int, width: int, columns: int, rows: int) -> int:
@@ -83,8 +100,10 @@ def _majority(blocks: Codes) -> Codes:
 
 
 def render(codes: Codes, info: dict[str, Any], columns: int | None = None,
-           lines: int | None = None) -> str:
-    """The whole screen for one frame: ``lines`` lines, none wider than ``columns``."""
+           lines: int | None = None, world: tuple[int, int] | None = None) -> str:
+    """The whole screen for one frame: ``lines`` lines, none wider than ``columns``.
+    With ``world`` (its height and width), ``codes`` is the middle of that world (a
+    ``region_for``), and the status line says so."""
     size = shutil.get_terminal_size((80, 24))
     columns = max(1, columns or size.columns)
     lines = max(2, lines or size.lines)
@@ -106,19 +125,26 @@ def render(codes: Codes, info: dict[str, Any], columns: int | None = None,
         out.append("".join(parts) + "\x1b[0m\x1b[K\n")
     out.extend("\x1b[K\n" for _ in range(lines - 1 - view.shape[0] // 2))
     # The last line: one column short of the edge, so no terminal wraps or scrolls.
-    status = status_line(info, codes.shape, k, columns - 1)
+    status = status_line(info, world or codes.shape, k, columns - 1,
+                         region=codes.shape if world else None)
     out.append("\x1b[1m" + status + "\x1b[0m\x1b[K\x1b[J")
     return "".join(out)
 
 
-def status_line(info: dict[str, Any], shape: tuple[int, ...], k: int, width: int) -> str:
+def status_line(info: dict[str, Any], shape: tuple[int, ...], k: int, width: int,
+                region: tuple[int, ...] | None = None) -> str:
     """The status line in at most ``width`` characters, ending with "Ctrl-C quits":
     what does not fit goes, the players first (the leader alone, then none), then the
-    rule, the workers, the speed, the population, the world's size, the round (its
-    number alone, then none), the scale; the generation last."""
+    rule, the workers, the speed, the population, the world's size (and the ``region``
+    of it shown), the round (its number alone, then none), the scale; the generation
+    last."""
     h, w = shape[0], shape[1]
     parts = _summary_parts(info)  # (drop rank, [text, shorter text...]): lowest goes first
-    parts.append((6, [f"world {h}x{w}"]))
+    if region is None:
+        parts.append((6, [f"world {h}x{w}"]))
+    else:
+        parts.append((6, [f"world {h}x{w}, the middle {region[0]}x{region[1]}",
+                          f"world {h}x{w}"]))
     if k > 1:
         parts.append((8, [f"scaled 1:{k}"]))
     while True:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import socket
 import subprocess
 import sys
@@ -273,3 +274,40 @@ def test_client_without_a_server_fails_in_one_line_and_opens_no_screen() -> None
     assert len(stderr.splitlines()) == 1
     assert b"\x1b[" not in screen  # no full screen was opened, not even for a moment
     assert took < 1 + 5
+
+
+def test_the_live_view_of_a_big_world_shows_its_middle_through_a_viewport() -> None:
+    """``lifenet up`` on a 2048x2048 world (above ``view.REGION_CELLS``), in a terminal:
+    the status line says which middle part it shows, the world's size beside it, and
+    Ctrl-C stops everything with status 0."""
+    import pty
+    import signal
+
+    primary, secondary = pty.openpty()
+    ports = three_ports()
+    env = {**os.environ, "COLUMNS": "100", "LINES": "30"}
+    up = subprocess.Popen(
+        [sys.executable, "-m", "server", "up", "--size", "2048x2048", "--workers", "1",
+         "--bots", "0", "--tick", "0.2", "--fill", "0.2", *port_args(ports)],
+        stdin=secondary, stdout=secondary, stderr=subprocess.PIPE, cwd=ROOT, env=env,
+        start_new_session=True)
+    os.close(secondary)
+    screen = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"the middle" not in screen:
+            assert up.poll() is None, up.stderr.read() if up.stderr else ""
+            assert time.monotonic() < deadline, screen[-2000:]
+            ready = select.select([primary], [], [], 0.5)[0]
+            if ready:
+                screen += os.read(primary, 65536)
+        assert b"world 2048x2048, the middle 464x800" in screen  # 1:8 of 100x30
+    finally:
+        up.send_signal(signal.SIGINT)
+        try:
+            assert up.wait(30) == 0
+        finally:
+            if up.poll() is None:
+                os.killpg(up.pid, signal.SIGKILL)
+                up.wait()
+            os.close(primary)

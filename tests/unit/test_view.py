@@ -131,3 +131,15 @@ def test_downscale_ties_go_to_the_lowest_code() -> None:
 def test_the_players_count_is_every_ranked_player_not_the_rows_carried() -> None:
     info = {"gen": 1, "board": [[1, "ada", 9], [2, "bob", 4]], "ranked": 1000}
     assert "players 1000: ada 9, bob 4" in view.summary(info)
+
+
+def test_a_big_world_is_shown_by_its_middle_at_a_bounded_scale() -> None:
+    """``region_for``: the middle of the world at 1:8 at most (its chunks fit a
+    viewport), the whole world when it fits at a smaller scale; ``render`` with the
+    world's size says which part it shows."""
+    assert view.region_for(4096, 4096, 200, 60) == (4096 // 2 - 472, 4096 // 2 - 800, 944, 1600)
+    assert view.region_for(300, 500, 200, 60) == (0, 0, 300, 500)  # 1:3 shows it all
+    screen = view.render(np.ones((944, 1600), dtype=np.uint8), {"gen": 7}, 200, 60,
+                    world=(4096, 4096))
+    status = screen.rsplit("\n", 1)[1]
+    assert "world 4096x4096, the middle 944x1600" in status and "scaled 1:8" in status
