@@ -1,0 +1,289 @@
+"""The browser client in a real browser: headless Chromium on the page of a real
+``lifenet web``, against an in-process server with a real worker process.
+
+The test steps the server itself (``server.advance()``), so "generation G" is exact:
+the glider a tab places lands in the generation its ``placed`` names, and a second
+tab, and a terminal-protocol client (``FrameView``, as ``lifenet client`` watches),
+show it in the placer's colour in exactly that generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+import zmq
+
+from client.web.gateway import xterm_rgb
+from server.app import Server
+from shared.colours import colour as shared_colour
+from shared.frames import FrameView
+from shared.library import library
+from shared.placement import footprint
+from tests.conftest import Processes, wait_for
+from tests.integration.conftest import MakeServer, start_workers
+from tests.integration.web import Gateway, Page, browser, start_gateway
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+__all__ = ["browser"]  # the fixture, imported for this module's tests
+
+SHOTS = os.environ.get("LIFENET_WEB_SCREENSHOTS")  # a directory: take the README's pictures
+
+
+def step_until(server: Server, condition: Any, what: str, timeout: float = 20.0) -> None:
+    """Advance the server one generation at a time until ``condition()`` holds."""
+
+    def stepped() -> bool:
+        if condition():
+            return True
+        server.advance()
+        return bool(condition())
+
+    wait_for(stepped, timeout, interval=0.05, what=what)
+
+
+def cells_of(codes: Any, code: int) -> set[tuple[int, int]]:
+    ys, xs = np.nonzero(codes == code)
+    return {(int(y), int(x)) for y, x in zip(ys, xs, strict=True)}
+
+
+def tab_cells(tab: Page, code: int) -> set[tuple[int, int]]:
+    return {(y, x) for y, x in tab.js("c => window.lifenet.cellsOf(c)", code)}
+
+
+def shown(tab: Page, server: Server) -> None:
+    """Step until the tab shows the server's current generation."""
+    step_until(server, lambda: tab.state("gen") >= server.engine.generation > 0,
+               "the tab to show the current generation")
+
+
+def join(tab: Page, name: str) -> dict[str, Any]:
+    tab.page.fill("#name", name)
+    tab.page.click("#join-form button")
+    tab.wait("window.lifenet.state.me !== null")
+    me: dict[str, Any] = tab.state("me")
+    return me
+
+
+@pytest.fixture
+def game(make_server: MakeServer, processes: Processes) -> tuple[Server, Gateway]:
+    server = make_server(size=(48, 64), seed=5, fill=0.12, decision_window=2.0)
+    start_workers(processes, server, 1)
+    return server, start_gateway(processes, server)
+
+
+def test_the_page_loads_without_errors_and_a_spectator_sees_generations(
+        browser: Any, game: tuple[Server, Gateway]) -> None:
+    server, gateway = game
+    tab = Page(browser, gateway.url)
+    try:
+        shown(tab, server)
+        first = tab.state("gen")
+        for _ in range(3):
+            server.advance()
+        wait_for(lambda: tab.state("gen") == first + 3, 10, what="three more generations")
+        tab.wait("document.querySelector('#status').textContent.includes("
+                 f"'generation {first + 3}')")
+        assert tab.state("me") is None  # a spectator: nobody joined
+        assert "1 workers" in tab.page.inner_text("#status")
+        # the cells it shows are the server's
+        world = server.engine.grid.codes
+        for code in (1,):
+            assert tab_cells(tab, code) == cells_of(world, code)
+        assert tab.page.locator("#palette button").count() == len(library())
+        assert tab.errors == [], tab.errors
+        if SHOTS:
+            tab.page.screenshot(path=str(Path(SHOTS) / "web-spectator.png"))
+    finally:
+        tab.close()
+
+
+def test_a_glider_placed_with_a_click_lands_in_the_generation_placed_names(
+        browser: Any, game: tuple[Server, Gateway], zmq_context: zmq.Context[Any]) -> None:
+    server, gateway = game
+    player, watcher = Page(browser, gateway.url), Page(browser, gateway.url)
+    terminal = FrameView(server.frame_endpoint, zmq_context)  # as `lifenet client` watches
+    try:
+        shown(player, server)
+        shown(watcher, server)
+        me = join(player, "alice")
+        code = me["code"]
+        player.page.click("[data-pattern=glider]")
+        # the mouse over a cell: the ghost is the glider centred there
+        glider = library()["glider"][1].oriented()
+        at = (20, 30)
+        spot = player.js("([y, x]) => window.lifenet.screenOf(y, x)", list(at))
+        player.page.mouse.move(spot["x"], spot["y"])
+        corner = (at[0] - glider.shape[0] // 2, at[1] - glider.shape[1] // 2)
+        want = {(int(y), int(x)) for y, x in footprint(glider, *corner, 48, 64)}
+        player.page.mouse.click(spot["x"], spot["y"])
+        player.wait("window.lifenet.state.placed.length > 0")
+        placed = player.state("placed")[0]
+        assert (placed["y"], placed["x"], placed["pattern"]) == (*corner, "glider")
+        lands = placed["generation"]
+        assert lands == server.engine.generation + 1
+        assert "lands in generation" in player.page.inner_text("#messages")
+
+        step_until(server, lambda: server.engine.generation >= lands, "the landing")
+        assert server.engine.generation == lands
+        assert cells_of(server.engine.grid.codes, code) == want
+        wait_for(lambda: watcher.state("gen") == lands, 10, what="the second tab")
+        assert tab_cells(watcher, code) == want  # in the placer's colour, generation G
+        wait_for(lambda: (terminal.poll(0.05), terminal.gen >= lands)[1], 10,
+                 what="the terminal client's frame of the landing")
+        assert terminal.gen == lands
+        assert terminal.codes is not None and cells_of(terminal.codes, code) == want
+        # and the second tab paints them in the placer's colour, the one its panel shows
+        colour = xterm_rgb(shared_colour(code))
+        assert player.js("c => window.lifenet.colourOfCode(c)", code) == colour
+        def painted() -> bool:
+            return all(watcher.js("([y, x]) => window.lifenet.pixelAt(y, x)", [y, x])
+                       == colour for y, x in want)
+
+        wait_for(painted, 5, what=f"the second tab to paint the glider in {colour}")
+        # the scoreboard: alice with her 5 cells, in both tabs
+        for tab in (player, watcher):
+            tab.wait("[...document.querySelectorAll('#board tbody tr')].some(r => "
+                     "r.textContent.includes('alice') && r.children[3].textContent == '5')")
+        player.wait("document.querySelector('#messages').textContent.includes("
+                    f"'landed in generation {lands}')")
+        assert player.errors == [] and watcher.errors == [], player.errors + watcher.errors
+        if SHOTS:
+            server.advance()
+            player.page.mouse.move(spot["x"] + 120, spot["y"] + 60)
+            player.page.wait_for_timeout(300)
+            player.page.screenshot(path=str(Path(SHOTS) / "web-player.png"))
+    finally:
+        terminal.close()
+        player.close()
+        watcher.close()
+
+
+def test_a_refusal_is_shown_plainly(browser: Any, make_server: MakeServer,
+                                    processes: Processes) -> None:
+    server = make_server(size=(32, 32), fill=0.0, energy_cap=4, decision_window=2.0)
+    start_workers(processes, server, 1)
+    gateway = start_gateway(processes, server)
+    tab = Page(browser, gateway.url)
+    try:
+        shown(tab, server)
+        join(tab, "bob")
+        tab.page.click("[data-pattern=glider]")  # 5 cells, 4 energy
+        spot = tab.js("() => window.lifenet.screenOf(10, 10)")
+        tab.page.mouse.click(spot["x"], spot["y"])
+        tab.wait("document.querySelector('#toast').textContent.includes('not placed')")
+        assert "energy" in tab.page.inner_text("#toast")
+        assert tab.state("placed") == []
+    finally:
+        tab.close()
+
+
+def test_a_dropped_websocket_reconnects_and_keeps_the_player(
+        browser: Any, game: tuple[Server, Gateway], processes: Processes) -> None:
+    server, gateway = game
+    tab = Page(browser, gateway.url)
+    try:
+        shown(tab, server)
+        me = join(tab, "carol")
+        token = tab.js("() => sessionStorage.getItem('lifenet.token')")
+        assert token == me["token"]
+        # the connection drops: the page reconnects and is the same player again
+        tab.js("() => window.lifenet.drop()")
+        wait_for(lambda: tab.state("connected") is False
+                 or tab.state("me")["rejoined"], 10, what="the drop")
+        tab.wait("window.lifenet.state.connected && window.lifenet.state.me.rejoined")
+        assert tab.state("me")["player"] == me["player"]
+        shown(tab, server)
+        # the gateway itself goes away and comes back on the same port: the tab
+        # rejoins its session on the server with the token kept in the tab
+        before = server.engine.generation
+        gateway.proc.terminate()
+        gateway.proc.wait(10)
+        tab.wait("!window.lifenet.state.connected")
+        start_gateway(processes, server, port=gateway.port)
+        tab.js("() => { window.lifenet.state.me = null; }")
+        tab.wait("window.lifenet.state.connected && window.lifenet.state.me !== null",
+                 timeout=20)
+        again = tab.state("me")
+        assert (again["player"], again["token"], again["rejoined"]) == \
+            (me["player"], me["token"], True)
+        step_until(server, lambda: tab.state("gen") > before, "frames again")
+        assert tab.errors == [] or all("WebSocket" in e for e in tab.errors), tab.errors
+    finally:
+        tab.close()
+
+
+def test_the_gateway_checks_origin_tabs_per_address_and_input(
+        make_server: MakeServer, processes: Processes) -> None:
+    server = make_server(size=(16, 16), fill=0.0)
+    gateway = start_gateway(processes, server, "--max-tabs-per-address", "2")
+    ws_url = gateway.url.replace("http", "ws") + "ws"
+
+    async def check() -> None:
+        async with aiohttp.ClientSession() as http:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(ws_url, origin="http://evil.example")
+            assert refused.value.status == 403
+            own = gateway.url.rstrip("/")
+            first = await http.ws_connect(ws_url, origin=own)
+            second = await http.ws_connect(ws_url)
+            with pytest.raises(aiohttp.WSServerHandshakeError) as full:
+                await http.ws_connect(ws_url)
+            assert full.value.status == 429
+            hello = await first.receive_json(timeout=5)
+            assert hello["type"] == "hello"
+            for bad, why in ((b"not json", "not JSON"),
+                             ('{"type": "join", "name": ""}', "empty"),
+                             ('{"type": "join", "name": "x", "token": "zz"}', "hex"),
+                             ('{"type": "place", "pattern": "glider", "y": true, "x": 0}',
+                              ""),
+                             ('{"type": "frobnicate"}', "unknown type")):
+                if isinstance(bad, bytes):
+                    await first.send_str(bad.decode())
+                else:
+                    await first.send_str(bad)
+                while True:
+                    msg = await first.receive(timeout=5)
+                    if msg.type is aiohttp.WSMsgType.TEXT:
+                        event = msg.json()
+                        if event["type"] == "error":
+                            assert why in event["reason"], event
+                            break
+            await first.close()
+            await second.close()
+
+    # in a thread of its own: Playwright's sync API holds this thread's event loop
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, check()).result(60)
+    assert gateway.health()["refused_origin"] == 1
+
+
+def test_the_page_orients_patterns_as_the_server_does(browser: Any, make_server: MakeServer,
+                                                     processes: Processes) -> None:
+    server = make_server(size=(16, 16), fill=0.0)
+    gateway = start_gateway(processes, server)
+    tab = Page(browser, gateway.url)
+    try:
+        tab.wait("window.lifenet.state.patterns.length > 0")
+        for name in ("glider", "r-pentomino", "lwss"):
+            pattern = library()[name][1]
+            body = {"h": pattern.codes.shape[0], "w": pattern.codes.shape[1],
+                    "cells": [[int(y), int(x)] for y, x in zip(*np.nonzero(pattern.codes),
+                                                               strict=True)]}
+            for rotate in range(4):
+                for flip in (False, True):
+                    got = tab.js("([p, r, f]) => window.lifenet.oriented(p, r, f)",
+                                 [body, rotate, flip])
+                    want = pattern.oriented(rotate, flip)
+                    assert (got["h"], got["w"]) == want.shape
+                    assert {tuple(c) for c in got["cells"]} == \
+                        {(int(y), int(x)) for y, x in zip(*np.nonzero(want), strict=True)}
+    finally:
+        tab.close()
+
