@@ -17,18 +17,8 @@ import click
 
 from client.commands import connect_option, credentials, key_options
 from shared.errors import ConfigError
+from shared.http import DEFAULT_HTTP, parse_http
 from shared.remote import host_and_port, is_loopback, local_ups
-
-DEFAULT_HTTP = "127.0.0.1:8080"
-
-
-def parse_http(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[IPv6]:PORT``; port 0: any free one) or ``ConfigError``."""
-    host, _, port = value.rpartition(":")
-    host = host.strip("[]")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"--http {value!r}: give HOST:PORT, e.g. {DEFAULT_HTTP}")
-    return host, int(port)
 
 
 def _http(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, int]:

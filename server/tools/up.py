@@ -14,6 +14,7 @@ when the server exits, ``up``'s one line of error ends with the server's own rea
 from __future__ import annotations
 
 import collections
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from typing import IO
 import zmq
 
 from server.tools import view
-from server.tools.children import LocalProcesses, listens
+from server.tools.children import LocalProcesses, listens, port_in_use
 from shared.errors import ConfigError, HandshakeError, LifenetError, PeerGone, WrongEndpoint
 from shared.frames import FrameView
 from shared.keys import PUBLIC_SUFFIX, Credentials
@@ -98,6 +99,7 @@ class Embedded:
     log_level: str = "info"
     log_file: IO[str] | None = None
     keys: Path | None = None  # the keys directory: CURVE everywhere, workers by key
+    http: str | None = None   # the browser client's HOST:PORT (`lifenet web`), if served
     stop_event: threading.Event = field(default_factory=threading.Event)
     children: LocalProcesses = field(init=False)
     credentials: Credentials | None = field(init=False)
@@ -113,6 +115,16 @@ class Embedded:
     @property
     def connect_host(self) -> str:
         return "127.0.0.1" if self.host in ("0.0.0.0", "*") else self.host
+
+    @property
+    def url(self) -> str | None:
+        """The browser client's address, to open (``None``: not served)."""
+        if self.http is None:
+            return None
+        host, _, port = self.http.rpartition(":")
+        if host in ("0.0.0.0", "[::]", "*"):
+            host = "127.0.0.1"
+        return f"http://{host}:{port}/"
 
     @property
     def player_endpoint(self) -> str:
@@ -143,6 +155,17 @@ class Embedded:
             self.children.start(f"worker-{i + 1}", [
                 "worker", "--connect", f"tcp://{self.connect_host}:{self.worker_port}",
                 "--name", f"local-{i + 1}", *worker_keys, *self.worker_argv], output)
+        if self.http is not None:
+            server_key = (["--server-key", str(self.keys / f"server{PUBLIC_SUFFIX}")]
+                          if self.keys else [])
+            web = self.children.start("web", [
+                "web", "--connect", self.player_endpoint, "--frame-port",
+                str(self.frame_port), "--http", self.http, *server_key], output)
+            host, _, port = self.http.rpartition(":")
+            if self.children.wait_until(lambda: port_in_use(host.strip("[]"), int(port)),
+                                        READY_TIMEOUT, f"the browser client on {self.http}",
+                                        watch=web, cancelled=self.stop_event.is_set):
+                print(f"the browser client: {self.url}", file=sys.stderr, flush=True)
         bot_keys = (["--server-key", str(self.keys / f"server{PUBLIC_SUFFIX}")]
                     if self.keys else [])
         processes = max(1, min(self.bot_processes, self.bots))
@@ -215,7 +238,12 @@ class Embedded:
                 if not world.poll(0.1) or world.codes is None:
                     continue
                 if live:
-                    out.write(view.render(world.codes, world.info))
+                    if self.url is None:
+                        out.write(view.render(world.codes, world.info))
+                    else:  # the browser's address on the last line, under the view
+                        lines = shutil.get_terminal_size((80, 24)).lines
+                        out.write(view.render(world.codes, world.info, lines=lines - 1)
+                                  + f"\n in a browser: {self.url}\x1b[K")
                 elif time.monotonic() - last_line >= 1.0:  # not a terminal: a line a second
                     last_line = time.monotonic()
                     out.write(view.summary(world.info) + "\n")
