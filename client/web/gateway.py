@@ -166,9 +166,14 @@ class Gateway:
     def _generation(self, generation: Generation) -> None:
         self.counters.generations += 1
         encodings = Encodings(generation)
+        resized = self.size != generation.world.shape
         self.latest = encodings
+        regional = self._regional()
         for tab in self.tabs:
-            tab.offer(encodings)
+            if resized:  # the first world, or another one: how it comes to the tab
+                tab.region = None
+                tab.event(self.world_event())
+            tab.offer(encodings, regional)
         if self.on_generation is not None:
             self.on_generation(generation)
 
@@ -239,7 +244,7 @@ class Gateway:
         try:
             tab.event(self.hello())
             if self.latest is not None:
-                tab.offer(self.latest)
+                tab.offer(self.latest, self._regional())
             async for msg in ws:
                 if msg.type is WSMsgType.TEXT:
                     self.handle(tab, msg.data)
@@ -260,10 +265,14 @@ class Gateway:
 
     def hello(self) -> dict[str, Any]:
         """The first event a tab gets: the colours, the policies, the limits."""
-        return {"type": "hello", "palette": [xterm_rgb(c) for c in PALETTE[:2]],
+        return {**self.world_event(), "type": "hello",
+                "palette": [xterm_rgb(c) for c in PALETTE[:2]],
                 "players": [xterm_rgb(c) for c in PLAYERS], "policies": list(POLICIES),
-                "size": self.size, "regional": self._regional(),
                 "max_region": inputs.MAX_REGION_SIDE}
+
+    def world_event(self) -> dict[str, Any]:
+        """The world's size, and whether a tab gets its region only (a large world)."""
+        return {"type": "world", "size": self.size, "regional": self._regional()}
 
     def handle(self, tab: Tab, text: str) -> None:
         """One message from a tab: checked, then done (or refused, said to the tab)."""
@@ -290,7 +299,7 @@ class Gateway:
                     region = (request.y, request.x, request.h, request.w)
                     if region != tab.region:
                         tab.region = region
-                        tab.rekey(self.latest)
+                        tab.rekey(self.latest, True)
             case inputs.Leave():
                 if tab.link is not None:
                     self.links.pop(tab.link.token, None)

@@ -34,6 +34,7 @@ MAX_FRAMES = 4     # binary messages queued for a tab before it counts as slow
 MAX_EVENTS = 256   # JSON events queued for a tab
 MESSAGES_PER_SECOND = 50.0  # what a tab may send (placements have their own bound)
 PLACES_PER_SECOND = 10.0    # the server's own bound for a player
+FIRST_REGION = (256, 512)   # a large world's cells a tab gets before it says its view
 
 
 class Encodings:
@@ -82,10 +83,17 @@ class Tab:
         self.places = TokenBucket(PLACES_PER_SECOND, PLACES_PER_SECOND)
         self.closed = False
 
-    def shown(self, shape: tuple[int, int]) -> Region:
-        return self.region if self.region is not None else whole(shape)
+    def shown(self, shape: tuple[int, int], regional: bool = False) -> Region:
+        """What the tab gets: the whole world, or in a large one its region (the
+        middle ``FIRST_REGION`` until it says which)."""
+        if self.region is not None:
+            return self.region
+        if not regional:
+            return whole(shape)
+        h, w = min(shape[0], FIRST_REGION[0]), min(shape[1], FIRST_REGION[1])
+        return ((shape[0] - h) // 2, (shape[1] - w) // 2, h, w)
 
-    def offer(self, encodings: Encodings) -> None:
+    def offer(self, encodings: Encodings, regional: bool = False) -> None:
         """Queue this generation: a delta on what the tab holds, else a key; a tab
         whose queue is full drops it all and gets a key."""
         g = encodings.generation
@@ -93,7 +101,7 @@ class Tab:
             self.frames.clear()
             self.held = -1
             self.dropped += 1
-        region = self.shown(g.world.shape)
+        region = self.shown(g.world.shape, regional)
         if g.changed is not None and self.held == g.base and self.held >= 0:
             self.frames.append(encodings.delta(region))
         else:
@@ -101,12 +109,12 @@ class Tab:
         self.held = g.gen
         self.wake.set()
 
-    def rekey(self, encodings: Encodings | None) -> None:
+    def rekey(self, encodings: Encodings | None, regional: bool) -> None:
         """The region changed: what is queued is for the old one; a key now."""
         self.frames.clear()
         self.held = -1
         if encodings is not None:
-            self.offer(encodings)
+            self.offer(encodings, regional)
 
     def event(self, event: dict[str, Any]) -> None:
         if not self.closed:

@@ -98,8 +98,6 @@ def test_the_page_loads_without_errors_and_a_spectator_sees_generations(
             assert tab_cells(tab, code) == cells_of(world, code)
         assert tab.page.locator("#palette button").count() == len(library())
         assert tab.errors == [], tab.errors
-        if SHOTS:
-            tab.page.screenshot(path=str(Path(SHOTS) / "web-spectator.png"))
     finally:
         tab.close()
 
@@ -154,11 +152,6 @@ def test_a_glider_placed_with_a_click_lands_in_the_generation_placed_names(
         player.wait("document.querySelector('#messages').textContent.includes("
                     f"'landed in generation {lands}')")
         assert player.errors == [] and watcher.errors == [], player.errors + watcher.errors
-        if SHOTS:
-            server.advance()
-            player.page.mouse.move(spot["x"] + 120, spot["y"] + 60)
-            player.page.wait_for_timeout(300)
-            player.page.screenshot(path=str(Path(SHOTS) / "web-player.png"))
     finally:
         terminal.close()
         player.close()
@@ -287,3 +280,81 @@ def test_the_page_orients_patterns_as_the_server_does(browser: Any, make_server:
     finally:
         tab.close()
 
+
+
+def test_a_large_world_comes_as_the_region_in_view(browser: Any, make_server: MakeServer,
+                                                  processes: Processes) -> None:
+    """Above 512x512 cells a tab gets the cells of its view (and a margin), not the
+    whole world; panning asks for the new region, and what it shows is the server's."""
+    server = make_server(size=(768, 1024), seed=3, fill=0.05, decision_window=2.0)
+    start_workers(processes, server, 1)
+    gateway = start_gateway(processes, server)
+    tab = Page(browser, gateway.url)
+    try:
+        shown(tab, server)
+        assert tab.state("regional") is True
+
+        def matches() -> bool:
+            y, x, h, w = tab.state("region")
+            assert h * w < 768 * 1024 / 2, "only the region in view"
+            rows = (y + np.arange(h)) % 768
+            cols = (x + np.arange(w)) % 1024
+            want = cells_of(server.engine.grid.codes[np.ix_(rows, cols)], 1)
+            got = {((r - y) % 768, (c - x) % 1024) for r, c in tab_cells(tab, 1)}
+            return bool(tab.state("gen") == server.engine.generation and got == want)
+
+        wait_for(matches, 10, what="the region's cells")
+        first = tab.state("region")
+        tab.page.click("#world")
+        for _ in range(30):
+            tab.page.keyboard.press("ArrowRight")
+        wait_for(lambda: tab.state("region") != first, 10, what="a new region")
+        server.advance()
+        wait_for(matches, 10, what="the new region's cells")
+        assert tab.errors == [], tab.errors
+    finally:
+        tab.close()
+
+
+@pytest.mark.skipif(not SHOTS, reason="LIFENET_WEB_SCREENSHOTS=DIR takes the README's "
+                                      "pictures (scripts/screenshot-web)")
+def test_screenshots(browser: Any, make_server: MakeServer, processes: Processes) -> None:
+    """The README's pictures: a game with bots, a player with the palette open."""
+    assert SHOTS is not None
+    server = make_server(size=(96, 160), seed=11, fill=0.18, decision_window=0.2,
+                         round_length=600)
+    start_workers(processes, server, 2)
+    gateway = start_gateway(processes, server)
+    bots = processes.lifenet("bot", "--connect", server.lobby.bound_endpoint, "--count", "4",
+                             "--seed", "3", "--strategy", "random")
+    wait_for(lambda: len(server.status()["scores"]) >= 4, 20, what="the bots to join")
+    for _ in range(40):
+        server.advance()
+    tab = Page(browser, gateway.url)
+    try:
+        shown(tab, server)
+        join(tab, "alice")
+        tab.page.click("[data-pattern=glider]")
+        for y, x in ((30, 40), (60, 120)):
+            spot = tab.js("([y, x]) => window.lifenet.screenOf(y, x)", [y, x])
+            tab.page.mouse.click(spot["x"], spot["y"])
+        for _ in range(12):
+            server.advance()
+        shown(tab, server)
+        tab.page.click("[data-pattern=lwss]")
+        spot = tab.js("() => window.lifenet.screenOf(48, 80)")
+        tab.page.mouse.move(spot["x"], spot["y"])
+        tab.page.wait_for_timeout(500)
+        tab.page.screenshot(path=str(Path(SHOTS) / "web-player.png"))
+        spectator = Page(browser, gateway.url)
+        try:
+            shown(spectator, server)
+            for _ in range(3):
+                spectator.page.keyboard.press("+")
+            spectator.page.wait_for_timeout(300)
+            spectator.page.screenshot(path=str(Path(SHOTS) / "web-spectator.png"))
+        finally:
+            spectator.close()
+    finally:
+        tab.close()
+        assert bots.poll() is None

@@ -108,10 +108,14 @@
     switch (ev.type) {
       case "hello":
         S.palette = ev.palette; S.players = ev.players; S.policies = ev.policies;
-        S.regional = ev.regional; S.maxRegion = ev.max_region;
+        S.maxRegion = ev.max_region;
         buildLut();
         fillPolicies();
         S.imageDirty = true;
+        onWorld(ev);
+        break;
+      case "world":
+        onWorld(ev);
         break;
       case "joined": {
         S.me = ev; S.wantJoin = false;
@@ -162,6 +166,13 @@
         $("policy").value = ev.policy;
         break;
     }
+  }
+
+  function onWorld(ev) {
+    // a large world comes as the region in view: say it once the size is known
+    S.regional = ev.regional;
+    S.asked = null;
+    if (ev.size && (ev.size[0] !== S.H || ev.size[1] !== S.W)) S.fitted = false;
   }
 
   function leftGame(clear) {
@@ -243,7 +254,10 @@
 
   function fit() {
     const r = canvas.getBoundingClientRect();
-    S.zoom = clampZoom(Math.min(r.width / S.W, r.height / S.H));
+    // the whole world on the screen; a large one (its region in view) no smaller than
+    // two pixels a cell
+    const whole = Math.min(r.width / S.W, r.height / S.H);
+    S.zoom = clampZoom(S.regional ? Math.max(whole, 2) : whole);
     S.cam = { y: S.H / 2, x: S.W / 2 };
     S.fitted = true;
     S.dirty = true;
