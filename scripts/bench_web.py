@@ -51,7 +51,7 @@ def tabs_process(url: str, tabs: int, seconds: float, out: Any) -> None:
             while (left := until - time.monotonic()) > 0:
                 try:
                     msg = await ws.receive(timeout=left)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
                 if msg.type is aiohttp.WSMsgType.BINARY:
                     seen.append((struct.unpack_from("<I", msg.data, 4)[0], time.monotonic()))

@@ -48,6 +48,7 @@ log = logging.getLogger("lifenet.web")
 STATIC = Path(__file__).resolve().parent / "static"
 WHOLE_WORLD_CELLS = 512 * 512  # up to this a tab gets the whole world; above, its region
 HEARTBEAT = 15.0  # seconds between WebSocket pings (a vanished tab is noticed)
+CLOSE_TIMEOUT = 2.0  # seconds a closing WebSocket waits for the tab's answer
 
 
 def xterm_rgb(index: int) -> str:
@@ -116,6 +117,7 @@ class Gateway:
         self.feed: WorldFeed | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.on_generation: Callable[[Generation], None] | None = None  # for the load check
+        self.sweeper: asyncio.Task[None] | None = None
         self.app = web.Application()
         self.app.add_routes([
             web.get("/", self.page), web.get("/ws", self.websocket),
@@ -132,12 +134,13 @@ class Gateway:
         self.feed = WorldFeed(self.config.frame_endpoint, self.config.credentials,
                               self._deliver)
         self.feed.start()
-        app["sweeper"] = asyncio.create_task(self._sweep())
+        self.sweeper = asyncio.create_task(self._sweep())
 
     async def _shutdown(self, app: web.Application) -> None:
-        app["sweeper"].cancel()
-        for tab in list(self.tabs):
-            await tab.close(WSCloseCode.GOING_AWAY, "the gateway is stopping")
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+        await asyncio.gather(*(tab.close(WSCloseCode.GOING_AWAY, "the gateway is stopping")
+                               for tab in list(self.tabs)))
         links = list(self.links.values()) + [t.link for t in self.tabs if t.link]
         for link in links:
             link.leave()
@@ -235,7 +238,7 @@ class Gateway:
             self.counters.refused_full += 1
             raise web.HTTPServiceUnavailable(text="the gateway is full")
         ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=inputs.MAX_MESSAGE,
-                                   compress=False)
+                                   compress=False, timeout=CLOSE_TIMEOUT)
         await ws.prepare(request)
         tab = Tab(ws, address, self.config.max_frames)
         self.tabs.add(tab)
