@@ -169,7 +169,8 @@ def main() -> None:
                                                       args.seconds, out))
         proc.start()
         time.sleep(args.warmup)
-        cpu0, t0 = cpu_seconds(web.pid), time.monotonic()
+        assert proc.pid is not None
+        cpu0, tabs_cpu0, t0 = cpu_seconds(web.pid), cpu_seconds(proc.pid), time.monotonic()
         tabs_open = 0
         peak_rss = 0
         while proc.is_alive() and time.monotonic() - began < args.seconds - 0.5:
@@ -177,7 +178,7 @@ def main() -> None:
             peak_rss = max(peak_rss, memory_kib(web.pid)["VmRSS"])
             h = health()
             tabs_open = max(tabs_open, h["tabs"] if h else 0)
-        cpu1, t1 = cpu_seconds(web.pid), time.monotonic()
+        cpu1, tabs_cpu1, t1 = cpu_seconds(web.pid), cpu_seconds(proc.pid), time.monotonic()
         memory = memory_kib(web.pid)
         final = health() or {}
         seen, sizes, failed = out.get(timeout=120)
@@ -202,6 +203,7 @@ def main() -> None:
             "messages_expected": len(gens) * args.tabs,
             "bytes_per_tab_per_second": round(statistics.mean(sizes) / args.seconds),
             "gateway_cpu_percent": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
+            "tabs_process_cpu_percent": round(100 * (tabs_cpu1 - tabs_cpu0) / (t1 - t0), 1),
             "gateway_rss_mib": round(memory["VmRSS"] / 1024, 1),
             "gateway_peak_rss_mib": round(max(memory["VmHWM"], peak_rss) / 1024, 1),
             "delay_ms_p50": round(percentile(delays, 50), 2) if delays else None,
