@@ -26,6 +26,7 @@ from shared.colours import colour as shared_colour
 from shared.frames import FrameView
 from shared.library import library
 from shared.placement import footprint
+from shared.rle import write_rle
 from tests.conftest import Processes, wait_for
 from tests.integration.conftest import MakeServer, start_workers
 from tests.integration.web import Gateway, Page, browser, start_gateway
@@ -311,6 +312,39 @@ def test_a_large_world_comes_as_the_region_in_view(browser: Any, make_server: Ma
         wait_for(lambda: tab.state("region") != first, 10, what="a new region")
         server.advance()
         wait_for(matches, 10, what="the new region's cells")
+        assert tab.errors == [], tab.errors
+    finally:
+        tab.close()
+
+
+def test_owner_codes_past_255_reach_the_page_in_their_colours(
+        browser: Any, make_server: MakeServer, processes: Processes, tmp_path: Path) -> None:
+    """A wide world (codes above 255: players past 254) comes to the page two bytes a
+    code, and each code is painted in its own player's colour."""
+    codes = np.zeros((32, 48), np.uint16)
+    codes[4:6, 4:6] = 300      # a block (a still life) of player 299
+    codes[10:12, 20:22] = 65535  # and one of the last player there can be
+    codes[20:22, 30:32] = 7
+    pattern = tmp_path / "wide.rle"
+    pattern.write_text(write_rle(codes))
+    server = make_server(size=(32, 48), pattern=pattern, at=(0, 0), decision_window=2.0)
+    assert server.engine.grid.wide
+    start_workers(processes, server, 1)
+    gateway = start_gateway(processes, server)
+    tab = Page(browser, gateway.url)
+    try:
+        shown(tab, server)
+        for code in (300, 65535, 7):
+            assert tab_cells(tab, code) == cells_of(codes, code)
+            colour = xterm_rgb(shared_colour(code))
+            spot = list(min(cells_of(codes, code)))
+
+            def painted(spot: list[int] = spot, colour: str = colour) -> bool:
+                return bool(tab.js("([y, x]) => window.lifenet.pixelAt(y, x)", spot)
+                            == colour)
+
+            wait_for(painted, 5, what=f"code {code} painted in {colour}")
+        assert tab.js("() => window.lifenet.state.cells instanceof Uint16Array")
         assert tab.errors == [], tab.errors
     finally:
         tab.close()
