@@ -39,9 +39,11 @@ from client.web.link import Place as LinkPlace
 from client.web.link import PlayerLink
 from client.web.tabs import PLACES_PER_SECOND, Encodings, Tab
 from shared.colours import PALETTE, PLAYERS
+from shared.errors import LifenetError
 from shared.keys import Credentials, KeyPair
 from shared.library import Entry, library
 from shared.policies import POLICIES
+from shared.remote import status
 
 log = logging.getLogger("lifenet.web")
 
@@ -118,6 +120,7 @@ class Gateway:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.on_generation: Callable[[Generation], None] | None = None  # for the load check
         self.sweeper: asyncio.Task[None] | None = None
+        self.probe: asyncio.Task[None] | None = None
         self.app = web.Application()
         self.app.add_routes([
             web.get("/", self.page), web.get("/ws", self.websocket),
@@ -135,10 +138,24 @@ class Gateway:
                               self._deliver)
         self.feed.start()
         self.sweeper = asyncio.create_task(self._sweep())
+        self.probe = asyncio.create_task(self._probe())
+
+    async def _probe(self) -> None:
+        """Ask the server once, so that a wrong address or key is said in the log at
+        once (the page waits for the world either way, and the feed keeps trying)."""
+        try:
+            report = await asyncio.to_thread(status, self.config.connect, 5.0,
+                                             self.config.credentials)
+        except LifenetError as e:
+            log.warning("%s; the page waits for the server", e)
+            return
+        log.info("server at %s: world %s, generation %s", self.config.connect,
+                 "x".join(map(str, report["size"])), report["generation"])
 
     async def _shutdown(self, app: web.Application) -> None:
-        if self.sweeper is not None:
-            self.sweeper.cancel()
+        for task in (self.sweeper, self.probe):
+            if task is not None:
+                task.cancel()
         await asyncio.gather(*(tab.close(WSCloseCode.GOING_AWAY, "the gateway is stopping")
                                for tab in list(self.tabs)))
         links = list(self.links.values()) + [t.link for t in self.tabs if t.link]

@@ -66,6 +66,7 @@
       S.connected = true;
       S.backoff = 500;
       setLink("connected", "good");
+      if (S.gen < 0) $("status").textContent = "waiting for the first generation from the server…";
       S.asked = null;
       const token = sessionStorage.getItem("lifenet.token");
       const name = sessionStorage.getItem("lifenet.name");
