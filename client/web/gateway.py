@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import zmq
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from client.web import inputs
@@ -121,6 +122,9 @@ class Gateway:
         self.on_generation: Callable[[Generation], None] | None = None  # for the load check
         self.sweeper: asyncio.Task[None] | None = None
         self.probe: asyncio.Task[None] | None = None
+        # one context for every tab's player session: one I/O thread, room for them all
+        self.context: zmq.Context[Any] = zmq.Context()
+        self.context.set(zmq.MAX_SOCKETS, config.max_tabs + 64)
         self.app = web.Application()
         self.app.add_routes([
             web.get("/", self.page), web.get("/ws", self.websocket),
@@ -166,6 +170,8 @@ class Gateway:
         if self.feed is not None:
             self.feed.stop.set()
             await asyncio.to_thread(self.feed.join, 2.0)
+        if all(link.done.is_set() for link in links):  # else their sockets are in use
+            self.context.destroy(linger=0)
 
     async def _sweep(self) -> None:
         """Forget the links that ended (left, or lingered too long)."""
@@ -359,7 +365,7 @@ class Gateway:
             credentials = Credentials(self.config.credentials.server, KeyPair.generate())
         link = PlayerLink(self.config.connect, request.name, request.token, request.policy,
                           credentials, lambda event: None, timeout=self.config.timeout,
-                          linger=self.config.linger)
+                          linger=self.config.linger, context=self.context)
         link.attach(self._post_to(tab, link))
         tab.link = link
         link.start()

@@ -65,7 +65,7 @@ class PlayerLink(threading.Thread):
 
     def __init__(self, connect: str, name: str, token: str | None, policy: str,
                  credentials: Credentials | None, post: Post, *, timeout: float = 5.0,
-                 linger: float = LINGER) -> None:
+                 linger: float = LINGER, context: zmq.Context[Any] | None = None) -> None:
         super().__init__(name=f"web-player-{name}", daemon=True)
         self.connect = connect
         self.name = name
@@ -74,6 +74,7 @@ class PlayerLink(threading.Thread):
         self.credentials = credentials  # the link's own key: the session is bound to it
         self.timeout = timeout
         self.linger = linger
+        self.context = context  # shared by the gateway's links (one I/O thread for all)
         self._post: Post | None = post
         self._lock = threading.Lock()
         self.detached_at: float | None = None
@@ -133,14 +134,13 @@ class PlayerLink(threading.Thread):
     # -- the thread ----------------------------------------------------------------------
 
     def run(self) -> None:
-        context: zmq.Context[Any] = zmq.Context()
+        context = self.context or zmq.Context.instance()
         try:
             self._run(context)
         except Exception as e:  # never a silent death: the tab would wait forever
             self.post({"type": "failed", "reason": f"{type(e).__name__}: {e}"})
             raise
         finally:
-            context.destroy(linger=0)
             os.close(self._wake_r)
             os.close(self._wake_w)
             self.done.set()
