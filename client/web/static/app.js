@@ -20,7 +20,7 @@
     me: null, standing: {}, wantJoin: false, placed: [],
     patterns: [], shown: [], sel: 0, rotate: 0, flip: false,
     zoom: 4, cam: { y: 0, x: 0 }, fitted: false,
-    mouse: null, drag: null, dirty: true, imageDirty: true,
+    mouse: null, drag: null, dirty: true, imageDirty: true, draws: 0, drawMs: 0,
   };
 
   const canvas = $("world");
@@ -529,6 +529,11 @@
     table.classList.toggle("rounds", !!i.round);
     const body = table.tBodies[0];
     body.textContent = "";
+    if (!board.length) {
+      const tr = document.createElement("tr");
+      tr.innerHTML = '<td colspan="5" class="muted">nobody owns a cell yet: join and place one</td>';
+      body.append(tr);
+    }
     board.forEach(([player, name, cells], n) => {
       const tr = document.createElement("tr");
       if (S.me && player === S.me.player) tr.classList.add("mine");
@@ -665,7 +670,13 @@
   window.addEventListener("resize", () => { S.dirty = true; askRegion(); });
 
   function frame() {
-    if (S.dirty) { S.dirty = false; draw(); }
+    if (S.dirty) {
+      S.dirty = false;
+      const t = performance.now();
+      draw();
+      S.draws++;
+      S.drawMs += performance.now() - t;  // the time drawing took, in all
+    }
     requestAnimationFrame(frame);
   }
 
