@@ -392,3 +392,46 @@ def test_screenshots(browser: Any, make_server: MakeServer, processes: Processes
     finally:
         tab.close()
         assert bots.poll() is None
+
+
+def test_a_slow_tab_gets_a_key_and_never_grows_the_gateway(
+        make_server: MakeServer, processes: Processes) -> None:
+    """A tab that stops reading: its queue fills, is dropped for a key, and the gateway's
+    memory stays where it was; when it reads again it gets a key, then the present."""
+    server = make_server(size=(512, 512), seed=9, fill=0.5)
+    start_workers(processes, server, 1)
+    gateway = start_gateway(processes, server)
+    ws_url = gateway.url.replace("http", "ws") + "ws"
+    step_until(server, lambda: gateway.health()["generation"] is not None, "frames")
+
+    def rss_kib() -> int:
+        status = Path(f"/proc/{gateway.proc.pid}/status").read_text()
+        return int(status.split("VmRSS:")[1].split()[0])
+
+    async def check() -> None:
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(ws_url, max_msg_size=0)
+            try:
+                # not reading: the socket's buffers fill, then the writer waits
+                before = rss_kib()
+                for _ in range(60):
+                    await asyncio.to_thread(server.advance)
+                health = gateway.health()
+                assert health["dropped"] >= 1, health
+                # at most 4 messages of a 512x512 world queued (~1 MiB each at most),
+                # and the buffers: not one message a generation
+                assert rss_kib() - before < 24 * 1024, (before, rss_kib())
+                kinds = []
+                while True:  # read again: a key comes after the drop
+                    msg = await ws.receive(timeout=10)
+                    if msg.type is aiohttp.WSMsgType.BINARY:
+                        kinds.append(msg.data[0])
+                        gen = int.from_bytes(msg.data[4:8], "little")
+                        if gen == server.engine.generation:
+                            break
+                assert 1 in kinds[1:], kinds  # a key after the first message read
+            finally:
+                await ws.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, check()).result(120)
