@@ -376,7 +376,15 @@ def test_screenshots(browser: Any, make_server: MakeServer, processes: Processes
             server.advance()
         shown(tab, server)
         tab.page.click("[data-pattern=lwss]")
-        spot = tab.js("() => window.lifenet.screenOf(48, 80)")
+        tab.page.click("#world", position={"x": 5, "y": 5}, button="right")
+        for _ in range(2):
+            tab.page.keyboard.press("+")
+        # the ghost over open space near the middle, where it is plain to see
+        codes = server.engine.grid.codes
+        free = [(abs(y - 48) + abs(x - 80), y, x) for y in range(6, 90)
+                for x in range(8, 150) if not codes[y - 5:y + 6, x - 6:x + 7].any()]
+        _, y, x = min(free)
+        spot = tab.js("([y, x]) => window.lifenet.screenOf(y, x)", [y, x])
         tab.page.mouse.move(spot["x"], spot["y"])
         tab.page.wait_for_timeout(500)
         tab.page.screenshot(path=str(Path(SHOTS) / "web-player.png"))
