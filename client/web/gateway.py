@@ -119,7 +119,6 @@ class Gateway:
         self.counters = Counters()
         self.feed: WorldFeed | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.on_generation: Callable[[Generation], None] | None = None  # for the load check
         self.sweeper: asyncio.Task[None] | None = None
         self.probe: asyncio.Task[None] | None = None
         # one context for every tab's player session: one I/O thread, room for them all
@@ -162,7 +161,7 @@ class Gateway:
                 task.cancel()
         await asyncio.gather(*(tab.close(WSCloseCode.GOING_AWAY, "the gateway is stopping")
                                for tab in list(self.tabs)))
-        links = list(self.links.values()) + [t.link for t in self.tabs if t.link]
+        links = list(self._links())
         for link in links:
             link.leave()
         for link in links:
@@ -200,8 +199,6 @@ class Gateway:
                 tab.region = None
                 tab.event(self.world_event())
             tab.offer(encodings, regional)
-        if self.on_generation is not None:
-            self.on_generation(generation)
 
     @property
     def size(self) -> tuple[int, int] | None:
@@ -355,10 +352,25 @@ class Gateway:
             tab.event({"type": "error", "reason": "this tab has joined already"})
             return
         known = self.links.get(request.token) if request.token else None
-        if known is not None and not known.done.is_set() and known.detached_at is not None:
-            tab.link = known  # the same session, still playing: nothing to ask the server
+        if known is not None and not known.done.is_set():
+            # the same session, still playing: nothing to ask the server. A tab that
+            # still holds it (its connection dropped unnoticed) gives it up: the token
+            # is the session's key, as on the server
+            for other in self.tabs:
+                if other is not tab and other.link is known:
+                    other.link = None
+                    other.event({"type": "failed",
+                                 "reason": "your session was taken up by another tab"})
+            tab.link = known
             known.policy = request.policy
+            known.address = tab.address
             known.attach(self._post_to(tab, known))
+            return
+        players = sum(1 for link in self._links() if link.address == tab.address)
+        if players >= self.config.max_tabs_per_address:
+            tab.event({"type": "error", "reason": f"at most "
+                       f"{self.config.max_tabs_per_address} players from one address "
+                       "(those whose tab closed keep playing a while)"})
             return
         credentials = None
         if self.config.credentials is not None:  # a key of its own: the session's
@@ -366,9 +378,15 @@ class Gateway:
         link = PlayerLink(self.config.connect, request.name, request.token, request.policy,
                           credentials, lambda event: None, timeout=self.config.timeout,
                           linger=self.config.linger, context=self.context)
+        link.address = tab.address
         link.attach(self._post_to(tab, link))
         tab.link = link
         link.start()
+
+    def _links(self) -> set[PlayerLink]:
+        """Every player session the gateway holds: of open tabs, and lingering."""
+        links = {t.link for t in self.tabs if t.link is not None}
+        return links | {link for link in self.links.values() if not link.done.is_set()}
 
     def _place(self, tab: Tab, request: inputs.PlaceAsk) -> None:
         what = {"pattern": request.pattern, "y": request.y, "x": request.x}

@@ -41,6 +41,7 @@ from shared.protocol import ErrorCode, Kind
 
 Post = Callable[[dict[str, Any]], None]
 LINGER = 30.0  # seconds a detached link keeps playing, waiting for its tab to come back
+BUSY_PATIENCE = 15.0  # seconds a join is asked again while the server answers BUSY
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class PlayerLink(threading.Thread):
         self.welcome: dict[str, Any] = {}
         self.standing: dict[str, Any] = {}
         self.player = 0
+        self.address = ""  # the tab's address (the gateway's cap on players an address)
         self.trouble = ""
         self.done = threading.Event()   # set when the thread has ended
         self._stop = threading.Event()
@@ -167,13 +169,28 @@ class PlayerLink(threading.Thread):
         """Join with the token given, or as a new player when the server no longer
         knows it (an expired token is no reason not to play); the why of a new one."""
         try:
-            session.join(self.token or None)
+            self._join(session, self.token or None)
             return ""
         except RemoteError as e:
             if not (self.token and token_refused(e)):
                 raise
-            session.join(None)
+            self._join(session, None)
             return f"your session token was refused ({e.reason}): joined as a new player"
+
+    def _join(self, session: PlayerSession, token: str | None) -> None:
+        """``JOIN``, asked again while the server says it is busy (every tab joins from
+        the gateway's one address, and the server opens a few joins a second to an
+        address), for ``BUSY_PATIENCE`` seconds at most."""
+        deadline = time.monotonic() + BUSY_PATIENCE
+        while True:
+            try:
+                session.join(token)
+                return
+            except RemoteError as e:
+                if e.code != ErrorCode.BUSY or time.monotonic() > deadline:
+                    raise
+            if self._stop.wait(0.5):
+                raise RemoteError(ErrorCode.BUSY, "left while waiting to join")
 
     def _joined(self, session: PlayerSession, why: str) -> None:
         self.token = session.token

@@ -33,6 +33,7 @@ WATCH_TICK = 0.1
 LIVE_BOTS = 3  # the embedded default shows a game: a few bots playing in the world
 LIVE_ROUND = 600  # ... in rounds of a minute at the live tick
 KEEP_LOGS = 10
+WEB_PLAYERS = 64  # seats on up's server for the browser's players (one address: the gateway)
 PORTS = {"worker_port": "workers", "player_port": "players", "frame_port": "frames"}
 _LOG_NAME = re.compile(r"up-\d{8}-\d{6}-(\d+)\.log")
 
@@ -80,9 +81,11 @@ def up(ctx: click.Context, /, workers: int, bots: int | None, bot_strategy: str,
         bots = 0 if headless else LIVE_BOTS
     if not headless and ctx.get_parameter_source("round") is ParameterSource.DEFAULT:
         kwargs["round"] = LIVE_ROUND  # the live game has rounds unless told otherwise
-    # Every bot joins from this machine, and so does its player's client: room for all.
-    kwargs["max_players_per_address"] = max(kwargs["max_players_per_address"], bots + 1)
-    kwargs["max_players"] = max(kwargs["max_players"], bots + 1)
+    # Every bot joins from this machine, and so does its player's client, and every
+    # browser tab's player through the gateway: room for all.
+    seats = bots + 1 + (WEB_PLAYERS if web else 0)
+    kwargs["max_players_per_address"] = max(kwargs["max_players_per_address"], seats)
+    kwargs["max_players"] = max(kwargs["max_players"], seats)
     root = ctx.find_root().params
     own_keys = None
     if kwargs["keys"] is None:  # secure by default: keys of its own, for this run

@@ -213,6 +213,31 @@ def test_a_dropped_websocket_reconnects_and_keeps_the_player(
         tab.close()
 
 
+def test_a_session_s_token_in_another_tab_takes_the_session_over(
+        browser: Any, game: tuple[Server, Gateway]) -> None:
+    """The token is the session's key, as on the server: a tab that shows it gets the
+    session (the same player, nothing asked of the server), and the tab that held it
+    is told, plainly."""
+    server, gateway = game
+    first, second = Page(browser, gateway.url), Page(browser, gateway.url)
+    try:
+        shown(first, server)
+        me = join(first, "dana")
+        second.js("([token]) => { sessionStorage.setItem('lifenet.token', token); "
+                  "sessionStorage.setItem('lifenet.name', 'dana'); location.reload(); }",
+                  [me["token"]])
+        second.wait("window.lifenet && window.lifenet.state.me !== null")
+        assert (second.state("me")["player"], second.state("me")["rejoined"]) == \
+            (me["player"], True)
+        first.wait("document.querySelector('#messages').textContent.includes("
+                   "'taken up by another tab')")
+        assert first.state("me") is None
+        assert gateway.health()["players"] == 1
+    finally:
+        first.close()
+        second.close()
+
+
 def test_the_gateway_checks_origin_tabs_per_address_and_input(
         make_server: MakeServer, processes: Processes) -> None:
     server = make_server(size=(16, 16), fill=0.0)
