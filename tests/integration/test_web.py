@@ -111,6 +111,10 @@ def test_a_glider_placed_with_a_click_lands_in_the_generation_placed_names(
     try:
         shown(player, server)
         shown(watcher, server)
+        # the terminal client holds the world too (its first full frame came)
+        step_until(server, lambda: (terminal.poll(0.05),
+                                    terminal.gen == server.engine.generation > 0)[1],
+                   "the terminal client's first frames")
         me = join(player, "alice")
         code = me["code"]
         player.page.click("[data-pattern=glider]")
@@ -447,8 +451,10 @@ def test_a_slow_tab_gets_a_key_and_never_grows_the_gateway(
             try:
                 # not reading: the socket's buffers fill, then the writer waits
                 before = rss_kib()
-                for _ in range(60):
+                for steps in range(1, 601):  # until the buffers are full and it drops
                     await asyncio.to_thread(server.advance)
+                    if steps % 10 == 0 and gateway.health()["dropped"] >= 1:
+                        break
                 health = gateway.health()
                 assert health["dropped"] >= 1, health
                 # at most 4 messages of a 512x512 world queued (~1 MiB each at most),
