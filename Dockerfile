@@ -1,4 +1,5 @@
-# One image for every lifenet process: `lifenet server`, `lifenet worker`, `lifenet bot`.
+# One image for every lifenet process: `lifenet server`, `lifenet worker`, `lifenet bot`,
+# `lifenet web`.
 #
 #   docker build -t lifenet .                       # official slim Python base, PyPI
 #   ./scripts/docker-build                          # the same, or a local base without
@@ -51,7 +52,7 @@ ENV PATH=/opt/lifenet/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     LIFENET_SERVER_HOST=0.0.0.0
 WORKDIR /data
-EXPOSE 5555 5556 5557 5558
+EXPOSE 5555 5556 5557 5558 8080
 # Asks the server in this container for its status (worker and bot containers turn the
 # check off in docker-compose.yml: they have no server to ask).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 \

@@ -1,7 +1,7 @@
 """The ``lifenet`` command: one click group, one module per command family.
 
 This module is the one place in ``server`` that imports ``client``: it registers the
-players' commands (``status``, ``bot``, ``client``) beside the server's.
+players' commands (``status``, ``bot``, ``client``, ``web``) beside the server's.
 
 The group is lazy (click's "LazyGroup" pattern): it knows every command's name and
 short help, and imports a command's module only when that command runs or shows its
@@ -42,6 +42,7 @@ COMMANDS: dict[str, str] = {
     "snapshot": "Encrypted, authenticated snapshots of a server's state.",
     "status": "Ask a running server for its status, once.",
     "up": "Start a server and its workers locally and show the world live.",
+    "web": "Serve the browser client: a page and a WebSocket gateway to the server.",
     "worker": "Run a worker: compute count_neighbors and game_logic for the server's "
               "tiles.",
 }
@@ -77,6 +78,9 @@ def load(name: str) -> click.Command:
         case "up":
             from server.cli.up import up
             return up
+        case "web":
+            from client.web.command import web
+            return web
         case "worker":
             from server.cli.work import worker
             return worker

@@ -23,6 +23,8 @@ from server.cli.options import server_argv, server_config, server_options
 from server.tools.children import free_port, port_in_use
 from server.tools.up import Embedded, run_up
 from server.world import build_world
+from shared.errors import ConfigError
+from shared.http import DEFAULT_HTTP, parse_http
 from shared.local import EmbeddedKeys, state_dir
 from shared.policies import MAX_BOTS, STRATEGIES
 from shared.remote import record_local_ports
@@ -31,6 +33,7 @@ WATCH_TICK = 0.1
 LIVE_BOTS = 3  # the embedded default shows a game: a few bots playing in the world
 LIVE_ROUND = 600  # ... in rounds of a minute at the live tick
 KEEP_LOGS = 10
+WEB_PLAYERS = 64  # seats on up's server for the browser's players (one address: the gateway)
 PORTS = {"worker_port": "workers", "player_port": "players", "frame_port": "frames"}
 _LOG_NAME = re.compile(r"up-\d{8}-\d{6}-(\d+)\.log")
 
@@ -49,11 +52,17 @@ _LOG_NAME = re.compile(r"up-\d{8}-\d{6}-(\d+)\.log")
               help="Write the final whole world as RLE here (with --generations).")
 @click.option("--io-latency", type=click.FloatRange(0.0, 60.0), default=0.0,
               help="Seconds of simulated blocking I/O in every cell (passed to workers).")
+@click.option("--web/--no-web", "web", default=None, show_default=False,
+              help="Serve the browser client (`lifenet web`) [default: with the live "
+                   "view; not with --headless].")
+@click.option("--http", default=DEFAULT_HTTP,
+              help="Where the browser client is served: HOST:PORT (a free port when the "
+                   "default is taken).")
 @server_options
 @click.pass_context
 def up(ctx: click.Context, /, workers: int, bots: int | None, bot_strategy: str,
        headless: bool,
-       out: Path | None, io_latency: float,
+       out: Path | None, io_latency: float, web: bool | None, http: str,
        **kwargs: Any) -> None:
     """Start a server and its workers locally and show the world live.
 
@@ -62,6 +71,9 @@ def up(ctx: click.Context, /, workers: int, bots: int | None, bot_strategy: str,
     # Check the world here, so a bad pattern or size is one line from `up` itself.
     build_world(server_config(kwargs), warn=False)  # the server child warns, once
     choose_ports(ctx, kwargs)
+    if web is None:
+        web = not headless
+    http_address = choose_http(ctx, http) if web else None
     tick = kwargs["tick"]
     if tick is None:
         tick = 0.0 if headless else WATCH_TICK
@@ -69,9 +81,11 @@ def up(ctx: click.Context, /, workers: int, bots: int | None, bot_strategy: str,
         bots = 0 if headless else LIVE_BOTS
     if not headless and ctx.get_parameter_source("round") is ParameterSource.DEFAULT:
         kwargs["round"] = LIVE_ROUND  # the live game has rounds unless told otherwise
-    # Every bot joins from this machine, and so does its player's client: room for all.
-    kwargs["max_players_per_address"] = max(kwargs["max_players_per_address"], bots + 1)
-    kwargs["max_players"] = max(kwargs["max_players"], bots + 1)
+    # Every bot joins from this machine, and so does its player's client, and every
+    # browser tab's player through the gateway: room for all.
+    seats = bots + 1 + (WEB_PLAYERS if web else 0)
+    kwargs["max_players_per_address"] = max(kwargs["max_players_per_address"], seats)
+    kwargs["max_players"] = max(kwargs["max_players"], seats)
     root = ctx.find_root().params
     own_keys = None
     if kwargs["keys"] is None:  # secure by default: keys of its own, for this run
@@ -86,7 +100,7 @@ def up(ctx: click.Context, /, workers: int, bots: int | None, bot_strategy: str,
                 "worker": kwargs["worker_port"], "player": kwargs["player_port"],
                 "frame": kwargs["frame_port"]})
         run_embedded(kwargs, workers, bots, bot_strategy, headless, out, io_latency, tick,
-                     root.get("log_level", "info"))
+                     root.get("log_level", "info"), http_address)
     finally:
         if own_keys is not None:
             own_keys.release()
@@ -125,6 +139,27 @@ def choose_ports(ctx: click.Context, kwargs: dict[str, Any]) -> None:
     if len(set(ports)) < len(ports):
         raise click.ClickException(f"the worker, player and frame ports must differ, not "
                                    f"{', '.join(map(str, ports))}")
+
+
+def choose_http(ctx: click.Context, http: str) -> str:
+    """The browser client's ``HOST:PORT``: the default, or a free port when it is taken
+    (said in one line); one given that is taken is a ``ClickException``."""
+    try:
+        host, port = parse_http(http)
+    except ConfigError as e:
+        raise click.BadParameter(str(e), ctx, param_hint="'--http'") from None
+    if port == 0:
+        port = free_port("" if host in ("0.0.0.0", "::") else host)
+    elif port_in_use(host, port):
+        if ctx.get_parameter_source("http") not in (ParameterSource.DEFAULT,
+                                                     ParameterSource.DEFAULT_MAP):
+            raise click.ClickException(
+                f"port {port} is already in use: choose another with --http HOST:PORT or "
+                "leave the default to pick a free port")
+        taken, port = port, free_port("" if host in ("0.0.0.0", "::") else host)
+        click.echo(f"port {taken} is in use (another lifenet up?): the browser client "
+                   f"listens on {port} instead", err=True)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _envvar(ctx: click.Context, name: str) -> str:
@@ -183,7 +218,7 @@ def _running(pid: int) -> bool:
 
 def run_embedded(kwargs: dict[str, Any], workers: int, bots: int, bot_strategy: str,
                  headless: bool, out: Path | None, io_latency: float, tick: float,
-                 log_level: str) -> None:
+                 log_level: str, http: str | None = None) -> None:
     """Start everything, watch or wait, stop everything; the log file's name said."""
     log_file = open_log() if not headless else None
     embedded = Embedded(
@@ -192,7 +227,7 @@ def run_embedded(kwargs: dict[str, Any], workers: int, bots: int, bot_strategy: 
         workers=workers, bots=bots, bot_strategy=bot_strategy, host=kwargs["host"],
         player_port=kwargs["player_port"],
         frame_port=kwargs["frame_port"], worker_port=kwargs["worker_port"],
-        log_level=log_level, log_file=log_file, keys=kwargs["keys"])
+        log_level=log_level, log_file=log_file, keys=kwargs["keys"], http=http)
     try:
         code = run_up(embedded, headless)
     finally:

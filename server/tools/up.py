@@ -29,7 +29,7 @@ from typing import IO, Any
 import zmq
 
 from server.tools import view
-from server.tools.children import LocalProcesses, listens
+from server.tools.children import LocalProcesses, listens, port_in_use
 from shared.errors import ConfigError, HandshakeError, LifenetError, PeerGone, WrongEndpoint
 from shared.frames import FrameView
 from shared.keys import PUBLIC_SUFFIX, Credentials
@@ -100,6 +100,7 @@ class Embedded:
     log_level: str = "info"
     log_file: IO[str] | None = None
     keys: Path | None = None  # the keys directory: CURVE everywhere, workers by key
+    http: str | None = None   # the browser client's HOST:PORT (`lifenet web`), if served
     stop_event: threading.Event = field(default_factory=threading.Event)
     children: LocalProcesses = field(init=False)
     credentials: Credentials | None = field(init=False)
@@ -115,6 +116,16 @@ class Embedded:
     @property
     def connect_host(self) -> str:
         return "127.0.0.1" if self.host in ("0.0.0.0", "*") else self.host
+
+    @property
+    def url(self) -> str | None:
+        """The browser client's address, to open (``None``: not served)."""
+        if self.http is None:
+            return None
+        host, _, port = self.http.rpartition(":")
+        if host in ("0.0.0.0", "[::]", "*"):
+            host = "127.0.0.1"
+        return f"http://{host}:{port}/"
 
     @property
     def player_endpoint(self) -> str:
@@ -145,6 +156,17 @@ class Embedded:
             self.children.start(f"worker-{i + 1}", [
                 "worker", "--connect", f"tcp://{self.connect_host}:{self.worker_port}",
                 "--name", f"local-{i + 1}", *worker_keys, *self.worker_argv], output)
+        if self.http is not None:
+            server_key = (["--server-key", str(self.keys / f"server{PUBLIC_SUFFIX}")]
+                          if self.keys else [])
+            web = self.children.start("web", [
+                "web", "--connect", self.player_endpoint, "--frame-port",
+                str(self.frame_port), "--http", self.http, *server_key], output)
+            host, _, port = self.http.rpartition(":")
+            if self.children.wait_until(lambda: port_in_use(host.strip("[]"), int(port)),
+                                        READY_TIMEOUT, f"the browser client on {self.http}",
+                                        watch=web, cancelled=self.stop_event.is_set):
+                print(f"the browser client: {self.url}", file=sys.stderr, flush=True)
         bot_keys = (["--server-key", str(self.keys / f"server{PUBLIC_SUFFIX}")]
                     if self.keys else [])
         processes = max(1, min(self.bot_processes, self.bots))
@@ -218,7 +240,7 @@ class Embedded:
                 if isinstance(world, Viewport):
                     size = shutil.get_terminal_size((80, 24))
                     wanted = view.region_for(world.height, world.width, size.columns,
-                                             size.lines)
+                                             size.lines - (self.url is not None))
                     if wanted != region:  # the terminal was resized: another middle
                         region = wanted
                         world.view(*region)
@@ -230,7 +252,12 @@ class Embedded:
                         continue
                     codes, shape = world.codes, None
                 if live:
-                    out.write(view.render(codes, world.info, world=shape))
+                    if self.url is None:
+                        out.write(view.render(codes, world.info, world=shape))
+                    else:  # the browser's address on the last line, under the view
+                        lines = shutil.get_terminal_size((80, 24)).lines
+                        out.write(view.render(codes, world.info, lines=lines - 1, world=shape)
+                                  + f"\n in a browser: {self.url}\x1b[K")
                 elif time.monotonic() - last_line >= 1.0:  # not a terminal: a line a second
                     last_line = time.monotonic()
                     out.write(view.summary(world.info) + "\n")

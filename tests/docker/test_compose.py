@@ -14,8 +14,10 @@ import secrets
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -163,7 +165,7 @@ def test_healthy_then_sigterm_stops_every_process_cleanly_and_down_leaves_nothin
     project("stop", "-t", "20")
     took = time.monotonic() - began
     containers = project.containers(stopped=True)
-    assert len(containers) == 3
+    assert len(containers) == 4  # the server, 2 workers, the browser gateway
     for container in containers:
         name = project.inspect(container, "{{.Name}}")
         assert project.inspect(container, "{{.State.Status}}") == "exited", name
@@ -196,6 +198,31 @@ def test_a_player_on_the_host_joins_and_bots_play_in_compose(
     project("up", "-d", "--scale", "worker=2", "--scale", "bots=1")
     project.wait_status(lambda r: r["players"] >= 3, 60,
                 "the bots service's 2 players to join")
+
+
+@pytest.mark.timeout(180, func_only=True)
+def test_the_browser_client_is_served_on_the_http_port(project: Project) -> None:
+    if not image_has_command(project.env["LIFENET_IMAGE"], "web"):
+        pytest.skip("the image has no `lifenet web` yet (the browser issue)")
+    project("up", "-d", "--scale", "worker=1")
+    project.wait_status(workers_are(1), 60, "1 worker")
+    url = f"http://127.0.0.1:{project.http_port}/"
+
+    def health() -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(f"{url}healthz", timeout=3) as reply:
+                body: dict[str, Any] = json.load(reply)
+        except OSError:
+            return None
+        return body if body["generation"] is not None else None
+
+    # frames from the server through CURVE, to the gateway, served on the host
+    wait_for(health, 60, 0.5, "the gateway to serve generations")
+    with urllib.request.urlopen(url, timeout=5) as page:
+        assert b"<canvas" in page.read()
+    web = project.containers("web")[0]
+    wait_for(lambda: project.inspect(web, "{{.State.Health.Status}}") == "healthy", 60, 0.5,
+             "the gateway's healthcheck to pass")
 
 
 @pytest.mark.timeout(180, func_only=True)

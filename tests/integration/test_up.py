@@ -11,9 +11,11 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 
 from server.tools.children import listens, port_in_use
@@ -288,7 +290,7 @@ def test_the_live_view_of_a_big_world_shows_its_middle_through_a_viewport() -> N
     env = {**os.environ, "COLUMNS": "100", "LINES": "30"}
     up = subprocess.Popen(
         [sys.executable, "-m", "server", "up", "--size", "2048x2048", "--workers", "1",
-         "--bots", "0", "--tick", "0.2", "--fill", "0.2", *port_args(ports)],
+         "--bots", "0", "--no-web", "--tick", "0.2", "--fill", "0.2", *port_args(ports)],
         stdin=secondary, stdout=secondary, stderr=subprocess.PIPE, cwd=ROOT, env=env,
         start_new_session=True)
     os.close(secondary)
@@ -311,3 +313,41 @@ def test_the_live_view_of_a_big_world_shows_its_middle_through_a_viewport() -> N
                 os.killpg(up.pid, signal.SIGKILL)
                 up.wait()
             os.close(primary)
+
+
+def test_a_taken_default_browser_port_is_replaced_and_a_given_one_refused(
+        listener: socket.socket, capsys: pytest.CaptureFixture[str]) -> None:
+    from click.core import ParameterSource
+
+    from server.cli.up import choose_http, up
+
+    taken = listener.getsockname()[1]
+    ctx = click.Context(up)
+    ctx.set_parameter_source("http", ParameterSource.DEFAULT)
+    chosen = choose_http(ctx, f"127.0.0.1:{taken}")
+    host, port = chosen.rsplit(":", 1)
+    assert host == "127.0.0.1" and int(port) != taken and not port_in_use(host, int(port))
+    assert f"port {taken} is in use" in capsys.readouterr().err
+    ctx.set_parameter_source("http", ParameterSource.COMMANDLINE)
+    with pytest.raises(click.ClickException, match=f"port {taken} is already in use"):
+        choose_http(ctx, f"127.0.0.1:{taken}")
+
+
+def test_up_serves_the_browser_client(processes: Processes) -> None:
+    """``up --web``: the gateway starts after the server and its URL is said once it
+    listens; the page's frames come through CURVE with up's own keys."""
+    proc = processes.lifenet("up", "--headless", "--web", "--http", "127.0.0.1:0",
+                             "--workers", "1", "--tick", "0.05", *port_args(three_ports()))
+    said = wait_for(lambda: re.search(r"the browser client: (http://\S+)",
+                                      processes.log_of(proc)), 60,
+                    what="the browser client's URL")
+    url = said.group(1)
+    with urllib.request.urlopen(url, timeout=5) as page:
+        assert b"<canvas" in page.read()
+
+    def generation() -> object:
+        with urllib.request.urlopen(f"{url}healthz", timeout=5) as reply:
+            return json.load(reply)["generation"]
+
+    wait_for(generation, 30, what="frames through the gateway (CURVE, up's keys)")
+    assert proc.poll() is None

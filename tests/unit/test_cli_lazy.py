@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from server.cli import COMMANDS, load, main
 from tests.conftest import ROOT
 
-HEAVY = ("numpy", "zmq", "textual")
+HEAVY = ("numpy", "zmq", "textual", "aiohttp")
 
 
 @pytest.mark.parametrize("args", [["--version"], ["--help"], []])
@@ -34,7 +34,7 @@ def test_version_and_help_import_nothing_heavy(args: list[str]) -> None:
 
 def test_help_lists_every_command_with_its_own_short_help() -> None:
     assert set(COMMANDS) == {"bench", "bot", "client", "keys", "loadtest", "server",
-                             "snapshot", "status", "up", "worker"}
+                             "snapshot", "status", "up", "web", "worker"}
     for name, text in COMMANDS.items():
         command = load(name)
         for limit in (30, 45, 60, 200):  # the lazy stand-in is shortened as the real one
