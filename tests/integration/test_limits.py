@@ -117,14 +117,19 @@ def test_a_flood_up_the_frame_port_neither_slows_nor_grows_the_server(
     try:
         assert flooder.stdout is not None
         assert flooder.stdout.readline().startswith(b"connected")  # flooding from now
-        busy, grown, ends = 0.0, 0.0, time.monotonic() + 2.0  # ~1 GB of junk sent up
+        windows: list[float] = []
+        grown, ends = 0.0, time.monotonic() + 2.0  # ~1 GB of junk sent up
         while time.monotonic() < ends:
-            busy = max(busy, step_ms(server, 10))
+            windows.append(step_ms(server, 10))
             grown = max(grown, rss_mb(os.getpid()) - began)
     finally:
         flooder.kill()
         flooder.wait()
     after = step_ms(server, 20)
+    # The median of the flood's windows of 10 steps: the machine's other work (two
+    # cores shared) can slow any one window; a flood that slowed the server would
+    # slow most of them.
+    busy = sorted(windows)[len(windows) // 2]
     assert busy < 3 * quiet + 5, f"{busy:.1f} ms a step during the flood, {quiet:.1f} before"
     assert after < 3 * quiet + 5
     print(f"grown {grown:.1f} MiB, busy {busy:.1f} ms, quiet {quiet:.1f} ms")
