@@ -184,6 +184,7 @@ class Server:
             "scores": {p.name: board.cells(p.id) for p in
                        sorted(players, key=lambda p: -board.cells(p.id))[:MAX_SCORES]},
             "view_port": self.world_info.view_port,
+            "player_bytes": self.lobby.sent_bytes,
             "ms_per_generation": latest.ms,
             "tick": self.config.tick,
             "running": not self.stop_event.is_set(),

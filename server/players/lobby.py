@@ -123,6 +123,7 @@ class PlayerEndpoint(threading.Thread):
             OUTBOX_LIMIT)
         self.wakeup: Wakeup | None = None  # this thread's, while it runs
         self.dropped = 0  # messages for players dropped: the outbox was full
+        self.sent_bytes = 0  # to the players (frames handed to libzmq): replies and pushes
         self.throttled = 0  # requests dropped: their connection asked too fast
         self._buckets: OrderedDict[bytes, TokenBucket] = OrderedDict()
         self._odd = LogLimiter(log)
@@ -202,9 +203,10 @@ class PlayerEndpoint(threading.Thread):
                                             frames[1:])
                         if reply is not None:
                             # An asker that is gone or not reading loses its reply.
+                            encoded = protocol.encode(reply)
                             with contextlib.suppress(zmq.ZMQError):
-                                sock.send_multipart([identity, *protocol.encode(reply)],
-                                                    zmq.NOBLOCK)
+                                sock.send_multipart([identity, *encoded], zmq.NOBLOCK)
+                                self.sent_bytes += sum(len(f) for f in encoded)
         finally:
             if not sock.closed:
                 self._send_outbox(sock)  # best effort: replies finished while stopping
@@ -241,6 +243,7 @@ class PlayerEndpoint(threading.Thread):
                 return
             with contextlib.suppress(zmq.ZMQError):
                 sock.send_multipart([identity, *frames], zmq.NOBLOCK, copy=False)
+                self.sent_bytes += sum(len(f) for f in frames)
 
     def handle(self, peer: Peer, frames: list[Any]) -> Message | None:
         """The reply to one request; never raises."""

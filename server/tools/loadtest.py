@@ -86,6 +86,7 @@ def run_loadtest(test: LoadTest) -> dict[str, Any]:
                 view.poll(0.1)
             start_bytes = view.bytes
             cpu_before = cpu_seconds(embedded)
+            sent_before = status(endpoint).get("player_bytes", 0)
             ends = time.monotonic() + test.seconds
             while time.monotonic() < ends:
                 gen = view.gen
@@ -95,6 +96,7 @@ def run_loadtest(test: LoadTest) -> dict[str, Any]:
                     gens.append(view.gen)
             received = view.bytes - start_bytes
             cpu_after = cpu_seconds(embedded)
+            sent = status(endpoint).get("player_bytes", 0) - sent_before
         finally:
             view.close()
         report = status(endpoint)
@@ -123,6 +125,8 @@ def run_loadtest(test: LoadTest) -> dict[str, Any]:
         "viewer": "whole world" if test.viewport is None
                   else f"viewport {test.viewport[0]}x{test.viewport[1]}",
         "viewer_bytes_per_generation": round(received / max(1, len(gens))),
+        # what the server sent its players (requests, replies), a player a generation
+        "player_bytes_per_generation": round(sent / max(1, generations) / test.bots),
         "population_at_end": report["population"],
         # CPU time a generation (user + system, ms), what the load of the machine does
         # not change much: the server, its workers, the bots' processes together

@@ -49,4 +49,6 @@ def test_frames_carry_the_top_and_each_player_its_own_place(
             PLAYERS + 1 - k, PLAYERS, 4 * k, 0), player.name
     report = remote.status(server.lobby.bound_endpoint)
     assert (report["players"], report["players_owning"]) == (PLAYERS, PLAYERS)
+    # every JOINED, PLACED, PONG, GAME_LOGIC... the players got, counted
+    assert report["player_bytes"] > PLAYERS * 100
     assert len(report["scores"]) == PLAYERS
