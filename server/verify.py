@@ -9,8 +9,9 @@ published is the world. ``--verify`` decides how many answers the server checks:
                 answer came (``secrets.SystemRandom``): a worker cannot tell which
     all         every batch: the world is exact even with a liar among the workers
 
-A check computes the batch here, with the same kernel as the workers
-(``shared.kernel.step_tile``), and compares. On a mismatch the server's result is the
+A check computes the batch here, with the same kernels as the workers
+(``shared.bitlife`` for a packed tile of neutral cells, ``shared.kernel.step_tile`` for
+one with owners), and compares. On a mismatch the server's result is the
 one pasted, the worker is quarantined (``server.broker``), and every other answer it gave
 in the generation is recomputed here before the generation is published. BOINC's
 replication is the model; computing the check locally makes the server the third,
@@ -31,10 +32,11 @@ from typing import Any
 
 import numpy as np
 
+from shared.bitlife import step_wire
 from shared.errors import ConfigError
 from shared.grid import Codes, unpack_bits
 from shared.kernel import rule_table, step_tile
-from shared.rules import parse_rule
+from shared.rules import Rule, parse_rule
 
 MAX_RULE_TABLES = 16
 
@@ -81,25 +83,30 @@ UNVERIFIED = Verification(0.0)
 
 class LocalKernel:
     """Computes batches in the server's own process (any thread): the verifier's
-    reference and the fallback when no worker can."""
+    reference and the fallback when no worker can. A packed (neutral) batch is stepped
+    by the bit kernel, as a worker steps it; one with owners by ``step_tile``."""
 
     def __init__(self) -> None:
-        self._tables: OrderedDict[str, Any] = OrderedDict()
+        self._rules: OrderedDict[str, tuple[Rule, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _table(self, rule: str) -> Any:
+    def _rule(self, text: str) -> tuple[Rule, Any]:
+        """The rule and its table, from a small cache."""
         with self._lock:
-            table = self._tables.get(rule)
-            if table is None:
-                table = self._tables[rule] = rule_table(parse_rule(rule))
-                while len(self._tables) > MAX_RULE_TABLES:
-                    self._tables.popitem(last=False)
+            known = self._rules.get(text)
+            if known is None:
+                rule = parse_rule(text)
+                known = self._rules[text] = (rule, rule_table(rule))
+                while len(self._rules) > MAX_RULE_TABLES:
+                    self._rules.popitem(last=False)
             else:
-                self._tables.move_to_end(rule)
-            return table
+                self._rules.move_to_end(text)
+            return known
 
     def compute(self, tile: Codes, h: int, w: int, rule: str, packed: bool) -> Codes:
         """The next generation of the ``h`` x ``w`` cells inside a tile with its halo."""
-        padded = unpack_bits(tile, (h + 2, w + 2)) if packed else tile.reshape(h + 2, w + 2)
-        result: Codes = step_tile(np.ascontiguousarray(padded), self._table(rule))
+        parsed, table = self._rule(rule)
+        if packed:
+            return unpack_bits(step_wire(tile, h, w, parsed), (h, w))
+        result: Codes = step_tile(np.ascontiguousarray(tile.reshape(h + 2, w + 2)), table)
         return result

@@ -2,8 +2,10 @@
 
 A worker connects a DEALER socket to the server's worker endpoint, says ``READY`` and
 then answers every ``BATCH`` with a ``RESULT``, computing ``count_neighbors`` and
-``game_logic`` for every cell of the tile (vectorised by default; ``kernel="python"``
-runs the book's per-cell functions). Heartbeats go both ways (Paranoid Pirate): when
+``game_logic`` for every cell of the tile (vectorised by default: a ``packed`` tile of
+neutral cells by the bit-parallel kernel, ``shared.bitlife``, without unpacking it, a
+tile with owners by ``shared.kernel``; ``kernel="python"`` runs the book's per-cell
+functions). Heartbeats go both ways (Paranoid Pirate): when
 the server is silent for ``liveness`` beats, the worker reconnects with exponential
 backoff. SIGTERM and SIGINT only set a flag that the loop reads; the loop then says
 ``BYE`` and closes its socket, so the server re-sends any batch it held at once.
@@ -35,6 +37,7 @@ import numpy as np
 import zmq
 
 from shared import protocol
+from shared.bitlife import step_wire
 from shared.errors import ConfigError, ProtocolError, RuleError
 from shared.grid import Codes, as_payload, codes_from, codes_payload, pack_bits, unpack_bits
 from shared.kernel import rule_table, step_tile
@@ -124,19 +127,26 @@ class Worker:
             return protocol.error(ErrorCode.BAD_FIELD, str(e), "batch", ref)
         h, w = msg["h"], msg["w"]
         packed = msg.body.get("packed", False)
+        started = time.perf_counter()
+        # A neutral tile's next generation is neutral too: it goes back packed (by the
+        # bit kernel, words in and words out, with the NumPy kernel); the others go back
+        # as wide as they came.
+        if packed and self.config.kernel != "python":
+            stepped = step_wire(msg.payloads[0], h, w, rule)
+            compute_ms = (time.perf_counter() - started) * 1000
+            return protocol.message(Kind.RESULT, [stepped], gen=msg["gen"],
+                                    batch=msg["batch"], attempt=msg["attempt"], h=h, w=w,
+                                    compute_ms=compute_ms, packed=True)
         if packed:
             tile = unpack_bits(msg.payloads[0], (h + 2, w + 2))
         else:
             tile = codes_from(msg.payloads[0], msg.body.get("wide", False), (h + 2, w + 2))
-        started = time.perf_counter()
         out: Codes
         if self.config.kernel == "python":
             out = step_tile_reference(tile, rule)
         else:
             out = step_tile(tile, table)
         compute_ms = (time.perf_counter() - started) * 1000
-        # A neutral tile's next generation is neutral too: it goes back packed; the
-        # others go back as wide as they came.
         if packed:
             payload, flags = as_payload(pack_bits(out)), {"packed": True}
         else:
