@@ -19,8 +19,10 @@ from shared.remote import DEFAULT_WORKER_PORT, credentials_for, player_endpoint
               help="Seconds of simulated blocking I/O in every cell's game_logic.")
 @click.option("--credit", type=click.IntRange(0, 256), default=0,
               help="Batches held at once [default: 2, or 16 with --io-latency].")
-@click.option("--kernel", type=click.Choice(["numpy", "python"]), default="numpy",
-              help="Vectorised game_logic, or the book's per-cell Python functions.")
+@click.option("--kernel", type=click.Choice(["bits", "numpy", "python"]), default="bits",
+              help="Vectorised game_logic: neutral tiles bit-parallel, tiles with owners "
+                   "by NumPy (bits); every tile by NumPy (numpy); or the book's per-cell "
+                   "Python functions (python).")
 @click.option("--heartbeat", type=click.FloatRange(0.05, 60.0), default=1.0,
               help="Seconds between heartbeats (the server's WELCOME may change it).")
 @peer_key_options("worker")

@@ -35,6 +35,7 @@ import contextlib
 import hashlib
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -60,6 +61,7 @@ from server.snapshot import (
 )
 from server.tools import book
 from server.tools.children import LocalProcesses, free_port
+from server.tools.kernels import KERNEL_NOTES, STAGES, measure_kernels
 from server.verify import UNVERIFIED, Verification
 from server.world import write_world
 from shared.errors import ConfigError, SimulationError
@@ -99,6 +101,8 @@ class Profile:
     snapshot_shape: Shape = (4096, 4096)
     snapshot_repeats: int = 3
     snapshot_iterations: int = DEFAULT_ITERATIONS
+    kernel_repeats: int = 15          # timed calls a kernel stage (server/tools/kernels.py)
+    kernel_fill: float = 0.35         # the kernel section's soups (the speed issue's)
 
 
 QUICK = Profile("quick")
@@ -107,7 +111,8 @@ TINY = Profile("tiny", latency=0.01, io_shapes=((5, 9), (10, 10), (20, 20), (30,
                book_cells=100, cpu_shapes=((32, 32), (64, 64)), python_cells=1024, repeats=1,
                warmup=0.0, min_time=0.0,
                io_target_shapes=((10, 10), (30, 30)), cpu_target_shapes=((32, 32), (64, 64)),
-               snapshot_shape=(64, 64), snapshot_repeats=1, snapshot_iterations=MIN_ITERATIONS)
+               snapshot_shape=(64, 64), snapshot_repeats=1, snapshot_iterations=MIN_ITERATIONS,
+               kernel_repeats=3)
 PROFILES = {p.name: p for p in (QUICK, FULL, TINY)}
 
 BOOK_IO = ("serial", "threads", "queue", "pool", "asyncio")
@@ -127,7 +132,7 @@ SNAPSHOT_PARTS = {
 class Figure:
     """One measured (or extrapolated) figure: milliseconds per generation."""
 
-    section: str      # "io" or "cpu"
+    section: str      # "io", "cpu", "kernel" or "snapshot"
     approach: str
     shape: Shape
     ms: float
@@ -169,6 +174,9 @@ def expected_keys(profile: Profile) -> list[str]:
         keys += [figure_key("cpu", a, cells)
                  for a in ("python", "numpy", "lifenet", "lifenet-curve", "lifenet-sample",
                            "lifenet-all")]
+    for shape in profile.cpu_shapes:
+        keys += [figure_key("kernel", stage, shape[0] * shape[1]) for stage in STAGES
+                 if stage != "golly" or shutil.which("bgolly") is not None]
     cells = profile.snapshot_shape[0] * profile.snapshot_shape[1]
     keys += [figure_key("snapshot", a, cells) for a in SNAPSHOT_PARTS]
     return keys
@@ -224,8 +232,9 @@ class LifenetRig:
 
     def __init__(self, workers: int, io_latency: float = 0.0, log: Path | None = None,
                  dispatchers: int = 16, curve: bool = False,
-                 verify: Verification = UNVERIFIED) -> None:
+                 verify: Verification = UNVERIFIED, kernel: str = "bits") -> None:
         self.workers = workers
+        self.kernel = kernel  # the workers' --kernel
         self.verify = verify
         self.io_latency = io_latency
         self.dispatchers = dispatchers
@@ -249,7 +258,7 @@ class LifenetRig:
     def _start(self) -> None:
         port = free_port()
         endpoint = f"tcp://127.0.0.1:{port}"
-        argv = ["worker", "--connect", endpoint]
+        argv = ["worker", "--connect", endpoint, "--kernel", self.kernel]
         if self.io_latency:
             argv += ["--io-latency", str(self.io_latency)]
         keys = None
@@ -306,6 +315,7 @@ class Report:
     profile: Profile
     figures: dict[str, Figure] = field(default_factory=dict)
     wall_s: float = 0.0
+    notes: dict[str, str] = field(default_factory=dict)  # why a figure is missing
 
     def add(self, figure: Figure) -> None:
         self.figures[figure.key] = figure
@@ -385,13 +395,16 @@ class Report:
             "figures": {k: f.as_json() for k, f in self.figures.items()},
             "ratios": self.ratios(),
             "targets": self.targets(),
+            "missing": self.notes,
         }
 
 
 def count_steps(profile: Profile) -> int:
     # Each lifenet variant is measured in ROUNDS turns; and three rigs are started.
     variants = 4 * len(profile.cpu_shapes)
-    return len(expected_keys(profile)) + variants * (ROUNDS - 1) + 3
+    kernels = [k for k in expected_keys(profile) if k.startswith("kernel/")]
+    return len(expected_keys(profile)) - len(kernels) + len(profile.cpu_shapes) \
+        + variants * (ROUNDS - 1) + 3
 
 
 def run_bench(profile: Profile, progress: Progress = lambda _: None,
@@ -402,6 +415,7 @@ def run_bench(profile: Profile, progress: Progress = lambda _: None,
     if log is None:
         log = Path(tempfile.gettempdir()) / f"lifenet-bench-{os.getpid()}.log"
     _run_cpu(profile, report, progress, log)
+    _run_kernels(profile, report, progress)
     _run_io(profile, report, progress, log)
     _run_snapshot(profile, report, progress)
     report.wall_s = time.perf_counter() - began
@@ -449,6 +463,21 @@ def _run_cpu(p: Profile, report: Report, progress: Progress, log: Path) -> None:
             for name, (_, _, note) in variants.items():
                 report.add(Figure("cpu", name, shape, statistics.median(taken[name]),
                                   taken[name], note=f"{p.workers} worker processes{note}"))
+
+
+def _run_kernels(p: Profile, report: Report, progress: Progress) -> None:
+    """Kernel-only figures (``server.tools.kernels``): NumPy's, the bit kernel's, its
+    packing stages, and Golly's QuickLife on the same torus when it is installed."""
+    for shape in p.cpu_shapes:
+        progress(f"kernels {shape[0]}x{shape[1]}")
+        figures = measure_kernels(shape, p.kernel_repeats, p.kernel_fill)
+        for stage in STAGES:
+            if stage in figures.ms:
+                report.add(Figure("kernel", stage, shape, figures.ms[stage],
+                                  figures.samples[stage], note=KERNEL_NOTES[stage]))
+            else:
+                report.notes[f"kernel/{stage}/{shape[0]}x{shape[1]}"] = \
+                    figures.notes.get(stage, "")
 
 
 def _run_io(p: Profile, report: Report, progress: Progress, log: Path) -> None:
@@ -625,6 +654,26 @@ def table(report: Report) -> str:
         lines.append("")
     lines.append("  * extrapolated linearly from the smallest world measured")
     lines.append("")
+    kernels = [f for f in report.figures.values() if f.section == "kernel"]
+    if kernels:
+        lines.append(f"kernels alone, in this process (ms per generation, median of "
+                     f"{p.kernel_repeats}; soups of fill {p.kernel_fill:g}, B3/S23)")
+        for f in kernels:
+            numpy = report.get("kernel", "numpy", f.shape)
+            extra = f"; {numpy.ms / f.ms:.2f}x numpy" if numpy and f.approach in (
+                "bits", "golly") else ""
+            if f.approach == "bits-wire":
+                old = report.get("kernel", "numpy-wire", f.shape)
+                golly = report.get("kernel", "golly", f.shape)
+                extra = (f"; {old.ms / f.ms:.2f}x numpy-wire" if old else "") + \
+                    (f", {golly.ms / f.ms:.2f}x golly" if golly else "")
+            lines.append(f"  {f.approach:<14} {_cells_text(f.cells):>11} "
+                         f"{f.ms:>12.3f}  {f.note}{extra}")
+        for key, why in report.notes.items():
+            if key.startswith("kernel/"):
+                lines.append(f"  {key.split('/')[1]:<14} {key.split('/')[2]:>11} "
+                             f"{'-':>12}  {why}")
+        lines.append("")
     snapshots = [f for f in report.figures.values() if f.section == "snapshot"]
     if snapshots:
         h, w = snapshots[0].shape

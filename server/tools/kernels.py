@@ -43,6 +43,15 @@ from shared.rules import CONWAY, Rule
 
 Shape = tuple[int, int]
 STAGES = ("numpy", "numpy-wire", "bits", "bits-wire", "from-wire", "to-wire", "golly")
+KERNEL_NOTES = {
+    "numpy": "shared.kernel.step_tile, a byte a cell",
+    "numpy-wire": "unpack_bits, step_tile, pack_bits: the worker's packed path before",
+    "bits": "shared.bitlife.step_words, 64 cells a word",
+    "bits-wire": "shared.bitlife.step_wire: the worker's packed path now",
+    "from-wire": "the wire's packbits stream to word rows",
+    "to-wire": "the stepped inside back to the stream",
+    "golly": "bgolly -a QuickLife on the same torus (long run minus short run)",
+}
 GOLLY_SHORT, GOLLY_LONG = 10, 110  # generations of Golly's two runs
 
 

@@ -2,10 +2,11 @@
 
 A worker connects a DEALER socket to the server's worker endpoint, says ``READY`` and
 then answers every ``BATCH`` with a ``RESULT``, computing ``count_neighbors`` and
-``game_logic`` for every cell of the tile (vectorised by default: a ``packed`` tile of
-neutral cells by the bit-parallel kernel, ``shared.bitlife``, without unpacking it, a
-tile with owners by ``shared.kernel``; ``kernel="python"`` runs the book's per-cell
-functions). Heartbeats go both ways (Paranoid Pirate): when
+``game_logic`` for every cell of the tile (vectorised by default, ``kernel="bits"``: a
+``packed`` tile of neutral cells by the bit-parallel kernel, ``shared.bitlife``, without
+unpacking it, a tile with owners by ``shared.kernel``; ``kernel="numpy"`` steps every
+tile with ``shared.kernel``, as lifenet did before the bit kernel; ``kernel="python"``
+runs the book's per-cell functions). Heartbeats go both ways (Paranoid Pirate): when
 the server is silent for ``liveness`` beats, the worker reconnects with exponential
 backoff. SIGTERM and SIGINT only set a flag that the loop reads; the loop then says
 ``BYE`` and closes its socket, so the server re-sends any batch it held at once.
@@ -61,7 +62,8 @@ class WorkerConfig:
     name: str = ""
     credit: int = 0            # 0: choose (2, or 16 with io_latency: the server's cap)
     io_latency: float = 0.0
-    kernel: str = "numpy"      # or "python": the book's per-cell functions
+    kernel: str = "bits"       # neutral tiles bit-parallel; "numpy": step_tile for all;
+                               # "python": the book's per-cell functions
     heartbeat: float = 1.0
     liveness: int = 3
     backoff_min: float = 0.25
@@ -129,9 +131,9 @@ class Worker:
         packed = msg.body.get("packed", False)
         started = time.perf_counter()
         # A neutral tile's next generation is neutral too: it goes back packed (by the
-        # bit kernel, words in and words out, with the NumPy kernel); the others go back
-        # as wide as they came.
-        if packed and self.config.kernel != "python":
+        # bit kernel, words in and words out, unless another kernel is asked for); the
+        # others go back as wide as they came.
+        if packed and self.config.kernel == "bits":
             stepped = step_wire(msg.payloads[0], h, w, rule)
             compute_ms = (time.perf_counter() - started) * 1000
             return protocol.message(Kind.RESULT, [stepped], gen=msg["gen"],
