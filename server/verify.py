@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.bitlife import step_wire
+from shared.bitlife import pays, step_wire
 from shared.errors import ConfigError
 from shared.grid import Codes, unpack_bits
 from shared.kernel import rule_table, step_tile
@@ -84,7 +84,8 @@ UNVERIFIED = Verification(0.0)
 class LocalKernel:
     """Computes batches in the server's own process (any thread): the verifier's
     reference and the fallback when no worker can. A packed (neutral) batch is stepped
-    by the bit kernel, as a worker steps it; one with owners by ``step_tile``."""
+    by the bit kernel where it pays (``bitlife.pays``), as a worker steps it; the others
+    by ``step_tile``."""
 
     def __init__(self) -> None:
         self._rules: OrderedDict[str, tuple[Rule, Any]] = OrderedDict()
@@ -106,7 +107,8 @@ class LocalKernel:
     def compute(self, tile: Codes, h: int, w: int, rule: str, packed: bool) -> Codes:
         """The next generation of the ``h`` x ``w`` cells inside a tile with its halo."""
         parsed, table = self._rule(rule)
-        if packed:
+        if packed and pays(h, w):
             return unpack_bits(step_wire(tile, h, w, parsed), (h, w))
-        result: Codes = step_tile(np.ascontiguousarray(tile.reshape(h + 2, w + 2)), table)
+        padded = unpack_bits(tile, (h + 2, w + 2)) if packed else tile.reshape(h + 2, w + 2)
+        result: Codes = step_tile(np.ascontiguousarray(padded), table)
         return result

@@ -50,6 +50,11 @@ WORD = 64
 ALL = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
 BLOCK_WORDS = 1 << 14  # rows stepped together: ~128 KiB a plane, so temporaries stay cached
 MIN_ROWS_A_PHASE = 64  # from_wire reads rows by strided views from this many a view
+# Below this many cells (a tile with its halo) NumPy's byte kernel, unpacking and
+# packing included, is faster: the bit kernel's ~60 NumPy calls cost about 60 us
+# whatever the size. Measured (docs/benchmarks.md): 0.5x at 190x190, 1.1x (B3/S23) and
+# 0.55x (B36/S23) at 256x256, 1.2x at 512x512, 1.6 to 1.9x at 1024x1024.
+MIN_CELLS = 1 << 18
 
 
 def words(width: int) -> int:
@@ -368,6 +373,12 @@ def _step_rule(block: Words, rule: Rule, out: Words) -> None:
         out |= live_only & centre
     if empty_only is not None:
         out |= empty_only & ~centre
+
+
+def pays(h: int, w: int) -> bool:
+    """Whether the bit kernel is the faster one for a tile of ``h`` x ``w`` cells (and
+    its halo): ``MIN_CELLS`` or more."""
+    return (h + 2) * (w + 2) >= MIN_CELLS
 
 
 def step_wire(data: Any, h: int, w: int, rule: Rule = CONWAY) -> bytes:

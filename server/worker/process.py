@@ -4,7 +4,8 @@ A worker connects a DEALER socket to the server's worker endpoint, says ``READY`
 then answers every ``BATCH`` with a ``RESULT``, computing ``count_neighbors`` and
 ``game_logic`` for every cell of the tile (vectorised by default, ``kernel="bits"``: a
 ``packed`` tile of neutral cells by the bit-parallel kernel, ``shared.bitlife``, without
-unpacking it, a tile with owners by ``shared.kernel``; ``kernel="numpy"`` steps every
+unpacking it, when it is large enough for that to pay (``bitlife.pays``), other tiles by
+``shared.kernel``; ``kernel="numpy"`` steps every
 tile with ``shared.kernel``, as lifenet did before the bit kernel; ``kernel="python"``
 runs the book's per-cell functions). Heartbeats go both ways (Paranoid Pirate): when
 the server is silent for ``liveness`` beats, the worker reconnects with exponential
@@ -38,7 +39,7 @@ import numpy as np
 import zmq
 
 from shared import protocol
-from shared.bitlife import step_wire
+from shared.bitlife import pays, step_wire
 from shared.errors import ConfigError, ProtocolError, RuleError
 from shared.grid import Codes, as_payload, codes_from, codes_payload, pack_bits, unpack_bits
 from shared.kernel import rule_table, step_tile
@@ -131,9 +132,9 @@ class Worker:
         packed = msg.body.get("packed", False)
         started = time.perf_counter()
         # A neutral tile's next generation is neutral too: it goes back packed (by the
-        # bit kernel, words in and words out, unless another kernel is asked for); the
-        # others go back as wide as they came.
-        if packed and self.config.kernel == "bits":
+        # bit kernel, words in and words out, where it is the faster one and no other
+        # kernel is asked for); the others go back as wide as they came.
+        if packed and self.config.kernel == "bits" and pays(h, w):
             stepped = step_wire(msg.payloads[0], h, w, rule)
             compute_ms = (time.perf_counter() - started) * 1000
             return protocol.message(Kind.RESULT, [stepped], gen=msg["gen"],

@@ -9,7 +9,7 @@ import pytest
 
 from server.verify import LocalKernel
 from server.worker.process import Worker, WorkerConfig
-from shared import protocol
+from shared import bitlife, protocol
 from shared.grid import as_payload, pack_bits, unpack_bits
 from shared.life import step_tile_reference
 from shared.protocol import Kind
@@ -25,9 +25,13 @@ def batch(tile: np.ndarray, rule: str, packed: bool) -> protocol.Message:
     return protocol.decode(protocol.encode(msg))  # as the worker receives it
 
 
+@pytest.mark.parametrize("min_cells", [0, 1 << 40])  # the bit kernel, then step_tile
 @pytest.mark.parametrize("rule", ["B3/S23", "B36/S23", "B3678/S34678", "B1/S012345678"])
 @pytest.mark.parametrize("shape", [(3, 3), (9, 70), (40, 131), (66, 66)])
-def test_worker_answers_a_packed_batch_exactly(rule: str, shape: tuple[int, int]) -> None:
+def test_worker_answers_a_packed_batch_exactly(rule: str, shape: tuple[int, int],
+                                               min_cells: int,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bitlife, "MIN_CELLS", min_cells)
     tile = (np.random.default_rng(shape[1]).random(shape) < 0.4).astype(np.uint8)
     answer = Worker(WorkerConfig(connect="tcp://127.0.0.1:1")).compute(
         batch(tile, rule, packed=True))
@@ -46,11 +50,20 @@ def test_worker_steps_owned_tiles_as_before() -> None:
     assert np.array_equal(got, step_tile_reference(tile, parse_rule("B3/S23")))
 
 
+@pytest.mark.parametrize("min_cells", [0, 1 << 40])
 @pytest.mark.parametrize("rule", ["B3/S23", "B2/S", "B45678/S2345"])
-def test_local_kernel_packed_and_unpacked_agree(rule: str) -> None:
+def test_local_kernel_packed_and_unpacked_agree(rule: str, min_cells: int,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bitlife, "MIN_CELLS", min_cells)
     tile = (np.random.default_rng(5).random((33, 77)) < 0.35).astype(np.uint8)
     kernel = LocalKernel()
     packed = kernel.compute(pack_bits(tile), 31, 75, rule, packed=True)
     plain = kernel.compute(tile, 31, 75, rule, packed=False)
     assert np.array_equal(packed, plain)
     assert np.array_equal(packed, step_tile_reference(tile, parse_rule(rule)))
+
+
+def test_the_bit_kernel_takes_large_tiles_only() -> None:
+    """Where it pays (docs/benchmarks.md): a band of a 1024-wide world, not a 64x64 tile."""
+    assert bitlife.pays(1024, 1024) and bitlife.pays(256, 1024)
+    assert not bitlife.pays(62, 62) and not bitlife.pays(14, 1022)
