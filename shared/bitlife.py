@@ -52,9 +52,10 @@ BLOCK_WORDS = 1 << 14  # rows stepped together: ~128 KiB a plane, so temporaries
 MIN_ROWS_A_PHASE = 64  # from_wire reads rows by strided views from this many a view
 # Below this many cells (a tile with its halo) NumPy's byte kernel, unpacking and
 # packing included, is faster: the bit kernel's ~60 NumPy calls cost about 60 us
-# whatever the size. Measured (docs/benchmarks.md): 0.5x at 190x190, 1.1x (B3/S23) and
-# 0.55x (B36/S23) at 256x256, 1.2x at 512x512, 1.6 to 1.9x at 1024x1024.
-MIN_CELLS = 1 << 18
+# whatever the size. Measured (docs/benchmarks.md): 0.5x at 190x190, 0.7x to 1.1x
+# (B3/S23) and 0.55x (B36/S23) at 256x256, 0.7x to 1.2x at 512x512, 1.6x to 1.9x at
+# 1024x1024: 2^19 (about 724x724) is on the safe side of the crossover.
+MIN_CELLS = 1 << 19
 
 
 def words(width: int) -> int:

@@ -72,7 +72,8 @@ def soup(shape: Shape, fill: float = 0.35, seed: int = 1) -> Grid:
     return Grid.from_codes(rng.random(shape) < fill)
 
 
-def _timed(call: Callable[[], object], repeats: int) -> list[float]:
+def timed(call: Callable[[], object], repeats: int) -> list[float]:
+    """Milliseconds of ``repeats`` calls, after one untimed call."""
     call()
     out = []
     for _ in range(repeats):
@@ -111,7 +112,7 @@ def measure_kernels(shape: Shape, repeats: int = 15, fill: float = 0.35,
     }
     figures = KernelFigures(shape)
     for name, call in calls.items():
-        figures.samples[name] = _timed(call, repeats)
+        figures.samples[name] = timed(call, repeats)
         figures.ms[name] = statistics.median(figures.samples[name])
     if not golly:
         figures.notes["golly"] = "not asked for"

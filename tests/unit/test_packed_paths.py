@@ -65,5 +65,5 @@ def test_local_kernel_packed_and_unpacked_agree(rule: str, min_cells: int,
 
 def test_the_bit_kernel_takes_large_tiles_only() -> None:
     """Where it pays (docs/benchmarks.md): a band of a 1024-wide world, not a 64x64 tile."""
-    assert bitlife.pays(1024, 1024) and bitlife.pays(256, 1024)
-    assert not bitlife.pays(62, 62) and not bitlife.pays(14, 1022)
+    assert bitlife.pays(1024, 1024) and bitlife.pays(512, 1024)
+    assert not bitlife.pays(62, 62) and not bitlife.pays(254, 1022)
