@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 
 from server.app import Server
+from server.verify import Verification
+from shared.bitlife import pays
 from shared.errors import SimulationError
 from shared.grid import Grid
+from shared.kernel import step_grid
 from shared.life import simulate
 from shared.rules import parse_rule
 from tests.conftest import PATTERNS, Processes, free_port, wait_for
@@ -192,3 +195,21 @@ def test_workers_with_the_books_per_cell_kernel(make_server: MakeServer,
     start_workers(processes, server, 2, "--kernel", "python")
     expected = random_world(server, seed=21)
     run_and_compare(server, expected, 6)
+
+
+@pytest.mark.parametrize("rule", ["B3/S23", "B36/S23"])
+def test_bands_large_enough_for_the_bit_kernel(make_server: MakeServer,
+                                               processes: Processes, rule: str) -> None:
+    """A neutral world cut into bands of more than ``bitlife.MIN_CELLS`` cells: the
+    workers and the server's own checks (``--verify all``) step them bit-parallel, and
+    every generation equals NumPy's kernel (itself checked against the reference) on a
+    width that is no multiple of 8 or 64."""
+    server = make_server(size=(1100, 1027), tile=(550, 1027), rule=parse_rule(rule),
+                         verify=Verification(1.0), batch_timeout=30.0)
+    assert pays(550, 1027)
+    start_workers(processes, server, 2)
+    expected = random_world(server, seed=5, owners=False)
+    for _ in range(4):
+        expected = step_grid(expected, server.rule)
+        assert server.engine.step() == expected, f"generation {server.engine.generation}"
+    assert server.engine.checked == 8 and server.engine.caught == 0
