@@ -115,7 +115,7 @@ def _rows_plan(h: int, width: int) -> tuple[npt.NDArray[np.intp], Words]:
     """Where each word of each row starts in a flat stream: stream word and bit."""
     starts = (np.arange(h, dtype=np.intp) * width)[:, None] \
         + np.arange(words(width), dtype=np.intp)[None, :] * WORD
-    return starts // WORD, (starts % WORD).astype(np.uint64)
+    return _frozen(starts // WORD), _frozen((starts % WORD).astype(np.uint64))
 
 
 def from_wire(data: Any, h: int, width: int) -> Words:
@@ -171,8 +171,14 @@ def _stream_plan(h: int, width: int, start: int, row_words: int) -> tuple[
     # Words that end in the next row (not after the last row: the stream ends there).
     span = np.flatnonzero((left < WORD) & (row + 1 < h))
     nxt = (row[span] + 1) * row_words + start // WORD
-    return at, then, (source % WORD).astype(np.uint64), keep, span, nxt, \
-        left[span].astype(np.uint64)
+    return (_frozen(at), _frozen(then), _frozen((source % WORD).astype(np.uint64)),
+            _frozen(keep), _frozen(span), _frozen(nxt), _frozen(left[span].astype(np.uint64)))
+
+
+def _frozen(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``array`` made read-only: the plans are cached and shared by every thread."""
+    array.flags.writeable = False
+    return array
 
 
 def to_wire(plane: Words, width: int, start: int = 0, h: int | None = None) -> bytes:
