@@ -130,7 +130,7 @@ class Worker:
             return protocol.error(ErrorCode.BAD_FIELD, str(e), "batch", ref)
         h, w = msg["h"], msg["w"]
         packed = msg.body.get("packed", False)
-        started = time.perf_counter()
+        started = time.perf_counter()  # compute_ms: from the batch's payload to the result's
         # A neutral tile's next generation is neutral too: it goes back packed (by the
         # bit kernel, words in and words out, where it is the faster one and no other
         # kernel is asked for); the others go back as wide as they came.
@@ -149,12 +149,12 @@ class Worker:
             out = step_tile_reference(tile, rule)
         else:
             out = step_tile(tile, table)
-        compute_ms = (time.perf_counter() - started) * 1000
         if packed:
             payload, flags = as_payload(pack_bits(out)), {"packed": True}
         else:
             wide, payload = codes_payload(out)
             flags = {"wide": True} if wide else {}
+        compute_ms = (time.perf_counter() - started) * 1000
         return protocol.message(Kind.RESULT, [payload], gen=msg["gen"],
                                 batch=msg["batch"], attempt=msg["attempt"], h=h, w=w,
                                 compute_ms=compute_ms, **flags)
