@@ -10,10 +10,12 @@ row after another, each row starting on a new word (row-major, rows word-aligned
 ``x`` of a row is bit ``63 - x % 64`` of word ``x // 64``: the first cell is the most
 significant bit. That is ``np.packbits``'s (big-endian) bit order read as big-endian
 64-bit words, so a row of packbits bytes becomes its words by a byteswap (``>u8`` to
-native), with no bit reversal. The bits of a row's last word past ``width`` are always
-zero. On the wire a packed tile is one flat ``np.packbits`` stream of ``h * width`` bits
-(rows not byte-aligned: ``shared.grid.pack_bits``); ``from_wire`` and ``to_wire`` move
-between that stream and word-aligned rows with word gathers and shifts (no byte a cell).
+native), with no bit reversal. The bits of a row's last word past ``width`` are zero in
+a plane made by ``from_cells`` or ``from_wire`` (``step_words``' answer has garbage
+there, and in the halo columns: only its inside is ever read). On the wire a packed tile
+is one flat ``np.packbits`` stream of ``h * width`` bits (rows not byte-aligned:
+``shared.grid.pack_bits``); ``from_wire`` and ``to_wire`` move between that stream and
+word-aligned rows by strided views or gathers of words, and shifts (no byte a cell).
 
 **Halo, not wrap.** A step reads a tile with its one-cell halo (``(h + 2, w + 2)``, as a
 batch carries it; ``Grid.padded`` for a whole torus) and gives the ``(h, w)`` inside, so
@@ -31,6 +33,10 @@ operations. Every other rule (any B/S sets the server accepts: ``B0`` is refused
 included) and ORs, for each total that gives life, that total's equality test; totals
 are grouped by their high bits so that each group is one two-input function of
 ``t1 t0`` (at most two operations), and then split by the centre's state.
+
+**Where it pays.** A step costs about 60 NumPy calls whatever the tile's size, so small
+tiles are faster unpacked, with ``shared.kernel.step_tile``: ``pays`` says which (the
+worker and the server's own computation ask it).
 """
 
 from __future__ import annotations
