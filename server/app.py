@@ -41,6 +41,7 @@ from server.players.registry import PlayerRegistry, RegistryConfig
 from server.players.rounds import Rounds
 from server.players.shields import Shields
 from server.publisher import FramePublisher
+from server.replay.log import Recorder
 from server.snapshot import (
     SnapshotKey,
     Snapshotter,
@@ -144,6 +145,11 @@ class Server:
             players=Players(self.registry, DecisionRound(self.registry, self.rule,
                                                          config.window, self.lobby.send),
                             self.rounds))
+        self.recorder: Recorder | None = None
+        if config.record is not None:  # the log's start record: the world as it begins
+            self.recorder = Recorder(config.record, self.rule, grid, generation,
+                                     snapshot=config.restore)
+            self.engine.record = self.recorder.append
         self.registry.owned = lambda player: self.engine.latest.board.cells(player)
         self.lobby.standing = lambda player: self.engine.ranking.standing(player)
         self.publisher: FramePublisher | None = None
@@ -345,6 +351,8 @@ class Server:
                 thread.join(timeout=5)
         if self.publisher is not None:
             self.publisher.close()
+        if self.recorder is not None:
+            self.recorder.close()
         if self.gatekeeper is not None and self.gatekeeper.is_alive():
             self.gatekeeper.stop()  # last: sockets being closed may still ask it
             self.gatekeeper.join(timeout=5)

@@ -64,6 +64,8 @@ class ServerConfig:
     handshake_timeout: float = 10.0  # seconds a connection may take to say hello
     round_length: int = 0            # generations a round lasts (0: no rounds)
     protect: int = DEFAULT_PROTECT   # generations a fresh placement is shielded (0: never)
+    record: Path | None = None       # append every generation to this replay log
+    metrics: tuple[str, int] | None = None  # serve Prometheus /metrics on (host, port)
 
     @property
     def window(self) -> float:

@@ -52,9 +52,18 @@ from server.players.registry import Landed, PlayerRegistry
 from server.players.rounds import Result, Rounds, Standing
 from server.players.shields import Shield, evolve_zones, rows_cols
 from server.publisher import FramePublisher
+from server.replay.inputs import Input, Neutral, Place, RoundEnd, Zones
 from server.verify import UNVERIFIED, LocalKernel, Verification
 from shared.errors import Closed, SimulationError
-from shared.grid import NEUTRAL_CODE, Grid, LockingGrid, narrowest, pack_bits, player_code
+from shared.grid import (
+    NEUTRAL_CODE,
+    Codes,
+    Grid,
+    LockingGrid,
+    narrowest,
+    pack_bits,
+    player_code,
+)
 from shared.kernel import rule_table
 from shared.malloc import keep_freed_memory
 from shared.pipeline import ClosableQueue, Outcome
@@ -219,6 +228,11 @@ class Engine:
         self.latest = Latest(generation, grid, Board.of(grid.codes),
                              round=self._standing(generation))
         self.ranking = Ranking()  # the players' places, made as each generation is published
+        # What changed the step's generation beyond the rule (server.replay.inputs), and
+        # who records it (``--record``): called with the generation made, the inputs and
+        # the world, before it is published.
+        self.inputs: list[Input] = []
+        self.record: Callable[[int, list[Input], Codes], None] | None = None
         self.dispatchers = [
             Dispatcher(context, self.in_queue, self.out_queue, self.stop_event,
                        max_attempts=max_attempts, name=f"dispatcher-{i}",
@@ -254,6 +268,7 @@ class Engine:
         """
         began = time.monotonic()
         gen = self.generation
+        self.inputs = []
         # 1. Freeze g, and its live cells per owner (counted when g was made).
         frozen = self.grid.frozen()
         board = self.latest.board
@@ -283,6 +298,8 @@ class Engine:
         board = Board.of(grid.codes)
         if self.players is not None and self.players.rounds is not None and ended is None:
             self.players.registry.score(board.cells)  # a round's end scored its own
+        if self.record is not None:
+            self.record(self.generation, self.inputs, grid.codes)
         ms = (time.monotonic() - began) * 1000
         self.latest = Latest(self.generation, grid, board, ms, self._standing(gen + 1))
         # 5. Publish g + 1: what each player's answers and placements got, then the frame.
@@ -386,6 +403,8 @@ class Engine:
         generation and written over what the workers made there. Zones never overlap,
         so the order does not matter."""
         zones = [shield.zone for shield in shields]
+        if zones:
+            self.inputs.append(Zones(tuple(zones)))
         for zone, evolved in zip(zones, evolve_zones(frozen.codes, zones, self.table),
                                  strict=True):
             rows, cols = rows_cols(zone, frozen.height, frozen.width)
@@ -400,18 +419,22 @@ class Engine:
         assert self.players is not None
         registry, decision_round = self.players.registry, self.players.round
         decided = decision_round.collect(gen, shields)  # waits until the deadline at most
+        self.inputs += decided.writes
         for write in decided.writes:
             target.write(write.ys, write.xs, write.code)
         for player in registry.expire():
+            self.inputs.append(Neutral(player))
             log.info("player %d's grace ended: its cells are neutral now", player)
             target.recolour(player_code(player), NEUTRAL_CODE)
         ended = None
         rounds = self.players.rounds
         if rounds is not None and rounds.ends(gen + 1):
             ended = self._end_round(rounds, gen + 1, target)
+            self.inputs.append(RoundEnd())
         landed = []
         for placement in registry.take_placements(gen + 1):
             ys, xs = registry.unshielded(placement, gen + 1)
+            self.inputs.append(Place(ys, xs, placement.code))
             placed = target.fill_empty(ys, xs, placement.code)
             registry.shield(placement, placed, gen + 1, target.codes)
             landed.append(registry.refund(placement, placed))

@@ -21,7 +21,8 @@ turn any of them into one clear line and a non-zero exit::
     │   └── Closed           we closed it ourselves (shutting down)
     ├── RemoteError          the peer answered with an error reply
     ├── SimulationError      a generation could not be computed (the book's name)
-    └── SnapshotError        a snapshot could not be written, verified or read
+    ├── SnapshotError        a snapshot could not be written, verified or read
+    └── ReplayError          a replay log that cannot be read, continued or verified
 
 Raise with ``raise ... from e`` so the cause stays visible in logs.
 """
@@ -150,3 +151,8 @@ class SimulationError(LifenetError):
 
 class SnapshotError(LifenetError):
     """A snapshot could not be written, verified, decrypted or read."""
+
+
+class ReplayError(LifenetError):
+    """A replay log is damaged, does not verify, or cannot be continued; the message
+    names the record (and its generation) where it went wrong."""

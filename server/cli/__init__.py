@@ -37,6 +37,8 @@ COMMANDS: dict[str, str] = {
     "keys": "CURVE keys: the server's, the workers', the operators'.",
     "loadtest": "Run bots against a local server; print p50/p99 of the step and of the "
                 "interval.",
+    "replay": "Replay a recorded game: verify its chain and every generation, or write "
+              "one.",
     "server": "Run a lifenet server: the world, the worker and player endpoints, the "
               "frames.",
     "snapshot": "Encrypted, authenticated snapshots of a server's state.",
@@ -66,6 +68,9 @@ def load(name: str) -> click.Command:
         case "loadtest":
             from server.cli.loadtest import loadtest
             return loadtest
+        case "replay":
+            from server.cli.replay import replay_command
+            return replay_command
         case "server":
             from server.cli.serve import server
             return server

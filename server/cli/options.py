@@ -96,8 +96,32 @@ class SecondsOrNever(click.ParamType[float | None]):
         return seconds
 
 
-SIZE, RULE, POINT, VERIFY, SECONDS_OR_NEVER = (SizeType(), RuleType(), PointType(),
-                                               VerifyType(), SecondsOrNever())
+class AddressType(click.ParamType[str]):
+    """``HOST:PORT`` (``:PORT`` or ``PORT`` alone: loopback), kept as text so that
+    ``lifenet up`` passes it on as it came."""
+
+    name = "HOST:PORT"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> str:
+        try:
+            parse_address(str(value))
+        except ConfigError as e:
+            self.fail(str(e), param, ctx)
+        return str(value)
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``(host, port)`` of ``HOST:PORT``; ``ConfigError`` if it is not one."""
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{text!r} is not HOST:PORT (a port from 0 to 65535)")
+    return host, int(port)
+
+
+SIZE, RULE, POINT, VERIFY, SECONDS_OR_NEVER, ADDRESS = (
+    SizeType(), RuleType(), PointType(), VerifyType(), SecondsOrNever(), AddressType())
 
 SERVER_OPTIONS: list[Callable[[F], F]] = [
     click.option("--host", default="127.0.0.1",
@@ -203,6 +227,12 @@ SERVER_OPTIONS: list[Callable[[F], F]] = [
     click.option("--max-io-latency", type=click.FloatRange(0.0, 60.0),
                  default=DEFAULT_MAX_IO_LATENCY,
                  help="Most I/O seconds a worker may declare (it lengthens its deadline)."),
+    click.option("--record", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="Append every generation to this replay log (hash-chained; an "
+                      "existing log is continued): `lifenet replay FILE --verify`."),
+    click.option("--metrics", type=ADDRESS, default=None,
+                 help="Serve Prometheus metrics at http://HOST:PORT/metrics (a port "
+                      "alone: loopback) [default: none]."),
 ]
 
 
@@ -256,7 +286,9 @@ def server_config(kwargs: dict[str, Any], *, default_tick: float = DEFAULT_TICK,
         joins_per_second=kwargs["joins_per_second"],
         memory_guard=kwargs["memory_guard"] or None,
         handshake_timeout=kwargs["handshake_timeout"],
-        round_length=kwargs["round"], protect=kwargs["protect"])
+        round_length=kwargs["round"], protect=kwargs["protect"],
+        record=kwargs.get("record"),
+        metrics=parse_address(kwargs["metrics"]) if kwargs.get("metrics") else None)
 
 
 def world_size_of(kwargs: dict[str, Any]) -> tuple[int, int]:

@@ -33,8 +33,8 @@ def test_version_and_help_import_nothing_heavy(args: list[str]) -> None:
 
 
 def test_help_lists_every_command_with_its_own_short_help() -> None:
-    assert set(COMMANDS) == {"bench", "bot", "client", "keys", "loadtest", "server",
-                             "snapshot", "status", "up", "web", "worker"}
+    assert set(COMMANDS) == {"bench", "bot", "client", "keys", "loadtest", "replay",
+                             "server", "snapshot", "status", "up", "web", "worker"}
     for name, text in COMMANDS.items():
         command = load(name)
         for limit in (30, 45, 60, 200):  # the lazy stand-in is shortened as the real one

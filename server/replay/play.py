@@ -1,0 +1,146 @@
+"""Re-deriving a game from its log: every generation recomputed with the local kernel.
+
+``replay`` walks the records in order and checks, for each: that its bytes match its
+digest, that it links to the record before it, that it holds the next generation, and
+that the world recomputed from the rule and the record's inputs hashes as the server's
+did. The first record that fails raises ``ReplayError`` naming it (its index and
+generation). Nothing of the server is trusted but the first world (or the snapshot a
+start record names by hash, which the caller supplies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from server.replay.inputs import Input, apply, decode
+from server.replay.log import GENESIS, LogFile, Record, cells_world, read_log, world_hash
+from shared.errors import ConfigError, ReplayError
+from shared.grid import Grid, narrowest
+from shared.kernel import rule_table, step_tile
+from shared.rules import Rule, parse_rule
+
+
+@dataclass
+class Replayed:
+    """Where a replay stopped: the world at ``generation``, its rule, and how many
+    generation records were checked."""
+
+    generation: int
+    grid: Grid
+    rule: Rule
+    checked: int
+    torn: int  # bytes of a torn tail after the last whole record (a crash mid-append)
+
+
+SnapshotWorld = tuple[bytes, Grid, Rule, int]  # file hash, world, rule, generation
+
+
+def replay(path: Path, *, to: int | None = None, snapshot: SnapshotWorld | None = None,
+           progress: Callable[[int], None] | None = None) -> Replayed:
+    """Replay the log at ``path`` up to generation ``to`` (its end: ``None``)."""
+    logfile = read_log(path)
+    return replay_records(logfile, to=to, snapshot=snapshot, progress=progress)
+
+
+def replay_records(logfile: LogFile, *, to: int | None = None,
+                   snapshot: SnapshotWorld | None = None,
+                   progress: Callable[[int], None] | None = None) -> Replayed:
+    """``replay`` of a log already read."""
+    prev = GENESIS
+    grid: Grid | None = None
+    rule: Rule | None = None
+    table = None
+    generation = -1
+    checked = 0
+    for record in logfile.records:
+        body = _body(record)
+        if body.get("prev") != prev:
+            raise ReplayError(f"{record.where()}: broken link: it does not follow "
+                              + (f"record {record.index - 1}" if record.index
+                                 else "the start of the log"))
+        prev = record.digest
+        kind = body.get("t")
+        if kind == "start":
+            grid, rule, generation = _start(record, body, grid, generation, snapshot)
+            table = rule_table(rule)
+        elif kind == "gen":
+            if grid is None or rule is None or table is None:
+                raise ReplayError(f"{record.where()}: a generation before any start record")
+            if to is not None and generation >= to:
+                break
+            if body.get("g") != generation + 1:
+                raise ReplayError(f"{record.where()}: holds generation {body.get('g')} "
+                                  f"where {generation + 1} was expected")
+            try:
+                inputs: list[Input] = [decode(item, grid.height, grid.width)
+                                       for item in body.get("in", [])]
+            except ValueError as e:
+                raise ReplayError(f"{record.where()}: {e}") from e
+            stepped = step_tile(grid.padded(), table)
+            codes = apply(grid.codes, stepped, inputs, table)
+            generation += 1
+            if world_hash(codes) != body.get("world"):
+                raise ReplayError(f"generation {generation} differs ({record.where()}): "
+                                  "the world recomputed from the rule and the recorded "
+                                  "inputs does not hash as the server's did")
+            grid = Grid(grid.height, grid.width, codes)
+            checked += 1
+            if progress is not None:
+                progress(generation)
+        else:
+            raise ReplayError(f"{record.where()}: not a record lifenet writes ({kind!r})")
+    if logfile.damage:
+        raise ReplayError(logfile.damage)
+    if grid is None or rule is None:
+        raise ReplayError("the log holds no start record")
+    if to is not None and generation < to:
+        raise ReplayError(f"the log ends at generation {generation}, before {to}")
+    return Replayed(generation, grid, rule, checked, logfile.torn)
+
+
+def _body(record: Record) -> dict[str, Any]:
+    if record.body is None:
+        raise ReplayError(f"{record.where()} is damaged: its body is not a record")
+    if not record.intact:
+        raise ReplayError(f"{record.where()} is damaged: its bytes do not match its digest")
+    return record.body
+
+
+def _start(record: Record, body: dict[str, Any], grid: Grid | None, generation: int,
+           snapshot: SnapshotWorld | None) -> tuple[Grid, Rule, int]:
+    """The world, rule and generation a start record begins (or goes on) with."""
+    try:
+        rule = parse_rule(str(body["rule"]))
+        g, height, width = body["g"], body["h"], body["w"]
+        if not all(type(v) is int and v >= 0 for v in (g, height, width)):
+            raise ValueError("generation and size are not integers")
+        if "cells" in body:
+            start = cells_world(body)
+        elif "snapshot" in body:
+            if snapshot is None or snapshot[0] != body["snapshot"]:
+                raise ReplayError(
+                    f"{record.where()}: the game starts from the snapshot with sha256 "
+                    f"{bytes(body['snapshot']).hex()}: give it with --from-snapshot")
+            _, start, snap_rule, snap_gen = snapshot
+            if snap_gen != g or snap_rule != rule:
+                raise ReplayError(f"{record.where()}: the snapshot holds generation "
+                                  f"{snap_gen} of {snap_rule}, not {g} of {rule}")
+        elif body.get("continues") and grid is not None:
+            if generation != g:
+                raise ReplayError(f"{record.where()}: continues generation {g}, but the "
+                                  f"log reached {generation}")
+            start = grid
+        else:
+            raise ValueError("no world")
+    except (KeyError, ValueError, TypeError, ConfigError) as e:
+        raise ReplayError(f"{record.where()}: not a start record: {e}") from e
+    if (start.height, start.width) != (height, width):
+        raise ReplayError(f"{record.where()}: the world is {start.height}x{start.width}, "
+                          f"not {height}x{width}")
+    if world_hash(start.codes) != body.get("world"):
+        raise ReplayError(f"generation {g} differs ({record.where()}): the start world "
+                          "does not hash as the log says")
+    return Grid(height, width, narrowest(start.codes)), rule, g
