@@ -35,6 +35,7 @@ from server.auth import WORKERS, Gatekeeper, ServerKeys, check_exposure
 from server.broker import WorkerBroker
 from server.config import ServerConfig
 from server.generation import Engine, Players, Publishing, Tiling
+from server.metrics import MetricsEndpoint, ServerMetrics
 from server.players.decisions import DecisionRound
 from server.players.lobby import Peer, PlayerEndpoint, WorldInfo
 from server.players.registry import PlayerRegistry, RegistryConfig
@@ -152,6 +153,15 @@ class Server:
             self.engine.record = self.recorder.append
         self.registry.owned = lambda player: self.engine.latest.board.cells(player)
         self.lobby.standing = lambda player: self.engine.ranking.standing(player)
+        self.metrics: ServerMetrics | None = None
+        self.metrics_endpoint: MetricsEndpoint | None = None
+        if config.metrics is not None:  # counted from the first request and generation
+            self.metrics = ServerMetrics(self)
+            self.lobby.handle = self.metrics.counting(self.lobby.handle)  # type: ignore[method-assign]
+            for dispatcher in self.engine.dispatchers:
+                dispatcher.on_answer = self.metrics.observe_trip
+            if self.snapshotter is not None:
+                self.snapshotter.on_written = self.metrics.snapshot_written
         self.publisher: FramePublisher | None = None
         self.frame_endpoint = ""
         self.view_endpoint = ""
@@ -246,6 +256,14 @@ class Server:
             if thread.error is not None:
                 self.close()
                 raise ConfigError(f"cannot listen on {thread.endpoint}: {thread.error}")
+        if self.metrics is not None and self.config.metrics is not None:
+            try:
+                self.metrics_endpoint = MetricsEndpoint(self.metrics.registry,
+                                                        *self.config.metrics)
+            except ConfigError:
+                self.close()
+                raise
+            log.info("metrics at %s", self.metrics_endpoint.url)
         self.engine.start()
         self.guard.arm()  # the world and every thread are there: growth from now on
         if self.snapshotter is not None:
@@ -300,6 +318,8 @@ class Server:
                 if self.stop_event.is_set():
                     break  # a batch cut short by the stop itself: nothing went wrong
                 failures += 1
+                if self.metrics is not None:
+                    self.metrics.generation_failures.inc()
                 log.error("%s; trying generation %d again", e, self.engine.generation)
                 self._snapshot_if_due(periodic=False)  # a requested one need not wait
                 self.stop_event.wait(min(0.1 * 2 ** failures, 5.0))
@@ -332,7 +352,13 @@ class Server:
 
     def advance(self) -> Grid:
         """Step one generation (players, workers, publishing: ``Engine.step``)."""
-        return self.engine.step()
+        if self.metrics is None:
+            return self.engine.step()
+        began = time.perf_counter()
+        grid = self.engine.step()
+        self.metrics.generations.inc()
+        self.metrics.generation_seconds.observe(time.perf_counter() - began)
+        return grid
 
     def close(self) -> None:
         """Shut down in order: stop flag, dispatchers, broker and lobby, publisher, context."""
@@ -353,6 +379,8 @@ class Server:
             self.publisher.close()
         if self.recorder is not None:
             self.recorder.close()
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.close()
         if self.gatekeeper is not None and self.gatekeeper.is_alive():
             self.gatekeeper.stop()  # last: sockets being closed may still ask it
             self.gatekeeper.join(timeout=5)

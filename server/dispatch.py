@@ -127,6 +127,10 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
         self.kernel = kernel or LocalKernel()
         self.sock: zmq.Socket[Any] | None = None
         self.resent = 0
+        self.sent = 0    # sends to workers (re-sends too), read by the metrics
+        self.failed = 0  # batches that failed every attempt
+        # Told each answer's worker and round trip, in this thread (``--metrics``).
+        self.on_answer: Callable[[int, float], None] | None = None
 
     def setup(self) -> None:
         sock = self.context.socket(zmq.DEALER)
@@ -148,7 +152,9 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
         exclude: list[int] = []
         reasons: list[str] = []
         for attempt in range(self.max_attempts):
+            began = time.monotonic()
             self._send(batch, attempt, exclude)
+            self.sent += 1
             fate, worker, detail = self._await(batch, attempt)
             if fate is Fate.UNTAKEN:  # no worker would or could: the server computes it
                 self._cancel(batch, attempt)
@@ -156,6 +162,8 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
                                                   self.compute_here(batch))
                 return Answer(LOCAL, applied)
             if isinstance(detail, tuple):
+                if self.on_answer is not None:
+                    self.on_answer(worker, time.monotonic() - began)
                 codes, min_wait, mark = detail
                 checked = lied = False
                 if self.verification.picks():
@@ -176,6 +184,7 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
                         batch.index, batch.gen, attempt, reasons[-1])
             if worker not in exclude:
                 exclude.append(worker)
+        self.failed += 1
         raise SimulationError(
             f"generation {batch.gen}: batch {batch.index} failed {self.max_attempts} times "
             f"({'; '.join(reasons[-3:])})", [batch.cells])

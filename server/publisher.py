@@ -73,6 +73,7 @@ class FramePublisher:
         self._next_window = 0.0      # the earliest the next window may open
         self.full_frames = 0
         self.deltas = 0
+        self.bytes_published = 0  # of the world's frames, as handed to the PUB socket
         self.joins = 0               # subscribers' finished handshakes seen
         self.failed: zmq.ZMQError | None = None  # the endpoint could not listen again
 
@@ -207,9 +208,11 @@ class FramePublisher:
         # millisecond: asking for EVENTS processes them now. Without it, generations a
         # millisecond apart are dropped as if every queue were full.
         self.sock.getsockopt(zmq.EVENTS)
+        frames = protocol.encode(msg)
         with contextlib.suppress(zmq.Again):
-            self.sock.send_multipart([protocol.WORLD_TOPIC, *protocol.encode(msg)],
-                                     zmq.NOBLOCK, copy=False)
+            self.sock.send_multipart([protocol.WORLD_TOPIC, *frames], zmq.NOBLOCK,
+                                     copy=False)
+            self.bytes_published += sum(memoryview(f).nbytes for f in frames)
 
     def close(self) -> None:
         self._unwatch()

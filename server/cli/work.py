@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from server.cli.options import peer_key_options
+from server.cli.options import ADDRESS, parse_address, peer_key_options
 from server.worker import WorkerConfig, run_worker
 from shared.errors import KeyFileError
 from shared.remote import DEFAULT_WORKER_PORT, credentials_for, player_endpoint
@@ -25,9 +25,12 @@ from shared.remote import DEFAULT_WORKER_PORT, credentials_for, player_endpoint
                    "Python functions (python).")
 @click.option("--heartbeat", type=click.FloatRange(0.05, 60.0), default=1.0,
               help="Seconds between heartbeats (the server's WELCOME may change it).")
+@click.option("--metrics", type=ADDRESS, default=None,
+              help="Serve Prometheus metrics at http://HOST:PORT/metrics (a port alone: "
+                   "loopback) [default: none].")
 @peer_key_options("worker")
 def worker(connect: str, name: str, io_latency: float, credit: int, kernel: str,
-           heartbeat: float, keys: Path | None, key: Path | None,
+           heartbeat: float, metrics: str | None, keys: Path | None, key: Path | None,
            server_key: Path | None) -> None:
     """Run a worker: compute count_neighbors and game_logic for the server's tiles.
 
@@ -44,4 +47,5 @@ def worker(connect: str, name: str, io_latency: float, credit: int, kernel: str,
         if keys or server_key or key else None
     raise SystemExit(run_worker(WorkerConfig(
         connect=connect, name=name, io_latency=io_latency, credit=credit, kernel=kernel,
-        heartbeat=heartbeat, credentials=credentials)))
+        heartbeat=heartbeat, credentials=credentials,
+        metrics=parse_address(metrics) if metrics else None)))

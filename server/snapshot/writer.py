@@ -27,6 +27,7 @@ import dataclasses
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,8 @@ class Snapshotter(threading.Thread):
         self._last = generation  # the generation of the last snapshot handed over
         self.written: list[Written] = []
         self.failures = 0
+        # Told each written snapshot's seconds and bytes, in this thread (``--metrics``).
+        self.on_written: Callable[[float, int], None] | None = None
 
     # -- the lobby thread ------------------------------------------------------------------
 
@@ -233,9 +236,12 @@ class Snapshotter(threading.Thread):
                 with contextlib.suppress(OSError):
                     for old in sweep_leftovers(self.directory, 2 * self.timeout):
                         log.info("removed %s, left by a write that was killed", old.name)
+                began = time.monotonic()
                 result = save_snapshot(path, job.state, self.key,
                                        iterations=self.iterations, timeout=self.timeout,
                                        keep_bytes=job.keep_bytes)
+                if self.on_written is not None:
+                    self.on_written(time.monotonic() - began, result.size)
                 # Its own snapshots, each path once (a generation written twice is one
                 # file), newest last, without their bytes: the only ones it prunes.
                 self.written = [w for w in self.written if w.path != path]

@@ -71,6 +71,7 @@ class WorkerConfig:
     backoff_max: float = 8.0
     stop: threading.Event = field(default_factory=threading.Event)
     credentials: Credentials | None = None  # CURVE: the server's key and this worker's
+    metrics: tuple[str, int] | None = None  # serve Prometheus /metrics on (host, port)
 
     def effective_credit(self) -> int:
         if self.credit:
@@ -117,6 +118,7 @@ class Worker:
         self.held: list[_Held] = []
         self.seq = 0
         self.answered = 0
+        self.reconnects = 0
         self.heartbeat = config.heartbeat
 
     # -- computing -------------------------------------------------------------------
@@ -183,6 +185,7 @@ class Worker:
                     return 1
                 if outcome is Ended.WELCOMED:
                     backoff = self.config.backoff_min
+                self.reconnects += 1
                 pause = backoff * (0.5 + random.random() / 2)
                 log.info("reconnecting in %.2f s", pause)
                 self.config.stop.wait(pause)
@@ -327,4 +330,13 @@ def run_worker(config: WorkerConfig, kind: type[Worker] = Worker) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     keep_freed_memory()  # tile-sized temporaries would otherwise be page-faulted in anew
-    return kind(config).run()
+    worker = kind(config)
+    if config.metrics is None:
+        return worker.run()
+    from server.metrics import serve_worker_metrics
+
+    endpoint = serve_worker_metrics(worker, *config.metrics)
+    try:
+        return worker.run()
+    finally:
+        endpoint.close()
