@@ -20,6 +20,7 @@ publisher, terminate the context.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import signal
 import sys
@@ -273,7 +274,8 @@ class Server:
         log.info("lifenet server ready: workers %s, players %s, frames %s; world %dx%d %s; %s",
                  self.broker.bound_endpoint, self.lobby.bound_endpoint, self.frame_endpoint,
                  grid.height, grid.width, self.rule,
-                 f"CURVE, server key {self.keys.pair.public.decode()}" if self.keys
+                 "CURVE, server key fingerprint "  # the key itself is in no log line
+                 + hashlib.sha256(self.keys.pair.public).hexdigest()[:16] if self.keys
                  else "no keys: plain text, every peer trusted")
 
     def stop(self) -> None:
@@ -320,7 +322,8 @@ class Server:
                 failures += 1
                 if self.metrics is not None:
                     self.metrics.generation_failures.inc()
-                log.error("%s; trying generation %d again", e, self.engine.generation)
+                log.error("%s; trying generation %d again", e, self.engine.generation,
+                          extra={"generation": self.engine.generation})
                 self._snapshot_if_due(periodic=False)  # a requested one need not wait
                 self.stop_event.wait(min(0.1 * 2 ** failures, 5.0))
                 continue

@@ -431,7 +431,7 @@ class WorkerBroker(threading.Thread):
         capped = "" if (credit, io_latency) == (msg["credit"], msg["io_latency"]) else \
             f" (asked for credit {msg['credit']}, io_latency {msg['io_latency']:g}: capped)"
         log.info("worker %s joined (id %d, credit %d)%s", peer.name, peer.id, peer.credit,
-                 capped)
+                 capped, extra={"worker": peer.id})
         self._send(workers, identity, protocol.message(
             Kind.WELCOME, version=protocol.PROTOCOL_VERSION, worker=peer.id,
             heartbeat=self.heartbeat))

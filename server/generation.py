@@ -424,7 +424,8 @@ class Engine:
             target.write(write.ys, write.xs, write.code)
         for player in registry.expire():
             self.inputs.append(Neutral(player))
-            log.info("player %d's grace ended: its cells are neutral now", player)
+            log.info("player %d's grace ended: its cells are neutral now", player,
+                     extra={"player": player, "generation": gen + 1})
             target.recolour(player_code(player), NEUTRAL_CODE)
         ended = None
         rounds = self.players.rounds

@@ -17,8 +17,7 @@ want). Any ``LifenetError`` becomes one red line and exit status 1 (httpx's habi
 
 from __future__ import annotations
 
-import logging
-import sys
+import os
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -167,9 +166,15 @@ class LifenetGroup(click.Group):
                                                   "show_default": True})
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", help="How much the processes log on stderr.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              help="Log lines as text, or as JSON objects (time, level, logger, event, "
+                   "fields); the processes `lifenet up` starts log the same way.")
 @click.version_option(package_name="lifenet")
-def main(log_level: str) -> None:
+def main(log_level: str, log_format: str) -> None:
     """lifenet: a distributed, multiplayer Game of Life server over ZeroMQ."""
-    logging.basicConfig(
-        level=getattr(logging, log_level.upper()), stream=sys.stderr,
-        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    from shared.logs import configure
+
+    configure(log_level, log_format)
+    # The children a command starts (``lifenet up``'s server, workers and bots) read
+    # their options from the environment too: they log as their parent does.
+    os.environ["LIFENET_LOG_FORMAT"] = log_format
