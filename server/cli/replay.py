@@ -16,9 +16,9 @@ import click
 
 from server.replay.log import file_hash
 from server.replay.play import SnapshotWorld, replay
+from server.replay.play import verify as verify_log
 from server.snapshot import DEFAULT_TIMEOUT, load_key, read_snapshot
 from server.world import write_world
-from shared.errors import ReplayError
 
 log = logging.getLogger("lifenet.replay")
 
@@ -48,15 +48,15 @@ def replay_command(file: Path, verify: bool, to: int | None, out: Path | None,
     if from_snapshot is not None:
         _, state = read_snapshot(from_snapshot, load_key(key_file), DEFAULT_TIMEOUT)
         snapshot = (file_hash(from_snapshot), state.grid(), state.rule, state.generation)
-    done = replay(file, to=None if verify else to, snapshot=snapshot)
-    if verify and to is not None and out is not None:
-        done = replay(file, to=to, snapshot=snapshot)  # the world at N, once all verified
-    if done.torn:
-        message = (f"{file}: a torn last record ({done.torn} bytes, a crash mid-append) "
-                   "follows the whole ones; `lifenet server --record` drops it")
-        if verify:
-            raise ReplayError(f"{message}; verified up to generation {done.generation}")
-        log.warning("%s", message)
+    if verify:
+        done = verify_log(file, snapshot=snapshot)
+        if to is not None:
+            done = replay(file, to=to, snapshot=snapshot)  # the world at N, all verified
+    else:
+        done = replay(file, to=to, snapshot=snapshot)
+        if done.torn:
+            log.warning("%s: a torn last record (%d bytes, a crash mid-append) follows "
+                        "the whole ones", file, done.torn)
     if out is not None:
         write_world(out, done.grid, done.rule, done.generation)
     click.echo(f"{file}: {done.checked} generations verified, chain intact, "

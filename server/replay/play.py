@@ -32,6 +32,7 @@ class Replayed:
     grid: Grid
     rule: Rule
     checked: int
+    records: int  # whole records read
     torn: int  # bytes of a torn tail after the last whole record (a crash mid-append)
 
 
@@ -98,7 +99,20 @@ def replay_records(logfile: LogFile, *, to: int | None = None,
         raise ReplayError("the log holds no start record")
     if to is not None and generation < to:
         raise ReplayError(f"the log ends at generation {generation}, before {to}")
-    return Replayed(generation, grid, rule, checked, logfile.torn)
+    return Replayed(generation, grid, rule, checked, len(logfile.records), logfile.torn)
+
+
+def verify(path: Path, *, snapshot: SnapshotWorld | None = None) -> Replayed:
+    """``replay`` of the whole log, which must end with a whole record: a torn tail (a
+    crash mid-append, which ``--record`` drops when it continues the log) fails too,
+    after everything before it was checked."""
+    done = replay(path, snapshot=snapshot)
+    if done.torn:
+        raise ReplayError(f"record {done.records} is a torn last record ({done.torn} "
+                          "bytes: a crash mid-append, or a damaged length); everything "
+                          f"before it verified, up to generation {done.generation}; "
+                          "`lifenet server --record` drops it when it continues the log")
+    return done
 
 
 def _body(record: Record) -> dict[str, Any]:
