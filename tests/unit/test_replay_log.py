@@ -127,7 +127,7 @@ def test_dropping_or_swapping_records_breaks_a_link_where_it_happened(tmp_path: 
     with pytest.raises(ReplayError, match=r"record 3 \(generation 4\): broken link"):
         verify(dropped)
     swapped = tmp_path / "swapped.replay"
-    swapped.write_bytes(head + b"".join(parts[:2] + [parts[3], parts[2]] + parts[4:]))
+    swapped.write_bytes(head + b"".join([*parts[:2], parts[3], parts[2], *parts[4:]]))
     with pytest.raises(ReplayError, match=r"record 2 \(generation 3\): broken link"):
         verify(swapped)
     last_gone = tmp_path / "short.replay"  # the end cut at a record's edge: still a chain
@@ -178,7 +178,7 @@ def test_a_damaged_log_is_not_continued(tmp_path: Path) -> None:
     data = bytearray(log.read_bytes())
     data[len(MAGIC) + 20] ^= 0xFF
     log.write_bytes(bytes(data))
-    with pytest.raises(ReplayError, match="cannot continue .*record 0"):
+    with pytest.raises(ReplayError, match=r"cannot continue .*record 0"):
         Recorder(log, CONWAY, first_world(), 0)
     assert log.read_bytes() == bytes(data)  # left as it was
 
@@ -190,7 +190,7 @@ def test_a_game_from_a_snapshot_needs_that_snapshot(tmp_path: Path) -> None:
     grid = first_world()
     record_game(log, grid, start=10, snapshot=snapshot)
     assert "cells" not in (read_log(log).records[0].body or {})
-    with pytest.raises(ReplayError, match="record 0 .*give it with --from-snapshot"):
+    with pytest.raises(ReplayError, match=r"record 0 .*give it with --from-snapshot"):
         verify(log)
     done = verify(log, snapshot=(file_hash(snapshot), grid, CONWAY, 10))
     assert done.generation == 10 + GENERATIONS
