@@ -52,7 +52,7 @@ ENV PATH=/opt/lifenet/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     LIFENET_SERVER_HOST=0.0.0.0
 WORKDIR /data
-EXPOSE 5555 5556 5557 5558 8080
+EXPOSE 5555 5556 5557 5558 8080 9464 9465
 # Asks the server in this container for its status (worker and bot containers turn the
 # check off in docker-compose.yml: they have no server to ask).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 \
