@@ -23,9 +23,10 @@ A world's hash is the sha256 of ``HxW``, the width of its codes (1 or 2 bytes) a
 codes themselves, narrowed first (``shared.grid.narrowest``) and little-endian, so the
 same world hashes the same whether it was held narrow or wide.
 
-``Recorder`` writes (one ``write`` per record, an ``fsync`` every ``SYNC_EVERY``
-records and on close: a killed process loses nothing written, a power cut at most the
-records since the last sync, as a torn or missing tail); ``read_log`` reads.
+``Recorder`` writes (one ``write`` per record; an ``fsync`` every ``SYNC_EVERY``
+records, in a thread of its own so that the generation loop never waits on the disk,
+and on close: a killed process loses nothing written, a power cut at most the records
+since the last sync, as a torn or missing tail); ``read_log`` reads.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import hashlib
 import logging
 import os
 import struct
+import threading
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -174,6 +176,10 @@ class Recorder:
         self.path = path
         self.prev = GENESIS
         self.unsynced = 0
+        self._sync_due = threading.Event()
+        self._closing = False
+        self._syncer = threading.Thread(target=self._sync_loop, name="replay-sync",
+                                        daemon=True)
         last: dict[str, Any] | None = None
         if path.exists() and path.stat().st_size > 0:
             existing = read_log(path)
@@ -198,6 +204,7 @@ class Recorder:
         except BaseException:
             os.close(self.fd)
             raise
+        self._syncer.start()
 
     def _start(self, rule: Rule, grid: Grid, generation: int, snapshot: Path | None,
                last: dict[str, Any] | None) -> None:
@@ -228,8 +235,20 @@ class Recorder:
         self.prev = digest
         self.unsynced += 1
         if self.unsynced >= SYNC_EVERY:
-            os.fsync(self.fd)
+            self._sync_due.set()
             self.unsynced = 0
+
+    def _sync_loop(self) -> None:
+        """The syncing thread: an ``fsync`` each time one is due, until closed."""
+        while True:
+            self._sync_due.wait()
+            self._sync_due.clear()
+            if self._closing:
+                return
+            try:
+                os.fsync(self.fd)
+            except OSError as e:  # the next sync, or the one at close, tries again
+                log.warning("%s: fsync failed: %s", self.path, e.strerror)
 
     def _write_bytes(self, data: bytes) -> None:
         view = memoryview(data)
@@ -239,6 +258,10 @@ class Recorder:
     def close(self) -> None:
         """Sync and close (idempotent)."""
         if self.fd >= 0:
+            self._closing = True
+            self._sync_due.set()
+            if self._syncer.is_alive():
+                self._syncer.join()
             os.fsync(self.fd)
             os.close(self.fd)
             self.fd = -1
