@@ -346,6 +346,9 @@ class Server:
         for thread in (self.broker, self.lobby):
             if not thread.is_alive():
                 return f"the {thread.name} thread ended ({thread.error or 'a bug'})"
+        if self.recorder is not None and self.recorder.error is not None:
+            return f"the replay log {self.recorder.path} cannot be written: " \
+                   f"{self.recorder.error.strerror}"
         if self.publisher is not None and self.publisher.failed is not None:
             return f"the frame endpoint stopped: {self.publisher.failed}"
         if self.publisher is not None and self.publisher.views is not None \

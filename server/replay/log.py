@@ -23,17 +23,21 @@ A world's hash is the sha256 of ``HxW``, the width of its codes (1 or 2 bytes) a
 codes themselves, narrowed first (``shared.grid.narrowest``) and little-endian, so the
 same world hashes the same whether it was held narrow or wide.
 
-``Recorder`` writes (one ``write`` per record; an ``fsync`` every ``SYNC_EVERY``
-records, in a thread of its own so that the generation loop never waits on the disk,
-and on close: a killed process loses nothing written, a power cut at most the records
-since the last sync, as a torn or missing tail); ``read_log`` reads.
+``Recorder`` writes from a thread of its own, so that the generation loop pays for
+handing over a generation, not for its hash or the disk (``QUEUED`` generations at most
+wait: a slow disk slows the loop rather than filling the memory). One ``write`` per
+record, an ``fsync`` every ``SYNC_EVERY`` records and on close: a killed process loses
+at most the generations still queued, a power cut the records since the last sync, as
+a missing or torn tail. ``read_log`` reads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import queue
 import struct
 import threading
 import zlib
@@ -58,6 +62,7 @@ DIGEST = 32
 GENESIS = bytes(DIGEST)  # the "previous record" of the first
 MAX_BODY = 1 << 31       # a body longer than this is a damaged length
 SYNC_EVERY = 64          # records between fsyncs
+QUEUED = 64              # generations handed over and not written yet, at most
 
 
 def world_hash(codes: Codes) -> bytes:
@@ -167,8 +172,9 @@ class Recorder:
     Opening an existing log drops its torn tail, refuses one that is damaged, and
     continues its chain with a start record: ``continues`` when the server's world is
     the one the log reached (same generation, same hash), else the world itself (or the
-    snapshot the server restored from). ``append`` runs in the generation loop: a
-    world hash and one ``write`` (about 0.1 ms for 256x256).
+    snapshot the server restored from). ``append`` runs in the generation loop and
+    hands the generation to the writer thread; ``error`` says when writing failed (the
+    server stops on it: a log with a gap proves nothing).
     """
 
     def __init__(self, path: Path, rule: Rule, grid: Grid, generation: int, *,
@@ -176,9 +182,10 @@ class Recorder:
         self.path = path
         self.prev = GENESIS
         self.unsynced = 0
-        self._sync_due = threading.Event()
-        self._closing = False
-        self._syncer = threading.Thread(target=self._sync_loop, name="replay-sync",
+        self.error: OSError | None = None  # a write failed: the log ends there
+        self._queue: queue.Queue[tuple[int, Sequence[Input], Codes] | None] = \
+            queue.Queue(maxsize=QUEUED)
+        self._writer = threading.Thread(target=self._write_loop, name="replay-writer",
                                         daemon=True)
         last: dict[str, Any] | None = None
         if path.exists() and path.stat().st_size > 0:
@@ -204,7 +211,7 @@ class Recorder:
         except BaseException:
             os.close(self.fd)
             raise
-        self._syncer.start()
+        self._writer.start()
 
     def _start(self, rule: Rule, grid: Grid, generation: int, snapshot: Path | None,
                last: dict[str, Any] | None) -> None:
@@ -221,9 +228,24 @@ class Recorder:
         log.info("recording generations to %s from generation %d", self.path, generation)
 
     def append(self, generation: int, inputs: Sequence[Input], codes: Codes) -> None:
-        """Record that ``generation`` was made, by the rule and ``inputs``, as ``codes``."""
-        self.write({"t": "gen", "g": generation, "in": [encode(op) for op in inputs],
-                    "world": world_hash(codes)})
+        """Record that ``generation`` was made, by the rule and ``inputs``, as ``codes``
+        (which must not change afterwards: a generation's world never does)."""
+        self._queue.put((generation, inputs, codes))
+
+    def _write_loop(self) -> None:
+        """The writer thread: each generation handed over, hashed and appended."""
+        while (item := self._queue.get()) is not None:
+            if self.error is not None:
+                continue  # the log ends at the failure; the server is stopping
+            generation, inputs, codes = item
+            try:
+                self.write({"t": "gen", "g": generation,
+                            "in": [encode(op) for op in inputs],
+                            "world": world_hash(codes)})
+            except OSError as e:
+                self.error = e
+                log.error("cannot append generation %d to %s: %s", generation, self.path,
+                          e.strerror, extra={"generation": generation})
 
     def write(self, body: dict[str, Any]) -> None:
         """Chain ``body`` to the last record and append it in one write."""
@@ -235,20 +257,8 @@ class Recorder:
         self.prev = digest
         self.unsynced += 1
         if self.unsynced >= SYNC_EVERY:
-            self._sync_due.set()
+            os.fsync(self.fd)
             self.unsynced = 0
-
-    def _sync_loop(self) -> None:
-        """The syncing thread: an ``fsync`` each time one is due, until closed."""
-        while True:
-            self._sync_due.wait()
-            self._sync_due.clear()
-            if self._closing:
-                return
-            try:
-                os.fsync(self.fd)
-            except OSError as e:  # the next sync, or the one at close, tries again
-                log.warning("%s: fsync failed: %s", self.path, e.strerror)
 
     def _write_bytes(self, data: bytes) -> None:
         view = memoryview(data)
@@ -256,12 +266,12 @@ class Recorder:
             view = view[os.write(self.fd, view):]
 
     def close(self) -> None:
-        """Sync and close (idempotent)."""
+        """Write what was handed over, sync and close (idempotent)."""
         if self.fd >= 0:
-            self._closing = True
-            self._sync_due.set()
-            if self._syncer.is_alive():
-                self._syncer.join()
-            os.fsync(self.fd)
+            if self._writer.is_alive():
+                self._queue.put(None)
+                self._writer.join()
+            with contextlib.suppress(OSError):
+                os.fsync(self.fd)
             os.close(self.fd)
             self.fd = -1
