@@ -97,3 +97,26 @@ def test_a_log_cut_by_kill_9_reopens_and_verifies(processes: Processes,
     result = replay_cli(str(log), "--verify")
     assert result.returncode == 0, result.stderr
     assert f"{len(whole.records) - 2 + 20} generations verified" in result.stdout
+
+
+def test_a_game_restored_from_a_snapshot_replays_from_that_snapshot(
+        processes: Processes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIFENET_SNAPSHOT_KEY", "a replay test's snapshot key")
+    snapshots, log = tmp_path / "snapshots", tmp_path / "game.replay"
+    first, _, _ = serve(processes, "--size", "40x40", "--seed", "8", "--fill", "0.3",
+                        "--tick", "0", "--generations", "30", "--snapshot-every", "30",
+                        "--snapshot-dir", str(snapshots))
+    assert first.wait(timeout=60) == 0, processes.log_of(first)
+    (snapshot,) = sorted(snapshots.glob("world-*"))[-1:]
+    out = tmp_path / "server.rle"
+    again, _, _ = serve(processes, "--restore", str(snapshot), "--tick", "0",
+                        "--generations", "60", "--record", str(log), "--out", str(out))
+    assert again.wait(timeout=60) == 0, processes.log_of(again)
+    alone = replay_cli(str(log), "--verify")
+    assert alone.returncode == 1 and "--from-snapshot" in alone.stderr
+    replayed = tmp_path / "replayed.rle"
+    result = replay_cli(str(log), "--verify", "--from-snapshot", str(snapshot), "--out",
+                        str(replayed))
+    assert result.returncode == 0, result.stderr
+    assert "30 generations verified" in result.stdout
+    assert replayed.read_text() == out.read_text()
