@@ -152,6 +152,11 @@ class Server:
             self.recorder = Recorder(config.record, self.rule, grid, generation,
                                      snapshot=config.restore)
             self.engine.record = self.recorder.append
+            if self.snapshotter is not None:  # the log names each snapshot, by hash
+                recorder = self.recorder
+                self.snapshotter.on_written.append(
+                    lambda written, _: recorder.snapshot_written(written.path,
+                                                                 written.generation))
         self.registry.owned = lambda player: self.engine.latest.board.cells(player)
         self.lobby.standing = lambda player: self.engine.ranking.standing(player)
         self.metrics: ServerMetrics | None = None
@@ -162,7 +167,7 @@ class Server:
             for dispatcher in self.engine.dispatchers:
                 dispatcher.on_answer = self.metrics.observe_trip
             if self.snapshotter is not None:
-                self.snapshotter.on_written = self.metrics.snapshot_written
+                self.snapshotter.on_written.append(self.metrics.snapshot_written)
         self.publisher: FramePublisher | None = None
         self.frame_endpoint = ""
         self.view_endpoint = ""

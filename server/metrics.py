@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
     from server.app import Server
+    from server.snapshot.store import Written
     from server.worker.process import Worker
 
 log = logging.getLogger("lifenet.metrics")
@@ -125,9 +126,9 @@ class ServerMetrics:
             self._trips = {w: s for w, s in self._trips.items() if w in live}
             return dict(sorted(self._trips.items())[:MAX_WORKER_SERIES])
 
-    def snapshot_written(self, seconds: float, size: int) -> None:
+    def snapshot_written(self, written: Written, seconds: float) -> None:
         self.snapshot_seconds.observe(seconds)
-        self.snapshot_bytes.set(size)
+        self.snapshot_bytes.set(written.size)
 
     def counting(self, handle: Callable[..., Message | None]) -> Callable[..., Message | None]:
         """The lobby's ``handle``, counting what its replies refuse and take."""

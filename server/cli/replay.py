@@ -60,5 +60,5 @@ def replay_command(file: Path, verify: bool, to: int | None, out: Path | None,
     if out is not None:
         write_world(out, done.grid, done.rule, done.generation)
     click.echo(f"{file}: {done.checked} generations verified, chain intact, "
-               f"ending at generation {done.generation}"
+               f"from generation {done.first} to generation {done.generation}"
                + (f"; wrote generation {done.generation} to {out}" if out else ""))

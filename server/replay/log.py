@@ -18,6 +18,9 @@ Bodies (short keys keep a generation's record small)::
             "snapshot": sha256 of the snapshot file     (restored from it)
             "continues": true                           (the world the chain reached)}
     gen    {"t": "gen", "g": generation, "prev": ..., "in": [inputs], "world": world hash}
+    snap   {"t": "snap", "g": generation, "prev": ..., "snapshot": sha256 of the file}
+           (a snapshot of generation g was written: a replay may start from it; it comes
+           after g's own record, when the file is written)
 
 A world's hash is the sha256 of ``HxW``, the width of its codes (1 or 2 bytes) and the
 codes themselves, narrowed first (``shared.grid.narrowest``) and little-endian, so the
@@ -183,8 +186,8 @@ class Recorder:
         self.prev = GENESIS
         self.unsynced = 0
         self.error: OSError | None = None  # a write failed: the log ends there
-        self._queue: queue.Queue[tuple[int, Sequence[Input], Codes] | None] = \
-            queue.Queue(maxsize=QUEUED)
+        self._queue: queue.Queue[dict[str, Any] | tuple[int, Sequence[Input], Codes]
+                                 | None] = queue.Queue(maxsize=QUEUED)
         self._writer = threading.Thread(target=self._write_loop, name="replay-writer",
                                         daemon=True)
         last: dict[str, Any] | None = None
@@ -232,16 +235,29 @@ class Recorder:
         (which must not change afterwards: a generation's world never does)."""
         self._queue.put((generation, inputs, codes))
 
+    def snapshot_written(self, path: Path, generation: int) -> None:
+        """Name the snapshot of ``generation`` just written at ``path`` (the snapshot
+        thread): ``lifenet replay --from-snapshot`` may start from it."""
+        try:
+            digest = file_hash(path)
+        except OSError as e:
+            log.warning("the replay log does not name %s: %s", path, e.strerror)
+            return
+        self._queue.put({"t": "snap", "g": generation, "snapshot": digest})
+
     def _write_loop(self) -> None:
         """The writer thread: each generation handed over, hashed and appended."""
         while (item := self._queue.get()) is not None:
             if self.error is not None:
                 continue  # the log ends at the failure; the server is stopping
-            generation, inputs, codes = item
+            if isinstance(item, dict):
+                body, generation = item, int(item["g"])
+            else:
+                generation, inputs, codes = item
+                body = {"t": "gen", "g": generation, "in": [encode(op) for op in inputs],
+                        "world": world_hash(codes)}
             try:
-                self.write({"t": "gen", "g": generation,
-                            "in": [encode(op) for op in inputs],
-                            "world": world_hash(codes)})
+                self.write(body)
             except OSError as e:
                 self.error = e
                 log.error("cannot append generation %d to %s: %s", generation, self.path,

@@ -6,6 +6,11 @@ that the world recomputed from the rule and the record's inputs hashes as the se
 did. The first record that fails raises ``ReplayError`` naming it (its index and
 generation). Nothing of the server is trusted but the first world (or the snapshot a
 start record names by hash, which the caller supplies).
+
+Given a snapshot that a ``snap`` record names (one the server wrote while recording),
+the replay starts there instead: every record before it is still checked for its
+digest and its link, and the snapshot's world must hash as the log's world of its
+generation; the generations after it are recomputed.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ class Replayed:
     grid: Grid
     rule: Rule
     checked: int
+    first: int  # the generation the recomputation started from
     records: int  # whole records read
     torn: int  # bytes of a torn tail after the last whole record (a crash mid-append)
 
@@ -56,6 +62,8 @@ def replay_records(logfile: LogFile, *, to: int | None = None,
     table = None
     generation = -1
     checked = 0
+    first: int | None = None
+    skip_to = _snapshot_record(logfile, snapshot)
     for record in logfile.records:
         body = _body(record)
         if body.get("prev") != prev:
@@ -64,9 +72,25 @@ def replay_records(logfile: LogFile, *, to: int | None = None,
                                  else "the start of the log"))
         prev = record.digest
         kind = body.get("t")
+        if skip_to is not None and record.index <= skip_to:
+            if kind == "start":  # the rule the snapshot's game runs
+                rule = _rule_of(record, body)
+                table = rule_table(rule)
+            if record.index == skip_to:  # the log's record of the snapshot's generation
+                assert snapshot is not None
+                grid, generation = snapshot[1], body["g"]
+                if world_hash(grid.codes) != body.get("world") or snapshot[2] != rule:
+                    raise ReplayError(f"generation {generation} differs "
+                                      f"({record.where()}): the snapshot's world (or rule) "
+                                      "is not the one the log recorded")
+                grid = Grid(grid.height, grid.width, narrowest(grid.codes))
+                first = generation
+            continue
         if kind == "start":
             grid, rule, generation = _start(record, body, grid, generation, snapshot)
             table = rule_table(rule)
+            if first is None:
+                first = generation
         elif kind == "gen":
             if grid is None or rule is None or table is None:
                 raise ReplayError(f"{record.where()}: a generation before any start record")
@@ -91,6 +115,10 @@ def replay_records(logfile: LogFile, *, to: int | None = None,
             checked += 1
             if progress is not None:
                 progress(generation)
+        elif kind == "snap":
+            if body.get("g") is None or body["g"] > generation:
+                raise ReplayError(f"{record.where()}: names a snapshot of a generation "
+                                  "not made yet")
         else:
             raise ReplayError(f"{record.where()}: not a record lifenet writes ({kind!r})")
     if logfile.damage:
@@ -99,7 +127,8 @@ def replay_records(logfile: LogFile, *, to: int | None = None,
         raise ReplayError("the log holds no start record")
     if to is not None and generation < to:
         raise ReplayError(f"the log ends at generation {generation}, before {to}")
-    return Replayed(generation, grid, rule, checked, len(logfile.records), logfile.torn)
+    return Replayed(generation, grid, rule, checked, first if first is not None else 0,
+                    len(logfile.records), logfile.torn)
 
 
 def verify(path: Path, *, snapshot: SnapshotWorld | None = None) -> Replayed:
@@ -113,6 +142,36 @@ def verify(path: Path, *, snapshot: SnapshotWorld | None = None) -> Replayed:
                           f"before it verified, up to generation {done.generation}; "
                           "`lifenet server --record` drops it when it continues the log")
     return done
+
+
+def _snapshot_record(logfile: LogFile, snapshot: SnapshotWorld | None) -> int | None:
+    """The index of the generation record a replay from ``snapshot`` starts at: the
+    last one of the snapshot's generation before the ``snap`` record that names it;
+    ``None`` when a start record names it instead (or no snapshot is given)."""
+    if snapshot is None:
+        return None
+    bodies = [(r.index, r.body) for r in logfile.records if r.body is not None]
+    if any(b.get("t") == "start" and b.get("snapshot") == snapshot[0] for _, b in bodies):
+        return None
+    for index, body in bodies:
+        if body.get("t") == "snap" and body.get("snapshot") == snapshot[0]:
+            if body.get("g") != snapshot[3]:
+                raise ReplayError(f"record {index}: names this snapshot as generation "
+                                  f"{body.get('g')}, but it holds {snapshot[3]}")
+            made = [i for i, b in bodies if i < index and b.get("t") == "gen"
+                    and b.get("g") == body["g"]]
+            if not made:
+                raise ReplayError(f"record {index}: names a snapshot of generation "
+                                  f"{body['g']}, which the log does not hold")
+            return made[-1]
+    raise ReplayError(f"the log names no snapshot with sha256 {snapshot[0].hex()}")
+
+
+def _rule_of(record: Record, body: dict[str, Any]) -> Rule:
+    try:
+        return parse_rule(str(body["rule"]))
+    except (KeyError, ConfigError) as e:
+        raise ReplayError(f"{record.where()}: not a start record: {e}") from e
 
 
 def _body(record: Record) -> dict[str, Any]:

@@ -91,8 +91,9 @@ class Snapshotter(threading.Thread):
         self._last = generation  # the generation of the last snapshot handed over
         self.written: list[Written] = []
         self.failures = 0
-        # Told each written snapshot's seconds and bytes, in this thread (``--metrics``).
-        self.on_written: Callable[[float, int], None] | None = None
+        # Told each snapshot written and the seconds it took, in this thread
+        # (``--metrics``, ``--record``).
+        self.on_written: list[Callable[[Written, float], None]] = []
 
     # -- the lobby thread ------------------------------------------------------------------
 
@@ -240,8 +241,8 @@ class Snapshotter(threading.Thread):
                 result = save_snapshot(path, job.state, self.key,
                                        iterations=self.iterations, timeout=self.timeout,
                                        keep_bytes=job.keep_bytes)
-                if self.on_written is not None:
-                    self.on_written(time.monotonic() - began, result.size)
+                for told in self.on_written:
+                    told(result, time.monotonic() - began)
                 # Its own snapshots, each path once (a generation written twice is one
                 # file), newest last, without their bytes: the only ones it prunes.
                 self.written = [w for w in self.written if w.path != path]

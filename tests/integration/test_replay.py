@@ -109,8 +109,10 @@ def test_a_game_restored_from_a_snapshot_replays_from_that_snapshot(
     assert first.wait(timeout=60) == 0, processes.log_of(first)
     (snapshot,) = sorted(snapshots.glob("world-*"))[-1:]
     out = tmp_path / "server.rle"
+    later = tmp_path / "later"
     again, _, _ = serve(processes, "--restore", str(snapshot), "--tick", "0",
-                        "--generations", "60", "--record", str(log), "--out", str(out))
+                        "--generations", "60", "--record", str(log), "--out", str(out),
+                        "--snapshot-every", "20", "--snapshot-dir", str(later))
     assert again.wait(timeout=60) == 0, processes.log_of(again)
     alone = replay_cli(str(log), "--verify")
     assert alone.returncode == 1 and "--from-snapshot" in alone.stderr
@@ -119,4 +121,12 @@ def test_a_game_restored_from_a_snapshot_replays_from_that_snapshot(
                         str(replayed))
     assert result.returncode == 0, result.stderr
     assert "30 generations verified" in result.stdout
+    assert replayed.read_text() == out.read_text()
+    # A snapshot written while recording is named in the log: a replay may start there.
+    (at_40,) = later.glob("world-*40.lns")
+    middle = replay_cli(str(log), "--verify", "--from-snapshot", str(at_40), "--out",
+                        str(replayed))
+    assert middle.returncode == 0, middle.stderr
+    assert "20 generations verified, chain intact, from generation 40 to generation 60" \
+        in middle.stdout
     assert replayed.read_text() == out.read_text()

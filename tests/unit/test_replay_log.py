@@ -197,3 +197,33 @@ def test_a_game_from_a_snapshot_needs_that_snapshot(tmp_path: Path) -> None:
     other = Grid(SIZE, SIZE, np.zeros((SIZE, SIZE), dtype=np.uint8))
     with pytest.raises(ReplayError, match="generation 10 differs"):
         verify(log, snapshot=(file_hash(snapshot), other, CONWAY, 10))
+
+
+def test_a_replay_may_start_from_a_snapshot_the_log_names(tmp_path: Path) -> None:
+    log = tmp_path / "game.replay"
+    grid = first_world()
+    rng = np.random.default_rng(0)
+    table = rule_table(CONWAY)
+    recorder = Recorder(log, CONWAY, grid, 0)
+    worlds = [grid]
+    for gen in range(GENERATIONS):
+        inputs = inputs_of(gen, rng)
+        grid = Grid(SIZE, SIZE, apply(grid.codes, step_tile(grid.padded(), table), inputs,
+                                      table))
+        worlds.append(grid)
+        recorder.append(gen + 1, inputs, grid.codes)
+        if gen + 1 == 3:  # the snapshot of generation 3 is written a little later
+            snapshot = tmp_path / "world-3.lns"
+            snapshot.write_bytes(b"the snapshot of generation 3")
+    recorder.snapshot_written(snapshot, 3)
+    recorder.close()
+    done = verify(log, snapshot=(file_hash(snapshot), worlds[3], CONWAY, 3))
+    assert (done.first, done.generation, done.checked) == (3, GENERATIONS, GENERATIONS - 3)
+    assert done.grid == worlds[-1]
+    assert verify(log).checked == GENERATIONS  # without it: from the first world, as ever
+    with pytest.raises(ReplayError, match=r"generation 3 differs \(record 3"):
+        verify(log, snapshot=(file_hash(snapshot), worlds[2], CONWAY, 3))
+    other = tmp_path / "other.lns"
+    other.write_bytes(b"not named")
+    with pytest.raises(ReplayError, match="names no snapshot"):
+        verify(log, snapshot=(file_hash(other), worlds[3], CONWAY, 3))
