@@ -17,6 +17,7 @@ from server.app import Server
 from server.metrics import ServerMetrics
 from shared import protocol
 from shared.errors import RemoteError
+from shared.frames import FrameView
 from shared.protocol import ErrorCode, Kind
 from tests.conftest import Processes, free_port, wait_for
 from tests.integration.conftest import MakeServer, start_workers
@@ -89,7 +90,18 @@ def test_a_server_and_its_workers_are_scraped_while_they_run(
     after = scrape(server_url(server))
     assert after["lifenet_batches_resent_total"] >= 1
     assert after["lifenet_generations_total"] == 4
+    assert after["lifenet_published_bytes_total"] == 0  # nobody watching: no frame made
     assert after["lifenet_batches_sent_total"] > during["lifenet_batches_sent_total"]
+    # A viewer connected: the frames it is sent are counted.
+    view = FrameView(server.frame_endpoint)
+    try:
+        def counted() -> bool:
+            server.advance()
+            view.poll(0.05)
+            return scrape(server_url(server))["lifenet_published_bytes_total"] > 30 * 30
+        wait_for(counted, 20, what="the published frames to be counted")
+    finally:
+        view.close()
     worker_after = scrape(f"http://127.0.0.1:{port}/metrics")
     assert worker_after["lifenet_worker_batches_total"] > \
         worker_before["lifenet_worker_batches_total"]
