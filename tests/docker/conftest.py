@@ -163,6 +163,7 @@ class Project:
         self.player_port = free_port()
         self.frame_port = free_port()
         self.http_port = free_port()  # the browser client's (service web)
+        self.metrics_port = free_port()  # the server's Prometheus metrics
         self.log_dir = log_dir
         self.keys = make_keys(log_dir / "keys")
         self.server_key = self.keys / "server.key"
@@ -171,6 +172,7 @@ class Project:
         self.env = docker_env(
             LIFENET_IMAGE=image, LIFENET_PLAYER_PORT=str(self.player_port),
             LIFENET_FRAME_PORT=str(self.frame_port), LIFENET_HTTP_PORT=str(self.http_port),
+            LIFENET_METRICS_PORT=str(self.metrics_port),
             LIFENET_SERVER_HEARTBEAT="0.5",
             LIFENET_WORKER_HEARTBEAT="0.5", LIFENET_SERVER_SIZE="64x64",
             LIFENET_SERVER_TICK="0.05", LIFENET_KEYS_DIR=str(self.keys))

@@ -226,6 +226,34 @@ def test_the_browser_client_is_served_on_the_http_port(project: Project) -> None
 
 
 @pytest.mark.timeout(180, func_only=True)
+def test_the_server_s_metrics_are_published_and_json_logs_come_out(project: Project) -> None:
+    if not image_has_command(project.env["LIFENET_IMAGE"], "replay"):
+        pytest.skip("the image has no metrics yet (the operations issue)")
+    from prometheus_client.parser import text_string_to_metric_families
+
+    project.env.update(LIFENET_LOG_FORMAT="json")
+    project("up", "-d", "--scale", "worker=2")
+    project.wait_status(workers_are(2), 60, "2 workers")
+
+    def scraped() -> dict[str, float] | None:
+        try:
+            with urllib.request.urlopen(
+                    f"http://127.0.0.1:{project.metrics_port}/metrics", timeout=3) as reply:
+                text = reply.read().decode()
+        except OSError:
+            return None
+        values = {s.name: s.value for f in text_string_to_metric_families(text)
+                  for s in f.samples}
+        return values if values.get("lifenet_generations_total", 0) > 0 else None
+
+    values = wait_for(scraped, 60, 0.5, "the server's metrics on the host")
+    assert values["lifenet_workers"] == 2
+    logs = project("logs", "--no-color", "--no-log-prefix", "server").stdout
+    lines = [line for line in logs.splitlines() if line.startswith("{")]
+    assert lines and all("event" in json.loads(line) for line in lines)
+
+
+@pytest.mark.timeout(180, func_only=True)
 def test_snapshots_land_on_the_volume_and_verify(project: Project) -> None:
     image = project.env["LIFENET_IMAGE"]
     if not image_has_command(image, "snapshot"):
