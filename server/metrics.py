@@ -197,7 +197,9 @@ class ServerReadings(Collector):
                 ("lifenet_batches_computed_locally", "Batches the server computed itself.",
                  engine.computed_locally),
                 ("lifenet_published_bytes", "Bytes of world frames published.",
-                 publisher.bytes_published if publisher is not None else 0)):
+                 publisher.bytes_published if publisher is not None else 0),
+                ("lifenet_player_sent_bytes", "Bytes the player endpoint sent (replies, "
+                 "game_logic requests, decided and landed).", server.lobby.sent_bytes)):
             yield CounterMetricFamily(name, doc, value=value)
         trips = GaugeMetricFamily("lifenet_worker_round_trip_seconds",
                                   "The last batch round trip of each live worker (at most "

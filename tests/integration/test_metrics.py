@@ -136,6 +136,7 @@ def test_refusals_and_placements_are_counted_by_code_and_reason(
     assert samples['lifenet_requests_refused_total{code="not_allowed",request="place"}'] == 1
     assert samples['lifenet_requests_refused_total{code="not_allowed",request="decide"}'] == 1
     assert samples["lifenet_players_connected"] == 1
+    assert samples["lifenet_player_sent_bytes_total"] > 0
     assert not any("counted" in name for name in samples)  # no player's name, ever
 
 
