@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -444,7 +443,6 @@ class Server:
         return self.snapshotter.ask(peer.identity, msg.body.get("send", False))
 
 
-SWITCH_INTERVAL = 0.001  # seconds a thread holds the GIL before another may have it
 MAX_SCORES = 256  # players named in a status reply's scores, points and away: the best
 STATUS_NAME_BYTES = 16 << 10  # the workers' names in a status reply: 1 000 workers' worth
 
@@ -465,10 +463,6 @@ def serve(config: ServerConfig) -> int:
     """Run a server in this process until stopped or ``--generations`` is reached."""
     soft, hard = raise_open_files_limit()  # every peer is a file descriptor
     log.debug("open files: soft limit %d, hard limit %d", soft, hard)
-    # A generation hands work between threads (main, dispatchers, broker, lobby) many
-    # times; a thread woken for its part waits for the GIL up to the switch interval
-    # (5 ms by default) each time, while a lobby busy with a thousand players holds it.
-    sys.setswitchinterval(SWITCH_INTERVAL)
     server = Server(config)
     server.install_signal_handlers()
     try:
