@@ -379,11 +379,13 @@ def test_owner_codes_past_255_reach_the_page_in_their_colours(
         tab.close()
 
 
-@pytest.mark.skipif(not SHOTS, reason="LIFENET_WEB_SCREENSHOTS=DIR takes the README's "
-                                      "pictures (scripts/screenshot-web)")
-def test_screenshots(browser: Any, make_server: MakeServer, processes: Processes) -> None:
-    """The README's pictures: a game with bots, a player with the palette open."""
-    assert SHOTS is not None
+def test_screenshots(browser: Any, make_server: MakeServer, processes: Processes,
+                     tmp_path: Path) -> None:
+    """The README's pictures: a game with bots, a player with the palette open, and a
+    spectator. Taken in every run (into ``LIFENET_WEB_SCREENSHOTS`` when it names a
+    directory, as ``scripts/screenshot-web`` does; else a temporary one), so the scene
+    they show keeps working."""
+    out = Path(SHOTS) if SHOTS else tmp_path
     server = make_server(size=(96, 160), seed=11, fill=0.18, decision_window=0.2,
                          round_length=600)
     start_workers(processes, server, 2)
@@ -416,19 +418,24 @@ def test_screenshots(browser: Any, make_server: MakeServer, processes: Processes
         spot = tab.js("([y, x]) => window.lifenet.screenOf(y, x)", [y, x])
         tab.page.mouse.move(spot["x"], spot["y"])
         tab.page.wait_for_timeout(500)
-        tab.page.screenshot(path=str(Path(SHOTS) / "web-player.png"))
+        tab.page.screenshot(path=str(out / "web-player.png"))
         spectator = Page(browser, gateway.url)
         try:
             shown(spectator, server)
             for _ in range(3):
                 spectator.page.keyboard.press("+")
             spectator.page.wait_for_timeout(300)
-            spectator.page.screenshot(path=str(Path(SHOTS) / "web-spectator.png"))
+            spectator.page.screenshot(path=str(out / "web-spectator.png"))
+            assert spectator.errors == [], spectator.errors
         finally:
             spectator.close()
+        assert tab.errors == [], tab.errors
     finally:
         tab.close()
         assert bots.poll() is None
+    for name in ("web-player.png", "web-spectator.png"):
+        picture = (out / name).read_bytes()
+        assert picture.startswith(b"\x89PNG") and len(picture) > 20_000, name
 
 
 def test_a_slow_tab_gets_a_key_and_never_grows_the_gateway(
