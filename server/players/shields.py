@@ -338,9 +338,16 @@ class Shields:
     def zone(self, cells: Cells) -> Zone | None:
         """The zone a placement of ``cells`` would shield; None when shields are off or
         the placement is not compact (it lands unshielded)."""
-        if not self.on or not compact(cells, self.height, self.width):
+        if not self.on:
             return None
-        return zone_of(cells, self.height, self.width)
+        # Each axis's arc once: the compactness and the zone both stand on it.
+        rows = span(cells[:, 0], self.height)
+        cols = span(cells[:, 1], self.width)
+        if rows[1] * cols[1] > max(MIN_BOX, SPREAD * len(cells)):
+            return None  # not compact (``compact``)
+        y, h = _grow(*rows, MARGIN, self.height)
+        x, w = _grow(*cols, MARGIN, self.width)
+        return y, x, h, w
 
     def refusal(self, player: int, zone: Zone | None, landing: int,
                 cells: Cells | None = None) -> str | None:
