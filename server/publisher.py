@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import zmq
-from zmq.utils.monitor import parse_monitor_message
 
 from server.auth import VIEWERS, ServerKeys, serve_curve
 from server.transport import MemoryGuard, apply_heartbeats, bind
@@ -76,6 +75,10 @@ class FramePublisher:
         self.bytes_published = 0  # of the world's frames, as handed to the PUB socket
         self.joins = 0               # subscribers' finished handshakes seen
         self.failed: zmq.ZMQError | None = None  # the endpoint could not listen again
+        # Whether a viewer of the whole world has come (a finished handshake) since the
+        # start: until then the world's frames are not even made. It stays set (the
+        # monitor tells joins, not departures: see ``_watch``).
+        self.watched = False
 
     def _socket(self) -> zmq.Socket[Any]:
         sock: zmq.Socket[Any] = self.context.socket(zmq.PUB)
@@ -90,9 +93,11 @@ class FramePublisher:
     def _watch(self) -> None:
         """The monitor of the bound socket (made once it is bound: a socket that fails
         to bind, in ``rebind``'s retries, leaves no monitor behind)."""
-        self.monitor = self.sock.get_monitor_socket(
-            zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
-        self._connections: set[int] = set()  # accepted and not gone: their sockets
+        # Finished handshakes only (on a server with keys, admitted peers only): every
+        # raw connection and close would be an event too, and a flood of them fills
+        # the monitor's queue, where libzmq's I/O thread then waits (every socket of
+        # the server with it).
+        self.monitor = self.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
 
     def _unwatch(self) -> None:
         with contextlib.suppress(zmq.ZMQError):
@@ -110,16 +115,12 @@ class FramePublisher:
         assert self.monitor is not None
         for _ in range(EVENTS_PER_PUBLISH):
             try:
-                event = parse_monitor_message(self.monitor.recv_multipart(zmq.NOBLOCK))
+                self.monitor.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
-            if event["event"] == zmq.EVENT_ACCEPTED:
-                self._connections.add(int(event["value"]))
-            elif event["event"] == zmq.EVENT_DISCONNECTED:
-                self._connections.discard(int(event["value"]))
-            else:
-                joined = True
-                self.joins += 1
+            joined = True
+            self.joins += 1
+            self.watched = True
         self._join_waiting |= joined
         self._open_window()
         return joined
@@ -162,19 +163,14 @@ class FramePublisher:
         # the changes are not known): the views' chunks take their deltas from it.
         last = self._last if (self._last is not None and self._last.shape == codes.shape
                               and gen == self._gen + 1) else None
-        if self._connections:
+        if self.watched:
             self._publish_world(gen, codes, owed, info)
-        else:  # nobody connected (viewers of chunks only): no whole-world work at all
+        else:  # nobody came yet (viewers of chunks only): no whole-world work at all
             self._since_full = FULL_EVERY  # whoever comes starts from a full frame
         self._last = codes
         if self.views is not None:
             self.views.publish(gen, codes, last, info)
         self._gen = gen
-
-    @property
-    def connections(self) -> int:
-        """Connections to the frame port, as the monitor has told them so far."""
-        return len(self._connections)
 
     def _publish_world(self, gen: int, codes: Codes, owed: bool,
                        info: dict[str, Any]) -> None:
