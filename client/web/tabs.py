@@ -21,6 +21,7 @@ import asyncio
 import collections
 import contextlib
 import json
+from collections import OrderedDict
 from typing import Any
 
 from aiohttp import WSCloseCode, web
@@ -38,29 +39,47 @@ FIRST_REGION = (256, 512)   # a large world's cells a tab gets before it says it
 
 
 class Encodings:
-    """One generation's messages, each made once per region it is asked for."""
+    """One generation's messages, each made once per region it is asked for, the
+    ``MAX_CACHED`` regions asked last kept (of each kind): tabs that share a region
+    share its message, and a tab naming region after region (a ``view`` a message,
+    50 a second) cannot make the gateway keep them all while the generation lasts."""
 
     def __init__(self, generation: Generation) -> None:
         self.generation = generation
-        self.keys: dict[Region, bytes] = {}
-        self.deltas: dict[Region, bytes] = {}
+        self.keys: OrderedDict[Region, bytes] = OrderedDict()
+        self.deltas: OrderedDict[Region, bytes] = OrderedDict()
 
     def key(self, region: Region) -> bytes:
-        if region not in self.keys:
+        made = self.keys.get(region)
+        if made is None:
             g = self.generation
-            self.keys[region] = encode_key(g.gen, g.world, region, g.info_json)
-        return self.keys[region]
+            made = encode_key(g.gen, g.world, region, g.info_json)
+        return _kept(self.keys, region, made)
 
     def delta(self, region: Region) -> bytes:
-        if region not in self.deltas:
+        made = self.deltas.get(region)
+        if made is None:
             g = self.generation
             assert g.changed is not None
             index = g.changed
             if region != whole(g.world.shape):
                 index = index[in_region(index, g.world.shape, region)]
-            self.deltas[region] = encode_delta(g.gen, g.base, g.world.shape, region, index,
-                                               g.world.ravel()[index], g.info_json)
-        return self.deltas[region]
+            made = encode_delta(g.gen, g.base, g.world.shape, region, index,
+                                g.world.ravel()[index], g.info_json)
+        return _kept(self.deltas, region, made)
+
+
+MAX_CACHED = 16  # regions' messages a generation keeps, of each kind
+
+
+def _kept(cache: OrderedDict[Region, bytes], region: Region, made: bytes) -> bytes:
+    """``made`` for ``region``, as the newest of ``cache`` (the oldest beyond
+    ``MAX_CACHED`` forgotten)."""
+    cache[region] = made
+    cache.move_to_end(region)
+    while len(cache) > MAX_CACHED:
+        cache.popitem(last=False)
+    return made
 
 
 class Tab:

@@ -12,7 +12,7 @@ import pytest
 from client.web import encoding, inputs
 from client.web.feed import Generation
 from client.web.gateway import xterm_rgb
-from client.web.tabs import Encodings, Tab
+from client.web.tabs import MAX_CACHED, Encodings, Tab
 from shared.colours import PLAYERS
 
 
@@ -102,6 +102,19 @@ def test_encodings_are_made_once_per_region() -> None:
     made = Encodings(generation(2, 1, codes))
     assert made.delta((0, 0, 8, 8)) is made.delta((0, 0, 8, 8))
     assert made.key((1, 1, 2, 2)) is made.key((1, 1, 2, 2))
+
+
+def test_a_tab_naming_region_after_region_does_not_grow_a_generations_cache() -> None:
+    """A tab may say a new ``view`` fifty times a second; while one generation lasts
+    (a slow or paused server) the gateway keeps the last ``MAX_CACHED`` regions'
+    messages, not all of them."""
+    codes = np.zeros((64, 64), np.uint8)
+    made = Encodings(generation(2, 1, codes))
+    for y in range(200):
+        made.key((y % 64, 0, 32, 32))
+        made.delta((y % 64, 1, 32, 32))
+    assert len(made.keys) == MAX_CACHED and len(made.deltas) == MAX_CACHED
+    assert (63, 0, 32, 32) in made.keys  # the newest stay
 
 
 PATTERNS = {"glider", "blinker"}
