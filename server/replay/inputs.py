@@ -120,8 +120,10 @@ def decode(item: Any, height: int, width: int) -> Input:
         zones = []
         for zone in args[0]:
             if not (isinstance(zone, list) and len(zone) == 4
-                    and all(type(v) is int and v >= 0 for v in zone)):
-                raise ValueError(f"not a zone: {zone!r:.60}")
+                    and all(type(v) is int for v in zone)
+                    and 0 <= zone[0] < height and 0 <= zone[1] < width
+                    and 1 <= zone[2] <= height and 1 <= zone[3] <= width):
+                raise ValueError(f"not a zone of a {height}x{width} world: {zone!r:.60}")
             zones.append((zone[0], zone[1], zone[2], zone[3]))
         return Zones(tuple(zones))
     if kind in ("w", "p") and len(args) == 3 and type(args[2]) is int \

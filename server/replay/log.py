@@ -54,7 +54,7 @@ import numpy as np
 
 from server.replay.inputs import Input, encode
 from shared.errors import ReplayError
-from shared.grid import Codes, Grid, codes_from, is_wide, narrowest
+from shared.grid import Codes, Grid, check_size, codes_from, is_wide, narrowest
 from shared.rules import Rule
 
 log = logging.getLogger("lifenet.replay")
@@ -98,8 +98,15 @@ def world_cells(codes: Codes) -> dict[str, Any]:
 def cells_world(body: dict[str, Any]) -> Grid:
     """The world a start record holds (``ValueError`` if its cells do not fit its size)."""
     height, width, wide = body["h"], body["w"], bool(body.get("wide"))
-    data = zlib.decompress(body["cells"])
-    if len(data) != height * width * (2 if wide else 1):
+    if type(height) is not int or type(width) is not int:
+        raise ValueError("the world's size is not two integers")
+    check_size(height, width)  # before anything is allocated for it
+    size = height * width * (2 if wide else 1)
+    try:  # at most the world's bytes and one more: a zlib bomb stops there
+        data = zlib.decompressobj().decompress(body["cells"], size + 1)
+    except (zlib.error, TypeError) as e:
+        raise ValueError(f"the cells are not zlib data: {e}") from e
+    if len(data) != size:
         raise ValueError("the cells do not fill the world")
     return Grid(height, width, codes_from(data, wide, (height, width)).copy())
 

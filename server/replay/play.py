@@ -116,7 +116,7 @@ def replay_records(logfile: LogFile, *, to: int | None = None,
             if progress is not None:
                 progress(generation)
         elif kind == "snap":
-            if body.get("g") is None or body["g"] > generation:
+            if type(body.get("g")) is not int or body["g"] > generation:
                 raise ReplayError(f"{record.where()}: names a snapshot of a generation "
                                   "not made yet")
         else:

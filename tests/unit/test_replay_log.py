@@ -227,3 +227,33 @@ def test_a_replay_may_start_from_a_snapshot_the_log_names(tmp_path: Path) -> Non
     other.write_bytes(b"not named")
     with pytest.raises(ReplayError, match="names no snapshot"):
         verify(log, snapshot=(file_hash(other), worlds[3], CONWAY, 3))
+
+
+def test_a_hostile_but_well_chained_log_is_refused_without_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chain only proves a log is consistent: anyone can write a consistent one.
+    A shield zone larger than the world (3 GiB to evolve on a 24x24 world) and a start
+    world that inflates to 50 MiB (a zlib bomb) are each one ``ReplayError``, found
+    before anything of their size is allocated."""
+    log = tmp_path / "zones.replay"
+    recorder = Recorder(log, CONWAY, first_world(), 0)
+    recorder.append(1, [Zones(((0, 0, 60000, 60000),))], first_world().codes)
+    recorder.close()
+    with pytest.raises(ReplayError, match="not a zone of a 24x24 world"):
+        verify(log)
+    import zlib
+
+    from server.replay import log as log_module
+
+    bomb = tmp_path / "bomb.replay"
+    monkeypatch.setattr(log_module, "world_cells", lambda codes: {
+        "cells": zlib.compress(bytes(50 << 20)), "wide": False})
+    Recorder(bomb, CONWAY, first_world(), 0).close()
+    with pytest.raises(ReplayError, match="do not fill the world"):
+        verify(bomb)
+    monkeypatch.setattr(log_module, "world_cells", lambda codes: {
+        "cells": b"not zlib at all", "wide": False})
+    junk = tmp_path / "junk.replay"
+    Recorder(junk, CONWAY, first_world(), 0).close()
+    with pytest.raises(ReplayError, match="not zlib data"):
+        verify(junk)
