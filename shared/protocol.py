@@ -29,7 +29,7 @@ import msgpack
 from shared.errors import ProtocolError, RemoteError, VersionMismatch
 from shared.grid import MAX_PLAYER
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: cell codes may be wide (two bytes, owners above 254)
 
 MAX_HEADER_BYTES = 64 << 10
 MAX_PAYLOAD_BYTES = 136 << 20  # a padded 8192 x 8192 tile of wide codes, with room to spare

@@ -63,7 +63,8 @@ def test_worker_endpoint_survives_bad_input(make_server: MakeServer, processes: 
         assert reply.kind is Kind.ERROR and reply["code"] == code, (frames, reply.body)
     # A result for a batch nobody asked for, from a peer that did the handshake.
     reply = ask(hostile, protocol.encode(protocol.message(
-        Kind.READY, version=1, name="liar", pid=1, credit=1, io_latency=0.0)))
+        Kind.READY, version=protocol.PROTOCOL_VERSION, name="liar", pid=1, credit=1,
+        io_latency=0.0)))
     assert reply.kind is Kind.WELCOME
     hostile.send_multipart(protocol.encode(protocol.message(
         Kind.RESULT, [bytes(24 * 6)], gen=0, batch=0, attempt=0, h=6, w=24)))
@@ -91,11 +92,12 @@ def test_player_endpoint_survives_bad_input(make_server: MakeServer,
     for frames, code in [([b"junk"], ErrorCode.MALFORMED),
                          ([packed("launch", {})], ErrorCode.UNKNOWN_KIND),
                          ([packed("batch", {})], ErrorCode.BAD_FIELD),
-                         ([packed("status", {"version": 2})], ErrorCode.VERSION),
+                         ([packed("status", {"version": 99})], ErrorCode.VERSION),
                          ([packed("heartbeat", {})], ErrorCode.NOT_ALLOWED)]:
         reply = ask(sock, frames)
         assert reply.kind is Kind.ERROR and reply["code"] == code, reply.body
-    reply = ask(sock, protocol.encode(protocol.message(Kind.STATUS, version=1)))
+    reply = ask(sock, protocol.encode(protocol.message(Kind.STATUS,
+                                                       version=protocol.PROTOCOL_VERSION)))
     assert reply.kind is Kind.STATUS_REPLY and reply["size"] == [8, 8]
     sock.close()
     assert server.lobby.is_alive()

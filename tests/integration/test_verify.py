@@ -280,7 +280,8 @@ def test_a_suspect_is_cleared_by_an_answer_to_a_batch_it_was_given_and_no_other(
             batch=batch["batch"], attempt=batch["attempt"], h=h, w=w,
             **({"packed": True} if packed else {}))))
         # Something the broker answers at once: by then it has read the RESULT too.
-        sock.send_multipart(protocol.encode(protocol.message(Kind.STATUS, version=1)))
+        sock.send_multipart(protocol.encode(protocol.message(
+            Kind.STATUS, version=protocol.PROTOCOL_VERSION)))
         wait_for(lambda: sock.poll(100) and protocol.decode(
             sock.recv_multipart()).kind is Kind.ERROR, 5, what="the broker's reply")
 
