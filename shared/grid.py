@@ -185,14 +185,6 @@ class Grid:
                 raise ValueError(f"cell code {top} is not in 0..{MAX_CODE}")
             self.codes = self.codes.astype(WIDE)
 
-    def narrow(self) -> bool:
-        """Narrow wide codes to a byte when they all fit again (the players with high ids
-        lost their cells); returns whether it did."""
-        if self.wide and int(self.codes.max(initial=0)) <= NARROW_MAX_CODE:
-            self.codes = self.codes.astype(NARROW)
-            return True
-        return False
-
     def get(self, y: int, x: int) -> str:
         """The state (``ALIVE`` or ``EMPTY``) at ``(y, x)``, wrapping around the torus."""
         return ALIVE if self.codes[y % self.height, x % self.width] else EMPTY

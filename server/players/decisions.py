@@ -38,16 +38,16 @@ import numpy.typing as npt
 
 from server.players.board import Board
 from server.players.registry import DecisionResult, Landed, PlayerRegistry, Request, Write
-from server.players.shields import Shield, Zone, rows_cols, zones_neighbours
+from server.players.shields import Shield, Zone, live_neighbours, rows_cols, zones_neighbours
 from shared import protocol
 from shared.grid import NEUTRAL_CODE, Codes, as_payload
+from shared.life import OFFSETS
 from shared.protocol import Kind, Message
 from shared.rules import Rule
 
 log = logging.getLogger("lifenet.game")
 
 Send = Callable[[bytes, Message], None]  # to one peer of the player endpoint, any thread
-OFFSETS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
 GATHER_SHARE = 48  # gathers for fewer than 1/48 of the world's cells, else a whole pass
 
 
@@ -91,11 +91,7 @@ def zone_counts_at(codes: Codes, zones: list[Zone], cells: npt.NDArray[np.int64]
 
 def neighbour_counts(codes: Codes) -> Codes:
     """Live neighbours of every cell on the torus (the reference for ``counts_at``)."""
-    alive = np.pad((codes != 0).view(np.uint8), 1, mode="wrap")
-    rows = alive[:-2] + alive[1:-1] + alive[2:]
-    total = rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
-    result: Codes = total - alive[1:-1, 1:-1]
-    return result
+    return live_neighbours(np.pad((codes != 0).view(np.uint8), 1, mode="wrap"))
 
 
 @dataclass

@@ -285,12 +285,12 @@ def zones_neighbours(codes: Codes, zones: Sequence[Zone]) -> list[Codes]:
     if not zones:
         return []
     canvas, places = _packed(codes, zones)
-    counts = _neighbours((canvas != 0).view(np.uint8))
+    counts = live_neighbours((canvas != 0).view(np.uint8))
     return [counts[y + 1:y + 1 + h, x + 1:x + 1 + w]
             for (_, _, h, w), (y, x) in zip(zones, places, strict=True)]
 
 
-def _neighbours(alive: Codes) -> Codes:
+def live_neighbours(alive: Codes) -> Codes:
     """Live neighbours of the inner cells of a padded 0/1 array."""
     rows = alive[:-2] + alive[1:-1] + alive[2:]
     total = rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
@@ -300,7 +300,7 @@ def _neighbours(alive: Codes) -> Codes:
 
 def zone_neighbours(codes: Codes, zone: Zone) -> Codes:
     """Live neighbours of every cell of the zone, counting only the zone's cells."""
-    return _neighbours((padded_zone(codes, zone) != 0).view(np.uint8))
+    return live_neighbours((padded_zone(codes, zone) != 0).view(np.uint8))
 
 
 class Shields:
