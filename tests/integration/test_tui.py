@@ -483,7 +483,9 @@ def test_the_first_run_screen_and_the_help_state_the_goal(make_server: MakeServe
 
     async def scenario(app: LifenetClient, pilot: Pilot[Any]) -> None:
         await joined(app, pilot)
-        await until(pilot, lambda: isinstance(app.screen, IntroScreen), "the intro")
+        # the screen is pushed before its text is mounted: wait for both
+        await until(pilot, lambda: isinstance(app.screen, IntroScreen)
+                    and bool(app.screen.query(Static)), "the intro")
         text = str(app.screen.query_one(Static).render())
         assert "Own the most live cells" in text and "points" in text
         assert "A round lasts 100 generations" in text
@@ -492,6 +494,7 @@ def test_the_first_run_screen_and_the_help_state_the_goal(make_server: MakeServe
         await until(pilot, lambda: not isinstance(app.screen, IntroScreen), "the game")
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
+        await until(pilot, lambda: bool(app.screen.query(Static)), "the help's text")
         text = str(app.screen.query_one(Static).render())
         assert "The goal" in text and "Own the most live cells" in text
         assert "ctrl+c" in text and "open space" in text
