@@ -157,32 +157,30 @@ class PlayerSession:
             if self.handshake is not None:  # an answer: the handshake went through
                 self.handshake.close()
                 self.handshake = None
-            reply = self._recv()
-            if reply is None:
-                continue
-            if reply.kind is expect:
-                return reply
-            if reply.kind is Kind.ERROR and reply.body.get("about") in (None, str(msg.kind)):
-                raise RemoteError(reply["code"], reply["reason"])
-            self._note(reply)
-            self.inbox.append(reply)
+            for reply in self._recv():
+                if reply.kind is expect:
+                    return reply  # a reply is never folded with others
+                if reply.kind is Kind.ERROR and \
+                        reply.body.get("about") in (None, str(msg.kind)):
+                    raise RemoteError(reply["code"], reply["reason"])
+                self.inbox.append(reply)
 
-    def _recv(self) -> Message | None:
+    def _recv(self) -> list[Message]:
+        """The messages the next one received stands for (``protocol.unfold``: a
+        request with the news before it), noted; none when it did not decode."""
         try:
-            return protocol.decode(self.sock.recv_multipart(copy=False))
+            msgs = protocol.unfold(protocol.decode(self.sock.recv_multipart(copy=False)))
         except ProtocolError:
-            return None
+            return []
+        for msg in msgs:
+            self._note(msg)
+        return msgs
 
     def poll(self, timeout: float = 0.0) -> Message | None:
         """The next message the server pushed (``GAME_LOGIC``, ``DECIDED``...), or None."""
-        if self.inbox:
-            return self.inbox.popleft()
-        if self.sock.poll(int(timeout * 1000)):
-            msg = self._recv()
-            if msg is not None:
-                self._note(msg)
-            return msg
-        return None
+        if not self.inbox and self.sock.poll(int(timeout * 1000)):
+            self.inbox.extend(self._recv())
+        return self.inbox.popleft() if self.inbox else None
 
     def _note(self, msg: Message) -> None:
         """Keep ``energy`` current from every message that reports it."""

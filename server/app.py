@@ -334,6 +334,12 @@ class Server:
             failures = 0
             self._snapshot_if_due(periodic=True)
             rest = config.tick - (time.monotonic() - began)
+            if self.engine.players is not None:
+                # Behind the tick, the next generation's requests carry the players'
+                # news; otherwise it goes now, alone.
+                behind = self.engine.players.round.fold = rest <= NEWS_WAIT
+                if not behind:
+                    self.engine.players.round.flush()
             if rest > 0:
                 self.stop_event.wait(rest)
         self._snapshot_if_due(periodic=False, final=True)
@@ -443,6 +449,7 @@ class Server:
         return self.snapshotter.ask(peer.identity, msg.body.get("send", False))
 
 
+NEWS_WAIT = 0.02  # seconds to the next generation beyond which players' news goes alone
 MAX_SCORES = 256  # players named in a status reply's scores, points and away: the best
 STATUS_NAME_BYTES = 16 << 10  # the workers' names in a status reply: 1 000 workers' worth
 

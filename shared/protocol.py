@@ -29,7 +29,8 @@ import msgpack
 from shared.errors import ProtocolError, RemoteError, VersionMismatch
 from shared.grid import MAX_PLAYER
 
-PROTOCOL_VERSION = 2  # 2: cell codes may be wide (two bytes, owners above 254)
+PROTOCOL_VERSION = 3  # 2: cell codes may be wide (two bytes, owners above 254);
+#                       3: a GAME_LOGIC may carry the player's news (DECIDED, LANDED)
 
 MAX_HEADER_BYTES = 64 << 10
 MAX_PAYLOAD_BYTES = 136 << 20  # a padded 8192 x 8192 tile of wide codes, with room to spare
@@ -47,6 +48,7 @@ MAX_SHIELDS = 256          # live shields of fresh placements in a frame (and a 
 MAX_ROUND_RESULTS = 5      # the last rounds' results a frame and a status report carry
 CHUNK = 64                 # side of a viewport chunk (the last row and column may be less)
 MAX_VIEW_CHUNKS = 1024     # chunks named in one VIEW
+MAX_NEWS = 16              # LANDED reports one GAME_LOGIC carries
 
 # Topics: the first frame of every message the frame publisher sends (a SUB socket
 # subscribes to a prefix: each topic here is a whole one, never the prefix of another).
@@ -194,6 +196,19 @@ def Record(fields: dict[str, Check]) -> Check:
             raise _bad(name, f"must have the keys {sorted(fields)}")
         for key, item in fields.items():
             item(f"{name}.{key}", value[key])
+    return check
+
+
+def Body(kind: str) -> Check:
+    """A map that is a whole body of a message of ``kind`` (no payloads): one message
+    carried inside another, checked as if it came alone."""
+    def check(name: str, value: Any) -> None:
+        if type(value) is not dict:
+            raise _bad(name, f"must be a map, not {type(value).__name__}")
+        try:
+            validate(Message(Kind(kind), value))
+        except ProtocolError as e:
+            raise _bad(name, str(e)) from None
     return check
 
 
@@ -395,9 +410,13 @@ SCHEMAS: dict[Kind, Schema] = {
     Kind.PLACED: Schema({"cells": Int(), "cost": Int(), "energy": Int(), "generation": _GEN}),
     Kind.LANDED: Schema({"generation": _GEN, "cells": Int(), "placed": Int(),
                          "occupied": Int(), "energy": Int()}),
+    # A player's news of the generation before (what its answers got, how its
+    # placements landed) rides on its next request: one message a player a generation
+    # instead of three (``unfold`` gives them back as the messages they stand for).
     Kind.GAME_LOGIC: Schema({
         "gen": _GEN, "count": Int(0, MAX_SIDE * MAX_SIDE), "deadline_ms": Float(0.0, 1e7),
-    }, payloads=(2, 2), payload_sizes=_game_logic_sizes),
+    }, optional={"decided": Body("decided"), "landed": ListOf(Body("landed"), MAX_NEWS)},
+        payloads=(2, 2), payload_sizes=_game_logic_sizes),
     Kind.DECIDE: Schema({
         "player": _PLAYER, "token": _TOKEN, "gen": _GEN,
         "keep": ListOf(Int(0, MAX_SIDE * MAX_SIDE), MAX_DECISIONS),
@@ -528,6 +547,22 @@ def validate(msg: Message) -> None:
             if len(payload) != size:
                 raise ProtocolError(f"{msg.kind} payload {i} has {len(payload)} bytes, "
                                     f"expected {size}", ErrorCode.BAD_FIELD)
+
+
+NEWS = ("decided", "landed")  # the fields of a GAME_LOGIC that carry news
+
+
+def unfold(msg: Message) -> list[Message]:
+    """The messages ``msg`` stands for, in the order they happened: a ``GAME_LOGIC``
+    carrying news is its ``DECIDED``, its ``LANDED`` reports, then the request itself;
+    any other message is itself. The news was checked with ``msg``."""
+    if msg.kind is not Kind.GAME_LOGIC or not any(name in msg.body for name in NEWS):
+        return [msg]
+    body = dict(msg.body)
+    decided, landed = body.pop("decided", None), body.pop("landed", ())
+    news = [Message(Kind.DECIDED, decided)] if decided is not None else []
+    news += [Message(Kind.LANDED, report) for report in landed]
+    return [*news, Message(msg.kind, body, msg.payloads)]
 
 
 def chunk_topic(index: int) -> bytes:

@@ -12,9 +12,14 @@ driven by the generation (``server.generation.Engine.step``), in the main thread
    or the decision window closed (whichever is first), then close the round: the valid
    decisions, as writes for the next generation's ``LockingGrid``; the generation's
    energy is regained as the round closes (keep-alives paid and energy regained at once).
-3. ``tell``: once the generation is made, each player hears what was applied
-   (``DECIDED``) and how its placements landed (``LANDED``), with its energy as it stands
-   once the generation is made (after the regeneration), the number a refusal would say.
+3. ``tell``: once the generation is made, each player's news is ready: what was
+   applied (``DECIDED``) and how its placements landed (``LANDED``), with its energy as
+   it stands once the generation is made (after the regeneration), the number a refusal
+   would say. While the server runs behind its tick (``fold``: the next generation
+   starts at once), the news rides on the player's next ``GAME_LOGIC``: a player hears
+   one message a generation, not three, and libzmq's work (what a thousand players
+   cost the server) is per message. Players not asked next get theirs alone then, and
+   ``flush`` sends all of it whenever the server will idle before its next generation.
 
 Inside a live shield (``server.players.shields``) a cell's neighbours are counted as the
 shield computes them, within its zone alone, so the verdicts players are told agree with
@@ -32,6 +37,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -102,6 +108,31 @@ class Decided:
     results: dict[int, DecisionResult] = field(default_factory=dict)
 
 
+@dataclass
+class News:
+    """One player's news of a generation, waiting for its next request: what its
+    answers got (a ``DECIDED`` body) and how its placements landed (``LANDED`` bodies),
+    for the connection they were told to."""
+
+    identity: bytes
+    decided: dict[str, Any] | None = None
+    landed: list[dict[str, Any]] = field(default_factory=list)
+
+    def fields(self) -> dict[str, Any]:
+        """What a ``GAME_LOGIC`` carries of it (``MAX_NEWS`` landings at most)."""
+        carried: dict[str, Any] = {}
+        if self.decided is not None:
+            carried["decided"] = self.decided
+        if self.landed:
+            carried["landed"] = self.landed
+        return carried
+
+    def messages(self) -> list[Message]:
+        """The news as messages of their own, in order."""
+        alone = [Message(Kind.DECIDED, self.decided)] if self.decided is not None else []
+        return alone + [Message(Kind.LANDED, body) for body in self.landed]
+
+
 class DecisionRound:
     """Asks the players about their cells and checks what they answer; main thread."""
 
@@ -113,6 +144,10 @@ class DecisionRound:
         self.send = send
         self._deadline = 0.0
         self._asked: dict[int, bytes] = {}
+        self._news: dict[int, News] = {}  # by player: told, not yet sent
+        # True: the next ``ask`` follows at once, the news waits for it (the server's
+        # loop says); False: ``tell`` sends it now.
+        self.fold = False
 
     def ask(self, gen: int, codes: Codes, board: Board,
             shields: list[Shield] | None = None) -> int:
@@ -150,17 +185,32 @@ class DecisionRound:
             wanted = np.array([p.code for p in owning], dtype=np.int64)
             starts = np.searchsorted(owners, wanted)
             ends = np.searchsorted(owners, wanted + 1)
+            news = self._news
             for p, lo, hi in zip(owning, starts.tolist(), ends.tolist(), strict=True):
                 requests[p.id] = Request(ys_all[lo:hi], xs_all[lo:hi], lives_all[lo:hi])
+                folded = news.pop(p.id, None)
+                if folded is not None and len(folded.landed) > protocol.MAX_NEWS:
+                    messages.extend((p.identity, alone) for alone in folded.messages())
+                    folded = None  # more than a request carries: all of it alone, first
                 messages.append((p.identity, protocol.message(
                     Kind.GAME_LOGIC, [as_payload(coords_all[lo:hi]), as_payload(n_all[lo:hi])],
-                    gen=gen, count=hi - lo, deadline_ms=self.window * 1000)))
+                    gen=gen, count=hi - lo, deadline_ms=self.window * 1000,
+                    **(folded.fields() if folded is not None else {}))))
                 self._asked[p.id] = p.identity
         # Open the round before the first request leaves: a quick answer must find it.
         self.registry.open_requests(gen, requests, self._deadline)
+        self.flush()  # the news of players not asked now
         for identity, msg in messages:
             self.send(identity, msg)
         return len(requests)
+
+    def flush(self) -> None:
+        """Send every player's news not sent yet, each report a message of its own (the
+        server calls this when it will idle before the next ``ask``)."""
+        news, self._news = self._news, {}
+        for told in news.values():
+            for msg in told.messages():
+                self.send(told.identity, msg)
 
     def collect(self, gen: int, shields: list[Shield] | None = None) -> Decided:
         """Wait for the answers (until all came or the window closed), close the round
@@ -182,16 +232,30 @@ class DecisionRound:
         generation gives back (so a client can show the drain)."""
         energies = self.registry.energies()
         regen = self.registry.config.energy_regen
+        self.flush()  # news not yet sent goes before this generation's
         for pid, result in decided.results.items():
             identity = self._asked.get(pid)
             if identity is not None:
-                self.send(identity, protocol.message(
+                self._news[pid] = News(identity, protocol.message(
                     Kind.DECIDED, gen=gen, kept=result.kept, died=result.died,
                     refused=result.refused, energy=energies.get(pid, result.energy),
-                    spent=result.kept, regen=regen))
+                    spent=result.kept, regen=regen).body)
         for done in landed:
             # What did not land (cells occupied at the boundary) is told, not only refunded.
             if done.identity:
-                self.send(done.identity, protocol.message(
+                told = self._news.get(done.player)
+                if told is None or told.identity != done.identity:
+                    self.flush_one(done.player)
+                    told = self._news[done.player] = News(done.identity)
+                told.landed.append(protocol.message(
                     Kind.LANDED, generation=gen + 1, cells=done.cells, placed=done.placed,
-                    occupied=done.occupied, energy=energies.get(done.player, done.energy)))
+                    occupied=done.occupied, energy=energies.get(done.player, done.energy)).body)
+        if not self.fold:
+            self.flush()
+
+    def flush_one(self, pid: int) -> None:
+        """Send player ``pid``'s news now, if it has any."""
+        told = self._news.pop(pid, None)
+        if told is not None:
+            for msg in told.messages():
+                self.send(told.identity, msg)

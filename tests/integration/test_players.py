@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -396,3 +397,56 @@ def test_a_bot_whose_cells_all_died_places_again(game: Server) -> None:
         wait_for(lambda: (game.advance(), score() > 0)[1], 15, interval=0.05,
                  what="the bot, owning nothing, to place a pattern again")
     assert result[0][0].sent >= 2
+
+
+@pytest.mark.parametrize("tick", [0.0, 0.25])
+def test_each_answer_hears_what_it_got_before_the_next_request(
+        make_server: MakeServer, processes: Processes, sessions: list[PlayerSession],
+        tick: float) -> None:
+    """The server's own loop, behind its tick (0: always) and idle between generations
+    (0.25 s): a player answering every request hears its DECIDED for each generation
+    before the next request. Behind, the news rides on the request (fewer messages on
+    the wire than the player reads); idle, it comes alone, at once."""
+    server = make_server(size=(32, 32), fill=0.0, tick=tick, decision_window=0.5)
+    start_workers(processes, server, 1)
+    player = join(server, sessions, "busy")
+    raw: list[int] = []
+    recv = player._recv
+
+    def counted() -> list[protocol.Message]:
+        msgs = recv()
+        raw.append(len(msgs))
+        return msgs
+
+    player._recv = counted  # type: ignore[method-assign]
+    player.place(4, 4, cells=[(0, 0), (0, 1), (1, 0), (1, 1)])  # a block: asked always
+    runner = threading.Thread(target=server.run)
+    runner.start()
+    seen: list[tuple[Kind, int]] = []
+    try:
+        deadline = time.monotonic() + 20
+        while sum(k is Kind.DECIDED for k, _ in seen) < 8 and time.monotonic() < deadline:
+            msg = player.poll(0.05)
+            if msg is None:
+                continue
+            if msg.kind is Kind.GAME_LOGIC:
+                player.decide(msg["gen"], keep=[0])
+                seen.append((msg.kind, msg["gen"]))
+            elif msg.kind is Kind.DECIDED:
+                seen.append((msg.kind, msg["gen"]))
+    finally:
+        server.stop()
+        runner.join(10)
+    asked = [g for k, g in seen if k is Kind.GAME_LOGIC]
+    decided = [g for k, g in seen if k is Kind.DECIDED]
+    assert len(decided) >= 8, f"{seen}"
+    assert all(g in asked for g in decided)
+    # Whatever came after an answered request, its DECIDED came before the next request.
+    for (kind, gen), (after, later) in itertools.pairwise(seen):
+        if kind is Kind.GAME_LOGIC and after is Kind.GAME_LOGIC:
+            assert gen not in decided, f"generation {gen}'s DECIDED came after {later}"
+    if tick == 0.0:
+        assert max(raw) >= 2, "no news rode on a request"
+        assert len(raw) < sum(raw)
+    else:
+        assert max(raw) == 1, "news rode on a request while the server was idle"

@@ -230,3 +230,65 @@ def test_the_ranking_orders_by_points_then_cells_then_id() -> None:
     assert ranking.top(2) == ((1, "ann", 3, 10), (2, "ben", 5, 0))
     plain = Ranking.of(board, names, {})
     assert [row[0] for row in plain.rows] == [2, 3, 1, 4]
+
+
+def test_news_rides_on_the_next_request_while_the_server_runs_behind() -> None:
+    """``fold``: what a player's answers got (DECIDED) and how its placements landed
+    (LANDED) wait for its next GAME_LOGIC, in which the client finds them again, in
+    order, before the request; a player not asked next gets its news alone, first;
+    without ``fold`` the news leaves at once, as it did."""
+    from server.players.decisions import Decided, DecisionRound
+    from server.players.registry import DecisionResult
+    from shared import protocol
+    from shared.protocol import Kind, Message
+    from shared.rules import CONWAY
+
+    reg = registry()
+    alice, _ = reg.join(b"a", "alice", None)
+    bob, _ = reg.join(b"b", "bob", None)
+    sent: list[tuple[bytes, Message]] = []
+    decisions = DecisionRound(reg, CONWAY, 0.0, lambda who, msg: sent.append((who, msg)))
+    decisions.fold = True
+    codes = np.zeros((16, 16), np.uint8)
+    codes[2, 2:5] = alice.code  # a blinker of alice's; bob owns nothing
+    decisions.ask(1, codes, Board.of(codes))
+    decisions.registry.close_decisions(regenerate=True)
+    decided = Decided(results={alice.id: DecisionResult(kept=1, energy=9),
+                               bob.id: DecisionResult(died=2, energy=7)})
+    decisions._asked[bob.id] = bob.identity  # as if bob had been asked too
+    landed = [Landed(alice.id, b"a", 5, 4, 9)] * 3
+    sent.clear()
+    decisions.tell(1, decided, landed)
+    assert sent == []  # nothing alone: it waits for the next request
+    decisions.ask(2, codes, Board.of(codes))
+    [(who_b, alone), (who_a, request)] = sent
+    assert (who_b, alone.kind, alone["died"]) == (b"b", Kind.DECIDED, 2)
+    assert who_a == b"a" and request.kind is Kind.GAME_LOGIC
+    wire = protocol.decode(protocol.encode(request))
+    unfolded = protocol.unfold(wire)
+    assert [m.kind for m in unfolded] == [Kind.DECIDED, Kind.LANDED, Kind.LANDED,
+                                          Kind.LANDED, Kind.GAME_LOGIC]
+    assert unfolded[0]["kept"] == 1 and unfolded[1]["occupied"] == 1
+    assert unfolded[-1].body == {"gen": 2, "count": 3, "deadline_ms": 0.0}
+    assert unfolded[-1].payloads == wire.payloads
+    # More landings than a request carries: all alone, in order, before the request.
+    decisions.registry.close_decisions(regenerate=True)
+    sent.clear()
+    decisions.tell(2, Decided(), [Landed(alice.id, b"a", 5, 5, 9)] * (protocol.MAX_NEWS + 1))
+    decisions.ask(3, codes, Board.of(codes))
+    assert [m.kind for _, m in sent] == [Kind.LANDED] * (protocol.MAX_NEWS + 1) + [
+        Kind.GAME_LOGIC]
+    assert "landed" not in sent[-1][1].body
+    # Not behind: the news goes at once; flush sends whatever waits.
+    decisions.registry.close_decisions(regenerate=True)
+    sent.clear()
+    decisions.fold = False
+    decisions.tell(3, decided, landed[:1])
+    assert [(who, m.kind) for who, m in sent] == [
+        (b"a", Kind.DECIDED), (b"a", Kind.LANDED)]
+    sent.clear()
+    decisions.fold = True
+    decisions.tell(3, decided, [])  # bob was not asked about generation 3: no news
+    assert sent == []
+    decisions.flush()
+    assert [(who, m.kind) for who, m in sent] == [(b"a", Kind.DECIDED)]

@@ -134,3 +134,28 @@ def test_the_error_tree_uses_the_protocols_codes() -> None:
     refused = NotAllowed("no")
     assert isinstance(refused, RequestError) and refused.code == ErrorCode.NOT_ALLOWED
     assert ProtocolError("bad").code == ErrorCode.MALFORMED
+
+
+def test_news_in_a_request_is_checked_as_the_messages_it_stands_for() -> None:
+    """A GAME_LOGIC's ``decided`` and ``landed`` are whole DECIDED and LANDED bodies:
+    a missing or extra field, a wrong type or too many reports is refused like the
+    message alone would be."""
+    payloads = [bytes(4), b"\x02"]  # one cell: its (y, x) as two uint16, its count
+    decided = {"gen": 4, "kept": 1, "died": 0, "refused": 0, "energy": 3}
+    landed = {"generation": 5, "cells": 3, "placed": 3, "occupied": 0, "energy": 3}
+    good = protocol.message(Kind.GAME_LOGIC, payloads, gen=5, count=1, deadline_ms=50.0,
+                            decided=decided, landed=[landed])
+    assert [m.kind for m in protocol.unfold(protocol.decode(protocol.encode(good)))] == [
+        Kind.DECIDED, Kind.LANDED, Kind.GAME_LOGIC]
+    assert protocol.unfold(good)[0].body == decided
+    for bad in ({"decided": {k: v for k, v in decided.items() if k != "energy"}},
+                {"decided": {**decided, "extra": 1}},
+                {"decided": [1, 2]},
+                {"landed": [{**landed, "cells": "3"}]},
+                {"landed": [landed] * (protocol.MAX_NEWS + 1)}):
+        frames = [msgpack.packb(["game_logic", {"gen": 5, "count": 1, "deadline_ms": 50.0,
+                                                **bad}]), *payloads]
+        with pytest.raises(ProtocolError):
+            protocol.decode(frames)
+    alone = protocol.message(Kind.PONG, generation=1, energy=2)
+    assert protocol.unfold(alone) == [alone]
