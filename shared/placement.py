@@ -20,8 +20,11 @@ def footprint(shape: npt.NDArray[np.bool_], y: int, x: int, height: int,
     """The distinct world cells that ``shape`` (an oriented pattern's live cells) covers
     with its top-left corner at ``(y, x)``, as sorted ``(y, x)`` rows."""
     ys, xs = np.nonzero(shape)
-    cells = np.stack([ys + y, xs + x], axis=1).astype(np.int64)
-    found: Cells = np.unique(cells % np.array([height, width]), axis=0)
+    # One sort of flat indices (row-major: the (y, x) order) rather than a unique of
+    # rows, which sorts a structured view: a few times faster, and a thousand players
+    # place patterns a hundred times a generation.
+    flat = np.unique(((ys + y) % height) * width + (xs + x) % width)
+    found: Cells = np.stack(np.divmod(flat, width), axis=1).astype(np.int64)
     return found
 
 
