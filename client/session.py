@@ -130,8 +130,9 @@ class PlayerSession:
 
     def decide(self, gen: int, keep: Sequence[int] = (), let_die: Sequence[int] = ()) -> None:
         """Answer a ``GAME_LOGIC`` request (indices into its cells); no reply awaited."""
-        self.send(protocol.message(Kind.DECIDE, player=self.player, token=self.token,
-                                   gen=gen, keep=list(keep), let_die=list(let_die)))
+        self.send(protocol.built(Kind.DECIDE, player=self.player, token=self.token,
+                                 gen=gen, keep=[int(i) for i in keep],
+                                 let_die=[int(i) for i in let_die]))
 
     def send(self, msg: Message) -> None:
         self.sock.send_multipart(protocol.encode(msg), copy=False)

@@ -144,7 +144,8 @@ class Server:
             fallback_after=config.fallback_after,
             verification=config.verify,
             players=Players(self.registry, DecisionRound(self.registry, self.rule,
-                                                         config.window, self.lobby.send),
+                                                         config.window, self.lobby.send,
+                                                         self.lobby.send_all),
                             self.rounds))
         self.recorder: Recorder | None = None
         if config.record is not None:  # the log's start record: the world as it begins

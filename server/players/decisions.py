@@ -54,6 +54,7 @@ from shared.rules import Rule
 log = logging.getLogger("lifenet.game")
 
 Send = Callable[[bytes, Message], None]  # to one peer of the player endpoint, any thread
+SendAll = Callable[[list[tuple[bytes, Message]]], None]  # many, each to its peer, at once
 GATHER_SHARE = 48  # gathers for fewer than 1/48 of the world's cells, else a whole pass
 
 
@@ -137,17 +138,22 @@ class DecisionRound:
     """Asks the players about their cells and checks what they answer; main thread."""
 
     def __init__(self, registry: PlayerRegistry, rule: Rule, window: float,
-                 send: Send) -> None:
+                 send: Send, send_all: SendAll | None = None) -> None:
         self.registry = registry
         self.rule = rule
         self.window = window
         self.send = send
+        self.send_all: SendAll = send_all or self._one_by_one
         self._deadline = 0.0
         self._asked: dict[int, bytes] = {}
         self._news: dict[int, News] = {}  # by player: told, not yet sent
         # True: the next ``ask`` follows at once, the news waits for it (the server's
         # loop says); False: ``tell`` sends it now.
         self.fold = False
+
+    def _one_by_one(self, messages: list[tuple[bytes, Message]]) -> None:
+        for identity, msg in messages:
+            self.send(identity, msg)
 
     def ask(self, gen: int, codes: Codes, board: Board,
             shields: list[Shield] | None = None) -> int:
@@ -192,7 +198,7 @@ class DecisionRound:
                 if folded is not None and len(folded.landed) > protocol.MAX_NEWS:
                     messages.extend((p.identity, alone) for alone in folded.messages())
                     folded = None  # more than a request carries: all of it alone, first
-                messages.append((p.identity, protocol.message(
+                messages.append((p.identity, protocol.built(
                     Kind.GAME_LOGIC, [as_payload(coords_all[lo:hi]), as_payload(n_all[lo:hi])],
                     gen=gen, count=hi - lo, deadline_ms=self.window * 1000,
                     **(folded.fields() if folded is not None else {}))))
@@ -200,17 +206,15 @@ class DecisionRound:
         # Open the round before the first request leaves: a quick answer must find it.
         self.registry.open_requests(gen, requests, self._deadline)
         self.flush()  # the news of players not asked now
-        for identity, msg in messages:
-            self.send(identity, msg)
+        self.send_all(messages)
         return len(requests)
 
     def flush(self) -> None:
         """Send every player's news not sent yet, each report a message of its own (the
         server calls this when it will idle before the next ``ask``)."""
         news, self._news = self._news, {}
-        for told in news.values():
-            for msg in told.messages():
-                self.send(told.identity, msg)
+        self.send_all([(told.identity, msg) for told in news.values()
+                       for msg in told.messages()])
 
     def collect(self, gen: int, shields: list[Shield] | None = None) -> Decided:
         """Wait for the answers (until all came or the window closed), close the round
@@ -236,10 +240,10 @@ class DecisionRound:
         for pid, result in decided.results.items():
             identity = self._asked.get(pid)
             if identity is not None:
-                self._news[pid] = News(identity, protocol.message(
-                    Kind.DECIDED, gen=gen, kept=result.kept, died=result.died,
-                    refused=result.refused, energy=energies.get(pid, result.energy),
-                    spent=result.kept, regen=regen).body)
+                self._news[pid] = News(identity, dict(
+                    gen=gen, kept=result.kept, died=result.died, refused=result.refused,
+                    energy=energies.get(pid, result.energy), spent=result.kept,
+                    regen=regen))
         for done in landed:
             # What did not land (cells occupied at the boundary) is told, not only refunded.
             if done.identity:
@@ -247,9 +251,9 @@ class DecisionRound:
                 if told is None or told.identity != done.identity:
                     self.flush_one(done.player)
                     told = self._news[done.player] = News(done.identity)
-                told.landed.append(protocol.message(
-                    Kind.LANDED, generation=gen + 1, cells=done.cells, placed=done.placed,
-                    occupied=done.occupied, energy=energies.get(done.player, done.energy)).body)
+                told.landed.append(dict(
+                    generation=gen + 1, cells=done.cells, placed=done.placed,
+                    occupied=done.occupied, energy=energies.get(done.player, done.energy)))
         if not self.fold:
             self.flush()
 
@@ -257,5 +261,4 @@ class DecisionRound:
         """Send player ``pid``'s news now, if it has any."""
         told = self._news.pop(pid, None)
         if told is not None:
-            for msg in told.messages():
-                self.send(told.identity, msg)
+            self.send_all([(told.identity, msg) for msg in told.messages()])

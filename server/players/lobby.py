@@ -134,10 +134,13 @@ class PlayerEndpoint(threading.Thread):
         }
         # the chunks viewers want (the server sets it: it owns the world's size)
         self.interest: Interest | None = None
-        # Messages other threads hand over (``send``): sent by this thread, which owns
-        # the socket.
-        self.outbox: queue.Queue[tuple[bytes, list[protocol.Payload]]] = queue.Queue(
-            OUTBOX_LIMIT)
+        # Messages other threads hand over (``send``, ``send_all``), a list at a time:
+        # sent by this thread, which owns the socket. ``_queued`` counts the messages
+        # in it, which ``OUTBOX_LIMIT`` bounds.
+        self.outbox: queue.SimpleQueue[list[tuple[bytes, list[protocol.Payload]]]] = \
+            queue.SimpleQueue()
+        self._queued = 0
+        self._queued_lock = threading.Lock()
         self.wakeup: Wakeup | None = None  # this thread's, while it runs
         self.dropped = 0  # messages for players dropped: the outbox was full
         self.sent_bytes = 0  # to the players (frames handed to libzmq): replies and pushes
@@ -149,13 +152,24 @@ class PlayerEndpoint(threading.Thread):
         """Send ``msg`` to the peer ``identity`` from the lobby thread; any thread may
         call. Encoded here, in the caller's thread; dropped (and counted) when the
         outbox is full, rather than block the caller."""
-        try:
-            self.outbox.put_nowait((identity, protocol.encode(msg)))
-        except queue.Full:
-            self.dropped += 1
-            self._odd.warning("outbox", "lobby outbox full: a %s was dropped (%d so far)",
-                              msg.kind, self.dropped)
+        self.send_all([(identity, msg)])
+
+    def send_all(self, messages: list[tuple[bytes, Message]]) -> None:
+        """``send`` each of ``messages`` (to its peer), handed over at once: a
+        generation's thousand requests are one hand-over and one wake-up. Dropped
+        whole (and counted) when the outbox cannot take them all."""
+        if not messages:
             return
+        with self._queued_lock:
+            room = self._queued + len(messages) <= OUTBOX_LIMIT
+            if room:
+                self._queued += len(messages)
+        if not room:
+            self.dropped += len(messages)
+            self._odd.warning("outbox", "lobby outbox full: %d %s dropped (%d so far)",
+                              len(messages), messages[0][1].kind, self.dropped)
+            return
+        self.outbox.put([(identity, protocol.encode(msg)) for identity, msg in messages])
         wakeup = self.wakeup
         if wakeup is not None:  # not yet running: the loop's first turn sends it
             wakeup.set()
@@ -252,13 +266,16 @@ class PlayerEndpoint(threading.Thread):
 
     def _send_outbox(self, sock: zmq.Socket[Any]) -> None:
         """Send what other threads handed over, as much as waits now."""
-        for _ in range(OUTBOX_LIMIT):
+        while True:
             try:
-                identity, frames = self.outbox.get_nowait()
+                batch = self.outbox.get_nowait()
             except queue.Empty:
                 return
-            with contextlib.suppress(zmq.ZMQError):
-                self.sent_bytes += send_to(sock, identity, frames)
+            with self._queued_lock:
+                self._queued -= len(batch)
+            for identity, frames in batch:
+                with contextlib.suppress(zmq.ZMQError):
+                    self.sent_bytes += send_to(sock, identity, frames)
 
     def handle(self, peer: Peer, frames: list[Any]) -> Message | None:
         """The reply to one request; never raises."""
@@ -325,9 +342,9 @@ class PlayerEndpoint(threading.Thread):
 
     def _on_ping(self, peer: Peer, msg: Message) -> Message:
         player = self.registry.auth(msg["player"], msg["token"], peer.identity, peer.key)
-        return protocol.message(Kind.PONG, generation=self.generation(),
-                                energy=self.registry.energy_of(player.id),
-                                **self.standing(player.id))
+        return protocol.built(Kind.PONG, generation=self.generation(),
+                              energy=self.registry.energy_of(player.id),
+                              **self.standing(player.id))
 
     def _on_place(self, peer: Peer, msg: Message) -> Message:
         player = self.registry.auth(msg["player"], msg["token"], peer.identity, peer.key)
@@ -339,9 +356,9 @@ class PlayerEndpoint(threading.Thread):
                                 msg["x"], msg["rotate"], msg["flip"], self.world.height,
                                 self.world.width)
         cost, landing = self.registry.place(player, cells)
-        return protocol.message(Kind.PLACED, cells=cost, cost=cost,
-                                energy=self.registry.energy_of(player.id),
-                                generation=landing)
+        return protocol.built(Kind.PLACED, cells=cost, cost=cost,
+                              energy=self.registry.energy_of(player.id),
+                              generation=landing)
 
     def _on_decide(self, peer: Peer, msg: Message) -> Message | None:
         player = self.registry.auth(msg["player"], msg["token"], peer.identity, peer.key)

@@ -292,3 +292,39 @@ def test_news_rides_on_the_next_request_while_the_server_runs_behind() -> None:
     assert sent == []
     decisions.flush()
     assert [(who, m.kind) for who, m in sent] == [(b"a", Kind.DECIDED)]
+
+
+def test_the_lobby_outbox_holds_at_most_its_limit_of_messages() -> None:
+    """What other threads hand the lobby to send is bounded in messages, not in hand-
+    overs: a batch that would pass ``OUTBOX_LIMIT`` is dropped whole and counted, and
+    what the lobby takes out makes room again."""
+    import zmq
+
+    from server.players.lobby import OUTBOX_LIMIT, PlayerEndpoint, WorldInfo
+    from shared import protocol
+    from shared.protocol import Kind
+
+    context = zmq.Context()
+    try:
+        lobby = PlayerEndpoint(context, "tcp://127.0.0.1:0", lambda full: {}, registry(),
+                               WorldInfo(8, 8, "B3/S23", 0), lambda: 0)
+        pong = protocol.message(Kind.PONG, generation=1, energy=2)
+        lobby.send_all([(b"p", pong)] * (OUTBOX_LIMIT - 1))
+        lobby.send_all([(b"p", pong)] * 2)  # one too many: dropped whole
+        assert lobby.dropped == 2
+        lobby.send(b"p", pong)              # the last place
+        lobby.send(b"p", pong)
+        assert lobby.dropped == 3
+        sent: list[bytes] = []
+
+        class Sink:
+            def send(self, frame: object, flags: int = 0, copy: bool = True) -> None:
+                if flags & zmq.SNDMORE and frame in (b"p",):
+                    sent.append(b"p")
+
+        lobby._send_outbox(Sink())  # type: ignore[arg-type]
+        assert len(sent) == OUTBOX_LIMIT and lobby._queued == 0
+        lobby.send_all([(b"p", pong)] * OUTBOX_LIMIT)
+        assert lobby.dropped == 3
+    finally:
+        context.term()
