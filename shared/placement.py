@@ -20,11 +20,18 @@ def footprint(shape: npt.NDArray[np.bool_], y: int, x: int, height: int,
     """The distinct world cells that ``shape`` (an oriented pattern's live cells) covers
     with its top-left corner at ``(y, x)``, as sorted ``(y, x)`` rows."""
     ys, xs = np.nonzero(shape)
+    return shifted(ys, xs, y, x, height, width)
+
+
+def shifted(ys: npt.NDArray[np.intp], xs: npt.NDArray[np.intp], y: int, x: int,
+            height: int, width: int) -> Cells:
+    """``footprint`` of a shape given by its live cells' offsets ``(ys, xs)``."""
     # One sort of flat indices (row-major: the (y, x) order) rather than a unique of
     # rows, which sorts a structured view: a few times faster, and a thousand players
     # place patterns a hundred times a generation.
     flat = np.unique(((ys + y) % height) * width + (xs + x) % width)
-    found: Cells = np.stack(np.divmod(flat, width), axis=1).astype(np.int64)
+    found: Cells = np.empty((len(flat), 2), dtype=np.int64)
+    np.divmod(flat, width, out=(found[:, 0], found[:, 1]))
     return found
 
 

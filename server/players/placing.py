@@ -12,13 +12,15 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import numpy.typing as npt
 
 from shared.errors import PatternError, ProtocolError
-from shared.placement import Cells, footprint
+from shared.placement import Cells, shifted
 from shared.protocol import MAX_PLACE_CELLS, ErrorCode
 from shared.rle import Pattern, parse_rle
 
 MAX_PATTERN_SIDE = 256
+Index = npt.NDArray[np.intp]
 CACHED_RLE_CHARS = 4096  # the library's patterns, as players send them again and again
 
 
@@ -56,11 +58,27 @@ def placement_cells(rle: str | None, cells: list[list[int]] | None, y: int, x: i
                     rotate: int, flip: bool, height: int, width: int) -> Cells:
     """The distinct world cells a placement covers: the pattern flipped, turned and put
     with its top-left corner on ``(y, x)``, wrapping on the ``height`` x ``width`` torus."""
-    shape = requested_pattern(rle, cells).oriented(rotate, flip)
-    live = int(np.count_nonzero(shape))
-    if live == 0:
+    if rle is not None and cells is None and len(rle) <= CACHED_RLE_CHARS:
+        ys, xs = _offsets(rle, rotate, flip)
+    else:
+        ys, xs = _live(requested_pattern(rle, cells).oriented(rotate, flip))
+    return shifted(ys, xs, y, x, height, width)
+
+
+def _live(shape: npt.NDArray[np.bool_]) -> tuple[Index, Index]:
+    """The live cells of an oriented pattern, checked: one at least, at most
+    ``MAX_PLACE_CELLS``."""
+    ys, xs = np.nonzero(shape)
+    if len(ys) == 0:
         raise ProtocolError("the pattern has no live cell", ErrorCode.BAD_FIELD)
-    if live > MAX_PLACE_CELLS:
-        raise ProtocolError(f"the pattern has {live} live cells, more than "
+    if len(ys) > MAX_PLACE_CELLS:
+        raise ProtocolError(f"the pattern has {len(ys)} live cells, more than "
                             f"{MAX_PLACE_CELLS}", ErrorCode.BAD_FIELD)
-    return footprint(shape, y, x, height, width)
+    return ys, xs
+
+
+@functools.lru_cache(maxsize=1024)
+def _offsets(rle: str, rotate: int, flip: bool) -> tuple[Index, Index]:
+    """A small pattern's live cells turned so (kept, as ``_parsed``: the library's
+    patterns come again and again; read only)."""
+    return _live(requested_pattern(rle, None).oriented(rotate, flip))

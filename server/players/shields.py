@@ -101,8 +101,11 @@ def span(coords: npt.ArrayLike, size: int) -> tuple[int, int]:
     values = np.unique(np.asarray(coords, dtype=np.int64) % size)
     if values.size == 0:
         raise ValueError("no coordinates")
-    gaps = (np.roll(values, -1) - values) % size
-    gaps[gaps == 0] = size  # a single value: the whole circle is its gap
+    # The gap after each value to the next, round the circle after the last (a single
+    # value: the whole circle is its gap).
+    gaps = np.empty_like(values)
+    np.subtract(values[1:], values[:-1], out=gaps[:-1])
+    gaps[-1] = values[0] + size - values[-1]
     i = int(np.argmax(gaps))
     return int(values[(i + 1) % values.size]), size - int(gaps[i]) + 1
 
