@@ -92,9 +92,8 @@ class Bot:
         if self.place_chance <= 0 or (not surely and self.rng.random() > self.place_chance):
             return
         height, width = self.session.welcome["size"]
-        options = [(name, text) for name, (text, p) in library().items()
-                   if p.height <= height and p.width <= width
-                   and _price(name, 0, False, height, width) <= self.session.energy]
+        options = [(name, text) for name, text, price in _fitting(height, width)
+                   if price <= self.session.energy]
         if not options:
             return
         name, text = self.rng.choice(options)
@@ -111,6 +110,14 @@ class Bot:
         self.session.energy -= price
         self.sent += 1
         self.sent_gen = max(self.seen_gen, 0)
+
+
+@functools.cache
+def _fitting(height: int, width: int) -> list[tuple[str, str, int]]:
+    """The library's patterns that fit a world of that size, with their price unturned."""
+    return [(name, text, _price(name, 0, False, height, width))
+            for name, (text, p) in library().items()
+            if p.height <= height and p.width <= width]
 
 
 @functools.cache

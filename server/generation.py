@@ -476,10 +476,8 @@ class Engine:
         shields: list[list[int]] = []
         connected = 0
         if self.players is not None:
-            players = self.players.registry.snapshot()
-            names = {p.id: p.name for p in players}
-            away = {p.id for p in players if not p.connected}
-            connected = len(players) - len(away)
+            names, away = self.players.registry.roster()
+            connected = len(names) - len(away)
             shields = [s.wire() for s in
                        self.players.registry.live_shields(latest.generation)]
         points = {pid: p for pid, _, p in latest.round.points} if latest.round else {}

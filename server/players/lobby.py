@@ -52,11 +52,16 @@ OUTBOX_LIMIT = 1 << 16  # messages other threads may have waiting for this one t
 class Peer:
     """Who sent a request: its connection (the ROUTER identity, where replies go), the
     CURVE public key the gatekeeper accepted for it (``None`` without keys), and its
-    network address (``""`` where there is none, as over inproc)."""
+    network address (``""`` where there is none, as over inproc), read from the
+    request's ``frame`` only when asked (a join's, not a thousand DECIDEs')."""
 
     identity: bytes
     key: bytes | None = None
-    address: str = ""
+    frame: Any = None
+
+    @property
+    def address(self) -> str:
+        return _address(self.frame) if self.frame is not None else ""
 
 
 REQUESTS_PER_SECOND = 200.0  # what one connection may ask; an answer to game_logic
@@ -230,7 +235,7 @@ class PlayerEndpoint(threading.Thread):
                         # Without keys there is no ZAP, and a peer could name itself:
                         # its key is then nothing at all.
                         key = peer_key(frames[1]) if self.keys else None
-                        reply = self.handle(Peer(identity, key, _address(frames[1])),
+                        reply = self.handle(Peer(identity, key, frames[1]),
                                             frames[1:])
                         if reply is not None:
                             # An asker that is gone or not reading loses its reply.

@@ -608,6 +608,13 @@ class PlayerRegistry:
         with self.lock:
             return [p for p in self.players.values() if p.connected]
 
+    def roster(self) -> tuple[dict[int, str], set[int]]:
+        """Every player's name by id, and the ids of those away (disconnected, in their
+        grace): what a frame's scoreboard needs, without copying a thousand players."""
+        with self.lock:
+            return ({pid: p.name for pid, p in self.players.items()},
+                    {pid for pid, p in self.players.items() if not p.connected})
+
     def snapshot(self) -> list[Player]:
         with self.lock:
             return [Player(**{f: getattr(p, f) for f in p.__dataclass_fields__})

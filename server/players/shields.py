@@ -325,8 +325,11 @@ class Shields:
         again only when it changes (the lists are replaced, never changed in place,
         except by ``add``'s append)."""
         held = self._tables.get(which)
-        if held is None or held[0] is not shields or len(held[1]) != len(shields):
+        if held is None or held[0] is not shields or len(held[1]) > len(shields):
             held = self._tables[which] = (shields, zone_table(shields))
+        elif len(held[1]) < len(shields):  # appended to (a placement's new shield)
+            more = zone_table(shields[len(held[1]):])
+            held = self._tables[which] = (shields, np.concatenate([held[1], more]))
         return held[1]
 
     @property

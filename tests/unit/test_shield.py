@@ -385,3 +385,26 @@ def test_counts_at_the_players_cells_equal_the_whole_world_counts_with_zones() -
     got = counts_at(codes, ys, xs)
     zone_counts_at(codes, zones, few, got)
     assert got.tolist() == expected[ys, xs].tolist()
+
+
+def test_the_kept_table_always_equals_the_live_shields() -> None:
+    """``Shields.table`` is kept between calls and grown by ``add``'s appends; after
+    any run of adds, prunes and drops it is the table of the live shields."""
+    import random
+
+    rng = random.Random(7)
+    shields = Shields(64, 64, 4, limit=40)
+    most = 0
+    for generation in range(200):
+        action = rng.random()
+        if action < 0.6:
+            shields.add(rng.randrange(1, 6), (rng.randrange(64), rng.randrange(64),
+                                              rng.randrange(3, 9), rng.randrange(3, 9)),
+                        generation)
+        elif action < 0.9:
+            shields.prune(generation)
+        else:
+            shields.drop(rng.randrange(1, 6) if rng.random() < 0.8 else None)
+        assert shields.table.tolist() == zone_table(shields.live).tolist()
+        most = max(most, len(shields.live))
+    assert most > 3  # the run did hold several shields at once
