@@ -164,7 +164,8 @@ class DecisionRound:
             shields = self.registry.live_shields(gen)
         players = self.registry.connected()
         self._deadline = time.monotonic() + self.window
-        owning = [p for p in players if board.cells(p.id)]
+        counts = board.counts
+        owning = [p for p in players if p.code < len(counts) and counts[p.code]]
         requests: dict[int, Request] = {}
         messages: list[tuple[bytes, Message]] = []
         self._asked = {}
@@ -191,18 +192,22 @@ class DecisionRound:
             wanted = np.array([p.code for p in owning], dtype=np.int64)
             starts = np.searchsorted(owners, wanted)
             ends = np.searchsorted(owners, wanted + 1)
-            news = self._news
+            # Each player's payloads are slices of two buffers (no copy, no array each).
+            coords_bytes, n_bytes = as_payload(coords_all), as_payload(n_all)
+            news, window_ms, asked = self._news, self.window * 1000, self._asked
             for p, lo, hi in zip(owning, starts.tolist(), ends.tolist(), strict=True):
                 requests[p.id] = Request(ys_all[lo:hi], xs_all[lo:hi], lives_all[lo:hi])
-                folded = news.pop(p.id, None)
-                if folded is not None and len(folded.landed) > protocol.MAX_NEWS:
-                    messages.extend((p.identity, alone) for alone in folded.messages())
-                    folded = None  # more than a request carries: all of it alone, first
-                messages.append((p.identity, protocol.built(
-                    Kind.GAME_LOGIC, [as_payload(coords_all[lo:hi]), as_payload(n_all[lo:hi])],
-                    gen=gen, count=hi - lo, deadline_ms=self.window * 1000,
-                    **(folded.fields() if folded is not None else {}))))
-                self._asked[p.id] = p.identity
+                body = {"gen": gen, "count": hi - lo, "deadline_ms": window_ms}
+                folded = news.pop(p.id, None) if news else None
+                if folded is not None:
+                    if len(folded.landed) > protocol.MAX_NEWS:
+                        # More than a request carries: all of it alone, first.
+                        messages.extend((p.identity, alone) for alone in folded.messages())
+                    else:
+                        body.update(folded.fields())
+                messages.append((p.identity, Message(
+                    Kind.GAME_LOGIC, body, [coords_bytes[4 * lo:4 * hi], n_bytes[lo:hi]])))
+                asked[p.id] = p.identity
         # Open the round before the first request leaves: a quick answer must find it.
         self.registry.open_requests(gen, requests, self._deadline)
         self.flush()  # the news of players not asked now
