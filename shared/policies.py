@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from shared.protocol import Message
+from shared.protocol import GAME_LOGIC_CELL, Message
 from shared.rules import Rule
 
 
@@ -34,9 +34,8 @@ class GameLogicRequest:
 
     @classmethod
     def of(cls, msg: Message) -> GameLogicRequest:
-        coords = np.frombuffer(msg.payloads[0], dtype=np.uint16).reshape(-1, 2)
-        return cls(msg["gen"], coords[:, 0], coords[:, 1],
-                   np.frombuffer(msg.payloads[1], dtype=np.uint8), msg["deadline_ms"])
+        cells = np.frombuffer(msg.payloads[0], dtype=GAME_LOGIC_CELL)
+        return cls(msg["gen"], cells["y"], cells["x"], cells["n"], msg["deadline_ms"])
 
     def survives(self, rule: Rule) -> npt.NDArray[np.bool_]:
         """The rule's verdict for each cell (True: it lives on)."""

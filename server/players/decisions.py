@@ -188,12 +188,13 @@ class DecisionRound:
             owners = owners[order].astype(np.int64)
             ys_all, xs_all, n_all = ys_all[order], xs_all[order], n_all[order]
             lives_all = survive[n_all]
-            coords_all = np.stack([ys_all, xs_all], axis=1).astype(np.uint16)
+            records = np.empty(len(n_all), dtype=protocol.GAME_LOGIC_CELL)
+            records["y"], records["x"], records["n"] = ys_all, xs_all, n_all
             wanted = np.array([p.code for p in owning], dtype=np.int64)
             starts = np.searchsorted(owners, wanted)
             ends = np.searchsorted(owners, wanted + 1)
-            # Each player's payloads are slices of two buffers (no copy, no array each).
-            coords_bytes, n_bytes = as_payload(coords_all), as_payload(n_all)
+            # Each player's payload is a slice of one buffer (no copy, no array each).
+            payload, size = as_payload(records), protocol.GAME_LOGIC_CELL.itemsize
             news, window_ms, asked = self._news, self.window * 1000, self._asked
             for p, lo, hi in zip(owning, starts.tolist(), ends.tolist(), strict=True):
                 requests[p.id] = Request(ys_all[lo:hi], xs_all[lo:hi], lives_all[lo:hi])
@@ -206,7 +207,7 @@ class DecisionRound:
                     else:
                         body.update(folded.fields())
                 messages.append((p.identity, Message(
-                    Kind.GAME_LOGIC, body, [coords_bytes[4 * lo:4 * hi], n_bytes[lo:hi]])))
+                    Kind.GAME_LOGIC, body, [payload[size * lo:size * hi]])))
                 asked[p.id] = p.identity
         # Open the round before the first request leaves: a quick answer must find it.
         self.registry.open_requests(gen, requests, self._deadline)

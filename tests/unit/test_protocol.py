@@ -37,14 +37,13 @@ def test_arrays_of_any_shape_become_payloads_even_empty_ones() -> None:
     import numpy as np
 
     from shared.grid import as_payload
-    for array in (np.zeros((0, 2), np.uint16), np.zeros(0, np.uint8),
-                  np.arange(6, dtype=np.uint16).reshape(3, 2)[:, ::-1]):
-        counts = np.ones(len(array), np.uint8)
-        msg = protocol.message(Kind.GAME_LOGIC, [as_payload(array), as_payload(counts)],
-                               gen=1, count=len(array), deadline_ms=50.0)
+    for array in (np.zeros(0, protocol.GAME_LOGIC_CELL), np.zeros((0, 3), np.uint8),
+                  np.zeros(4, protocol.GAME_LOGIC_CELL)[::2],
+                  np.arange(30, dtype=np.uint8).reshape(3, 10)[:, ::2]):
+        msg = protocol.message(Kind.GAME_LOGIC, [as_payload(array)], gen=1,
+                               count=array.size * array.itemsize // 5, deadline_ms=50.0)
         decoded = protocol.decode(protocol.encode(msg))
         assert bytes(decoded.payloads[0]) == np.ascontiguousarray(array).tobytes()
-        assert bytes(decoded.payloads[1]) == bytes([1]) * len(array)
 
 
 @pytest.mark.parametrize("frames, code", [
@@ -140,7 +139,7 @@ def test_news_in_a_request_is_checked_as_the_messages_it_stands_for() -> None:
     """A GAME_LOGIC's ``decided`` and ``landed`` are whole DECIDED and LANDED bodies:
     a missing or extra field, a wrong type or too many reports is refused like the
     message alone would be."""
-    payloads = [bytes(4), b"\x02"]  # one cell: its (y, x) as two uint16, its count
+    payloads = [bytes(4) + b"\x02"]  # one cell: its (y, x) as two uint16, its count
     decided = {"gen": 4, "kept": 1, "died": 0, "refused": 0, "energy": 3}
     landed = {"generation": 5, "cells": 3, "placed": 3, "occupied": 0, "energy": 3}
     good = protocol.message(Kind.GAME_LOGIC, payloads, gen=5, count=1, deadline_ms=50.0,

@@ -35,6 +35,7 @@ from server.players.shields import (
     zone_table,
     zones_neighbours,
 )
+from shared import protocol
 from shared.errors import NotAllowed
 from shared.grid import Grid, LockingGrid
 from shared.kernel import rule_table, step_grid
@@ -199,8 +200,8 @@ def test_the_players_are_asked_with_their_zones_counts() -> None:
     DecisionRound(reg, CONWAY, 0.0, lambda identity, msg: sent.append(msg)).ask(
         1, codes, Board.of(codes))
     [msg] = [m for m in sent if m.kind is Kind.GAME_LOGIC]
-    coords = np.frombuffer(msg.payloads[0], np.uint16).reshape(-1, 2)
-    counts = np.frombuffer(msg.payloads[1], np.uint8)
+    records = np.frombuffer(msg.payloads[0], protocol.GAME_LOGIC_CELL)
+    coords, counts = np.stack([records["y"], records["x"]], axis=1), records["n"]
     alone = np.where(codes == 2, codes, 0).astype(np.uint8)
     assert counts.tolist() == neighbour_counts(alone)[coords[:, 0], coords[:, 1]].tolist()
 
