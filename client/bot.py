@@ -2,10 +2,12 @@
 
 All the bots of one process share one thread and one poller (each bot owns its own
 socket, and every socket belongs to that thread), so 200 bots cost one process. Each bot
-joins, heartbeats, answers every ``GAME_LOGIC`` request by its strategy before the
-deadline, and places patterns from the library when it has the energy: its first one as
-soon as it has joined, then by its strategy's chance on each request, and surely at its
-next heartbeat whenever it owns no cell (no request comes then to give it a chance).
+joins, heartbeats (while requests come, its answers are its heartbeat: they keep its
+session and say the generation), answers every ``GAME_LOGIC`` request by its strategy
+before the deadline, and places patterns from the library when it has the energy: its
+first one as soon as it has joined, then by its strategy's chance on each request, and
+surely at its next heartbeat whenever it owns no cell (no request comes then to give it
+a chance).
 
 The strategies (``shared.policies.STRATEGIES``):
 
@@ -46,6 +48,7 @@ class Bot:
     place_chance: float
     rng: random.Random
     next_ping: float = 0.0
+    asked_at: float = 0.0  # when the last request came (monotonic)
     answered: int = 0
     sent: int = 0      # placements asked for
     placed: int = 0    # placements accepted
@@ -152,7 +155,10 @@ def run_bots(connect: str, count: int, strategy: str, *, name: str = "bot",
                 continue
             for bot in bots:
                 if now >= bot.next_ping:
-                    bot.next_ping = now + bot.session.welcome["heartbeat"]
+                    heartbeat = bot.session.welcome["heartbeat"]
+                    bot.next_ping = now + heartbeat
+                    if now - bot.asked_at < heartbeat:
+                        continue  # its answers are its heartbeat (and say the generation)
                     bot.session.send(bot.session.ping_message())
                     # Its first pattern at once; later, another whenever it owns nothing
                     # (no requests come then to give it a chance to place).
@@ -262,7 +268,9 @@ def _drain(bot: Bot) -> None:
     while (msg := bot.session.poll()) is not None:
         if msg.kind is Kind.GAME_LOGIC:
             request = GameLogicRequest.of(msg)
+            bot.saw_generation(request.gen)
             bot.asked_gen = max(bot.asked_gen, request.gen)
+            bot.asked_at = time.monotonic()
             bot.answer(request)
             bot.maybe_place()
         elif msg.kind is Kind.DECIDED:
