@@ -328,3 +328,39 @@ def test_the_lobby_outbox_holds_at_most_its_limit_of_messages() -> None:
         assert lobby.dropped == 3
     finally:
         context.term()
+
+
+def test_the_round_ends_when_the_last_awaited_player_answers_or_is_gone() -> None:
+    """``wait_decisions`` returns once every awaited player answered (kept as a set
+    of those still waited for, not a scan at each answer); a player forgotten meanwhile
+    is waited for no more; the one silent player keeps it waiting to the deadline."""
+    import threading
+
+    reg = registry(per_address=5000, max_players=5000)
+    players = [reg.join(b"p%d" % i, f"p{i}", None)[0] for i in range(1000)]
+    request = Request(np.array([0]), np.array([0]), np.array([True]))
+    reg.open_requests(1, {p.id: request for p in players},
+                      deadline=time.monotonic() + 60)
+    assert len(reg.waiting) == 1000
+    returned: list[float] = []
+
+    def wait() -> None:
+        reg.wait_decisions(time.monotonic() + 60)
+        returned.append(time.monotonic())
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    for p in players[:-1]:
+        reg.post_decision(p, 1, [], [])
+    assert not returned and reg.waiting == {players[-1].id}
+    with reg.lock:
+        reg._forget(players[-1].id)  # evicted or expired mid-round
+    waiter.join(5)
+    assert returned and not reg.waiting
+    reg.close_decisions()
+    reg.open_requests(2, {p.id: request for p in players[:2]},
+                      deadline=time.monotonic() + 0.2)
+    reg.post_decision(players[0], 2, [], [])
+    began = time.monotonic()
+    reg.wait_decisions(time.monotonic() + 0.2)  # players[1] stays silent
+    assert time.monotonic() - began >= 0.15
