@@ -46,7 +46,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from server.players.shields import Shield, Shields, Zone, foreign_mask, zone_table
+from server.players.shields import (
+    Shield,
+    Shields,
+    Zone,
+    ZoneTable,
+    foreign_mask,
+    zone_table,
+)
 from shared.errors import Busy, NotAllowed
 from shared.grid import MAX_PLAYER, Codes, player_code
 from shared.placement import Cells
@@ -502,6 +509,38 @@ class PlayerRegistry:
             player.missed = 0
             self._answered(player.id)
 
+    def _shielded(self, live: ZoneTable) -> dict[int, set[int]]:
+        """For each player that answered, the cells its answer names (indices into its
+        request) that lie inside another player's live shield, whose owner alone
+        decides them: only the cells decided on are looked at, every player's at once
+        (one pass over the shields for a thousand answers). Under the lock."""
+        if not len(live):
+            return {}
+        named_of: dict[int, list[int]] = {}
+        ys: list[int] = []
+        xs: list[int] = []
+        owners: list[int] = []
+        for pid, decision in self.decisions.items():
+            request = self.requests[pid]
+            n = len(request.ys)
+            named = [i for i in dict.fromkeys([*decision.keep, *decision.let_die])
+                     if i < n]
+            if named and pid in self.players:
+                named_of[pid] = named
+                # A few cells each: Python's lists, not three small arrays a player.
+                ys += [int(request.ys[i]) for i in named]
+                xs += [int(request.xs[i]) for i in named]
+                owners += [pid] * len(named)
+        if not named_of:
+            return {}
+        mask = foreign_mask(live, np.array(owners), np.array(ys), np.array(xs),
+                            self.request_gen or 0, self.shields.height,
+                            self.shields.width)
+        if mask is None:
+            return {}
+        hits = iter(mask.tolist())
+        return {pid: {i for i in named if next(hits)} for pid, named in named_of.items()}
+
     def awaited(self) -> set[int]:
         """The asked players whose answers the round waits for (call with the lock):
         not those that left the last ``MISSED_ROUNDS`` rounds unanswered."""
@@ -535,24 +574,14 @@ class PlayerRegistry:
             for pid in silent:
                 if (p := self.players.get(pid)) is not None:
                     p.missed += 1
+            shielded_of = self._shielded(live)
             for pid, decision in self.decisions.items():
                 request, player = self.requests[pid], self.players.get(pid)
                 result = results.setdefault(pid, DecisionResult())
                 if player is None:
                     continue
                 n = len(request.ys)
-                # Cells inside another player's live shield: its owner alone decides.
-                # Only the cells decided on are looked at (not all the player's cells).
-                named = [i for i in dict.fromkeys([*decision.keep, *decision.let_die])
-                         if i < n]
-                shielded: set[int] = set()
-                if len(live) and named:
-                    mask = foreign_mask(live, pid, request.ys[named], request.xs[named],
-                                        self.request_gen or 0, self.shields.height,
-                                        self.shields.width)
-                    if mask is not None:
-                        shielded = {i for i, hit in zip(named, mask.tolist(), strict=True)
-                                    if hit}
+                shielded = shielded_of.get(pid, set())
                 keep = []
                 for i in dict.fromkeys(decision.keep):
                     if (i >= n or request.survives[i] or player.energy < 1

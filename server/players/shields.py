@@ -153,22 +153,30 @@ def zone_table(shields: Sequence[Shield]) -> ZoneTable:
     return np.array([s.wire() for s in shields], dtype=np.int64).reshape(-1, 6)
 
 
-def foreign_mask(shields: Sequence[Shield] | ZoneTable, player: int, ys: Index,
+def foreign_mask(shields: Sequence[Shield] | ZoneTable, player: int | Index, ys: Index,
                  xs: Index, generation: int, height: int,
                  width: int) -> npt.NDArray[np.bool_] | None:
     """Which of the cells ``(ys[i], xs[i])`` lie in one of ``shields`` of another player
-    than ``player`` that still computes a generation after ``generation``; None when
-    none does."""
+    than ``player`` (one for all the cells, or each cell's own: ``player[i]``, so that
+    a generation's thousand players' decisions are one pass) that still computes a
+    generation after ``generation``; None when none does."""
     table = shields if isinstance(shields, np.ndarray) else zone_table(shields)
-    table = table[(table[:, 5] != player) & (table[:, 4] > generation)]
+    each = not isinstance(player, int | np.integer)
+    keep = table[:, 4] > generation
+    if not each:
+        keep &= table[:, 5] != player
+    table = table[keep]
     if not len(table):
         return None
     ys, xs = np.asarray(ys, dtype=np.int64), np.asarray(xs, dtype=np.int64)
+    owners = np.asarray(player, dtype=np.int64) if each else None
     mask = np.zeros(len(ys), dtype=np.bool_)
     for at in range(0, len(ys), CELLS_AT_ONCE):
         y, x = ys[at:at + CELLS_AT_ONCE, None], xs[at:at + CELLS_AT_ONCE, None]
         hit = ((y - table[:, 0]) % height < table[:, 2]) & \
             ((x - table[:, 1]) % width < table[:, 3])
+        if owners is not None:
+            hit &= owners[at:at + CELLS_AT_ONCE, None] != table[:, 5]
         mask[at:at + CELLS_AT_ONCE] = hit.any(axis=1)
     return mask
 

@@ -409,3 +409,25 @@ def test_the_kept_table_always_equals_the_live_shields() -> None:
         assert shields.table.tolist() == zone_table(shields.live).tolist()
         most = max(most, len(shields.live))
     assert most > 3  # the run did hold several shields at once
+
+
+def test_one_pass_for_every_players_cells_equals_one_pass_each() -> None:
+    """``foreign_mask`` with each cell's own player (a generation's answers at once)
+    says what it says for each player's cells alone."""
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        h, w = int(rng.integers(8, 40)), int(rng.integers(8, 40))
+        shields = [Shield(int(rng.integers(h)), int(rng.integers(w)), int(rng.integers(1, 9)),
+                          int(rng.integers(1, 9)), int(rng.integers(0, 6)),
+                          int(rng.integers(1, 5))) for _ in range(int(rng.integers(0, 12)))]
+        n = int(rng.integers(1, 60))
+        ys, xs = rng.integers(0, h, n), rng.integers(0, w, n)
+        owners = rng.integers(1, 5, n)
+        together = foreign_mask(shields, owners, ys, xs, 2, h, w)
+        for player in range(1, 5):
+            alone = foreign_mask(shields, player, ys[owners == player],
+                                 xs[owners == player], 2, h, w)
+            expected = np.zeros(int((owners == player).sum()), np.bool_) if alone is None \
+                else alone
+            got = np.zeros(n, np.bool_) if together is None else together
+            assert got[owners == player].tolist() == expected.tolist()
