@@ -49,6 +49,7 @@ checked in the lobby thread, shields made and applied in the main thread).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -98,16 +99,26 @@ def span(coords: npt.ArrayLike, size: int) -> tuple[int, int]:
     """The shortest arc of the circle ``0 .. size - 1`` that covers ``coords``, as
     ``(start, length)``: it starts after the largest gap between them (the first such
     gap when several are as large, so the answer is one)."""
-    values = np.unique(np.asarray(coords, dtype=np.int64) % size)
-    if values.size == 0:
-        raise ValueError("no coordinates")
-    # The gap after each value to the next, round the circle after the last (a single
-    # value: the whole circle is its gap).
+    array = np.asarray(coords, dtype=np.int64)
+    if array.size <= SMALL_SPAN:  # a placement's few cells: Python's set beats NumPy's
+        small = sorted({v % size for v in array.ravel().tolist()})
+        if not small:
+            raise ValueError("no coordinates")
+        # The gap after each value to the next, round the circle after the last (a
+        # single value: the whole circle is its gap); the first largest wins.
+        gap_list = [b - a for a, b in itertools.pairwise(small)]
+        gap_list.append(small[0] + size - small[-1])
+        at = gap_list.index(max(gap_list))
+        return small[(at + 1) % len(small)], size - gap_list[at] + 1
+    values = np.unique(array % size)
     gaps = np.empty_like(values)
     np.subtract(values[1:], values[:-1], out=gaps[:-1])
     gaps[-1] = values[0] + size - values[-1]
     i = int(np.argmax(gaps))
     return int(values[(i + 1) % values.size]), size - int(gaps[i]) + 1
+
+
+SMALL_SPAN = 512  # coordinates up to which ``span`` works on Python's ints
 
 
 def _grow(start: int, length: int, margin: int, size: int) -> tuple[int, int]:
