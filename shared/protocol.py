@@ -551,18 +551,20 @@ def decode(frames: Sequence[Any], max_payload: int = MAX_PAYLOAD_BYTES) -> Messa
 def validate(msg: Message) -> None:
     """Check a message's body and payloads against its kind's schema."""
     schema = SCHEMAS[msg.kind]
-    for name, check in schema.fields.items():
-        if name not in msg.body:
+    body, fields = msg.body, schema.fields
+    for name, check in fields.items():
+        if name not in body:
             raise ProtocolError(f"{msg.kind} is missing field {name!r}", ErrorCode.BAD_FIELD)
-        check(name, msg.body[name])
-    for name, value in msg.body.items():
-        if name in schema.fields:
-            continue
-        check = schema.optional.get(name)  # type: ignore[assignment]
-        if check is None:
-            raise ProtocolError(f"{msg.kind} has an unknown field {str(name)[:32]!r}",
-                                ErrorCode.BAD_FIELD)
-        check(name, value)
+        check(name, body[name])
+    if len(body) != len(fields):  # more than the required fields (each is there once)
+        for name, value in body.items():
+            if name in fields:
+                continue
+            check = schema.optional.get(name)  # type: ignore[assignment]
+            if check is None:
+                raise ProtocolError(f"{msg.kind} has an unknown field {str(name)[:32]!r}",
+                                    ErrorCode.BAD_FIELD)
+            check(name, value)
     lo, hi = schema.payloads
     if not lo <= len(msg.payloads) <= hi:
         raise ProtocolError(f"{msg.kind} carries {len(msg.payloads)} payload frames, "
