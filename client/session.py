@@ -180,8 +180,11 @@ class PlayerSession:
 
     def poll(self, timeout: float = 0.0) -> Message | None:
         """The next message the server pushed (``GAME_LOGIC``, ``DECIDED``...), or None."""
-        if not self.inbox and self._readable(timeout):
+        # A message that does not decode is skipped for the next: one is read until
+        # none waits (what an edge-triggered ``zmq.FD`` watcher relies on).
+        while not self.inbox and self._readable(timeout):
             self.inbox.extend(self._recv())
+            timeout = 0.0
         return self.inbox.popleft() if self.inbox else None
 
     def _readable(self, timeout: float) -> bool:

@@ -314,6 +314,7 @@ class Server:
                 # A server that no one may reach, or whose workers or players can no
                 # longer be heard, stops rather than go on, and says why.
                 log.error("%s: stopping the server", broken)
+                self._flush_news()
                 self.stop()
                 return 1
             began = time.monotonic()
@@ -343,11 +344,19 @@ class Server:
                     self.engine.players.round.flush()
             if rest > 0:
                 self.stop_event.wait(rest)
+        self._flush_news()  # no request comes to carry it now
         self._snapshot_if_due(periodic=False, final=True)
         if config.out is not None:
             write_world(config.out, self.engine.grid, self.rule, self.engine.generation)
             log.info("wrote generation %d to %s", self.engine.generation, config.out)
         return 0
+
+    def _flush_news(self) -> None:
+        """Send the players' news held for a next request (the lobby sends what is
+        handed to it before it closes)."""
+        if self.engine.players is not None:
+            self.engine.players.round.fold = False
+            self.engine.players.round.flush()
 
     def _broken(self) -> str:
         """Why the server cannot go on (an endpoint's thread ended, the frame endpoint

@@ -112,8 +112,9 @@ class Decided:
 @dataclass
 class News:
     """One player's news of a generation, waiting for its next request: what its
-    answers got (a ``DECIDED`` body) and how its placements landed (``LANDED`` bodies),
-    for the connection they were told to."""
+    answers got (a ``DECIDED`` body) and how its placements landed (``LANDED`` bodies).
+    ``identity``: the connection it goes to when sent alone (a request carries it to
+    the player's connection of the moment)."""
 
     identity: bytes
     decided: dict[str, Any] | None = None
@@ -164,6 +165,7 @@ class DecisionRound:
             shields = self.registry.live_shields(gen)
         players = self.registry.connected()
         self._deadline = time.monotonic() + self.window
+        self._refresh(self._news)  # held since the last tell: it leaves now
         counts = board.counts
         owning = [p for p in players if p.code < len(counts) and counts[p.code]]
         requests: dict[int, Request] = {}
@@ -211,14 +213,33 @@ class DecisionRound:
                 asked[p.id] = p.identity
         # Open the round before the first request leaves: a quick answer must find it.
         self.registry.open_requests(gen, requests, self._deadline)
-        self.flush()  # the news of players not asked now
+        self.flush(refresh=False)  # the news of players not asked now (refreshed above)
         self.send_all(messages)
         return len(requests)
 
-    def flush(self) -> None:
+    def _refresh(self, news: dict[int, News]) -> None:
+        """Say each held report's energy as it stands now, when it leaves: a PONG or
+        PLACED the lobby answered since ``tell`` said a lower one already, and a client
+        keeps the last it hears."""
+        if not news:
+            return
+        energies = self.registry.energies()
+        for pid, told in news.items():
+            energy = energies.get(pid)
+            if energy is None:
+                continue
+            if told.decided is not None:
+                told.decided["energy"] = energy
+            for body in told.landed:
+                body["energy"] = energy
+
+    def flush(self, refresh: bool = True) -> None:
         """Send every player's news not sent yet, each report a message of its own (the
-        server calls this when it will idle before the next ``ask``)."""
+        server calls this when it will idle before the next ``ask``); ``refresh``: with
+        the energy as it stands now (it was held since a ``tell``)."""
         news, self._news = self._news, {}
+        if refresh:
+            self._refresh(news)
         self.send_all([(told.identity, msg) for told in news.values()
                        for msg in told.messages()])
 
@@ -242,7 +263,7 @@ class DecisionRound:
         generation gives back (so a client can show the drain)."""
         energies = self.registry.energies()
         regen = self.registry.config.energy_regen
-        self.flush()  # news not yet sent goes before this generation's
+        self.flush()  # news held and not yet sent goes before this generation's
         for pid, result in decided.results.items():
             identity = self._asked.get(pid)
             if identity is not None:
@@ -261,7 +282,7 @@ class DecisionRound:
                     generation=gen + 1, cells=done.cells, placed=done.placed,
                     occupied=done.occupied, energy=energies.get(done.player, done.energy)))
         if not self.fold:
-            self.flush()
+            self.flush(refresh=False)  # its energy was read just now
 
     def flush_one(self, pid: int) -> None:
         """Send player ``pid``'s news now, if it has any."""

@@ -165,6 +165,8 @@ class PlayerEndpoint(threading.Thread):
         whole (and counted) when the outbox cannot take them all."""
         if not messages:
             return
+        # Encoded before room is taken: a message that cannot be encoded takes none.
+        batch = [(identity, protocol.encode(msg)) for identity, msg in messages]
         with self._queued_lock:
             room = self._queued + len(messages) <= OUTBOX_LIMIT
             if room:
@@ -174,7 +176,7 @@ class PlayerEndpoint(threading.Thread):
             self._odd.warning("outbox", "lobby outbox full: %d %s dropped (%d so far)",
                               len(messages), messages[0][1].kind, self.dropped)
             return
-        self.outbox.put([(identity, protocol.encode(msg)) for identity, msg in messages])
+        self.outbox.put(batch)
         wakeup = self.wakeup
         if wakeup is not None:  # not yet running: the loop's first turn sends it
             wakeup.set()

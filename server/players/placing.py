@@ -77,8 +77,9 @@ def _live(shape: npt.NDArray[np.bool_]) -> tuple[Index, Index]:
     return ys, xs
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=256)
 def _offsets(rle: str, rotate: int, flip: bool) -> tuple[Index, Index]:
     """A small pattern's live cells turned so (kept, as ``_parsed``: the library's
-    patterns come again and again; read only)."""
+    patterns come again and again; read only). 256 kept at most: 4096 cells of two
+    int64 each, 16 MiB in all, what ``_parsed`` may hold too."""
     return _live(requested_pattern(rle, None).oriented(rotate, flip))

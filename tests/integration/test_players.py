@@ -450,3 +450,68 @@ def test_each_answer_hears_what_it_got_before_the_next_request(
         assert len(raw) < sum(raw)
     else:
         assert max(raw) == 1, "news rode on a request while the server was idle"
+
+
+def test_the_last_generations_news_is_sent_when_the_loop_ends_behind_its_tick(
+        make_server: MakeServer, processes: Processes,
+        sessions: list[PlayerSession]) -> None:
+    """A server that stops (here at ``--generations``) while running behind its tick
+    held its last generation's news for a request that never comes: it sends it."""
+    server = make_server(size=(32, 32), fill=0.0, tick=0.0, decision_window=0.5,
+                         generations=4)
+    start_workers(processes, server, 1)
+    player = join(server, sessions, "last")
+    player.place(4, 4, cells=[(0, 0), (0, 1), (1, 0), (1, 1)])
+    runner = threading.Thread(target=server.run)
+    runner.start()
+    decided: list[int] = []
+    try:
+        def last_heard() -> bool:
+            msg = player.poll(0.05)
+            if msg is not None and msg.kind is Kind.GAME_LOGIC:
+                player.decide(msg["gen"], keep=[0])
+            elif msg is not None and msg.kind is Kind.DECIDED:
+                decided.append(msg["gen"])
+            return 3 in decided
+
+        wait_for(last_heard, 10, what="the DECIDED of generation 3, the last")
+    finally:
+        server.stop()
+        runner.join(10)
+    assert server.engine.generation == 4 and decided[-1] == 3
+
+
+def test_a_message_that_does_not_decode_does_not_hold_up_those_behind_it(
+        zmq_context: zmq.Context[Any]) -> None:
+    """A bot's session skips a message it refuses and reads on: the bots' wake-ups are
+    edge-triggered (``Readiness``, an epoll of ``zmq.FD``), so a drain that stopped at
+    the refused one would leave the messages behind it unread until another came."""
+    import random
+
+    from client.bot import Bot, Readiness, _drain
+    from shared.policies import STRATEGIES
+
+    router = zmq_context.socket(zmq.ROUTER)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    session = PlayerSession(f"tcp://127.0.0.1:{port}", "skip")
+    ready = Readiness()
+    try:
+        bot = Bot(session, STRATEGIES["idle"].policy, 0.0, random.Random(1))
+        ready.add(session.sock, bot)
+        session.send(protocol.message(Kind.PING, player=1, token="ab"))
+        _drain(bot)  # as a bot does after each send: nothing yet, its EVENTS read
+        identity, _ = router.recv_multipart()
+        router.send_multipart([identity, b"\xc1 not msgpack"])
+        router.send_multipart([identity, *protocol.encode(
+            protocol.message(Kind.PONG, generation=7, energy=3))])
+
+        def heard() -> bool:
+            for woken in ready.poll(50):
+                _drain(woken)
+            return bot.seen_gen == 7
+
+        wait_for(heard, 5, what="the PONG behind the garbage")
+    finally:
+        ready.close()
+        session.close()
+        router.close(linger=0)

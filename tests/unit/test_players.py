@@ -364,3 +364,58 @@ def test_the_round_ends_when_the_last_awaited_player_answers_or_is_gone() -> Non
     began = time.monotonic()
     reg.wait_decisions(time.monotonic() + 0.2)  # players[1] stays silent
     assert time.monotonic() - began >= 0.15
+
+
+def test_held_news_says_the_energy_as_it_stands_when_it_leaves() -> None:
+    """News held for the next request says the player's energy when it is sent: a
+    placement the lobby took since ``tell`` already spent some (its PLACED said so),
+    and a client keeps the last energy it hears."""
+    from server.players.decisions import Decided, DecisionRound
+    from server.players.registry import DecisionResult
+    from shared.protocol import Kind, Message
+    from shared.rules import CONWAY
+
+    reg = registry(energy_cap=100)
+    alice, _ = reg.join(b"a", "alice", None)
+    sent: list[tuple[bytes, Message]] = []
+    decisions = DecisionRound(reg, CONWAY, 0.0, lambda who, msg: sent.append((who, msg)))
+    decisions.fold = True
+    codes = np.zeros((16, 16), np.uint8)
+    codes[2, 2:5] = alice.code
+    decisions.ask(1, codes, Board.of(codes))
+    reg.close_decisions()
+    decisions.tell(1, Decided(results={alice.id: DecisionResult(energy=alice.energy)}),
+                   [Landed(alice.id, b"a", 3, 3, alice.energy)])
+    before = alice.energy
+    reg.place(alice, placement_cells(None, [[0, 0], [0, 1]], 9, 9, 0, False, 16, 16))
+    assert alice.energy == before - 2
+    decisions.ask(2, codes, Board.of(codes))
+    [(_, request)] = [(w, m) for w, m in sent if m.kind is Kind.GAME_LOGIC and m["gen"] == 2]
+    assert request["decided"]["energy"] == before - 2
+    assert request["landed"][0]["energy"] == before - 2
+    # And alone (the loop idles, or stops): the same.
+    reg.close_decisions()
+    decisions.tell(2, Decided(results={alice.id: DecisionResult(energy=alice.energy)}), [])
+    reg.place(alice, placement_cells(None, [[0, 0]], 12, 12, 0, False, 16, 16))
+    sent.clear()
+    decisions.flush()
+    [(_, alone)] = sent
+    assert alone.kind is Kind.DECIDED and alone["energy"] == before - 3
+
+
+def test_a_batch_that_cannot_be_encoded_takes_no_room_in_the_outbox() -> None:
+    import zmq
+
+    from server.players.lobby import PlayerEndpoint, WorldInfo
+    from shared.protocol import Kind, Message
+
+    context = zmq.Context()
+    try:
+        lobby = PlayerEndpoint(context, "tcp://127.0.0.1:0", lambda full: {}, registry(),
+                               WorldInfo(8, 8, "B3/S23", 0), lambda: 0)
+        bad = Message(Kind.PONG, {"generation": object(), "energy": 1})
+        with pytest.raises(TypeError):
+            lobby.send_all([(b"p", bad)] * 1000)
+        assert lobby._queued == 0 and lobby.dropped == 0
+    finally:
+        context.term()
