@@ -13,6 +13,7 @@ wrong port or a refused key is one line on the terminal, never a blank screen.
 
 from __future__ import annotations
 
+import gc
 import json
 import signal
 import threading
@@ -168,6 +169,7 @@ def bot(connect: str, count: int, strategy: str, name: str, seed: int | None,
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    gc.freeze()  # the modules live as long as the process: no full collection walks them
     bots = run_bots(connect, count, strategy, name=name, seed=seed, stop=stop,
                     seconds=seconds, credentials=credentials(connect, server_key, key))
     click.echo(f"{len(bots)} bots: answered {sum(b.answered for b in bots)} requests, "
