@@ -420,8 +420,12 @@ class Engine:
         registry, decision_round = self.players.registry, self.players.round
         decided = decision_round.collect(gen, shields)  # waits until the deadline at most
         self.inputs += decided.writes
-        for write in decided.writes:
-            target.write(write.ys, write.xs, write.code)
+        if decided.writes:  # one write for all: each player's cells are its own
+            writes = decided.writes
+            target.write(np.concatenate([w.ys for w in writes]),
+                         np.concatenate([w.xs for w in writes]),
+                         np.repeat(np.array([w.code for w in writes], dtype=np.int64),
+                                   [len(w.ys) for w in writes]))
         for player in registry.expire():
             self.inputs.append(Neutral(player))
             log.info("player %d's grace ended: its cells are neutral now", player,
