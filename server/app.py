@@ -337,6 +337,10 @@ class Server:
             if rest > 0:
                 self.stop_event.wait(rest)
         self._snapshot_if_due(periodic=False, final=True)
+        stages = self.engine.stages
+        if stages.generations:
+            log.info("generation stages, ms a generation over %d: %s", stages.generations,
+                     stages.line())
         if config.out is not None:
             write_world(config.out, self.engine.grid, self.rule, self.engine.generation)
             log.info("wrote generation %d to %s", self.engine.generation, config.out)

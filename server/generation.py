@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import zmq
 
 from server.dispatch import LOCAL, Answer, Batch, Dispatcher
@@ -54,6 +55,7 @@ from server.players.shields import Shield, evolve_zones, rows_cols
 from server.publisher import FramePublisher
 from server.replay.inputs import Input, Neutral, Place, RoundEnd, Zones
 from server.verify import UNVERIFIED, LocalKernel, Verification
+from shared import bitlife
 from shared.errors import Closed, SimulationError
 from shared.grid import (
     NEUTRAL_CODE,
@@ -62,6 +64,7 @@ from shared.grid import (
     LockingGrid,
     narrowest,
     pack_bits,
+    pack_words,
     player_code,
 )
 from shared.kernel import rule_table
@@ -73,6 +76,13 @@ log = logging.getLogger("lifenet.generation")
 
 MIN_BATCH_CELLS = 1024
 CELLS_PER_BAND = 1 << 20  # below this, another round trip costs more than it saves
+# A neutral world of this many cells or more is kept packed (one bit a cell) from one
+# generation to the next, and its bands travel as words (``rows`` batches): its bands
+# are large enough for the bit kernel to be the faster one (``bitlife.MIN_CELLS``).
+PACKED_MIN_CELLS = bitlife.MIN_CELLS
+NOBODY_ASKED = np.zeros((0, 0), np.uint8)  # the codes ``ask`` gets when it reads none
+SERVER = -1  # the server itself, in a plan of bands: its own share (``Engine.share``)
+LOCAL_SMOOTHING = 0.3  # the weight of the newest measure of the server's own speed
 
 
 @dataclass(frozen=True)
@@ -161,6 +171,54 @@ def lying_keys(answers: Iterable[Answer]) -> set[tuple[int, bytes]]:
     return {(a.worker, a.mark) for a in answers if a.worker != LOCAL and a.mark in marks}
 
 
+STAGES = ("freeze", "ask", "workers", "players", "count", "score", "publish")
+
+
+class Clock:
+    """One generation's laps: the time since the last lap goes to the stage named."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.laps[stage] = self.laps.get(stage, 0.0) + now - self.last
+        self.last = now
+
+
+@dataclass
+class Stages:
+    """Seconds spent in each stage of ``Engine.step`` (``STAGES``), summed over the
+    generations made since the last ``reset``: freeze (and pack) ``g``, ask the
+    players, the workers' fan-out and fan-in, the players' fan-in, count (make ``g + 1``
+    and its board), score (rounds, the replay log), publish."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    generations: int = 0
+
+    @staticmethod
+    def start() -> Clock:
+        return Clock()
+
+    def add(self, clock: Clock) -> None:
+        for stage, spent in clock.laps.items():
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + spent
+        self.generations += 1
+
+    def reset(self) -> None:
+        self.seconds = dict.fromkeys(STAGES, 0.0)
+        self.generations = 0
+
+    def ms(self) -> dict[str, float]:
+        """Milliseconds a generation in each stage, on average."""
+        n = max(1, self.generations)
+        return {stage: spent * 1000 / n for stage, spent in self.seconds.items()}
+
+    def line(self) -> str:
+        return ", ".join(f"{stage} {ms:.2f}" for stage, ms in self.ms().items())
+
+
 @dataclass(frozen=True)
 class Latest:
     """The newest generation as other threads may read it (``status``): replaced
@@ -225,7 +283,15 @@ class Engine:
         self.last_min_wait: float | None = None  # shortest per-cell I/O wait, last step
         self.last_answers: list[Answer] = []
         self.table = rule_table(rule)  # the shields' own steps
-        self.latest = Latest(generation, grid, Board.of(grid.codes),
+        self.packed_min_cells = PACKED_MIN_CELLS
+        # The server steps a share of a packed world itself, sized by its measured speed
+        # beside the workers' (cells a second); never while workers simulate per-cell
+        # I/O (``--io-latency``: the server has none to simulate).
+        self.share = True
+        self.local_rate: float | None = None
+        self.shared_locally = 0  # batches of the server's own share
+        self.stages = Stages()  # where the generations' time went (``lifenet bench``)
+        self.latest = Latest(generation, grid, board_of(grid),
                              round=self._standing(generation))
         self.ranking = Ranking()  # the players' places, made as each generation is published
         # What changed the step's generation beyond the rule (server.replay.inputs), and
@@ -267,23 +333,33 @@ class Engine:
         at ``g``; the loop tries again); ``Closed`` when the server is stopping.
         """
         began = time.monotonic()
+        clock = self.stages.start()
         gen = self.generation
         self.inputs = []
-        # 1. Freeze g, and its live cells per owner (counted when g was made).
-        frozen = self.grid.frozen()
+        # 1. Freeze g, and its live cells per owner (counted when g was made). A large
+        # neutral world is stepped packed (and stays so while it is neutral).
         board = self.latest.board
-        if board.codes is not self.grid.codes:  # the world was replaced since
-            board = Board.of(self.grid.codes)
+        if self.latest.grid is not self.grid or \
+                (not self.grid.packed and board.codes is not self.grid.codes):
+            board = board_of(self.grid)  # the world was replaced since
+        frozen = self.freeze(self.grid)
+        clock.lap("freeze")
         # 2. The players are asked before the fan-out, so they answer while workers work.
         # The live shields are read once: asking, the zones and the decisions' checks
         # all use this list, even if the lobby drops one of them meanwhile.
         shields: list[Shield] = []
         if self.players is not None:
             shields = self.players.registry.step_shields(gen)
-            self.players.round.ask(gen, frozen.codes, board, shields)
+            # In a packed world no player owns a cell, so nobody is asked for one: its
+            # codes are made for ``ask`` only when someone is there to ask.
+            codes = frozen.codes if not frozen.packed \
+                or self.players.registry.connected() else NOBODY_ASKED
+            self.players.round.ask(gen, codes, board, shields)
+        clock.lap("ask")
         # 3. Fan out to the workers; the dispatchers fan their tiles in (paste_once).
-        target = LockingGrid(frozen.height, frozen.width, wide=frozen.wide)
+        target = self.target(frozen)
         self.fan_out(frozen, target)
+        clock.lap("workers")
         # 4. Fan in the shields' zones, then the players' answers, through the same grid.
         told: tuple[Decided, list[Landed]] | None = None
         ended: Result | None = None
@@ -291,15 +367,18 @@ class Engine:
             self._fan_in_shields(frozen, target, shields)
             decided, landed, ended = self._fan_in_players(gen, target, shields)
             told = decided, landed
+        clock.lap("players")
         # A wide world narrows again once no code needs two bytes (a round's end, the
-        # players with high ids gone).
-        grid = Grid(target.height, target.width, narrowest(target.codes))
+        # players with high ids gone); a packed one stays packed unless a player wrote.
+        grid = made(target)
         self.grid, self.generation = grid, gen + 1
-        board = Board.of(grid.codes)
+        board = board_of(grid)
+        clock.lap("count")
         if self.players is not None and self.players.rounds is not None and ended is None:
             self.players.registry.score(board.cells)  # a round's end scored its own
         if self.record is not None:
             self.record(self.generation, self.inputs, grid.codes)
+        clock.lap("score")
         ms = (time.monotonic() - began) * 1000
         self.latest = Latest(self.generation, grid, board, ms, self._standing(gen + 1))
         # 5. Publish g + 1: what each player's answers and placements got, then the frame.
@@ -308,6 +387,8 @@ class Engine:
             self.players.round.tell(gen, *told)
         if self.publishing is not None:
             self.publish(ms)
+        clock.lap("publish")
+        self.stages.add(clock)
         return grid
 
     def fan_out(self, frozen: Grid, target: LockingGrid) -> list[Answer]:
@@ -320,15 +401,36 @@ class Engine:
         else:
             cuts = plan_bands(frozen.height, frozen.width, len(self.dispatchers),
                               self.rates() if self.rates else {})
+        batches = []
+        if frozen.bits is not None:  # a packed world: its bands' words, as they are
+            if self.tiling is None and self.share and self.last_min_wait is None:
+                rates = self.rates() if self.rates else {}
+                if any(r for r in rates.values()):  # the workers measured: share
+                    # Not measured yet: taken for the fastest, so that it is measured
+                    # (the next generations' shares follow what it measures).
+                    rates[SERVER] = self.local_rate or 2 * max(r or 0.0 for r in
+                                                               rates.values())
+                    cuts = plan_bands(frozen.height, frozen.width,
+                                      len(self.dispatchers), rates)
+            assert target.packed and all(w == frozen.width for _, _, _, w, _ in cuts)
+            for i, (y, x, h, w, prefer) in enumerate(cuts):
+                band = bitlife.band_payload(bitlife.rows_of(frozen.bits, y, h))
+                batches.append(Batch(self.generation, i, y, x, h, w, band, target, rule,
+                                     prefer=max(prefer, 0), rows=True,
+                                     local=prefer == SERVER))
+            return self._fan_out(batches, target)
         # A world of neutral cells travels one bit a cell: an eighth of the bytes.
         top = int(frozen.codes.max(initial=0))
         packed = top <= 1
-        batches = []
         for i, (y, x, h, w, prefer) in enumerate(cuts):
             tile = frozen.tile(y, x, h, w)
             batches.append(Batch(self.generation, i, y, x, h, w,
                                  pack_bits(tile) if packed else tile, target, rule,
                                  packed=packed, tile_max=top, prefer=prefer))
+        return self._fan_out(batches, target)
+
+    def _fan_out(self, batches: list[Batch], target: LockingGrid) -> list[Answer]:
+        """Every batch through the dispatchers, each pasted into ``target`` once."""
         pending = deque(batches)
         failures: list[Outcome[Batch, Answer]] = []
         answers: list[Answer] = []
@@ -378,11 +480,17 @@ class Engine:
         for batch, answer in answered:
             self.checked += answer.checked
             self.caught += answer.lied
+            if answer.share:  # the server's own share, and its speed
+                self.shared_locally += 1
+                speed = batch.h * batch.w / answer.share
+                self.local_rate = speed if self.local_rate is None else \
+                    LOCAL_SMOOTHING * speed + (1 - LOCAL_SMOOTHING) * self.local_rate
+                continue
             self.computed_locally += answer.worker == LOCAL
             if answer.applied and not answer.lied and (answer.worker, answer.mark) in liars:
                 target.overwrite(batch.index, batch.y, batch.x,
                                  self.kernel.compute(batch.tile, batch.h, batch.w,
-                                                     batch.rule, batch.packed))
+                                                     batch.rule, batch.packed, batch.rows))
                 self.computed_locally += 1
 
     def compute(self, grid: Grid) -> Grid:
@@ -390,11 +498,39 @@ class Engine:
         publishing; the world is not replaced): what the bench measures. The
         generation count still advances, so that a late answer to one call's batch can
         never be taken for the next call's."""
-        frozen = grid.frozen()
-        target = LockingGrid(frozen.height, frozen.width, wide=frozen.wide)
+        frozen = self.freeze(grid)
+        target = self.target(frozen)
         self.fan_out(frozen, target)
         self.generation += 1
-        return Grid(target.height, target.width, target.codes)
+        return made(target)
+
+    def packs(self, grid: Grid) -> bool:
+        """Whether ``grid``'s generation is stepped packed: large enough, cut in whole
+        rows (``--tile`` narrower than the world is not), and neutral."""
+        if grid.height * grid.width < self.packed_min_cells \
+                or (self.tiling is not None and self.tiling.w < grid.width):
+            return False
+        return grid.packed or int(grid.codes.max(initial=0)) <= NEUTRAL_CODE
+
+    def freeze(self, grid: Grid) -> Grid:
+        """Generation ``g`` as the step reads it: packed (bits) when ``packs`` says so,
+        else a read-only view of its codes."""
+        if not self.packs(grid):
+            return grid.frozen() if not grid.packed \
+                else Grid(grid.height, grid.width, grid.codes)  # codes read-only already
+        if grid.packed:
+            return grid
+        return Grid(grid.height, grid.width, bits=frozen_bits(pack_words(grid.codes)))
+
+    @staticmethod
+    def target(frozen: Grid) -> LockingGrid:
+        """Generation ``g + 1``'s fan-in grid: words when ``frozen`` is packed, else
+        codes as wide as ``frozen``'s. Not cleared: the batches cover it once, and a
+        generation whose batches do not all land is thrown away."""
+        h, w = frozen.height, frozen.width
+        if frozen.packed:
+            return LockingGrid(h, w, bits=np.empty((h, bitlife.words(w)), np.uint64))
+        return LockingGrid(h, w, np.empty((h, w), frozen.codes.dtype))
 
     def _fan_in_shields(self, frozen: Grid, target: LockingGrid,
                         shields: list[Shield]) -> None:
@@ -403,8 +539,9 @@ class Engine:
         generation and written over what the workers made there. Zones never overlap,
         so the order does not matter."""
         zones = [shield.zone for shield in shields]
-        if zones:
-            self.inputs.append(Zones(tuple(zones)))
+        if not zones:
+            return  # (a packed world's codes are not even made)
+        self.inputs.append(Zones(tuple(zones)))
         for zone, evolved in zip(zones, evolve_zones(frozen.codes, zones, self.table),
                                  strict=True):
             rows, cols = rows_cols(zone, frozen.height, frozen.width)
@@ -498,8 +635,32 @@ class Engine:
             frame = latest.round.frame()
             frame["points"] = [row for row in frame["points"] if row[0] in shown]
             info["round"] = frame
-        self.publishing.publisher.publish(latest.generation, latest.grid.codes, info)
+        self.publishing.publisher.publish(latest.generation, latest.grid, info)
 
     def _check_stop(self) -> None:
         if self.stop_event.is_set():
             raise Closed("server stopping")
+
+
+def frozen_bits(bits: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """``bits`` made read-only: a packed generation never changes."""
+    bits.flags.writeable = False
+    return bits
+
+
+def made(target: LockingGrid) -> Grid:
+    """The generation a fan-in made: packed when ``target`` still is (no player wrote
+    into it), else its codes, narrowed when every code fits a byte again."""
+    if target.bits is not None:
+        return Grid(target.height, target.width, bits=frozen_bits(target.bits))
+    return Grid(target.height, target.width, narrowest(target.codes))
+
+
+def board_of(grid: Grid) -> Board:
+    """The live cells per owner of ``grid``: of a packed world, a popcount (every cell
+    is neutral), without its codes."""
+    if grid.bits is None:
+        return Board.of(grid.codes)
+    counts = np.zeros(256, np.int64)
+    counts[NEUTRAL_CODE] = grid.population
+    return Board(counts)
