@@ -114,7 +114,8 @@ def pack_words(codes: Codes) -> npt.NDArray[np.uint64]:
 
 def unpack_words(words: npt.NDArray[np.uint64], width: int) -> Codes:
     """The codes (0 and 1, ``uint8``) of ``pack_words``' words, as a fresh array."""
-    as_bytes = words.astype(">u8").view(np.uint8).reshape(words.shape[0], -1)
+    as_bytes = words.astype(">u8").view(np.uint8).reshape(words.shape[0],
+                                                           words.shape[1] * 8)
     codes: Codes = np.unpackbits(as_bytes, axis=1, count=width)
     return codes
 
