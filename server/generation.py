@@ -171,6 +171,7 @@ def lying_keys(answers: Iterable[Answer]) -> set[tuple[int, bytes]]:
     return {(a.worker, a.mark) for a in answers if a.worker != LOCAL and a.mark in marks}
 
 
+WARM_UP_GENERATIONS = 10  # a server's first generations pay for page faults, first rates
 STAGES = ("freeze", "ask", "workers", "players", "count", "score", "publish")
 
 
@@ -196,12 +197,16 @@ class Stages:
 
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     generations: int = 0
+    skip: int = WARM_UP_GENERATIONS  # the first ones are not counted: warm-up
 
     @staticmethod
     def start() -> Clock:
         return Clock()
 
     def add(self, clock: Clock) -> None:
+        if self.skip > 0:
+            self.skip -= 1
+            return
         for stage, spent in clock.laps.items():
             self.seconds[stage] = self.seconds.get(stage, 0.0) + spent
         self.generations += 1
@@ -209,6 +214,7 @@ class Stages:
     def reset(self) -> None:
         self.seconds = dict.fromkeys(STAGES, 0.0)
         self.generations = 0
+        self.skip = 0
 
     def ms(self) -> dict[str, float]:
         """Milliseconds a generation in each stage, on average."""
