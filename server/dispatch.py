@@ -74,6 +74,7 @@ class Batch:
     rows: bool = False    # whole rows (x 0, w the width) of a packed world, in words:
     #                       no halo columns (the torus wraps them), answered in words
     local: bool = False   # the server's own share: computed here, never sent
+    issued: float = 0.0   # when the engine made it (perf_counter): the share's speed
 
     @property
     def cells(self) -> tuple[int, int, int, int]:
@@ -110,7 +111,8 @@ class Answer:
     checked: bool = False
     lied: bool = False
     mark: bytes = b""  # the key it came with (the connection without keys; LOCAL: none)
-    share: float = 0.0  # a batch of the server's own share: the seconds it took here
+    share: float = 0.0  # a batch of the server's own share: seconds from its making to
+    #                     its answer
 
 
 class Dispatcher(StoppableWorker[Batch, Answer]):
@@ -157,11 +159,10 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
 
     def process(self, batch: Batch) -> Answer:
         if batch.local:  # the server's own share of the world (NumPy lets the GIL go)
-            began = time.perf_counter()
             codes = self.compute_here(batch)
-            spent = time.perf_counter() - began
             applied = batch.target.paste_once(batch.index, batch.y, batch.x, codes)
-            return Answer(LOCAL, applied, share=max(spent, 1e-6))
+            return Answer(LOCAL, applied,
+                          share=max(time.perf_counter() - batch.issued, 1e-6))
         exclude: list[int] = []
         reasons: list[str] = []
         for attempt in range(self.max_attempts):

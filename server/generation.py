@@ -82,7 +82,11 @@ CELLS_PER_BAND = 1 << 20  # below this, another round trip costs more than it sa
 PACKED_MIN_CELLS = bitlife.MIN_CELLS
 NOBODY_ASKED = np.zeros((0, 0), np.uint8)  # the codes ``ask`` gets when it reads none
 SERVER = -1  # the server itself, in a plan of bands: its own share (``Engine.share``)
-LOCAL_SMOOTHING = 0.3  # the weight of the newest measure of the server's own speed
+SHARE_STEPS = 8       # the server's share of a packed world is k/8 of its rows, k 0..8
+EXPLORE_EVERY = 16    # every so many generations, another share is tried
+SMOOTHING = 0.3       # the weight of the newest time of a share
+LOCAL_BAND_CELLS = 1 << 23  # the server's share is cut in bands of about this many
+#                             cells, stepped at once by its dispatcher threads
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,58 @@ def plan_bands(height: int, width: int, slots: int,
             cuts.append((y, 0, part, width, worker))
             y += part
     return cuts
+
+
+def plan_shared(height: int, width: int, slots: int, rates: dict[int, float | None],
+                share: int) -> list[Cut]:
+    """``plan_bands`` for the workers' part of a packed world, after the server's own
+    share: its first ``share`` eighths of the rows, in bands of about
+    ``LOCAL_BAND_CELLS`` cells (two at least when it is large, so that two of its
+    dispatcher threads step them at once: NumPy lets the GIL go)."""
+    mine = height if share >= SHARE_STEPS else height * share // SHARE_STEPS
+    cuts: list[Cut] = []
+    if mine:
+        bands = max(1, min(mine, slots // 2, math.ceil(mine * width / LOCAL_BAND_CELLS)))
+        if mine * width > CELLS_PER_BAND:
+            bands = max(bands, min(2, mine))
+        step = math.ceil(mine / bands)
+        cuts = [(y, 0, min(step, mine - y), width, SERVER) for y in range(0, mine, step)]
+    if mine < height:
+        cuts += [(y + mine, x, h, w, worker) for y, x, h, w, worker
+                 in plan_bands(height - mine, width, slots, rates)]
+    return cuts
+
+
+class Sharing:
+    """How much of a packed world the server steps itself: the share (in eighths of
+    the rows, 0 to all) whose fan-out took the least time lately. Every share is tried
+    first, then one other in turn every ``EXPLORE_EVERY`` generations, so that the
+    share follows what the machine does (its cores, the workers' speed, the round
+    trips; the times are not smooth in the share: a world wholly here needs no round
+    trip at all). Exactness does not depend on it: every share makes the same
+    generation."""
+
+    def __init__(self) -> None:
+        self.current = SHARE_STEPS
+        self.seconds: dict[int, float] = {}
+        self.count = 0
+        self._next = 0  # the share tried next
+
+    def choose(self) -> int:
+        """The share of the next generation."""
+        self.count += 1
+        if len(self.seconds) <= SHARE_STEPS or self.count % EXPLORE_EVERY == 0:
+            share = self._next
+            self._next = (self._next + 1) % (SHARE_STEPS + 1)
+            return share
+        return self.current
+
+    def measured(self, share: int, seconds: float) -> None:
+        """A generation with ``share`` took ``seconds`` to fan out and in."""
+        known = self.seconds.get(share)
+        self.seconds[share] = seconds if known is None else \
+            SMOOTHING * seconds + (1 - SMOOTHING) * known
+        self.current = min(self.seconds, key=self.seconds.__getitem__)
 
 
 def lying_keys(answers: Iterable[Answer]) -> set[tuple[int, bytes]]:
@@ -290,11 +346,11 @@ class Engine:
         self.last_answers: list[Answer] = []
         self.table = rule_table(rule)  # the shields' own steps
         self.packed_min_cells = PACKED_MIN_CELLS
-        # The server steps a share of a packed world itself, sized by its measured speed
-        # beside the workers' (cells a second); never while workers simulate per-cell
-        # I/O (``--io-latency``: the server has none to simulate).
+        # The server steps a share of a packed world itself (``Sharing``); never while
+        # workers simulate per-cell I/O (``--io-latency``: the server has none to
+        # simulate), nor with a fixed ``--tile``.
         self.share = True
-        self.local_rate: float | None = None
+        self.sharing = Sharing()
         self.shared_locally = 0  # batches of the server's own share
         self.stages = Stages()  # where the generations' time went (``lifenet bench``)
         self.latest = Latest(generation, grid, board_of(grid),
@@ -409,22 +465,24 @@ class Engine:
                               self.rates() if self.rates else {})
         batches = []
         if frozen.bits is not None:  # a packed world: its bands' words, as they are
+            share: int | None = None
             if self.tiling is None and self.share and self.last_min_wait is None:
                 rates = self.rates() if self.rates else {}
-                if any(r for r in rates.values()):  # the workers measured: share
-                    # Not measured yet: taken for the fastest, so that it is measured
-                    # (the next generations' shares follow what it measures).
-                    rates[SERVER] = self.local_rate or 2 * max(r or 0.0 for r in
-                                                               rates.values())
-                    cuts = plan_bands(frozen.height, frozen.width,
-                                      len(self.dispatchers), rates)
+                if any(r for r in rates.values()):  # the workers are measured: share
+                    share = self.sharing.choose()
+                    cuts = plan_shared(frozen.height, frozen.width, len(self.dispatchers),
+                                       rates, share)
             assert target.packed and all(w == frozen.width for _, _, _, w, _ in cuts)
+            issued = time.perf_counter()
             for i, (y, x, h, w, prefer) in enumerate(cuts):
                 band = bitlife.band_payload(bitlife.rows_of(frozen.bits, y, h))
                 batches.append(Batch(self.generation, i, y, x, h, w, band, target, rule,
                                      prefer=max(prefer, 0), rows=True,
-                                     local=prefer == SERVER))
-            return self._fan_out(batches, target)
+                                     local=prefer == SERVER, issued=issued))
+            answers = self._fan_out(batches, target)
+            if share is not None:
+                self.sharing.measured(share, time.perf_counter() - issued)
+            return answers
         # A world of neutral cells travels one bit a cell: an eighth of the bytes.
         top = int(frozen.codes.max(initial=0))
         packed = top <= 1
@@ -483,14 +541,11 @@ class Engine:
         generation has every other answer it gave in it recomputed here, before the
         generation is published, and so has every worker with its key."""
         liars = lying_keys(a for _, a in answered)
+        self.shared_locally += sum(1 for _, answer in answered if answer.share)
         for batch, answer in answered:
             self.checked += answer.checked
             self.caught += answer.lied
-            if answer.share:  # the server's own share, and its speed
-                self.shared_locally += 1
-                speed = batch.h * batch.w / answer.share
-                self.local_rate = speed if self.local_rate is None else \
-                    LOCAL_SMOOTHING * speed + (1 - LOCAL_SMOOTHING) * self.local_rate
+            if answer.share:
                 continue
             self.computed_locally += answer.worker == LOCAL
             if answer.applied and not answer.lied and (answer.worker, answer.mark) in liars:

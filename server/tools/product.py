@@ -111,8 +111,9 @@ def run_up(shape: Shape, generations: int, workers: int, out: Path,
     with tempfile.TemporaryDirectory(prefix="lifenet-up-") as state:
         env["LIFENET_STATE_DIR"] = state
         began = time.perf_counter()
+        # From ``code`` (``-m`` puts the working directory first on the path).
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                env=env)
+                                env=env, cwd=code)
         peak, server = 0, None
         while proc.poll() is None:
             server = server or _server_pid(proc.pid)
