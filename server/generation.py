@@ -83,7 +83,7 @@ PACKED_MIN_CELLS = bitlife.MIN_CELLS
 NOBODY_ASKED = np.zeros((0, 0), np.uint8)  # the codes ``ask`` gets when it reads none
 SERVER = -1  # the server itself, in a plan of bands: its own share (``Engine.share``)
 SHARE_STEPS = 8       # the server's share of a packed world is k/8 of its rows, k 0..8
-EXPLORE_EVERY = 16    # every so many generations, another share is tried
+EXPLORE_EVERY = 64    # every so many generations, another share is tried
 SMOOTHING = 0.3       # the weight of the newest time of a share
 LOCAL_BAND_CELLS = 1 << 23  # the server's share is cut in bands of about this many
 #                             cells, stepped at once by its dispatcher threads
