@@ -8,8 +8,10 @@ QuickLife, alternated turn by turn on the same torus soups (fill 0.35, seed 1).
 
 Each figure is a long run minus a short run over the difference of generations (start-up,
 the soup and the exit cancel out); medians of the turns, with every turn printed, and the
-servers' largest resident size seen. Golly's population after the short run is checked
-against this tree's.
+servers' largest resident size seen. "after, loop" is the same long runs timed by the
+server's own loop (``lifenet server`` logs it: the generations after its first 10), which
+the start-up's noise of a second or two does not reach. Golly's population after the short
+run is checked against this tree's.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from server.tools.product import run_golly, run_up, soup_grid
+from server.tools.product import LOOP_LINE, run_golly, run_up, soup_grid
 from shared.formats import read_pattern
 from shared.rle import write_rle
 
@@ -37,7 +39,8 @@ def main() -> None:
     span = args.long - args.short
     for side in args.size or [1024, 4096]:
         shape = (side, side)
-        ms: dict[str, list[float]] = {"before": [], "after": [], "golly": []}
+        ms: dict[str, list[float]] = {"before": [], "after": [], "golly": [],
+                                      "after, loop": []}
         rss: dict[str, int] = {"before": 0, "after": 0}
         stages: list[str] = []
         with tempfile.TemporaryDirectory() as tmp:
@@ -61,17 +64,25 @@ def main() -> None:
                     if which == "after":
                         stages = [line for line in log.splitlines()
                                   if "generation stages" in line][-1:]
+                        loop = LOOP_LINE.search(log)
+                        if loop:
+                            ms["after, loop"].append(float(loop[1]))
                 g_short, _ = run_golly(soup, args.short)
                 g_long, _ = run_golly(soup, args.long)
                 ms["golly"].append((g_long - g_short) * 1000 / span)
-        med = {k: statistics.median(v) for k, v in ms.items()}
+        med = {k: statistics.median(v) for k, v in ms.items() if v}
         print(f"== {side}x{side}, {args.workers} workers, generations {args.short} and "
               f"{args.long}, load at the end {os.getloadavg()[0]:.1f}")
         for k, v in ms.items():
-            print(f"  {k:7s} median {med[k]:7.2f} ms   turns " + " ".join(f"{x:.2f}" for x in v))
+            if not v:
+                continue
+            print(f"  {k:11s} median {med[k]:7.2f} ms   turns " + " ".join(f"{x:.2f}" for x in v))
         print(f"  lifenet before {med['golly'] / med['before']:.2f}x Golly, after "
               f"{med['golly'] / med['after']:.2f}x Golly; after vs before "
               f"{med['before'] / med['after']:.2f}x")
+        if "after, loop" in med:
+            print(f"  after, timed by its own loop after {10} warm-up generations: "
+                  f"{med['golly'] / med['after, loop']:.2f}x Golly")
         print(f"  server resident (largest seen): before {rss['before'] / 1024:.0f} MiB, "
               f"after {rss['after'] / 1024:.0f} MiB")
         if stages:

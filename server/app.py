@@ -34,7 +34,7 @@ import zmq
 from server.auth import WORKERS, Gatekeeper, ServerKeys, check_exposure
 from server.broker import WorkerBroker
 from server.config import ServerConfig
-from server.generation import Engine, Players, Publishing, Tiling
+from server.generation import WARM_UP_GENERATIONS, Engine, Players, Publishing, Tiling
 from server.metrics import MetricsEndpoint, ServerMetrics
 from server.players.decisions import DecisionRound
 from server.players.lobby import Peer, PlayerEndpoint, WorldInfo
@@ -301,6 +301,9 @@ class Server:
         config = self.config
         self.engine.publish(0.0)
         failures = 0
+        warm_at = self.engine.generation + WARM_UP_GENERATIONS  # then the loop is timed
+        warm: tuple[int, float] | None = None
+        ended = 0.0
         rebase_at = self.engine.generation + self.REBASE_AFTER
         while not self.stop_event.is_set():
             if rebase_at and self.engine.generation >= rebase_at:
@@ -332,11 +335,19 @@ class Server:
                 self.stop_event.wait(min(0.1 * 2 ** failures, 5.0))
                 continue
             failures = 0
+            ended = time.perf_counter()
+            if warm is None and self.engine.generation >= warm_at:
+                warm = self.engine.generation, ended
             self._snapshot_if_due(periodic=True)
             rest = config.tick - (time.monotonic() - began)
             if rest > 0:
                 self.stop_event.wait(rest)
         self._snapshot_if_due(periodic=False, final=True)
+        if warm is not None and self.engine.generation > warm[0]:
+            made = self.engine.generation - warm[0]
+            log.info("whole generations: %d after the first %d in %.3f s: %.3f ms a "
+                     "generation", made, WARM_UP_GENERATIONS, ended - warm[1],
+                     (ended - warm[1]) * 1000 / made)
         stages = self.engine.stages
         if stages.generations:
             log.info("generation stages, ms a generation over %d: %s", stages.generations,

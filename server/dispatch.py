@@ -73,8 +73,7 @@ class Batch:
     prefer: int = 0       # the worker the engine chose for it (0: any)
     rows: bool = False    # whole rows (x 0, w the width) of a packed world, in words:
     #                       no halo columns (the torus wraps them), answered in words
-    local: bool = False   # the server's own share: computed here, never sent
-    issued: float = 0.0   # when the engine made it (perf_counter): the share's speed
+    local: bool = False   # the server's own share: stepped by the engine, never sent
 
     @property
     def cells(self) -> tuple[int, int, int, int]:
@@ -111,8 +110,7 @@ class Answer:
     checked: bool = False
     lied: bool = False
     mark: bytes = b""  # the key it came with (the connection without keys; LOCAL: none)
-    share: float = 0.0  # a batch of the server's own share: seconds from its making to
-    #                     its answer
+    share: bool = False  # a batch of the server's own share
 
 
 class Dispatcher(StoppableWorker[Batch, Answer]):
@@ -158,11 +156,6 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
                                    batch.rows)
 
     def process(self, batch: Batch) -> Answer:
-        if batch.local:  # the server's own share of the world (NumPy lets the GIL go)
-            codes = self.compute_here(batch)
-            applied = batch.target.paste_once(batch.index, batch.y, batch.x, codes)
-            return Answer(LOCAL, applied,
-                          share=max(time.perf_counter() - batch.issued, 1e-6))
         exclude: list[int] = []
         reasons: list[str] = []
         for attempt in range(self.max_attempts):

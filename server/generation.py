@@ -39,6 +39,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +86,7 @@ SERVER = -1  # the server itself, in a plan of bands: its own share (``Engine.sh
 SHARE_STEPS = 8       # the server's share of a packed world is k/8 of its rows, k 0..8
 EXPLORE_EVERY = 64    # every so many generations, another share is tried
 SMOOTHING = 0.3       # the weight of the newest time of a share
+STEPPERS = 2  # threads stepping the server's own share
 LOCAL_BAND_CELLS = 1 << 23  # the server's share is cut in bands of about this many
 #                             cells, stepped at once by its dispatcher threads
 
@@ -352,6 +354,7 @@ class Engine:
         self.share = True
         self.sharing = Sharing()
         self.shared_locally = 0  # batches of the server's own share
+        self.steppers: ThreadPoolExecutor | None = None  # which step it
         self.stages = Stages()  # where the generations' time went (``lifenet bench``)
         self.latest = Latest(generation, grid, board_of(grid),
                              round=self._standing(generation))
@@ -380,6 +383,8 @@ class Engine:
             self.in_queue.close()
         for d in self.dispatchers:
             d.join(timeout=5)
+        if self.steppers is not None:
+            self.steppers.shutdown(wait=True)
 
     @property
     def resent(self) -> int:
@@ -478,7 +483,7 @@ class Engine:
                 band = bitlife.band_payload(bitlife.rows_of(frozen.bits, y, h))
                 batches.append(Batch(self.generation, i, y, x, h, w, band, target, rule,
                                      prefer=max(prefer, 0), rows=True,
-                                     local=prefer == SERVER, issued=issued))
+                                     local=prefer == SERVER))
             answers = self._fan_out(batches, target)
             if share is not None:
                 self.sharing.measured(share, time.perf_counter() - issued)
@@ -495,7 +500,10 @@ class Engine:
 
     def _fan_out(self, batches: list[Batch], target: LockingGrid) -> list[Answer]:
         """Every batch through the dispatchers, each pasted into ``target`` once."""
-        pending = deque(batches)
+        pending = deque(b for b in batches if not b.local)
+        for batch in batches:
+            if batch.local:  # the server's own share, in its stepper threads
+                self._steppers().submit(self._step_here, batch)
         failures: list[Outcome[Batch, Answer]] = []
         answers: list[Answer] = []
         answered: list[tuple[Batch, Answer]] = []
@@ -534,6 +542,26 @@ class Engine:
         waits = [a.min_wait for a in answers if a.min_wait is not None]
         self.last_min_wait = min(waits) if waits else None
         return answers
+
+    def _steppers(self) -> ThreadPoolExecutor:
+        """The threads that step the server's own share (made when first needed): two,
+        for two cores (NumPy lets the GIL go while it computes), and the same two every
+        generation, so that their freed temporaries are reused, not kept in one malloc
+        arena per dispatcher thread."""
+        if self.steppers is None:
+            self.steppers = ThreadPoolExecutor(STEPPERS, thread_name_prefix="stepper")
+        return self.steppers
+
+    def _step_here(self, batch: Batch) -> None:
+        """One band of the server's own share, stepped and pasted; its outcome goes
+        where the dispatchers' go."""
+        try:
+            codes = self.kernel.compute(batch.tile, batch.h, batch.w, batch.rule,
+                                        batch.packed, batch.rows)
+            applied = batch.target.paste_once(batch.index, batch.y, batch.x, codes)
+            self.out_queue.put(Outcome(batch, result=Answer(LOCAL, applied, share=True)))
+        except Exception as e:  # carried to the stepping thread, as a dispatcher does
+            self.out_queue.put(Outcome(batch, error=e))
 
     def _recompute_liars(self, answered: list[tuple[Batch, Answer]],
                          target: LockingGrid) -> None:

@@ -40,6 +40,7 @@ from shared.grid import Grid
 from shared.rle import write_rle
 
 Shape = tuple[int, int]
+LOOP_LINE = re.compile(r"whole generations: \d+ after the first \d+ in [\d.]+ s: ([\d.]+) ms")
 STAGE_LINE = re.compile(r"generation stages, ms a generation over (\d+): (.*)$", re.M)
 
 
