@@ -348,6 +348,11 @@ class Server:
             log.info("whole generations: %d after the first %d in %.3f s: %.3f ms a "
                      "generation", made, WARM_UP_GENERATIONS, ended - warm[1],
                      (ended - warm[1]) * 1000 / made)
+        sharing = self.engine.sharing
+        if sharing.seconds:
+            log.info("the server's own share of the packed world: %d/8 of its rows; ms a "
+                     "fan-out by share: %s", sharing.current,
+                     ", ".join(f"{k}/8 {v * 1000:.1f}" for k, v in sorted(sharing.seconds.items())))
         stages = self.engine.stages
         if stages.generations:
             log.info("generation stages, ms a generation over %d: %s", stages.generations,

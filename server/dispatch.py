@@ -65,7 +65,8 @@ class Batch:
     h: int
     w: int
     tile: Codes          # (h + 2, w + 2) cell codes, C-contiguous, or their pack_bits,
-    #                      or with ``rows`` (h + 2) rows of little-endian words
+    #                      or with ``rows`` (h + 2) rows of little-endian words (the
+    #                      server's own share: native words, a view of the world)
     target: LockingGrid  # the next generation, written by fan-in
     rule: str
     packed: bool = False  # every cell is 0 or 1: one bit a cell on the wire

@@ -480,10 +480,13 @@ class Engine:
             assert target.packed and all(w == frozen.width for _, _, _, w, _ in cuts)
             issued = time.perf_counter()
             for i, (y, x, h, w, prefer) in enumerate(cuts):
-                band = bitlife.band_payload(bitlife.rows_of(frozen.bits, y, h))
+                local = prefer == SERVER
+                # The server's own bands are read where they are (native words); the
+                # workers' go on the wire.
+                band = bitlife.rows_of(frozen.bits, y, h, view=True) if local \
+                    else bitlife.band_payload(bitlife.rows_of(frozen.bits, y, h))
                 batches.append(Batch(self.generation, i, y, x, h, w, band, target, rule,
-                                     prefer=max(prefer, 0), rows=True,
-                                     local=prefer == SERVER))
+                                     prefer=max(prefer, 0), rows=True, local=local))
             answers = self._fan_out(batches, target)
             if share is not None:
                 self.sharing.measured(share, time.perf_counter() - issued)
@@ -556,8 +559,7 @@ class Engine:
         """One band of the server's own share, stepped and pasted; its outcome goes
         where the dispatchers' go."""
         try:
-            codes = self.kernel.compute(batch.tile, batch.h, batch.w, batch.rule,
-                                        batch.packed, batch.rows)
+            codes = bitlife.step_words(batch.tile, batch.w, self.rule, wrap=True)
             applied = batch.target.paste_once(batch.index, batch.y, batch.x, codes)
             self.out_queue.put(Outcome(batch, result=Answer(LOCAL, applied, share=True)))
         except Exception as e:  # carried to the stepping thread, as a dispatcher does

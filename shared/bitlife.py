@@ -430,13 +430,14 @@ def step_cells(padded: npt.NDArray[Any], rule: Rule = CONWAY) -> npt.NDArray[np.
 WIRE_WORD = np.dtype("<u8")  # a band's words on the wire: little-endian, whatever the machine
 
 
-def rows_of(world: Words, y: int, h: int) -> Words:
+def rows_of(world: Words, y: int, h: int, view: bool = False) -> Words:
     """Rows ``y - 1 .. y + h`` of a packed torus (``(H, words(W))``), wrapping: a band
-    with its halo rows, as a fresh C-contiguous ``(h + 2, words(W))`` plane."""
+    with its halo rows, as a fresh C-contiguous ``(h + 2, words(W))`` plane (``view``:
+    a view of ``world`` where the rows do not wrap, not copied)."""
     height = world.shape[0]
     if y >= 1 and y + h + 1 <= height:
-        band: Words = np.array(world[y - 1:y + h + 1])
-        return band
+        inside: Words = world[y - 1:y + h + 1]
+        return inside if view else np.array(inside)
     wrapped: Words = world[np.arange(y - 1, y + h + 1) % height]
     return wrapped
 
