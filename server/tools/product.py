@@ -10,7 +10,9 @@ B3/S23) and in turns, so that both see the same machine:
                    run: the difference over the difference of generations is the cost of
                    a generation (start-up, building the soup and the exit cancel out).
                    The long run's server logs where its generations went
-                   (``Engine.stages``); its resident size is sampled while it runs.
+                   (``Engine.stages``) and its loop's own time a generation after 10
+                   warm-up generations (which the start-up's noise, a second or two
+                   here, does not reach); its resident size is sampled while it runs.
     golly          ``bgolly -a QuickLife -i 1`` on the same soup on its own torus
                    (``rule = B3/S23:T<w>,<h>``), a short and a long run the same way; its
                    population after the short run must be lifenet's (``--out``).
@@ -51,6 +53,7 @@ class ProductFigures:
     shape: Shape
     workers: int
     up: list[float] = field(default_factory=list)
+    loop: list[float] = field(default_factory=list)  # the long runs, timed by the server
     golly: list[float] = field(default_factory=list)
     stages: dict[str, float] = field(default_factory=dict)  # the last long run's
     server_rss_mib: float = 0.0   # the server's largest resident size seen, MiB
@@ -143,7 +146,7 @@ def run_golly(path: Path, generations: int) -> tuple[float, int]:
     return spent, int(found[-1][1].replace(",", ""))
 
 
-def measure_product(shape: Shape, workers: int = 2, short: int = 20, long: int = 220,
+def measure_product(shape: Shape, workers: int = 2, short: int = 20, long: int = 1020,
                     turns: int = 3, golly: bool = True) -> ProductFigures:
     """``turns`` turns of (lifenet short, lifenet long, Golly short, Golly long)."""
     figures = ProductFigures(shape, workers)
@@ -172,6 +175,9 @@ def measure_product(shape: Shape, workers: int = 2, short: int = 20, long: int =
             t_long, log, peak = run_up(shape, long, workers, out)
             figures.up.append((t_long - t_short) * 1000 / (long - short))
             figures.server_rss_mib = max(figures.server_rss_mib, peak / 1024)
+            timed = LOOP_LINE.search(log)
+            if timed:
+                figures.loop.append(float(timed[1]))
             found = STAGE_LINE.search(log)
             if found:
                 figures.stages = {name: float(ms) for name, ms in
@@ -214,6 +220,11 @@ def product_table(figures: list[ProductFigures]) -> str:
             text += f" (golly: {f.notes.get('golly', '')})"
         text += f"; server resident {f.server_rss_mib:.0f} MiB"
         lines.append(text)
+        if f.loop:
+            loop = statistics.median(f.loop)
+            lines.append(f"    timed by the server's own loop (after 10 warm-up "
+                         f"generations): {loop:.2f} ms"
+                         + (f"; lifenet {golly / loop:.2f}x Golly" if golly else ""))
         lines.append("    turns: lifenet " + " ".join(f"{ms:.2f}" for ms in f.up)
                      + ("; golly " + " ".join(f"{ms:.2f}" for ms in f.golly)
                         if f.golly else ""))
