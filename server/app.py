@@ -35,7 +35,7 @@ import zmq
 from server.auth import WORKERS, Gatekeeper, ServerKeys, check_exposure
 from server.broker import WorkerBroker
 from server.config import ServerConfig
-from server.generation import Engine, Players, Publishing, Tiling
+from server.generation import WARM_UP_GENERATIONS, Engine, Players, Publishing, Tiling
 from server.metrics import MetricsEndpoint, ServerMetrics
 from server.players.decisions import DecisionRound
 from server.players.lobby import Peer, PlayerEndpoint, WorldInfo
@@ -303,6 +303,9 @@ class Server:
         config = self.config
         self.engine.publish(0.0)
         failures = 0
+        warm_at = self.engine.generation + WARM_UP_GENERATIONS  # then the loop is timed
+        warm: tuple[int, float] | None = None
+        ended = 0.0
         rebase_at = self.engine.generation + self.REBASE_AFTER
         while not self.stop_event.is_set():
             if rebase_at and self.engine.generation >= rebase_at:
@@ -335,6 +338,9 @@ class Server:
                 self.stop_event.wait(min(0.1 * 2 ** failures, 5.0))
                 continue
             failures = 0
+            ended = time.perf_counter()
+            if warm is None and self.engine.generation >= warm_at:
+                warm = self.engine.generation, ended
             self._snapshot_if_due(periodic=True)
             rest = config.tick - (time.monotonic() - began)
             if self.engine.players is not None:
@@ -347,6 +353,20 @@ class Server:
                 self.stop_event.wait(rest)
         self._flush_news()  # no request comes to carry it now
         self._snapshot_if_due(periodic=False, final=True)
+        if warm is not None and self.engine.generation > warm[0]:
+            made = self.engine.generation - warm[0]
+            log.info("whole generations: %d after the first %d in %.3f s: %.3f ms a "
+                     "generation", made, WARM_UP_GENERATIONS, ended - warm[1],
+                     (ended - warm[1]) * 1000 / made)
+        sharing = self.engine.sharing
+        if sharing.seconds:
+            log.info("the server's own share of the packed world: %d/8 of its rows; ms a "
+                     "fan-out by share: %s", sharing.current,
+                     ", ".join(f"{k}/8 {v * 1000:.1f}" for k, v in sorted(sharing.seconds.items())))
+        stages = self.engine.stages
+        if stages.generations:
+            log.info("generation stages, ms a generation over %d: %s", stages.generations,
+                     stages.line())
         if config.out is not None:
             write_world(config.out, self.engine.grid, self.rule, self.engine.generation)
             log.info("wrote generation %d to %s", self.engine.generation, config.out)

@@ -34,6 +34,7 @@ from server import envelope
 from server.envelope import DISPATCH_ENDPOINT, Envelope, Key, Verb
 from server.verify import UNVERIFIED, LocalKernel, Verification
 from shared import protocol
+from shared.bitlife import band_from_wire
 from shared.errors import Closed, ProtocolError, SimulationError
 from shared.grid import (
     Codes,
@@ -63,12 +64,17 @@ class Batch:
     x: int
     h: int
     w: int
-    tile: Codes          # (h + 2, w + 2) cell codes, C-contiguous, or their pack_bits
+    tile: Codes          # (h + 2, w + 2) cell codes, C-contiguous, or their pack_bits,
+    #                      or with ``rows`` (h + 2) rows of little-endian words (the
+    #                      server's own share: native words, a view of the world)
     target: LockingGrid  # the next generation, written by fan-in
     rule: str
     packed: bool = False  # every cell is 0 or 1: one bit a cell on the wire
     tile_max: int = 1     # the largest code in the tile (an answer cannot exceed it)
     prefer: int = 0       # the worker the engine chose for it (0: any)
+    rows: bool = False    # whole rows (x 0, w the width) of a packed world, in words:
+    #                       no halo columns (the torus wraps them), answered in words
+    local: bool = False   # the server's own share: stepped by the engine, never sent
 
     @property
     def cells(self) -> tuple[int, int, int, int]:
@@ -77,7 +83,7 @@ class Batch:
     @property
     def wide(self) -> bool:
         """Whether its codes travel two bytes a cell (a world with player ids > 254)."""
-        return not self.packed and is_wide(self.tile)
+        return not self.packed and not self.rows and is_wide(self.tile)
 
 
 class Fate(Enum):
@@ -105,6 +111,7 @@ class Answer:
     checked: bool = False
     lied: bool = False
     mark: bytes = b""  # the key it came with (the connection without keys; LOCAL: none)
+    share: bool = False  # a batch of the server's own share
 
 
 class Dispatcher(StoppableWorker[Batch, Answer]):
@@ -146,7 +153,8 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
 
     def compute_here(self, batch: Batch) -> Codes:
         """The batch's next generation computed in this process."""
-        return self.kernel.compute(batch.tile, batch.h, batch.w, batch.rule, batch.packed)
+        return self.kernel.compute(batch.tile, batch.h, batch.w, batch.rule, batch.packed,
+                                   batch.rows)
 
     def process(self, batch: Batch) -> Answer:
         exclude: list[int] = []
@@ -191,7 +199,9 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
 
     def _send(self, batch: Batch, attempt: int, exclude: list[int]) -> None:
         assert self.sock is not None
-        if batch.packed:
+        if batch.rows:
+            payload, flags = as_payload(batch.tile), {"rows": True}
+        elif batch.packed:
             payload, flags = as_payload(batch.tile), {"packed": True}
         else:
             wide, payload = codes_payload(batch.tile)
@@ -284,11 +294,14 @@ class Dispatcher(StoppableWorker[Batch, Answer]):
         if msg.kind is not Kind.RESULT or (msg["h"], msg["w"]) != (batch.h, batch.w):
             return f"result of shape {msg.body.get('h')}x{msg.body.get('w')}, " \
                    f"expected {batch.h}x{batch.w}"
-        if msg.body.get("packed", False) != batch.packed:
+        if msg.body.get("packed", False) != batch.packed \
+                or msg.body.get("rows", False) != batch.rows:
             return "result packed differently from its batch"
         if msg.body.get("wide", False) != batch.wide:
             return "result codes not as wide as its batch's"
-        if batch.packed:
+        if batch.rows:  # words, pasted as they are (the bits past the width cleared)
+            codes = band_from_wire(msg.payloads[0], batch.h, batch.w)
+        elif batch.packed:
             codes = unpack_bits(msg.payloads[0], (batch.h, batch.w))
         else:
             codes = codes_from(msg.payloads[0], batch.wide, (batch.h, batch.w))

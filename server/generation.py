@@ -39,10 +39,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import zmq
 
 from server.dispatch import LOCAL, Answer, Batch, Dispatcher
@@ -54,6 +56,7 @@ from server.players.shields import Shield, evolve_zones, rows_cols
 from server.publisher import FramePublisher
 from server.replay.inputs import Input, Neutral, Place, RoundEnd, Zones
 from server.verify import UNVERIFIED, LocalKernel, Verification
+from shared import bitlife
 from shared.errors import Closed, SimulationError
 from shared.grid import (
     NEUTRAL_CODE,
@@ -62,6 +65,7 @@ from shared.grid import (
     LockingGrid,
     narrowest,
     pack_bits,
+    pack_words,
     player_code,
 )
 from shared.kernel import rule_table
@@ -73,6 +77,18 @@ log = logging.getLogger("lifenet.generation")
 
 MIN_BATCH_CELLS = 1024
 CELLS_PER_BAND = 1 << 20  # below this, another round trip costs more than it saves
+# A neutral world of this many cells or more is kept packed (one bit a cell) from one
+# generation to the next, and its bands travel as words (``rows`` batches): its bands
+# are large enough for the bit kernel to be the faster one (``bitlife.MIN_CELLS``).
+PACKED_MIN_CELLS = bitlife.MIN_CELLS
+NOBODY_ASKED = np.zeros((0, 0), np.uint8)  # the codes ``ask`` gets when it reads none
+SERVER = -1  # the server itself, in a plan of bands: its own share (``Engine.share``)
+SHARE_STEPS = 8       # the server's share of a packed world is k/8 of its rows, k 0..8
+EXPLORE_EVERY = 64    # every so many generations, another share is tried
+SMOOTHING = 0.3       # the weight of the newest time of a share
+STEPPERS = 2  # threads stepping the server's own share
+LOCAL_BAND_CELLS = 1 << 23  # the server's share is cut in bands of about this many
+#                             cells, stepped at once by its dispatcher threads
 
 
 @dataclass(frozen=True)
@@ -152,6 +168,58 @@ def plan_bands(height: int, width: int, slots: int,
     return cuts
 
 
+def plan_shared(height: int, width: int, slots: int, rates: dict[int, float | None],
+                share: int) -> list[Cut]:
+    """``plan_bands`` for the workers' part of a packed world, after the server's own
+    share: its first ``share`` eighths of the rows, in bands of about
+    ``LOCAL_BAND_CELLS`` cells (two at least when it is large, so that two of its
+    dispatcher threads step them at once: NumPy lets the GIL go)."""
+    mine = height if share >= SHARE_STEPS else height * share // SHARE_STEPS
+    cuts: list[Cut] = []
+    if mine:
+        bands = max(1, min(mine, slots // 2, math.ceil(mine * width / LOCAL_BAND_CELLS)))
+        if mine * width > CELLS_PER_BAND:
+            bands = max(bands, min(2, mine))
+        step = math.ceil(mine / bands)
+        cuts = [(y, 0, min(step, mine - y), width, SERVER) for y in range(0, mine, step)]
+    if mine < height:
+        cuts += [(y + mine, x, h, w, worker) for y, x, h, w, worker
+                 in plan_bands(height - mine, width, slots, rates)]
+    return cuts
+
+
+class Sharing:
+    """How much of a packed world the server steps itself: the share (in eighths of
+    the rows, 0 to all) whose fan-out took the least time lately. Every share is tried
+    first, then one other in turn every ``EXPLORE_EVERY`` generations, so that the
+    share follows what the machine does (its cores, the workers' speed, the round
+    trips; the times are not smooth in the share: a world wholly here needs no round
+    trip at all). Exactness does not depend on it: every share makes the same
+    generation."""
+
+    def __init__(self) -> None:
+        self.current = SHARE_STEPS
+        self.seconds: dict[int, float] = {}
+        self.count = 0
+        self._next = 0  # the share tried next
+
+    def choose(self) -> int:
+        """The share of the next generation."""
+        self.count += 1
+        if len(self.seconds) <= SHARE_STEPS or self.count % EXPLORE_EVERY == 0:
+            share = self._next
+            self._next = (self._next + 1) % (SHARE_STEPS + 1)
+            return share
+        return self.current
+
+    def measured(self, share: int, seconds: float) -> None:
+        """A generation with ``share`` took ``seconds`` to fan out and in."""
+        known = self.seconds.get(share)
+        self.seconds[share] = seconds if known is None else \
+            SMOOTHING * seconds + (1 - SMOOTHING) * known
+        self.current = min(self.seconds, key=self.seconds.__getitem__)
+
+
 def lying_keys(answers: Iterable[Answer]) -> set[tuple[int, bytes]]:
     """Every (worker, key) pair whose answers a lie caught among ``answers`` taints:
     the liar itself, and every answer that came with its key, under any worker id
@@ -159,6 +227,60 @@ def lying_keys(answers: Iterable[Answer]) -> set[tuple[int, bytes]]:
     answers = list(answers)
     marks = {a.mark for a in answers if a.lied}
     return {(a.worker, a.mark) for a in answers if a.worker != LOCAL and a.mark in marks}
+
+
+WARM_UP_GENERATIONS = 10  # a server's first generations pay for page faults, first rates
+STAGES = ("freeze", "ask", "workers", "players", "count", "score", "publish")
+
+
+class Clock:
+    """One generation's laps: the time since the last lap goes to the stage named."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.laps[stage] = self.laps.get(stage, 0.0) + now - self.last
+        self.last = now
+
+
+@dataclass
+class Stages:
+    """Seconds spent in each stage of ``Engine.step`` (``STAGES``), summed over the
+    generations made since the last ``reset``: freeze (and pack) ``g``, ask the
+    players, the workers' fan-out and fan-in, the players' fan-in, count (make ``g + 1``
+    and its board), score (rounds, the replay log), publish."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    generations: int = 0
+    skip: int = WARM_UP_GENERATIONS  # the first ones are not counted: warm-up
+
+    @staticmethod
+    def start() -> Clock:
+        return Clock()
+
+    def add(self, clock: Clock) -> None:
+        if self.skip > 0:
+            self.skip -= 1
+            return
+        for stage, spent in clock.laps.items():
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + spent
+        self.generations += 1
+
+    def reset(self) -> None:
+        self.seconds = dict.fromkeys(STAGES, 0.0)
+        self.generations = 0
+        self.skip = 0
+
+    def ms(self) -> dict[str, float]:
+        """Milliseconds a generation in each stage, on average."""
+        n = max(1, self.generations)
+        return {stage: spent * 1000 / n for stage, spent in self.seconds.items()}
+
+    def line(self) -> str:
+        return ", ".join(f"{stage} {ms:.2f}" for stage, ms in self.ms().items())
 
 
 @dataclass(frozen=True)
@@ -225,7 +347,16 @@ class Engine:
         self.last_min_wait: float | None = None  # shortest per-cell I/O wait, last step
         self.last_answers: list[Answer] = []
         self.table = rule_table(rule)  # the shields' own steps
-        self.latest = Latest(generation, grid, Board.of(grid.codes),
+        self.packed_min_cells = PACKED_MIN_CELLS
+        # The server steps a share of a packed world itself (``Sharing``); never while
+        # workers simulate per-cell I/O (``--io-latency``: the server has none to
+        # simulate), nor with a fixed ``--tile``.
+        self.share = True
+        self.sharing = Sharing()
+        self.shared_locally = 0  # batches of the server's own share
+        self.steppers: ThreadPoolExecutor | None = None  # which step it
+        self.stages = Stages()  # where the generations' time went (``lifenet bench``)
+        self.latest = Latest(generation, grid, board_of(grid),
                              round=self._standing(generation))
         self.ranking = Ranking()  # the players' places, made as each generation is published
         # What changed the step's generation beyond the rule (server.replay.inputs), and
@@ -252,6 +383,8 @@ class Engine:
             self.in_queue.close()
         for d in self.dispatchers:
             d.join(timeout=5)
+        if self.steppers is not None:
+            self.steppers.shutdown(wait=True)
 
     @property
     def resent(self) -> int:
@@ -267,23 +400,33 @@ class Engine:
         at ``g``; the loop tries again); ``Closed`` when the server is stopping.
         """
         began = time.monotonic()
+        clock = self.stages.start()
         gen = self.generation
         self.inputs = []
-        # 1. Freeze g, and its live cells per owner (counted when g was made).
-        frozen = self.grid.frozen()
+        # 1. Freeze g, and its live cells per owner (counted when g was made). A large
+        # neutral world is stepped packed (and stays so while it is neutral).
         board = self.latest.board
-        if board.codes is not self.grid.codes:  # the world was replaced since
-            board = Board.of(self.grid.codes)
+        if self.latest.grid is not self.grid or \
+                (not self.grid.packed and board.codes is not self.grid.codes):
+            board = board_of(self.grid)  # the world was replaced since
+        frozen = self.freeze(self.grid)
+        clock.lap("freeze")
         # 2. The players are asked before the fan-out, so they answer while workers work.
         # The live shields are read once: asking, the zones and the decisions' checks
         # all use this list, even if the lobby drops one of them meanwhile.
         shields: list[Shield] = []
         if self.players is not None:
             shields = self.players.registry.step_shields(gen)
-            self.players.round.ask(gen, frozen.codes, board, shields)
+            # In a packed world no player owns a cell, so nobody is asked for one: its
+            # codes are made for ``ask`` only when someone is there to ask.
+            codes = frozen.codes if not frozen.packed \
+                or self.players.registry.connected() else NOBODY_ASKED
+            self.players.round.ask(gen, codes, board, shields)
+        clock.lap("ask")
         # 3. Fan out to the workers; the dispatchers fan their tiles in (paste_once).
-        target = LockingGrid(frozen.height, frozen.width, wide=frozen.wide)
+        target = self.target(frozen)
         self.fan_out(frozen, target)
+        clock.lap("workers")
         # 4. Fan in the shields' zones, then the players' answers, through the same grid.
         told: tuple[Decided, list[Landed]] | None = None
         ended: Result | None = None
@@ -291,15 +434,18 @@ class Engine:
             self._fan_in_shields(frozen, target, shields)
             decided, landed, ended = self._fan_in_players(gen, target, shields)
             told = decided, landed
+        clock.lap("players")
         # A wide world narrows again once no code needs two bytes (a round's end, the
-        # players with high ids gone).
-        grid = Grid(target.height, target.width, narrowest(target.codes))
+        # players with high ids gone); a packed one stays packed unless a player wrote.
+        grid = made(target)
         self.grid, self.generation = grid, gen + 1
-        board = Board.of(grid.codes)
+        board = board_of(grid)
+        clock.lap("count")
         if self.players is not None and self.players.rounds is not None and ended is None:
             self.players.registry.score(board.cells)  # a round's end scored its own
         if self.record is not None:
             self.record(self.generation, self.inputs, grid.codes)
+        clock.lap("score")
         ms = (time.monotonic() - began) * 1000
         self.latest = Latest(self.generation, grid, board, ms, self._standing(gen + 1))
         # 5. Publish g + 1: what each player's answers and placements got, then the frame.
@@ -308,6 +454,8 @@ class Engine:
             self.players.round.tell(gen, *told)
         if self.publishing is not None:
             self.publish(ms)
+        clock.lap("publish")
+        self.stages.add(clock)
         return grid
 
     def fan_out(self, frozen: Grid, target: LockingGrid) -> list[Answer]:
@@ -320,16 +468,45 @@ class Engine:
         else:
             cuts = plan_bands(frozen.height, frozen.width, len(self.dispatchers),
                               self.rates() if self.rates else {})
+        batches = []
+        if frozen.bits is not None:  # a packed world: its bands' words, as they are
+            share: int | None = None
+            if self.tiling is None and self.share and self.last_min_wait is None:
+                rates = self.rates() if self.rates else {}
+                if any(r for r in rates.values()):  # the workers are measured: share
+                    share = self.sharing.choose()
+                    cuts = plan_shared(frozen.height, frozen.width, len(self.dispatchers),
+                                       rates, share)
+            assert target.packed and all(w == frozen.width for _, _, _, w, _ in cuts)
+            issued = time.perf_counter()
+            for i, (y, x, h, w, prefer) in enumerate(cuts):
+                local = prefer == SERVER
+                # The server's own bands are read where they are (native words); the
+                # workers' go on the wire.
+                band = bitlife.rows_of(frozen.bits, y, h, view=True) if local \
+                    else bitlife.band_payload(bitlife.rows_of(frozen.bits, y, h))
+                batches.append(Batch(self.generation, i, y, x, h, w, band, target, rule,
+                                     prefer=max(prefer, 0), rows=True, local=local))
+            answers = self._fan_out(batches, target)
+            if share is not None:
+                self.sharing.measured(share, time.perf_counter() - issued)
+            return answers
         # A world of neutral cells travels one bit a cell: an eighth of the bytes.
         top = int(frozen.codes.max(initial=0))
         packed = top <= 1
-        batches = []
         for i, (y, x, h, w, prefer) in enumerate(cuts):
             tile = frozen.tile(y, x, h, w)
             batches.append(Batch(self.generation, i, y, x, h, w,
                                  pack_bits(tile) if packed else tile, target, rule,
                                  packed=packed, tile_max=top, prefer=prefer))
-        pending = deque(batches)
+        return self._fan_out(batches, target)
+
+    def _fan_out(self, batches: list[Batch], target: LockingGrid) -> list[Answer]:
+        """Every batch through the dispatchers, each pasted into ``target`` once."""
+        pending = deque(b for b in batches if not b.local)
+        for batch in batches:
+            if batch.local:  # the server's own share, in its stepper threads
+                self._steppers().submit(self._step_here, batch)
         failures: list[Outcome[Batch, Answer]] = []
         answers: list[Answer] = []
         answered: list[tuple[Batch, Answer]] = []
@@ -369,20 +546,42 @@ class Engine:
         self.last_min_wait = min(waits) if waits else None
         return answers
 
+    def _steppers(self) -> ThreadPoolExecutor:
+        """The threads that step the server's own share (made when first needed): two,
+        for two cores (NumPy lets the GIL go while it computes), and the same two every
+        generation, so that their freed temporaries are reused, not kept in one malloc
+        arena per dispatcher thread."""
+        if self.steppers is None:
+            self.steppers = ThreadPoolExecutor(STEPPERS, thread_name_prefix="stepper")
+        return self.steppers
+
+    def _step_here(self, batch: Batch) -> None:
+        """One band of the server's own share, stepped and pasted; its outcome goes
+        where the dispatchers' go."""
+        try:
+            codes = bitlife.step_words(batch.tile, batch.w, self.rule, wrap=True)
+            applied = batch.target.paste_once(batch.index, batch.y, batch.x, codes)
+            self.out_queue.put(Outcome(batch, result=Answer(LOCAL, applied, share=True)))
+        except Exception as e:  # carried to the stepping thread, as a dispatcher does
+            self.out_queue.put(Outcome(batch, error=e))
+
     def _recompute_liars(self, answered: list[tuple[Batch, Answer]],
                          target: LockingGrid) -> None:
         """Count what was checked and computed here; a worker caught lying in this
         generation has every other answer it gave in it recomputed here, before the
         generation is published, and so has every worker with its key."""
         liars = lying_keys(a for _, a in answered)
+        self.shared_locally += sum(1 for _, answer in answered if answer.share)
         for batch, answer in answered:
             self.checked += answer.checked
             self.caught += answer.lied
+            if answer.share:
+                continue
             self.computed_locally += answer.worker == LOCAL
             if answer.applied and not answer.lied and (answer.worker, answer.mark) in liars:
                 target.overwrite(batch.index, batch.y, batch.x,
                                  self.kernel.compute(batch.tile, batch.h, batch.w,
-                                                     batch.rule, batch.packed))
+                                                     batch.rule, batch.packed, batch.rows))
                 self.computed_locally += 1
 
     def compute(self, grid: Grid) -> Grid:
@@ -390,11 +589,39 @@ class Engine:
         publishing; the world is not replaced): what the bench measures. The
         generation count still advances, so that a late answer to one call's batch can
         never be taken for the next call's."""
-        frozen = grid.frozen()
-        target = LockingGrid(frozen.height, frozen.width, wide=frozen.wide)
+        frozen = self.freeze(grid)
+        target = self.target(frozen)
         self.fan_out(frozen, target)
         self.generation += 1
-        return Grid(target.height, target.width, target.codes)
+        return made(target)
+
+    def packs(self, grid: Grid) -> bool:
+        """Whether ``grid``'s generation is stepped packed: large enough, cut in whole
+        rows (``--tile`` narrower than the world is not), and neutral."""
+        if grid.height * grid.width < self.packed_min_cells \
+                or (self.tiling is not None and self.tiling.w < grid.width):
+            return False
+        return grid.packed or int(grid.codes.max(initial=0)) <= NEUTRAL_CODE
+
+    def freeze(self, grid: Grid) -> Grid:
+        """Generation ``g`` as the step reads it: packed (bits) when ``packs`` says so,
+        else a read-only view of its codes."""
+        if not self.packs(grid):
+            return grid.frozen() if not grid.packed \
+                else Grid(grid.height, grid.width, grid.codes)  # codes read-only already
+        if grid.packed:
+            return grid
+        return Grid(grid.height, grid.width, bits=frozen_bits(pack_words(grid.codes)))
+
+    @staticmethod
+    def target(frozen: Grid) -> LockingGrid:
+        """Generation ``g + 1``'s fan-in grid: words when ``frozen`` is packed, else
+        codes as wide as ``frozen``'s. Not cleared: the batches cover it once, and a
+        generation whose batches do not all land is thrown away."""
+        h, w = frozen.height, frozen.width
+        if frozen.packed:
+            return LockingGrid(h, w, bits=np.empty((h, bitlife.words(w)), np.uint64))
+        return LockingGrid(h, w, np.empty((h, w), frozen.codes.dtype))
 
     def _fan_in_shields(self, frozen: Grid, target: LockingGrid,
                         shields: list[Shield]) -> None:
@@ -403,8 +630,9 @@ class Engine:
         generation and written over what the workers made there. Zones never overlap,
         so the order does not matter."""
         zones = [shield.zone for shield in shields]
-        if zones:
-            self.inputs.append(Zones(tuple(zones)))
+        if not zones:
+            return  # (a packed world's codes are not even made)
+        self.inputs.append(Zones(tuple(zones)))
         for zone, evolved in zip(zones, evolve_zones(frozen.codes, zones, self.table),
                                  strict=True):
             rows, cols = rows_cols(zone, frozen.height, frozen.width)
@@ -500,8 +728,32 @@ class Engine:
             frame = latest.round.frame()
             frame["points"] = [row for row in frame["points"] if row[0] in shown]
             info["round"] = frame
-        self.publishing.publisher.publish(latest.generation, latest.grid.codes, info)
+        self.publishing.publisher.publish(latest.generation, latest.grid, info)
 
     def _check_stop(self) -> None:
         if self.stop_event.is_set():
             raise Closed("server stopping")
+
+
+def frozen_bits(bits: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """``bits`` made read-only: a packed generation never changes."""
+    bits.flags.writeable = False
+    return bits
+
+
+def made(target: LockingGrid) -> Grid:
+    """The generation a fan-in made: packed when ``target`` still is (no player wrote
+    into it), else its codes, narrowed when every code fits a byte again."""
+    if target.bits is not None:
+        return Grid(target.height, target.width, bits=frozen_bits(target.bits))
+    return Grid(target.height, target.width, narrowest(target.codes))
+
+
+def board_of(grid: Grid) -> Board:
+    """The live cells per owner of ``grid``: of a packed world, a popcount (every cell
+    is neutral), without its codes."""
+    if grid.bits is None:
+        return Board.of(grid.codes)
+    counts = np.zeros(256, np.int64)
+    counts[NEUTRAL_CODE] = grid.population
+    return Board(counts)

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.bitlife import pays, step_wire
+from shared.bitlife import pays, step_band, step_wire
 from shared.errors import ConfigError
 from shared.grid import Codes, unpack_bits
 from shared.kernel import rule_table, step_tile
@@ -104,9 +104,14 @@ class LocalKernel:
                 self._rules.move_to_end(text)
             return known
 
-    def compute(self, tile: Codes, h: int, w: int, rule: str, packed: bool) -> Codes:
-        """The next generation of the ``h`` x ``w`` cells inside a tile with its halo."""
+    def compute(self, tile: Codes, h: int, w: int, rule: str, packed: bool,
+                rows: bool = False) -> Codes:
+        """The next generation of the ``h`` x ``w`` cells inside a tile with its halo;
+        with ``rows``, of a band of a packed world (``h`` whole rows and the rows around
+        them, in words: ``shared.bitlife.step_band``), as words."""
         parsed, table = self._rule(rule)
+        if rows:
+            return step_band(tile, h, w, parsed)
         if packed and pays(h, w):
             return unpack_bits(step_wire(tile, h, w, parsed), (h, w))
         padded = unpack_bits(tile, (h + 2, w + 2)) if packed else tile.reshape(h + 2, w + 2)

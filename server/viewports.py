@@ -54,7 +54,7 @@ from server.auth import VIEWERS, ServerKeys, serve_curve
 from server.transport import MemoryGuard, apply_heartbeats, bind
 from shared import protocol
 from shared.errors import ProtocolError
-from shared.grid import Codes, as_payload, codes_payload
+from shared.grid import Codes, Grid, as_grid, as_payload, codes_payload
 from shared.protocol import CHUNK, ErrorCode, Kind
 
 WANT_SECONDS = 10.0       # a chunk stays wanted this long after a VIEW named it
@@ -165,11 +165,12 @@ class ViewPublisher:
         serve_curve(sock, self.keys, VIEWERS)
         return sock
 
-    def publish(self, gen: int, codes: Codes, last: Codes | None,
+    def publish(self, gen: int, world: Grid | Codes, last: Grid | Codes | None,
                 info: dict[str, Any]) -> None:
         """Send generation ``gen``: its ``INFO``, and the wanted chunks. ``last`` is
         generation ``gen - 1`` (``None``: not known, every chunk gets a keyframe); a
-        wanted chunk's changes are found in its own cells only."""
+        wanted chunk's changes are found in its own cells only. The worlds' codes are
+        read only when a chunk is wanted (a packed world is not unpacked for nobody)."""
         if self.failed is not None:
             return
         if self.guard.due("views"):
@@ -180,20 +181,25 @@ class ViewPublisher:
                 self.failed = e
                 return
             last = None  # everyone resubscribes: keyframes for all
-        h, w = codes.shape
+        world, last = as_grid(world), None if last is None else as_grid(last)
+        h, w = world.height, world.width
         self.sock.getsockopt(zmq.EVENTS)  # see FramePublisher.publish
         self._send(protocol.INFO_TOPIC, protocol.message(
             Kind.INFO, gen=gen, h=h, w=w, chunk=CHUNK, **info))
         wanted, due = self.interest.take()
         cols = self.interest.cols
+        if not len(wanted):
+            return
+        codes = world.codes
+        before = last.codes if last is not None else None
         for index, owed in zip(wanted.tolist(), due.tolist(), strict=True):
             cy, cx = divmod(index, cols)
             y, x = cy * CHUNK, cx * CHUNK
             cells = codes[y:y + CHUNK, x:x + CHUNK]
             ch, cw = cells.shape
             msg: protocol.Message | None = None
-            if last is not None and not owed and (gen + index) % CHUNK_FULL_EVERY:
-                local = np.flatnonzero(last[y:y + CHUNK, x:x + CHUNK] != cells)
+            if before is not None and not owed and (gen + index) % CHUNK_FULL_EVERY:
+                local = np.flatnonzero(before[y:y + CHUNK, x:x + CHUNK] != cells)
                 if len(local) * 3 < ch * cw:  # 2 + 1 bytes a changed cell
                     wide, new = codes_payload(np.ascontiguousarray(cells).ravel()[local])
                     msg = protocol.message(

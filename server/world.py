@@ -28,6 +28,7 @@ DEFAULT_SIZE = (64, 64)
 MARGIN = 32     # cells of room on every side of a pattern the world is sized for
 MIN_SIDE = 64   # ... and the smallest side such a world has
 OWN_WORLD = "lifenet world, generation"  # what write_world says in a comment line
+SOUP_BLOCK = 1 << 18  # cells of a random soup drawn at once
 
 
 def world_size(extent: Extent) -> tuple[int, int]:
@@ -80,7 +81,12 @@ def build_world(config: ServerConfig, warn: bool = True) -> tuple[Grid, Rule]:
         raise ConfigError(f"--fill {fill} is not between 0 and 1")
     if fill > 0:
         rng = np.random.default_rng(config.seed)
-        grid.codes[:] = rng.random((height, width)) < fill
+        # Row by row blocks of the one stream (the same soup as one call), so that the
+        # doubles never take 8 bytes a cell of the whole world at once.
+        flat = grid.codes.reshape(-1)
+        for start in range(0, flat.size, SOUP_BLOCK):
+            end = min(flat.size, start + SOUP_BLOCK)
+            flat[start:end] = rng.random(end - start) < fill
     if config.pattern is not None:
         pattern = read_pattern(config.pattern)
         _place(grid, pattern, config)

@@ -100,6 +100,26 @@ def unpack_bits(data: Any, shape: tuple[int, int]) -> Codes:
     return unpacked
 
 
+def pack_words(codes: Codes) -> npt.NDArray[np.uint64]:
+    """A neutral world's codes (0 and 1) as ``shared.bitlife`` words: rows word-aligned,
+    the first cell of a word its top bit, the bits past the width zero."""
+    h, w = codes.shape
+    rows = np.packbits(codes, axis=1)
+    nw = (w + 63) // 64
+    if rows.shape[1] != nw * 8:
+        rows = np.concatenate([rows, np.zeros((h, nw * 8 - rows.shape[1]), np.uint8)], axis=1)
+    words: npt.NDArray[np.uint64] = np.ascontiguousarray(rows).view(">u8").astype(np.uint64)
+    return words
+
+
+def unpack_words(words: npt.NDArray[np.uint64], width: int) -> Codes:
+    """The codes (0 and 1, ``uint8``) of ``pack_words``' words, as a fresh array."""
+    as_bytes = words.astype(">u8").view(np.uint8).reshape(words.shape[0],
+                                                           words.shape[1] * 8)
+    codes: Codes = np.unpackbits(as_bytes, axis=1, count=width)
+    return codes
+
+
 def player_code(owner: int) -> int:
     """The cell code of a live cell owned by ``owner`` (a player id, or 0 for neutral):
     the one place that knows a code is the owner plus one."""
@@ -145,20 +165,62 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 class Grid:
-    """A toroidal world of cells with owners; ``get``/``set`` wrap as in the book."""
+    """A toroidal world of cells with owners; ``get``/``set`` wrap as in the book.
+
+    A neutral world may be held *packed* instead (``bits``: one bit a cell, 64 to a
+    ``uint64`` word, rows word-aligned, as ``shared.bitlife`` lays them out): then its
+    ``codes`` are made from the bits the first time something reads them, read-only
+    (a packed grid is a generation: it does not change), and the bits stay. Assigning
+    ``codes`` drops the bits (the codes are the world then)."""
 
     def __init__(self, height: int, width: int, codes: Codes | None = None, *,
-                 wide: bool = False) -> None:
+                 wide: bool = False, bits: npt.NDArray[np.uint64] | None = None) -> None:
         check_size(height, width)
         self.height = height
         self.width = width
-        if codes is None:
-            self.codes: Codes = np.zeros((height, width), dtype=WIDE if wide else NARROW)
+        self.bits: npt.NDArray[np.uint64] | None = None
+        self._unpacking = Lock()
+        self._codes: Codes | None
+        if bits is not None and codes is None:
+            if bits.shape != (height, (width + 63) // 64) or bits.dtype != np.uint64:
+                raise ValueError(f"bits must be uint64 of shape "
+                                 f"{(height, (width + 63) // 64)}, not {bits.dtype} "
+                                 f"{bits.shape}")
+            self.bits = bits
+            self._codes = None
+        elif codes is None:
+            self._codes = np.zeros((height, width), dtype=WIDE if wide else NARROW)
         else:
             if codes.shape != (height, width) or codes.dtype not in (NARROW, WIDE):
                 raise ValueError(f"codes must be uint8 or uint16 of shape "
                                  f"{(height, width)}, not {codes.dtype} {codes.shape}")
-            self.codes = codes
+            self._codes = codes
+
+    @property
+    def codes(self) -> Codes:
+        """The cell codes (made from the bits, once, when the world is packed)."""
+        codes = self._codes
+        return codes if codes is not None else self._unpack()
+
+    @codes.setter
+    def codes(self, codes: Codes) -> None:
+        self._codes = codes
+        self.bits = None
+
+    @property
+    def packed(self) -> bool:
+        """Whether the world is held as bits (a neutral world: every code 0 or 1)."""
+        return self.bits is not None
+
+    def _unpack(self) -> Codes:
+        """The codes of a packed grid, made once (any thread), read-only."""
+        with self._unpacking:
+            if self._codes is None:
+                assert self.bits is not None
+                codes = unpack_words(self.bits, self.width)
+                codes.flags.writeable = False
+                self._codes = codes
+            return self._codes
 
     @classmethod
     def from_codes(cls, codes: npt.ArrayLike) -> Grid:
@@ -201,14 +263,19 @@ class Grid:
 
     @property
     def population(self) -> int:
-        """How many cells are alive."""
+        """How many cells are alive (a popcount of the bits of a packed world)."""
+        if self.bits is not None:
+            return int(np.bitwise_count(self.bits).sum(dtype=np.int64))
         return int(np.count_nonzero(self.codes))
 
     def copy(self) -> Grid:
         return Grid(self.height, self.width, self.codes.copy())
 
     def frozen(self) -> Grid:
-        """A read-only view of this grid (the generation being stepped)."""
+        """A read-only view of this grid (the generation being stepped); a packed grid
+        is itself (it never changes)."""
+        if self.bits is not None:
+            return self
         view = self.codes.view()
         view.flags.writeable = False
         return Grid(self.height, self.width, view)
@@ -271,6 +338,13 @@ class Grid:
                          for row in self.codes.tolist())
 
 
+def as_grid(world: Grid | Codes) -> Grid:
+    """``world`` as a ``Grid``: a grid as it is, codes wrapped (not copied)."""
+    if isinstance(world, Grid):
+        return world
+    return Grid(world.shape[0], world.shape[1], world)
+
+
 class LockingGrid(Grid):
     """A ``Grid`` whose reads and writes take a ``Lock``, for many writer threads.
 
@@ -282,10 +356,21 @@ class LockingGrid(Grid):
     """
 
     def __init__(self, height: int, width: int, codes: Codes | None = None, *,
-                 wide: bool = False) -> None:
-        super().__init__(height, width, codes, wide=wide)
+                 wide: bool = False, bits: npt.NDArray[np.uint64] | None = None) -> None:
+        super().__init__(height, width, codes, wide=wide, bits=bits)
         self.lock = Lock()
         self._applied: set[int] = set()
+
+    def _unpack(self) -> Codes:
+        """A packed fan-in target turns into codes for good the first time they are
+        read (its bits are dropped): what is written into it then is cells with owners
+        (the players' decisions, placements), which bits cannot hold."""
+        with self._unpacking:
+            if self._codes is None:
+                assert self.bits is not None
+                self._codes = unpack_words(self.bits, self.width)
+                self.bits = None
+            return self._codes
 
     def get(self, y: int, x: int) -> str:
         with self.lock:
@@ -304,6 +389,8 @@ class LockingGrid(Grid):
 
         Returns whether it was written. The tile must fit without wrapping.
         """
+        if self.bits is not None:
+            return self._paste_rows(key, y, x, tile, once=True)
         h, w = tile.shape
         if y < 0 or x < 0 or y + h > self.height or x + w > self.width:
             raise ValueError(f"tile {h}x{w} at ({y}, {x}) does not fit "
@@ -316,9 +403,30 @@ class LockingGrid(Grid):
             self._applied.add(key)
             return True
 
+    def _paste_rows(self, key: int, y: int, x: int, rows: npt.NDArray[np.uint64],
+                    once: bool) -> bool:
+        """``paste_once`` (or ``overwrite``) into a packed target: ``rows`` are whole
+        rows of words (``shared.bitlife``), written from row ``y``."""
+        h = rows.shape[0]
+        bits = self.bits
+        assert bits is not None
+        if x != 0 or rows.dtype != np.uint64 or rows.ndim != 2 \
+                or rows.shape[1] != bits.shape[1] or y < 0 or y + h > self.height:
+            raise ValueError(f"rows {rows.dtype} {rows.shape} at ({y}, {x}) are not whole "
+                             f"rows of a packed {self.height}x{self.width} world")
+        with self.lock:
+            if once and key in self._applied:
+                return False
+            bits[y:y + h] = rows
+            self._applied.add(key)
+            return True
+
     def overwrite(self, key: int, y: int, x: int, tile: Codes) -> None:
         """Write ``tile`` over batch ``key``'s cells though it was applied: a wrong
         answer's cells, recomputed (``paste_once`` stays the rule for everything else)."""
+        if self.bits is not None:
+            self._paste_rows(key, y, x, tile, once=False)
+            return
         h, w = tile.shape
         with self.lock:
             self._fit_tile(tile)

@@ -256,13 +256,23 @@ def tile_bytes(cells: int, packed: bool, wide: bool = False) -> int:
     return (cells + 7) // 8 if packed else cells * (2 if wide else 1)
 
 
+def band_bytes(rows: int, width: int) -> int:
+    """Bytes of a ``rows`` payload: whole rows of a packed torus, each ``width`` cells in
+    little-endian 64-bit words (``shared.bitlife``: the first cell is a word's top bit)."""
+    return rows * ((width + 63) // 64) * 8
+
+
 def _batch_sizes(body: dict[str, Any]) -> Sequence[int]:
+    if body.get("rows", False):  # whole rows of a packed torus, and the rows around them
+        return [band_bytes(body["h"] + 2, body["w"])]
     return [tile_bytes((body["h"] + 2) * (body["w"] + 2), body.get("packed", False),
                        body.get("wide", False))]
 
 
 def _result_sizes(body: dict[str, Any]) -> Sequence[int]:
     cells = body["h"] * body["w"]
+    if body.get("rows", False):
+        return [band_bytes(body["h"], body["w"]), 4 * cells]
     # codes, then (optional) float32 per-cell I/O waits
     return [tile_bytes(cells, body.get("packed", False), body.get("wide", False)), 4 * cells]
 
@@ -341,12 +351,13 @@ SCHEMAS: dict[Kind, Schema] = {
         "gen": _GEN, "batch": Int(), "attempt": Int(0, 1 << 16),
         "y": _POS, "x": _POS, "h": _SIDE, "w": _SIDE,
         "rule": Str(32, 1),
-    }, optional={"packed": Bool(), "wide": Bool()}, payloads=(1, 1),
+    }, optional={"packed": Bool(), "wide": Bool(), "rows": Bool()}, payloads=(1, 1),
         payload_sizes=_batch_sizes),
     Kind.RESULT: Schema({
         "gen": _GEN, "batch": Int(), "attempt": Int(0, 1 << 16),
         "h": _SIDE, "w": _SIDE,
-    }, optional={"compute_ms": Float(0.0, 1e7), "packed": Bool(), "wide": Bool()},
+    }, optional={"compute_ms": Float(0.0, 1e7), "packed": Bool(), "wide": Bool(),
+                 "rows": Bool()},
         payloads=(1, 2), payload_sizes=_result_sizes),
     Kind.BYE: Schema({"reason": Str(MAX_REASON)}),
     Kind.ERROR: Schema({

@@ -39,7 +39,15 @@ import numpy as np
 import zmq
 
 from shared import protocol
-from shared.bitlife import pays, step_wire
+from shared.bitlife import (
+    band_from_wire,
+    band_payload,
+    from_cells,
+    pays,
+    step_band,
+    step_wire,
+    to_cells,
+)
 from shared.errors import ConfigError, ProtocolError, RuleError
 from shared.grid import Codes, as_payload, codes_from, codes_payload, pack_bits, unpack_bits
 from shared.kernel import rule_table, step_tile
@@ -136,6 +144,8 @@ class Worker:
         # A neutral tile's next generation is neutral too: it goes back packed (by the
         # bit kernel, words in and words out, where it is the faster one and no other
         # kernel is asked for); the others go back as wide as they came.
+        if msg.body.get("rows", False):  # whole rows of the server's packed torus
+            return self._compute_rows(msg, rule, table, started)
         if packed and self.config.kernel == "bits" and pays(h, w):
             stepped = step_wire(msg.payloads[0], h, w, rule)
             compute_ms = (time.perf_counter() - started) * 1000
@@ -160,6 +170,25 @@ class Worker:
         return protocol.message(Kind.RESULT, [payload], gen=msg["gen"],
                                 batch=msg["batch"], attempt=msg["attempt"], h=h, w=w,
                                 compute_ms=compute_ms, **flags)
+
+    def _compute_rows(self, msg: Message, rule: Rule, table: Any,
+                      started: float) -> Message:
+        """A ``rows`` batch: ``h`` whole rows of a packed torus and the rows around them,
+        in words; the answer is words too. ``--kernel bits`` steps the words as they
+        are; the other kernels step the cells (the columns wrap: a torus row)."""
+        h, w = msg["h"], msg["w"]
+        if self.config.kernel == "bits":
+            stepped = step_band(msg.payloads[0], h, w, rule)
+        else:
+            cells = to_cells(band_from_wire(msg.payloads[0], h + 2, w), w)
+            tile = np.pad(cells, ((0, 0), (1, 1)), mode="wrap")
+            out = step_tile_reference(tile, rule) if self.config.kernel == "python" \
+                else step_tile(tile, table)
+            stepped = from_cells(out)
+        compute_ms = (time.perf_counter() - started) * 1000
+        return protocol.message(Kind.RESULT, [as_payload(band_payload(stepped))],
+                                gen=msg["gen"], batch=msg["batch"], attempt=msg["attempt"],
+                                h=h, w=w, compute_ms=compute_ms, rows=True)
 
     def _rule(self, text: str) -> tuple[Rule, Any]:
         """A rule and its table, from a small cache (a server may send any rule text)."""

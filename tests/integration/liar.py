@@ -25,7 +25,7 @@ import numpy as np
 import zmq
 
 from server.worker.process import Worker, WorkerConfig, run_worker
-from shared import protocol
+from shared import bitlife, protocol
 from shared.grid import Codes, as_payload, pack_bits, unpack_bits
 from shared.keys import Credentials
 from shared.protocol import Kind, Message
@@ -46,8 +46,12 @@ class Liar(Worker):
         if answer.kind is not Kind.RESULT:
             return answer
         h, w, packed = answer["h"], answer["w"], answer.body.get("packed", False)
-        codes = unpack_bits(answer.payloads[0], (h, w)) if packed else \
-            np.frombuffer(answer.payloads[0], dtype=np.uint8).reshape(h, w).copy()
+        rows = answer.body.get("rows", False)  # whole rows of a packed world, in words
+        if rows:
+            codes = bitlife.to_cells(bitlife.band_from_wire(answer.payloads[0], h, w), w)
+        else:
+            codes = unpack_bits(answer.payloads[0], (h, w)) if packed else \
+                np.frombuffer(answer.payloads[0], dtype=np.uint8).reshape(h, w).copy()
         if self.mode in ("silent", "mute"):
             return answer
         if self.mode == "slow":
@@ -63,6 +67,11 @@ class Liar(Worker):
             if old is not None and old.shape == codes.shape:
                 codes = old
         self.previous[msg["batch"]] = right
+        if rows:
+            return protocol.message(
+                Kind.RESULT, [as_payload(bitlife.band_payload(bitlife.from_cells(codes)))],
+                gen=msg["gen"], batch=msg["batch"], attempt=msg["attempt"], h=h, w=w,
+                rows=True)
         payload = pack_bits(codes) if packed else codes
         return protocol.message(Kind.RESULT, [as_payload(payload)], gen=msg["gen"],
                                 batch=msg["batch"], attempt=msg["attempt"], h=h, w=w,

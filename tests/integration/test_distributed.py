@@ -213,3 +213,41 @@ def test_bands_large_enough_for_the_bit_kernel(make_server: MakeServer,
         expected = step_grid(expected, server.rule)
         assert server.engine.step() == expected, f"generation {server.engine.generation}"
     assert server.engine.checked == 8 and server.engine.caught == 0
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_a_packed_world_through_workers_and_back(make_server: MakeServer,
+                                                 processes: Processes, share: bool) -> None:
+    """A neutral world kept packed from one generation to the next (every world is large
+    enough here), its bands sent as rows of words, with or without the server's own
+    share: every generation equals the reference; a world with owners in it goes back to
+    codes, and packed again once it is neutral."""
+    server = make_server(size=(37, 131), rule=parse_rule("B36/S23"), dispatchers=4)
+    server.engine.packed_min_cells = 0
+    server.engine.share = share
+    start_workers(processes, server, 2)
+    expected = random_world(server, seed=9, owners=False)
+    expected = run_and_compare(server, expected, 6)
+    assert server.engine.grid.packed
+    if share:
+        assert server.engine.shared_locally > 0, "the server took no share of its own"
+    else:
+        assert server.engine.shared_locally == 0
+    owned = random_world(server, seed=10, owners=True)
+    expected = run_and_compare(server, owned, 3)
+    assert not server.engine.grid.packed
+    server.engine.grid = Grid.from_codes(np.minimum(expected.codes, 1))
+    expected = run_and_compare(server, server.engine.grid.copy(), 3)
+    assert server.engine.grid.packed
+    assert server.engine.computed_locally == 0 and server.engine.caught == 0
+
+
+def test_a_packed_world_with_a_narrow_tiling_is_stepped_in_codes(
+        make_server: MakeServer, processes: Processes) -> None:
+    """``--tile`` narrower than the world: not whole rows, so not packed."""
+    server = make_server(size=(20, 70), tile=(7, 30))
+    server.engine.packed_min_cells = 0
+    start_workers(processes, server, 1)
+    expected = random_world(server, seed=11, owners=False)
+    run_and_compare(server, expected, 3)
+    assert not server.engine.grid.packed

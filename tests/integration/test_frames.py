@@ -14,7 +14,7 @@ import zmq
 from server import publisher as publisher_module
 from server.publisher import FULL_EVERY, FramePublisher
 from shared.frames import FrameView
-from shared.grid import Grid
+from shared.grid import Grid, pack_words
 from shared.kernel import step_grid
 from shared.rle import parse_rle
 from shared.rules import CONWAY
@@ -177,3 +177,36 @@ def test_a_flood_of_raw_connections_to_the_frame_port_makes_no_monitor_event(
     finally:
         push.close(linger=0)
         pull.close(linger=0)
+
+
+def test_a_packed_world_is_published_from_its_words(
+        publisher: tuple[zmq.Context[Any], FramePublisher],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Generations held packed (``Grid.bits``): the viewer rebuilds every one from
+    deltas found word by word and from full frames, and the worlds stay packed (their
+    codes are made only for the full frames)."""
+    monkeypatch.setattr(publisher_module, "JOIN_FULL_SECONDS", 0.0)  # deltas at once
+    context, pub = publisher
+    world = Grid.from_codes(np.minimum(gun_world().codes, 1))
+    view = FrameView(pub.endpoint, context)
+    try:
+        def packed(grid: Grid) -> Grid:
+            return Grid(grid.height, grid.width, bits=pack_words(grid.codes))
+
+        def first_frame() -> bool:
+            pub.publish(0, packed(world), info(0))
+            return view.poll(0.05)
+
+        wait_for(first_frame, 10, what="the first frame")
+        for gen in range(1, 2 * FULL_EVERY):
+            world = step_grid(world, CONWAY)
+            now = packed(world)
+            pub.publish(gen, now, info(gen))
+            wait_for(lambda g=gen: (view.poll(0.05), view.gen == g)[1], 5,  # type: ignore[misc]
+                     what=f"generation {gen}")
+            assert view.codes is not None
+            assert np.array_equal(view.codes, world.codes), f"generation {gen}"
+            assert now.packed
+        assert pub.deltas > FULL_EVERY
+    finally:
+        view.close()
