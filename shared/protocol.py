@@ -33,7 +33,8 @@ from shared.grid import MAX_PLAYER
 
 PROTOCOL_VERSION = 3  # 2: cell codes may be wide (two bytes, owners above 254);
 #                       3: a GAME_LOGIC may carry the player's news (DECIDED, LANDED),
-#                          its cells one payload of records (GAME_LOGIC_CELL)
+#                          its cells one payload of records (GAME_LOGIC_CELL); BATCH
+#                          and RESULT may be ``rows`` of a packed world's words
 
 MAX_HEADER_BYTES = 64 << 10
 MAX_PAYLOAD_BYTES = 136 << 20  # a padded 8192 x 8192 tile of wide codes, with room to spare
