@@ -9,6 +9,8 @@ for, once. The server charges by ``footprint`` and the clients show and check th
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -23,9 +25,11 @@ def footprint(shape: npt.NDArray[np.bool_], y: int, x: int, height: int,
     return shifted(ys, xs, y, x, height, width)
 
 
-def shifted(ys: npt.NDArray[np.intp], xs: npt.NDArray[np.intp], y: int, x: int,
-            height: int, width: int) -> Cells:
-    """``footprint`` of a shape given by its live cells' offsets ``(ys, xs)``."""
+def shifted(ys: npt.NDArray[np.integer[Any]], xs: npt.NDArray[np.integer[Any]], y: int,
+            x: int, height: int, width: int) -> Cells:
+    """``footprint`` of a shape given by its live cells' offsets ``(ys, xs)`` (any
+    integer type: widened here before they grow)."""
+    ys, xs = ys.astype(np.intp, copy=False), xs.astype(np.intp, copy=False)
     # One sort of flat indices (row-major: the (y, x) order) rather than a unique of
     # rows, which sorts a structured view: a few times faster, and a thousand players
     # place patterns a hundred times a generation.

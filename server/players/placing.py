@@ -21,6 +21,7 @@ from shared.rle import Pattern, parse_rle
 
 MAX_PATTERN_SIDE = 256
 Index = npt.NDArray[np.intp]
+Offsets = npt.NDArray[np.int16]
 CACHED_RLE_CHARS = 4096  # the library's patterns, as players send them again and again
 
 
@@ -59,10 +60,9 @@ def placement_cells(rle: str | None, cells: list[list[int]] | None, y: int, x: i
     """The distinct world cells a placement covers: the pattern flipped, turned and put
     with its top-left corner on ``(y, x)``, wrapping on the ``height`` x ``width`` torus."""
     if rle is not None and cells is None and len(rle) <= CACHED_RLE_CHARS:
-        ys, xs = _offsets(rle, rotate, flip)
-    else:
-        ys, xs = _live(requested_pattern(rle, cells).oriented(rotate, flip))
-    return shifted(ys, xs, y, x, height, width)
+        return shifted(*_offsets(rle, rotate, flip), y, x, height, width)
+    return shifted(*_live(requested_pattern(rle, cells).oriented(rotate, flip)), y, x,
+                   height, width)
 
 
 def _live(shape: npt.NDArray[np.bool_]) -> tuple[Index, Index]:
@@ -77,9 +77,10 @@ def _live(shape: npt.NDArray[np.bool_]) -> tuple[Index, Index]:
     return ys, xs
 
 
-@functools.lru_cache(maxsize=256)
-def _offsets(rle: str, rotate: int, flip: bool) -> tuple[Index, Index]:
+@functools.lru_cache(maxsize=1024)
+def _offsets(rle: str, rotate: int, flip: bool) -> tuple[Offsets, Offsets]:
     """A small pattern's live cells turned so (kept, as ``_parsed``: the library's
-    patterns come again and again; read only). 256 kept at most: 4096 cells of two
-    int64 each, 16 MiB in all, what ``_parsed`` may hold too."""
-    return _live(requested_pattern(rle, None).oriented(rotate, flip))
+    patterns come again and again, in each of their eight turns; read only): 1024
+    kept, as ``int16`` (a side is 256 at most), 16 MiB at most (4096 cells each)."""
+    ys, xs = _live(requested_pattern(rle, None).oriented(rotate, flip))
+    return ys.astype(np.int16), xs.astype(np.int16)
