@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -240,8 +240,11 @@ class DecisionRound:
         news, self._news = self._news, {}
         if refresh:
             self._refresh(news)
-        self.send_all([(told.identity, msg) for told in news.values()
-                       for msg in told.messages()])
+        self._send_alone(news.values())
+
+    def _send_alone(self, news: Iterable[News]) -> None:
+        """Each report of ``news`` as a message of its own, to its connection."""
+        self.send_all([(told.identity, msg) for told in news for msg in told.messages()])
 
     def collect(self, gen: int, shields: list[Shield] | None = None) -> Decided:
         """Wait for the answers (until all came or the window closed), close the round
@@ -288,4 +291,4 @@ class DecisionRound:
         """Send player ``pid``'s news now, if it has any."""
         told = self._news.pop(pid, None)
         if told is not None:
-            self.send_all([(told.identity, msg) for msg in told.messages()])
+            self._send_alone([told])

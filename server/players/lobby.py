@@ -92,10 +92,10 @@ _LAST = int(zmq.NOBLOCK)                # Python-level OR a frame in send_multip
 
 def send_to(sock: zmq.Socket[Any], identity: bytes, frames: list[protocol.Payload]) -> int:
     """Send ``frames`` to the peer ``identity`` of a ROUTER without blocking (what
-    ``send_multipart`` does, for a few microseconds less a message: the lobby sends
-    three a player a generation); the bytes sent. ``zmq.ZMQError`` as a send raises it
-    (a message is sent whole or not at all: libzmq holds the first parts until the
-    last)."""
+    ``send_multipart`` does, for a few microseconds less a message: the lobby sends a
+    thousand players one or two each a generation); the bytes sent. ``zmq.ZMQError``
+    as a send raises it (a message is sent whole or not at all: libzmq holds the first
+    parts until the last)."""
     sock.send(identity, _MORE)
     for frame in frames[:-1]:
         sock.send(frame, _MORE, copy=False)
