@@ -33,6 +33,7 @@ A player that does not answer in time loses nothing but its say: the rule decide
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -54,7 +55,9 @@ from shared.rules import Rule
 log = logging.getLogger("lifenet.game")
 
 Send = Callable[[bytes, Message], None]  # to one peer of the player endpoint, any thread
-SendAll = Callable[[list[tuple[bytes, Message]]], None]  # many, each to its peer, at once
+# Many, each to its peer, at once; then (if given) calls back once they have left.
+SendAll = Callable[[list[tuple[bytes, Message]], Callable[[], None] | None], None]
+HANDOVER_WINDOWS = 2  # a round closes at most this many windows after it opened
 GATHER_SHARE = 48  # gathers for fewer than 1/48 of the world's cells, else a whole pass
 
 
@@ -152,9 +155,12 @@ class DecisionRound:
         # loop says); False: ``tell`` sends it now.
         self.fold = False
 
-    def _one_by_one(self, messages: list[tuple[bytes, Message]]) -> None:
+    def _one_by_one(self, messages: list[tuple[bytes, Message]],
+                    then: Callable[[], None] | None = None) -> None:
         for identity, msg in messages:
             self.send(identity, msg)
+        if then is not None:
+            then()
 
     def ask(self, gen: int, codes: Codes, board: Board,
             shields: list[Shield] | None = None) -> int:
@@ -164,7 +170,9 @@ class DecisionRound:
         if shields is None:
             shields = self.registry.live_shields(gen)
         players = self.registry.connected()
-        self._deadline = time.monotonic() + self.window
+        # The players' window counts from when their requests have left (``sent``);
+        # this is the latest the round may close, however slow the sending.
+        self._deadline = time.monotonic() + HANDOVER_WINDOWS * self.window
         self._refresh(self._news)  # held since the last tell: it leaves now
         counts = board.counts
         owning = [p for p in players if p.code < len(counts) and counts[p.code]]
@@ -214,7 +222,7 @@ class DecisionRound:
         # Open the round before the first request leaves: a quick answer must find it.
         self.registry.open_requests(gen, requests, self._deadline)
         self.flush(refresh=False)  # the news of players not asked now (refreshed above)
-        self.send_all(messages)
+        self.send_all(messages, functools.partial(self.registry.sent, gen, self.window))
         return len(requests)
 
     def _refresh(self, news: dict[int, News]) -> None:
@@ -244,14 +252,15 @@ class DecisionRound:
 
     def _send_alone(self, news: Iterable[News]) -> None:
         """Each report of ``news`` as a message of its own, to its connection."""
-        self.send_all([(told.identity, msg) for told in news for msg in told.messages()])
+        self.send_all([(told.identity, msg) for told in news for msg in told.messages()],
+                      None)
 
     def collect(self, gen: int, shields: list[Shield] | None = None) -> Decided:
         """Wait for the answers (until all came or the window closed), close the round
         (checked against ``shields``, the ones the round was asked with; None: those
         live now) and regain the generation's energy."""
         if self._asked:
-            self.registry.wait_decisions(self._deadline)
+            self.registry.wait_decisions()
         writes, results = self.registry.close_decisions(regenerate=True, shields=shields)
         if self.registry.unanswered:
             log.debug("generation %d: %d asked players did not answer in time; the rule "

@@ -142,8 +142,8 @@ class PlayerEndpoint(threading.Thread):
         # Messages other threads hand over (``send``, ``send_all``), a list at a time:
         # sent by this thread, which owns the socket. ``_queued`` counts the messages
         # in it, which ``OUTBOX_LIMIT`` bounds.
-        self.outbox: queue.SimpleQueue[list[tuple[bytes, list[protocol.Payload]]]] = \
-            queue.SimpleQueue()
+        self.outbox: queue.SimpleQueue[tuple[list[tuple[bytes, list[protocol.Payload]]],
+                                             Callable[[], None] | None]] = queue.SimpleQueue()
         self._queued = 0
         self._queued_lock = threading.Lock()
         self.wakeup: Wakeup | None = None  # this thread's, while it runs
@@ -159,11 +159,16 @@ class PlayerEndpoint(threading.Thread):
         outbox is full, rather than block the caller."""
         self.send_all([(identity, msg)])
 
-    def send_all(self, messages: list[tuple[bytes, Message]]) -> None:
+    def send_all(self, messages: list[tuple[bytes, Message]],
+                 then: Callable[[], None] | None = None) -> None:
         """``send`` each of ``messages`` (to its peer), handed over at once: a
-        generation's thousand requests are one hand-over and one wake-up. Dropped
-        whole (and counted) when the outbox cannot take them all."""
+        generation's thousand requests are one hand-over and one wake-up; ``then`` is
+        called (in this thread) once they have left. Dropped whole (and counted) when
+        the outbox cannot take them all (``then`` is not called: whoever waits for it
+        has a deadline of its own)."""
         if not messages:
+            if then is not None:
+                then()
             return
         # Encoded before room is taken: a message that cannot be encoded takes none.
         batch = [(identity, protocol.encode(msg)) for identity, msg in messages]
@@ -176,7 +181,7 @@ class PlayerEndpoint(threading.Thread):
             self._odd.warning("outbox", "lobby outbox full: %d %s dropped (%d so far)",
                               len(messages), messages[0][1].kind, self.dropped)
             return
-        self.outbox.put(batch)
+        self.outbox.put((batch, then))
         wakeup = self.wakeup
         if wakeup is not None:  # not yet running: the loop's first turn sends it
             wakeup.set()
@@ -275,7 +280,7 @@ class PlayerEndpoint(threading.Thread):
         """Send what other threads handed over, as much as waits now."""
         while True:
             try:
-                batch = self.outbox.get_nowait()
+                batch, then = self.outbox.get_nowait()
             except queue.Empty:
                 return
             with self._queued_lock:
@@ -283,6 +288,8 @@ class PlayerEndpoint(threading.Thread):
             for identity, frames in batch:
                 with contextlib.suppress(zmq.ZMQError):
                     self.sent_bytes += send_to(sock, identity, frames)
+            if then is not None:
+                then()
 
     def handle(self, peer: Peer, frames: list[Any]) -> Message | None:
         """The reply to one request; never raises."""

@@ -186,6 +186,10 @@ class PlayerRegistry:
         # players at each of a thousand answers).
         self.waiting: set[int] = set()
         self.unanswered = 0  # asked players that did not answer the last round
+        # Since the start: players asked, and answers that came in time (what a load
+        # test reads to know its players kept up, not only the server).
+        self.asked_total = 0
+        self.answered_total = 0
         self._deadline = 0.0  # the open round's, as the players were told
         # The last closed round: its generation, deadline and the players asked.
         self._closed: tuple[int | None, float, set[int]] = (None, 0.0, set())
@@ -469,7 +473,7 @@ class PlayerRegistry:
     def open_requests(self, gen: int, requests: dict[int, Request],
                       deadline: float = 0.0) -> None:
         """Start generation ``gen``'s decision round (main thread); ``deadline``
-        (monotonic) is the one the players were told."""
+        (monotonic): the latest it may close (``sent`` brings it nearer)."""
         with self.lock:
             self.request_gen = gen
             self.requests = requests
@@ -547,11 +551,22 @@ class PlayerRegistry:
         return {pid for pid in self.requests
                 if (p := self.players.get(pid)) is not None and p.missed < MISSED_ROUNDS}
 
-    def wait_decisions(self, deadline: float) -> None:
-        """Block until every awaited player answered, or until ``deadline`` (monotonic)."""
+    def sent(self, gen: int, window: float) -> None:
+        """Round ``gen``'s requests have left (the lobby thread, once it sent the last):
+        each player's ``window`` counts from now, not from when the round opened (a
+        thousand requests take a while to send, and the last players asked would have
+        had none of it left), though never past the deadline the round opened with."""
+        with self.changed:
+            if gen == self.request_gen:
+                self._deadline = min(self._deadline, time.monotonic() + window)
+                self.changed.notify_all()
+
+    def wait_decisions(self, deadline: float | None = None) -> None:
+        """Block until every awaited player answered, or until ``deadline`` (monotonic;
+        None: the round's own, as ``sent`` moves it)."""
         with self.changed:
             while self.waiting:
-                left = deadline - time.monotonic()
+                left = (self._deadline if deadline is None else deadline) - time.monotonic()
                 if left <= 0:
                     return
                 self.changed.wait(left)
@@ -571,6 +586,8 @@ class PlayerRegistry:
             live = self.shields.table if shields is None else zone_table(shields)
             silent = set(self.requests) - set(self.decisions)
             self.unanswered = len(silent)
+            self.asked_total += len(self.requests)
+            self.answered_total += len(self.requests) - len(silent)
             for pid in silent:
                 if (p := self.players.get(pid)) is not None:
                     p.missed += 1

@@ -366,6 +366,100 @@ def test_the_round_ends_when_the_last_awaited_player_answers_or_is_gone() -> Non
     assert time.monotonic() - began >= 0.15
 
 
+def test_a_players_window_counts_from_when_its_request_left() -> None:
+    """The round opens with the latest deadline it may have; ``sent`` (the lobby, once
+    the requests have left) brings it to a window from then, never later than it
+    opened with, and only for the round it names: the waiter wakes to the new deadline
+    at once, not at the one it started waiting for."""
+    import threading
+
+    reg = registry()
+    alice, _ = reg.join(b"a", "alice", None)
+    request = Request(np.array([0]), np.array([0]), np.array([True]))
+    reg.open_requests(3, {alice.id: request}, deadline=time.monotonic() + 60)
+    reg.sent(2, 0.01)  # another round's: nothing moves
+    assert reg._deadline > time.monotonic() + 50
+    done = threading.Event()
+
+    def wait() -> None:
+        reg.wait_decisions()
+        done.set()
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    assert not done.wait(0.05)  # alice is silent: it waits for the opening deadline
+    began = time.monotonic()
+    reg.sent(3, 0.05)
+    assert done.wait(30), "the waiter slept on to the deadline the round opened with"
+    assert time.monotonic() - began >= 0.04
+    waiter.join(5)
+    reg.close_decisions()
+    reg.open_requests(4, {alice.id: request}, deadline=time.monotonic() + 0.05)
+    reg.sent(4, 60)  # a slow hand-over never keeps the round open past its deadline
+    assert reg._deadline <= time.monotonic() + 0.05
+
+
+def test_asking_starts_the_window_when_the_requests_have_left() -> None:
+    """``DecisionRound.ask`` opens the round with ``HANDOVER_WINDOWS`` windows at the
+    most and hands its requests over with a callback: the window starts when the
+    callback runs (the lobby sent them), not when the round opened."""
+    from collections.abc import Callable
+
+    from server.players.decisions import HANDOVER_WINDOWS, DecisionRound
+    from shared.protocol import Message
+    from shared.rules import CONWAY
+
+    reg = registry()
+    alice, _ = reg.join(b"a", "alice", None)
+    handed: list[tuple[list[tuple[bytes, Message]], Callable[[], None] | None]] = []
+    window = 10.0
+    decisions = DecisionRound(reg, CONWAY, window, lambda who, msg: None,
+                              lambda messages, then: handed.append((messages, then)))
+    codes = np.zeros((16, 16), np.uint8)
+    codes[2, 2:5] = alice.code
+    opened = time.monotonic()
+    assert decisions.ask(1, codes, Board.of(codes)) == 1
+    [(messages, then)] = [(m, t) for m, t in handed if m]
+    assert [who for who, _ in messages] == [b"a"] and then is not None
+    assert reg._deadline >= opened + HANDOVER_WINDOWS * window - 1
+    then()
+    assert time.monotonic() + window - 1 < reg._deadline <= time.monotonic() + window
+
+
+def test_the_lobby_says_when_a_batch_has_left() -> None:
+    """``send_all``'s ``then`` runs once every message of its batch was handed to the
+    socket (so a round's window starts after its requests left), and at once for an
+    empty batch; a batch dropped whole (outbox full) never calls it."""
+    import zmq
+
+    from server.players.lobby import OUTBOX_LIMIT, PlayerEndpoint, WorldInfo
+    from shared import protocol
+    from shared.protocol import Kind
+
+    context = zmq.Context()
+    try:
+        lobby = PlayerEndpoint(context, "tcp://127.0.0.1:0", lambda full: {}, registry(),
+                               WorldInfo(8, 8, "B3/S23", 0), lambda: 0)
+        pong = protocol.message(Kind.PONG, generation=1, energy=2)
+        events: list[str] = []
+        lobby.send_all([], lambda: events.append("empty"))
+        assert events == ["empty"]
+        lobby.send_all([(b"p", pong)] * 3, lambda: events.append("left"))
+        lobby.send_all([(b"p", pong)] * OUTBOX_LIMIT, lambda: events.append("dropped"))
+        assert events == ["empty"]  # nothing sent yet
+
+        class Sink:
+            def send(self, frame: object, flags: int = 0, copy: bool = True) -> None:
+                if frame == b"p":
+                    events.append("sent")
+
+        lobby._send_outbox(Sink())  # type: ignore[arg-type]
+        assert events == ["empty", "sent", "sent", "sent", "left"]
+        assert lobby.dropped == OUTBOX_LIMIT
+    finally:
+        context.term()
+
+
 def test_held_news_says_the_energy_as_it_stands_when_it_leaves() -> None:
     """News held for the next request says the player's energy when it is sent: a
     placement the lobby took since ``tell`` already spent some (its PLACED said so),
