@@ -208,6 +208,9 @@ class Server:
                        sorted(players, key=lambda p: -board.cells(p.id))[:MAX_SCORES]},
             "view_port": self.world_info.view_port,
             "player_bytes": self.lobby.sent_bytes,
+            # players asked about their cells since the start, and answers in time
+            "decisions": {"asked": self.registry.asked_total,
+                          "answered": self.registry.answered_total},
             "ms_per_generation": latest.ms,
             "tick": self.config.tick,
             "running": not self.stop_event.is_set(),
@@ -358,11 +361,12 @@ class Server:
             log.info("whole generations: %d after the first %d in %.3f s: %.3f ms a "
                      "generation", made, WARM_UP_GENERATIONS, ended - warm[1],
                      (ended - warm[1]) * 1000 / made)
-        sharing = self.engine.sharing
-        if sharing.seconds:
-            log.info("the server's own share of the packed world: %d/8 of its rows; ms a "
-                     "fan-out by share: %s", sharing.current,
-                     ", ".join(f"{k}/8 {v * 1000:.1f}" for k, v in sorted(sharing.seconds.items())))
+        for what, sharing in (("packed world", self.engine.sharing),
+                              ("world of owners", self.engine.sharing_owned)):
+            if sharing.seconds:
+                log.info("the server's own share of the %s: %d/8 of its rows; ms a fan-out "
+                         "by share: %s", what, sharing.current, ", ".join(
+                             f"{k}/8 {v * 1000:.1f}" for k, v in sorted(sharing.seconds.items())))
         stages = self.engine.stages
         if stages.generations:
             log.info("generation stages, ms a generation over %d: %s", stages.generations,

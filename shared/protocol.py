@@ -380,6 +380,7 @@ SCHEMAS: dict[Kind, Schema] = {
     }, optional={"worker_names": ListOf(Str(MAX_NAME), 4096), "computed_locally": Int(),
                  "players_owning": Int(0), "view_port": Int(0, 65535),
                  "player_bytes": Int(0),
+                 "decisions": Record({"asked": Int(), "answered": Int()}),
                  "checked": Int(), "caught": Int(), "quarantined": Int(),
                  "round": _ROUND_STATUS, "away": ListOf(Str(MAX_NAME), 256)}),
     Kind.FRAME: Schema({

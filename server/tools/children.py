@@ -155,6 +155,16 @@ def die_with_parent() -> None:  # pragma: no cover - runs in the child before ex
         pass
 
 
+def niced(by: int) -> Callable[[], None]:  # pragma: no cover - as ``die_with_parent``
+    """A ``preexec_fn``: ``die_with_parent``, then ``by`` lower in the scheduler's
+    priority (``os.nice``; a child that may not lower itself runs as it is)."""
+    def preexec() -> None:
+        die_with_parent()
+        with contextlib.suppress(OSError):
+            os.nice(by)
+    return preexec
+
+
 class LocalProcesses:
     """The ``lifenet`` children of one parent; ``stop`` ends exactly those."""
 
@@ -168,9 +178,10 @@ class LocalProcesses:
 
     def start(self, name: str, argv: Sequence[str], output: Output = None,
               env: Mapping[str, str] | None = None,
-              module: str = "server") -> subprocess.Popen[bytes]:
+              module: str = "server", nice: int = 0) -> subprocess.Popen[bytes]:
         """Start ``lifenet ARGV`` (``python -m MODULE ARGV``) as the child called
-        ``name``; its stdout and stderr go to ``output`` (a ``Path`` is appended to)."""
+        ``name``; its stdout and stderr go to ``output`` (a ``Path`` is appended to);
+        ``nice``: that much lower in the scheduler's priority (Linux)."""
         cmd = [sys.executable, "-m", module]
         if self.log_level and module == "server":
             cmd += ["--log-level", self.log_level]
@@ -184,7 +195,8 @@ class LocalProcesses:
                 [*cmd, *argv], stdin=subprocess.DEVNULL, stdout=out,
                 stderr=subprocess.STDOUT if out is not None else None, cwd=self.cwd,
                 env=environ, start_new_session=True,
-                preexec_fn=die_with_parent if sys.platform == "linux" else None)
+                preexec_fn=(niced(nice) if nice else die_with_parent)
+                if sys.platform == "linux" else None)
         self.started.append((name, proc))
         return proc
 

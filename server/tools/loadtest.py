@@ -28,6 +28,10 @@ from shared.viewport import Viewport
 
 JOIN_TIMEOUT = 120.0
 BOTS_PER_PROCESS = 250  # one thread answers them all: more would answer late
+# The bots stand in for players on machines of their own; on this one they run this
+# much lower in priority, and take the CPU the server and its workers leave (whether
+# they still answered in time is reported: ``answered_in_time``).
+BOT_NICE = 10
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class LoadTest:
     seconds: float = 30.0
     viewport: tuple[int, int] | None = None  # watch through a viewport of HxW cells
     bot_processes: int | None = None         # None: one per BOTS_PER_PROCESS bots
+    bot_nice: int = BOT_NICE                 # the bots' processes this much lower
 
 
 def run_loadtest(test: LoadTest) -> dict[str, Any]:
@@ -59,7 +64,8 @@ def run_loadtest(test: LoadTest) -> dict[str, Any]:
                         host="127.0.0.1", player_port=ports["player"],
                         frame_port=ports["frame"], worker_port=ports["worker"],
                         bots=test.bots, bot_strategy=test.strategy,
-                        bot_processes=processes, log_level="warning")
+                        bot_processes=processes, bot_nice=test.bot_nice,
+                        log_level="warning")
     endpoint = embedded.player_endpoint
     step_ms: list[float] = []
     arrivals: list[float] = []
@@ -86,7 +92,8 @@ def run_loadtest(test: LoadTest) -> dict[str, Any]:
                 view.poll(0.1)
             start_bytes = view.bytes
             cpu_before = cpu_seconds(embedded)
-            sent_before = status(endpoint).get("player_bytes", 0)
+            before = status(endpoint)
+            sent_before = before.get("player_bytes", 0)
             ends = time.monotonic() + test.seconds
             while time.monotonic() < ends:
                 gen = view.gen
@@ -96,10 +103,13 @@ def run_loadtest(test: LoadTest) -> dict[str, Any]:
                     gens.append(view.gen)
             received = view.bytes - start_bytes
             cpu_after = cpu_seconds(embedded)
-            sent = status(endpoint).get("player_bytes", 0) - sent_before
+            after = status(endpoint)
+            sent = after.get("player_bytes", 0) - sent_before
         finally:
             view.close()
         report = status(endpoint)
+        asked = after["decisions"]["asked"] - before["decisions"]["asked"]
+        answered = after["decisions"]["answered"] - before["decisions"]["answered"]
     finally:
         embedded.shutdown()
     intervals = np.diff(arrivals) * 1000
@@ -128,6 +138,10 @@ def run_loadtest(test: LoadTest) -> dict[str, Any]:
         # what the server sent its players (requests, replies), a player a generation
         "player_bytes_per_generation": round(sent / max(1, generations) / test.bots),
         "population_at_end": report["population"],
+        # of the players asked about their cells while watched, the share whose answer
+        # came before the decision window closed (bots that cannot keep up lower it)
+        "answered_in_time": round(answered / asked, 4) if asked else None,
+        "bot_nice": test.bot_nice,
         # CPU time a generation (user + system, ms), what the load of the machine does
         # not change much: the server, its workers, the bots' processes together
         "cpu_ms_per_generation": {

@@ -97,6 +97,7 @@ class Embedded:
     bots: int = 0
     bot_strategy: str = "random"
     bot_processes: int = 1  # the bots shared among this many `lifenet bot` processes
+    bot_nice: int = 0  # the bots' processes this much lower in priority (a load test)
     log_level: str = "info"
     log_file: IO[str] | None = None
     keys: Path | None = None  # the keys directory: CURVE everywhere, workers by key
@@ -175,7 +176,8 @@ class Embedded:
             prefix = "bot" if processes == 1 else f"bot{k + 1}"
             self.children.start("bots" if processes == 1 else f"bots-{k + 1}", [
                 "bot", "--connect", self.player_endpoint, "--count", str(count),
-                "--name", prefix, "--strategy", self.bot_strategy, *bot_keys], output)
+                "--name", prefix, "--strategy", self.bot_strategy, *bot_keys], output,
+                nice=self.bot_nice)
 
     def _answers(self) -> bool:
         """Whether *our* server answers: it runs, a status request gets its report, and

@@ -103,3 +103,42 @@ def mixed_births(before: Grid, after: Grid) -> int:
         if len(set(parents[parents != 0].tolist())) > 1:
             count += 1
     return count
+
+
+def test_the_load_test_reports_whether_its_bots_kept_up() -> None:
+    """``lifenet loadtest`` (a few bots, a few seconds): the share of answers that came
+    in time (from the server's own counts), its bots niced as asked (read from
+    ``/proc`` while they run), and every bot still connected at the end."""
+    import os
+    import threading
+    from pathlib import Path
+
+    from server.tools import loadtest
+    from server.tools.up import Embedded
+
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("reads the bots' priority from /proc (Linux)")
+    seen: list[int] = []
+    start = Embedded.start
+
+    def start_and_look(self: Embedded) -> None:
+        start(self)
+
+        def look_at_bots() -> None:
+            for name, proc in self.children.started:
+                if name.startswith("bot"):
+                    stat = Path(f"/proc/{proc.pid}/stat").read_text()
+                    seen.append(int(stat.rsplit(")", 1)[1].split()[16]))  # nice
+
+        threading.Thread(target=look_at_bots).start()
+
+    own = os.nice(0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Embedded, "start", start_and_look)
+        report = loadtest.run_loadtest(loadtest.LoadTest(
+            bots=12, size="48x48", tick=0.05, seconds=2.0, bot_nice=5))
+    assert seen and all(nice == min(19, own + 5) for nice in seen), seen
+    assert report["bot_nice"] == 5 and report["players_connected_at_end"] == 12
+    assert report["generations"] > 0
+    answered = report["answered_in_time"]
+    assert answered is not None and 0.5 <= answered <= 1.0, report
