@@ -68,7 +68,7 @@ from shared.grid import (
     pack_words,
     player_code,
 )
-from shared.kernel import rule_table
+from shared.kernel import rule_table, step_tile
 from shared.malloc import keep_freed_memory
 from shared.pipeline import ClosableQueue, Outcome
 from shared.rules import Rule
@@ -89,6 +89,7 @@ SMOOTHING = 0.3       # the weight of the newest time of a share
 STEPPERS = 2  # threads stepping the server's own share
 LOCAL_BAND_CELLS = 1 << 23  # the server's share is cut in bands of about this many
 #                             cells, stepped at once by its dispatcher threads
+OWNED_BAND_CELLS = 1 << 19  # ... and of a world of owners (a byte a cell), in these
 
 
 @dataclass(frozen=True)
@@ -169,16 +170,16 @@ def plan_bands(height: int, width: int, slots: int,
 
 
 def plan_shared(height: int, width: int, slots: int, rates: dict[int, float | None],
-                share: int) -> list[Cut]:
-    """``plan_bands`` for the workers' part of a packed world, after the server's own
-    share: its first ``share`` eighths of the rows, in bands of about
-    ``LOCAL_BAND_CELLS`` cells (two at least when it is large, so that two of its
-    dispatcher threads step them at once: NumPy lets the GIL go)."""
+                share: int, band_cells: int = LOCAL_BAND_CELLS) -> list[Cut]:
+    """``plan_bands`` for the workers' part of a large world, after the server's own
+    share: its first ``share`` eighths of the rows, in bands of about ``band_cells``
+    cells (two at least when it is large, so that its two stepper threads step them
+    at once: NumPy lets the GIL go)."""
     mine = height if share >= SHARE_STEPS else height * share // SHARE_STEPS
     cuts: list[Cut] = []
     if mine:
-        bands = max(1, min(mine, slots // 2, math.ceil(mine * width / LOCAL_BAND_CELLS)))
-        if mine * width > CELLS_PER_BAND:
+        bands = max(1, min(mine, slots // 2, math.ceil(mine * width / band_cells)))
+        if mine * width > min(CELLS_PER_BAND, 2 * band_cells):
             bands = max(bands, min(2, mine))
         step = math.ceil(mine / bands)
         cuts = [(y, 0, min(step, mine - y), width, SERVER) for y in range(0, mine, step)]
@@ -189,7 +190,7 @@ def plan_shared(height: int, width: int, slots: int, rates: dict[int, float | No
 
 
 class Sharing:
-    """How much of a packed world the server steps itself: the share (in eighths of
+    """How much of a large world the server steps itself: the share (in eighths of
     the rows, 0 to all) whose fan-out took the least time lately. Every share is tried
     first, then one other in turn every ``EXPLORE_EVERY`` generations, so that the
     share follows what the machine does (its cores, the workers' speed, the round
@@ -353,6 +354,9 @@ class Engine:
         # simulate), nor with a fixed ``--tile``.
         self.share = True
         self.sharing = Sharing()
+        # The same for a large world of owners (stepped a byte a cell, whose round
+        # trips carry eight times the bytes: measured apart).
+        self.sharing_owned = Sharing()
         self.shared_locally = 0  # batches of the server's own share
         self.steppers: ThreadPoolExecutor | None = None  # which step it
         self.stages = Stages()  # where the generations' time went (``lifenet bench``)
@@ -494,12 +498,28 @@ class Engine:
         # A world of neutral cells travels one bit a cell: an eighth of the bytes.
         top = int(frozen.codes.max(initial=0))
         packed = top <= 1
+        # A large world of owners is shared as a packed one is (a share of it stepped
+        # here, by ``step_tile``): its round trips carry a byte a cell, and a thousand
+        # players keep the server's threads busy while they travel.
+        owned_share: int | None = None
+        if not packed and self.tiling is None and self.share and self.last_min_wait is None \
+                and frozen.height * frozen.width >= self.packed_min_cells:
+            rates = self.rates() if self.rates else {}
+            if any(r for r in rates.values()):
+                owned_share = self.sharing_owned.choose()
+                cuts = plan_shared(frozen.height, frozen.width, len(self.dispatchers),
+                                   rates, owned_share, OWNED_BAND_CELLS)
+        issued = time.perf_counter()
         for i, (y, x, h, w, prefer) in enumerate(cuts):
             tile = frozen.tile(y, x, h, w)
             batches.append(Batch(self.generation, i, y, x, h, w,
                                  pack_bits(tile) if packed else tile, target, rule,
-                                 packed=packed, tile_max=top, prefer=prefer))
-        return self._fan_out(batches, target)
+                                 packed=packed, tile_max=top, prefer=max(prefer, 0),
+                                 local=prefer == SERVER))
+        answers = self._fan_out(batches, target)
+        if owned_share is not None:
+            self.sharing_owned.measured(owned_share, time.perf_counter() - issued)
+        return answers
 
     def _fan_out(self, batches: list[Batch], target: LockingGrid) -> list[Answer]:
         """Every batch through the dispatchers, each pasted into ``target`` once."""
@@ -559,7 +579,8 @@ class Engine:
         """One band of the server's own share, stepped and pasted; its outcome goes
         where the dispatchers' go."""
         try:
-            codes = bitlife.step_words(batch.tile, batch.w, self.rule, wrap=True)
+            codes = bitlife.step_words(batch.tile, batch.w, self.rule, wrap=True) \
+                if batch.rows else step_tile(batch.tile, self.table)
             applied = batch.target.paste_once(batch.index, batch.y, batch.x, codes)
             self.out_queue.put(Outcome(batch, result=Answer(LOCAL, applied, share=True)))
         except Exception as e:  # carried to the stepping thread, as a dispatcher does

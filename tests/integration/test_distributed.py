@@ -242,6 +242,28 @@ def test_a_packed_world_through_workers_and_back(make_server: MakeServer,
     assert server.engine.computed_locally == 0 and server.engine.caught == 0
 
 
+@pytest.mark.parametrize("wide", [False, True])
+def test_a_world_of_owners_shared_with_the_workers(make_server: MakeServer,
+                                                   processes: Processes, wide: bool) -> None:
+    """A large world with owners in it (a byte a cell, or two with player ids past 254)
+    is shared as a packed one is: every share from none to all is tried in the first
+    generations, the server steps its part with ``step_tile`` in its own threads, and
+    every generation equals the reference, owners and births included."""
+    server = make_server(size=(41, 67), rule=parse_rule("B36/S23"), dispatchers=4)
+    server.engine.packed_min_cells = 0
+    start_workers(processes, server, 2)
+    rng = np.random.default_rng(12)
+    owners = [1, 2, 3, 300, 70_000 // 2] if wide else [1, 2, 3, 4]
+    codes = rng.choice([0, *owners], size=(41, 67), p=[.5] + [.5 / len(owners)] * len(owners))
+    server.engine.grid = Grid.from_codes(codes)
+    assert server.engine.grid.codes.dtype == (np.uint16 if wide else np.uint8)
+    run_and_compare(server, server.engine.grid.copy(), 14)
+    assert not server.engine.grid.packed
+    tried = server.engine.sharing_owned.seconds
+    assert sorted(tried) == list(range(9)), f"shares tried: {sorted(tried)}"
+    assert server.engine.shared_locally > 0 and server.engine.computed_locally == 0
+
+
 def test_a_packed_world_with_a_narrow_tiling_is_stepped_in_codes(
         make_server: MakeServer, processes: Processes) -> None:
     """``--tile`` narrower than the world: not whole rows, so not packed."""
