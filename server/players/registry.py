@@ -400,7 +400,7 @@ class PlayerRegistry:
         shield of another player covers: the only ones it may fill."""
         with self.lock:
             blocked = self.shields.foreign(placement.player, placement.ys, placement.xs,
-                                           landing)
+                                           landing, placement.zone)
         if blocked is None or not blocked.any():
             return placement.ys, placement.xs
         return placement.ys[~blocked], placement.xs[~blocked]

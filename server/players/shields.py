@@ -405,11 +405,16 @@ class Shields:
                     "try again in a few generations")
         return None
 
-    def foreign(self, player: int, ys: Index, xs: Index,
-                generation: int) -> npt.NDArray[np.bool_] | None:
+    def foreign(self, player: int, ys: Index, xs: Index, generation: int,
+                zone: Zone | None = None) -> npt.NDArray[np.bool_] | None:
         """Which of the cells ``(ys[i], xs[i])`` lie in a live shield of another player
-        that still computes a generation after ``generation``; None when none does."""
-        return foreign_mask(self.table, player, ys, xs, generation, self.height, self.width)
+        that still computes a generation after ``generation``; None when none does.
+        ``zone``: one that holds every one of the cells (a placement's), so that only
+        the few shields that touch it are tested cell by cell, not every shield."""
+        table = self.table
+        if zone is not None and len(table):
+            table = table[overlapping(zone, table, self.height, self.width)]
+        return foreign_mask(table, player, ys, xs, generation, self.height, self.width)
 
     def add(self, player: int, zone: Zone, landed: int,
             world: Codes | None = None, code: int = 0) -> Shield | None:
@@ -420,12 +425,13 @@ class Shields:
         chaining), or holds another player's live cells, or there are enough."""
         if not self.on or len(self.live) >= self.limit:
             return None
-        near = [*self.live, *self.ended]
-        table = np.concatenate([self.table, self._table_of("ended", self.ended)])
-        for i in np.flatnonzero(overlapping(zone, table, self.height, self.width)):
-            s = near[i]
-            if s.live_after(landed) or (s.player == player
-                                        and landed - s.until < self.length):
+        for table in (self.table, self._table_of("ended", self.ended)):
+            if not len(table):
+                continue
+            near = table[overlapping(zone, table, self.height, self.width)]
+            until = near[:, 4]
+            if np.any((until > landed)
+                      | ((near[:, 5] == player) & (landed - until < self.length))):
                 return None
         if world is not None and others_inside(world, zone, code):
             return None

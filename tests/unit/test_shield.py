@@ -431,3 +431,43 @@ def test_one_pass_for_every_players_cells_equals_one_pass_each() -> None:
                 else alone
             got = np.zeros(n, np.bool_) if together is None else together
             assert got[owners == player].tolist() == expected.tolist()
+
+
+def test_the_quick_paths_of_landing_agree_with_the_whole_passes() -> None:
+    """``Shields.foreign`` given a placement's zone (only the shields touching it are
+    tested cell by cell) says what the pass over every shield says, and ``Shields.add``
+    (the live and the ended tables tested as arrays) refuses exactly what the loop over
+    every nearby shield refused: random small tori, shields live and ended, wrapping
+    placements of every player."""
+    rng = np.random.default_rng(7)
+    for trial in range(300):
+        height, width = (int(v) for v in rng.integers(8, 60, 2))
+        shields = Shields(height, width, length=int(rng.integers(1, 6)))
+        landed = int(rng.integers(5, 20))
+        for _ in range(int(rng.integers(0, 25))):
+            h, w = (int(v) for v in rng.integers(1, 12, 2))
+            shield = Shield(int(rng.integers(height)), int(rng.integers(width)),
+                            min(h, height), min(w, width),
+                            until=landed + int(rng.integers(-8, 8)),
+                            player=int(rng.integers(1, 4)))
+            (shields.live if shield.live_after(landed - 1) else shields.ended).append(shield)
+        player = int(rng.integers(1, 4))
+        n = int(rng.integers(1, 12))
+        cells = np.stack([rng.integers(0, 6, n) + int(rng.integers(height)),
+                          rng.integers(0, 6, n) + int(rng.integers(width))], axis=1)
+        cells[:, 0] %= height
+        cells[:, 1] %= width
+        zone = zone_of(cells, height, width)
+
+        quick = shields.foreign(player, cells[:, 0], cells[:, 1], landed, zone)
+        whole = shields.foreign(player, cells[:, 0], cells[:, 1], landed)
+        assert ([False] * n if quick is None else quick.tolist()) == \
+            ([False] * n if whole is None else whole.tolist()), trial
+        refused = any(
+            overlap(zone, s.zone, height, width)
+            and (s.live_after(landed)
+                 or (s.player == player and landed - s.until < shields.length))
+            for s in [*shields.live, *shields.ended])
+        before = len(shields.live)
+        added = shields.add(player, zone, landed)
+        assert (added is None) == (refused or before >= shields.limit), trial
