@@ -165,6 +165,7 @@ class Server:
         if config.metrics is not None:  # counted from the first request and generation
             self.metrics = ServerMetrics(self)
             self.lobby.handle = self.metrics.counting(self.lobby.handle)  # type: ignore[method-assign]
+            self.lobby.on_late = self.metrics.decisions_late.inc  # each, told or not
             for dispatcher in self.engine.dispatchers:
                 dispatcher.on_answer = self.metrics.observe_trip
             if self.snapshotter is not None:

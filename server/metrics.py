@@ -108,7 +108,8 @@ class ServerMetrics:
         self.placements = Counter("lifenet_placements", "Placements taken ('accepted') "
                                   "or refused, by reason.", ["result"], registry=r)
         self.decisions_late = Counter("lifenet_decisions_late", "Decisions that came "
-                                      "after their generation's deadline.", registry=r)
+                                      "after their generation's deadline (each one; a "
+                                      "player is told once in 5 s).", registry=r)
         self._trips: dict[int, float] = {}
         self._lock = threading.Lock()
         r.register(ServerReadings(server, self._last_trips))
@@ -155,8 +156,6 @@ class ServerMetrics:
         self.refused.labels(about if about in KINDS else "other", code_name).inc()
         if about == Kind.PLACE:
             self.placements.labels(refusal(code, reason)).inc()
-        elif about == Kind.DECIDE and "late" in reason:
-            self.decisions_late.inc()
 
 
 class ServerReadings(Collector):

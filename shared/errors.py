@@ -88,6 +88,12 @@ class NotAllowed(RequestError):
         super().__init__(message, NOT_ALLOWED)
 
 
+class LateAnswer(NotAllowed):
+    """A ``DECIDE`` for a round that is closed (or one never asked): the rule decided.
+    The server tells a player so now and then, not at every late answer (a player
+    that keeps up no more would double the messages of the load that made it late)."""
+
+
 BUSY = 8  # ErrorCode.BUSY
 
 

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from server.transport import (
 )
 from server.viewports import WANT_SECONDS, Interest
 from shared import protocol
-from shared.errors import ProtocolError, RequestError
+from shared.errors import LateAnswer, ProtocolError, RequestError
 from shared.protocol import ErrorCode, Kind, Message
 from shared.ratelimit import LogLimiter, TokenBucket
 
@@ -67,6 +68,7 @@ class Peer:
 REQUESTS_PER_SECOND = 200.0  # what one connection may ask; an answer to game_logic
 DECIDE_COST = 0.1            # costs a tenth (one a generation, and generations are fast)
 MAX_CONNECTIONS_TRACKED = 8192
+LATE_NOTICE_SECONDS = 5.0  # a player hears that its answers come late once in so long
 
 
 Handler = Callable[[Peer, Message], Message | None]
@@ -151,6 +153,11 @@ class PlayerEndpoint(threading.Thread):
         self.sent_bytes = 0  # to the players (frames handed to libzmq): replies and pushes
         self.throttled = 0  # requests dropped: their connection asked too fast
         self._buckets: OrderedDict[bytes, TokenBucket] = OrderedDict()
+        # Late answers: all counted (``on_late``: the metrics' counter), a player told
+        # once every LATE_NOTICE_SECONDS at most (when it may be told next, by player).
+        self.late_answers = 0
+        self.on_late: Callable[[], None] = lambda: None
+        self._late_told: OrderedDict[int, float] = OrderedDict()
         self._odd = LogLimiter(log)
 
     def send(self, identity: bytes, msg: Message) -> None:
@@ -376,8 +383,29 @@ class PlayerEndpoint(threading.Thread):
 
     def _on_decide(self, peer: Peer, msg: Message) -> Message | None:
         player = self.registry.auth(msg["player"], msg["token"], peer.identity, peer.key)
-        self.registry.post_decision(player, msg["gen"], msg["keep"], msg["let_die"])
+        try:
+            self.registry.post_decision(player, msg["gen"], msg["keep"], msg["let_die"])
+        except LateAnswer:
+            self.late_answers += 1
+            self.on_late()
+            if not self._tell_late(player.id):
+                return None  # told lately: counted, not answered
+            raise
         return None  # DECIDED follows when the generation is applied
+
+    def _tell_late(self, player_id: int) -> bool:
+        """Whether a late answer of ``player_id`` gets its error reply: the first, and
+        then one every ``LATE_NOTICE_SECONDS``. An overloaded server (or a slow player)
+        sees late answers by the hundred a generation, and a reply to each would
+        double the messages of the load that made them late."""
+        now = time.monotonic()
+        if now < self._late_told.get(player_id, 0.0):
+            return False
+        self._late_told[player_id] = now + LATE_NOTICE_SECONDS
+        self._late_told.move_to_end(player_id)
+        while len(self._late_told) > MAX_CONNECTIONS_TRACKED:
+            self._late_told.popitem(last=False)
+        return True
 
 
 def _address(frame: Any) -> str:

@@ -54,7 +54,7 @@ from server.players.shields import (
     foreign_mask,
     zone_table,
 )
-from shared.errors import Busy, NotAllowed
+from shared.errors import Busy, LateAnswer, NotAllowed
 from shared.grid import MAX_PLAYER, Codes, player_code
 from shared.placement import Cells
 from shared.ratelimit import TokenBucket
@@ -505,7 +505,7 @@ class PlayerRegistry:
                     player.missed = 0
                     if player.id in self.requests and player.id not in self.decisions:
                         self.waiting.add(player.id)  # awaited again, from this round
-                raise NotAllowed(f"no open game_logic request of generation {gen} "
+                raise LateAnswer(f"no open game_logic request of generation {gen} "
                                  "for this player (late answer?)")
             if player.id in self.decisions:
                 raise NotAllowed(f"generation {gen} was already answered")

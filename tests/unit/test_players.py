@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -511,5 +512,49 @@ def test_a_batch_that_cannot_be_encoded_takes_no_room_in_the_outbox() -> None:
         with pytest.raises(TypeError):
             lobby.send_all([(b"p", bad)] * 1000)
         assert lobby._queued == 0 and lobby.dropped == 0
+    finally:
+        context.term()
+
+
+def test_a_late_answer_is_told_once_in_a_while_and_always_counted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``DECIDE`` for a closed round: the first gets its error reply, the next ones
+    from the same player within ``LATE_NOTICE_SECONDS`` none (an overloaded server
+    would double its messages), every one is counted (``on_late``); another player's
+    first is told, and the same player is told again once the time has passed."""
+    import zmq
+
+    from server.players.lobby import LATE_NOTICE_SECONDS, Peer, PlayerEndpoint, WorldInfo
+    from shared import protocol
+    from shared.protocol import ErrorCode, Kind
+
+    reg = registry()
+    alice, _ = reg.join(b"a", "alice", None)
+    bob, _ = reg.join(b"b", "bob", None)
+    now = [1000.0]
+    monkeypatch.setattr("server.players.lobby.time.monotonic", lambda: now[0])
+    context = zmq.Context()
+    try:
+        lobby = PlayerEndpoint(context, "tcp://127.0.0.1:0", lambda full: {}, reg,
+                               WorldInfo(8, 8, "B3/S23", 0), lambda: 0)
+        counted: list[int] = []
+        lobby.on_late = lambda: counted.append(1)
+
+        def late(player: Any) -> protocol.Message | None:
+            frames = protocol.encode(protocol.message(
+                Kind.DECIDE, player=player.id, token=player.token, gen=77, keep=[],
+                let_die=[]))
+            return lobby.handle(Peer(player.identity, None, frames[0]), frames)
+
+        first = late(alice)
+        assert first is not None and first.kind is Kind.ERROR
+        assert first["code"] == ErrorCode.NOT_ALLOWED and "late" in first["reason"]
+        assert late(alice) is None and late(alice) is None
+        told_bob = late(bob)
+        assert told_bob is not None and told_bob.kind is Kind.ERROR
+        now[0] += LATE_NOTICE_SECONDS
+        assert late(alice) is not None
+        assert len(counted) == lobby.late_answers == 5
+        assert lobby.bad_messages == 3  # the replies, as every refusal is counted
     finally:
         context.term()
