@@ -225,6 +225,11 @@ class Server:
             report["round"] = latest.round.status(MAX_SCORES)
         if full:
             report["worker_names"] = _within(self.broker.worker_names(), STATUS_NAME_BYTES)
+            # where the generations' time went since the start (after the warm-up), in
+            # totals: two readings give the mean of the generations between them
+            stages = self.engine.stages
+            report["stages"] = {"generations": stages.generations,
+                                "ms": {k: v * 1000 for k, v in dict(stages.seconds).items()}}
         return report
 
     # -- life cycle ----------------------------------------------------------------------

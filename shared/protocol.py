@@ -381,6 +381,8 @@ SCHEMAS: dict[Kind, Schema] = {
                  "players_owning": Int(0), "view_port": Int(0, 65535),
                  "player_bytes": Int(0),
                  "decisions": Record({"asked": Int(), "answered": Int()}),
+                 "stages": Record({"generations": Int(),
+                                   "ms": MapOf(Str(16), Float(0.0, 1e13), 16)}),
                  "checked": Int(), "caught": Int(), "quarantined": Int(),
                  "round": _ROUND_STATUS, "away": ListOf(Str(MAX_NAME), 256)}),
     Kind.FRAME: Schema({

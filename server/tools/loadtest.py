@@ -108,6 +108,7 @@ def run_loadtest(test: LoadTest) -> dict[str, Any]:
         finally:
             view.close()
         report = status(endpoint)
+        stages = _stage_means(before.get("stages"), after.get("stages"))
         asked = after["decisions"]["asked"] - before["decisions"]["asked"]
         answered = after["decisions"]["answered"] - before["decisions"]["answered"]
     finally:
@@ -142,6 +143,9 @@ def run_loadtest(test: LoadTest) -> dict[str, Any]:
         # came before the decision window closed (bots that cannot keep up lower it)
         "answered_in_time": round(answered / asked, 4) if asked else None,
         "bot_nice": test.bot_nice,
+        # the server's mean ms a generation in each stage of its step while watched
+        # (ask, workers, players: the wait for the answers and checking them, ...)
+        "server_stages_ms": stages,
         # CPU time a generation (user + system, ms), what the load of the machine does
         # not change much: the server, its workers, the bots' processes together
         "cpu_ms_per_generation": {
@@ -149,6 +153,18 @@ def run_loadtest(test: LoadTest) -> dict[str, Any]:
             "workers": round(sum(v for k, v in cpu_ms.items() if k.startswith("worker")), 1),
             "bots": round(sum(v for k, v in cpu_ms.items() if k.startswith("bots")), 1)},
     }
+
+
+def _stage_means(before: dict[str, Any] | None,
+                 after: dict[str, Any] | None) -> dict[str, float] | None:
+    """The mean ms a generation of each stage between two status readings."""
+    if not before or not after:
+        return None
+    made = after["generations"] - before["generations"]
+    if made <= 0:
+        return None
+    return {stage: round((ms - before["ms"].get(stage, 0.0)) / made, 2)
+            for stage, ms in after["ms"].items()}
 
 
 def cpu_seconds(embedded: Embedded) -> dict[str, float]:

@@ -142,3 +142,6 @@ def test_the_load_test_reports_whether_its_bots_kept_up() -> None:
     assert report["generations"] > 0
     answered = report["answered_in_time"]
     assert answered is not None and 0.5 <= answered <= 1.0, report
+    stages = report["server_stages_ms"]
+    assert stages is not None and set(stages) >= {"ask", "workers", "players", "publish"}
+    assert all(ms >= 0 for ms in stages.values()) and stages["players"] > 0, stages
