@@ -55,8 +55,9 @@ from shared.rules import Rule
 log = logging.getLogger("lifenet.game")
 
 Send = Callable[[bytes, Message], None]  # to one peer of the player endpoint, any thread
-# Many, each to its peer, at once; then (if given) calls back once they have left.
-SendAll = Callable[[list[tuple[bytes, Message]], Callable[[], None] | None], None]
+# Many, each to its peer, at once; then (if given) calls back once they have left;
+# False: dropped whole (the lobby's outbox was full).
+SendAll = Callable[[list[tuple[bytes, Message]], Callable[[], None] | None], bool]
 HANDOVER_WINDOWS = 2  # a round closes at most this many windows after it opened
 GATHER_SHARE = 48  # gathers for fewer than 1/48 of the world's cells, else a whole pass
 
@@ -156,11 +157,12 @@ class DecisionRound:
         self.fold = False
 
     def _one_by_one(self, messages: list[tuple[bytes, Message]],
-                    then: Callable[[], None] | None = None) -> None:
+                    then: Callable[[], None] | None = None) -> bool:
         for identity, msg in messages:
             self.send(identity, msg)
         if then is not None:
             then()
+        return True
 
     def ask(self, gen: int, codes: Codes, board: Board,
             shields: list[Shield] | None = None) -> int:
@@ -222,7 +224,9 @@ class DecisionRound:
         # Open the round before the first request leaves: a quick answer must find it.
         self.registry.open_requests(gen, requests, self._deadline)
         self.flush(refresh=False)  # the news of players not asked now (refreshed above)
-        self.send_all(messages, functools.partial(self.registry.sent, gen, self.window))
+        if not self.send_all(messages, functools.partial(self.registry.sent, gen,
+                                                         self.window)):
+            self.registry.sent(gen, 0.0)  # dropped: nobody can answer, nothing to wait for
         return len(requests)
 
     def _refresh(self, news: dict[int, News]) -> None:

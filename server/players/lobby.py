@@ -157,7 +157,8 @@ class PlayerEndpoint(threading.Thread):
         # once every LATE_NOTICE_SECONDS at most (when it may be told next, by player).
         self.late_answers = 0
         self.on_late: Callable[[], None] = lambda: None
-        self._late_told: OrderedDict[int, float] = OrderedDict()
+        self._late_told: OrderedDict[str, float] = OrderedDict()  # by session token
+        self.clock: Callable[[], float] = time.monotonic
         self._odd = LogLimiter(log)
 
     def send(self, identity: bytes, msg: Message) -> None:
@@ -167,16 +168,15 @@ class PlayerEndpoint(threading.Thread):
         self.send_all([(identity, msg)])
 
     def send_all(self, messages: list[tuple[bytes, Message]],
-                 then: Callable[[], None] | None = None) -> None:
+                 then: Callable[[], None] | None = None) -> bool:
         """``send`` each of ``messages`` (to its peer), handed over at once: a
         generation's thousand requests are one hand-over and one wake-up; ``then`` is
-        called (in this thread) once they have left. Dropped whole (and counted) when
-        the outbox cannot take them all (``then`` is not called: whoever waits for it
-        has a deadline of its own)."""
+        called (in the lobby thread) once they have left. False: dropped whole (and
+        counted), the outbox could not take them all; ``then`` is never called."""
         if not messages:
             if then is not None:
                 then()
-            return
+            return True
         # Encoded before room is taken: a message that cannot be encoded takes none.
         batch = [(identity, protocol.encode(msg)) for identity, msg in messages]
         with self._queued_lock:
@@ -187,11 +187,12 @@ class PlayerEndpoint(threading.Thread):
             self.dropped += len(messages)
             self._odd.warning("outbox", "lobby outbox full: %d %s dropped (%d so far)",
                               len(messages), messages[0][1].kind, self.dropped)
-            return
+            return False
         self.outbox.put((batch, then))
         wakeup = self.wakeup
         if wakeup is not None:  # not yet running: the loop's first turn sends it
             wakeup.set()
+        return True
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -388,21 +389,24 @@ class PlayerEndpoint(threading.Thread):
         except LateAnswer:
             self.late_answers += 1
             self.on_late()
-            if not self._tell_late(player.id):
+            if not self._tell_late(player.token):
                 return None  # told lately: counted, not answered
             raise
         return None  # DECIDED follows when the generation is applied
 
-    def _tell_late(self, player_id: int) -> bool:
-        """Whether a late answer of ``player_id`` gets its error reply: the first, and
-        then one every ``LATE_NOTICE_SECONDS``. An overloaded server (or a slow player)
-        sees late answers by the hundred a generation, and a reply to each would
-        double the messages of the load that made them late."""
-        now = time.monotonic()
-        if now < self._late_told.get(player_id, 0.0):
-            return False
-        self._late_told[player_id] = now + LATE_NOTICE_SECONDS
-        self._late_told.move_to_end(player_id)
+    def _tell_late(self, session: str) -> bool:
+        """Whether a late answer of the player with this session (its token: a new
+        player given a departed one's id is another session) gets its error reply:
+        the first, and then one every ``LATE_NOTICE_SECONDS``. An overloaded server (or
+        a slow player) sees late answers by the hundred a generation, and a reply to
+        each would double the messages of the load that made them late."""
+        now = self.clock()
+        told = self._late_told.get(session)
+        if told is not None:
+            self._late_told.move_to_end(session)  # the least recently late go first
+            if now < told:
+                return False
+        self._late_told[session] = now + LATE_NOTICE_SECONDS
         while len(self._late_told) > MAX_CONNECTIONS_TRACKED:
             self._late_told.popitem(last=False)
         return True

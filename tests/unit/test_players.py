@@ -414,8 +414,12 @@ def test_asking_starts_the_window_when_the_requests_have_left() -> None:
     alice, _ = reg.join(b"a", "alice", None)
     handed: list[tuple[list[tuple[bytes, Message]], Callable[[], None] | None]] = []
     window = 10.0
-    decisions = DecisionRound(reg, CONWAY, window, lambda who, msg: None,
-                              lambda messages, then: handed.append((messages, then)))
+    def hand_over(messages: list[tuple[bytes, Message]],
+                  then: Callable[[], None] | None) -> bool:
+        handed.append((messages, then))
+        return True
+
+    decisions = DecisionRound(reg, CONWAY, window, lambda who, msg: None, hand_over)
     codes = np.zeros((16, 16), np.uint8)
     codes[2, 2:5] = alice.code
     opened = time.monotonic()
@@ -425,6 +429,24 @@ def test_asking_starts_the_window_when_the_requests_have_left() -> None:
     assert reg._deadline >= opened + HANDOVER_WINDOWS * window - 1
     then()
     assert time.monotonic() + window - 1 < reg._deadline <= time.monotonic() + window
+
+
+def test_a_round_whose_requests_were_dropped_waits_for_nobody() -> None:
+    """When the lobby's outbox cannot take a round's requests (``send_all`` says
+    False), nobody can answer: the round's deadline is now, not two windows on."""
+    from server.players.decisions import DecisionRound
+    from shared.rules import CONWAY
+
+    reg = registry()
+    alice, _ = reg.join(b"a", "alice", None)
+    decisions = DecisionRound(reg, CONWAY, 30.0, lambda who, msg: None,
+                              lambda messages, then: not messages)
+    codes = np.zeros((16, 16), np.uint8)
+    codes[2, 2:5] = alice.code
+    assert decisions.ask(1, codes, Board.of(codes)) == 1
+    assert reg._deadline <= time.monotonic()
+    decisions.collect(1)  # returns at once (the test's timeout guards it)
+    assert reg.unanswered == 1
 
 
 def test_the_lobby_says_when_a_batch_has_left() -> None:
@@ -516,12 +538,12 @@ def test_a_batch_that_cannot_be_encoded_takes_no_room_in_the_outbox() -> None:
         context.term()
 
 
-def test_a_late_answer_is_told_once_in_a_while_and_always_counted(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_late_answer_is_told_once_in_a_while_and_always_counted() -> None:
     """A ``DECIDE`` for a closed round: the first gets its error reply, the next ones
     from the same player within ``LATE_NOTICE_SECONDS`` none (an overloaded server
     would double its messages), every one is counted (``on_late``); another player's
-    first is told, and the same player is told again once the time has passed."""
+    first is told, and the same player is told again once the time has passed. A new
+    player given a departed one's id is a new session: its first is told too."""
     import zmq
 
     from server.players.lobby import LATE_NOTICE_SECONDS, Peer, PlayerEndpoint, WorldInfo
@@ -532,13 +554,13 @@ def test_a_late_answer_is_told_once_in_a_while_and_always_counted(
     alice, _ = reg.join(b"a", "alice", None)
     bob, _ = reg.join(b"b", "bob", None)
     now = [1000.0]
-    monkeypatch.setattr("server.players.lobby.time.monotonic", lambda: now[0])
     context = zmq.Context()
     try:
         lobby = PlayerEndpoint(context, "tcp://127.0.0.1:0", lambda full: {}, reg,
                                WorldInfo(8, 8, "B3/S23", 0), lambda: 0)
         counted: list[int] = []
         lobby.on_late = lambda: counted.append(1)
+        lobby.clock = lambda: now[0]
 
         def late(player: Any) -> protocol.Message | None:
             frames = protocol.encode(protocol.message(
@@ -556,5 +578,11 @@ def test_a_late_answer_is_told_once_in_a_while_and_always_counted(
         assert late(alice) is not None
         assert len(counted) == lobby.late_answers == 5
         assert lobby.bad_messages == 3  # the replies, as every refusal is counted
+        assert late(alice) is None
+        with reg.lock:
+            reg._forget(alice.id)
+        carol, _ = reg.join(b"c", "carol", None)
+        assert carol.id == alice.id and carol.token != alice.token
+        assert late(carol) is not None
     finally:
         context.term()
