@@ -88,7 +88,7 @@ EXPLORE_EVERY = 64    # every so many generations, another share is tried
 SMOOTHING = 0.3       # the weight of the newest time of a share
 STEPPERS = 2  # threads stepping the server's own share
 LOCAL_BAND_CELLS = 1 << 23  # the server's share is cut in bands of about this many
-#                             cells, stepped at once by its dispatcher threads
+#                             cells, stepped at once by its stepper threads
 OWNED_BAND_CELLS = 1 << 19  # ... and of a world of owners (a byte a cell), in these
 
 
@@ -464,7 +464,8 @@ class Engine:
 
     def fan_out(self, frozen: Grid, target: LockingGrid) -> list[Answer]:
         """The workers' part of a generation: every batch of ``frozen`` computed by a
-        worker and pasted into ``target`` exactly once; returns how each was answered."""
+        worker (or, for the server's share of a large world, by its stepper threads)
+        and pasted into ``target`` exactly once; returns how each was answered."""
         rule = str(self.rule)
         if self.tiling is not None:
             cuts: list[Cut] = [(y, x, h, w, 0) for y, x, h, w
@@ -606,8 +607,9 @@ class Engine:
                 self.computed_locally += 1
 
     def compute(self, grid: Grid) -> Grid:
-        """The rule's next generation of ``grid`` by the workers alone (no players, no
-        publishing; the world is not replaced): what the bench measures. The
+        """The rule's next generation of ``grid`` by the fan-out alone (the workers, and
+        the server's share of a large world; no players, no publishing; the world is
+        not replaced): what the bench measures. The
         generation count still advances, so that a late answer to one call's batch can
         never be taken for the next call's."""
         frozen = self.freeze(grid)
@@ -686,12 +688,10 @@ class Engine:
             ended = self._end_round(rounds, gen + 1, target)
             self.inputs.append(RoundEnd())
         landed = []
-        for placement in registry.take_placements(gen + 1):
-            ys, xs = registry.unshielded(placement, gen + 1)
+        for placement, ys, xs, done in registry.land(gen + 1, target.fill_empty,
+                                                      target.codes):
             self.inputs.append(Place(ys, xs, placement.code))
-            placed = target.fill_empty(ys, xs, placement.code)
-            registry.shield(placement, placed, gen + 1, target.codes)
-            landed.append(registry.refund(placement, placed))
+            landed.append(done)
         return decided, landed, ended
 
     def _end_round(self, rounds: Rounds, made: int, target: LockingGrid) -> Result:
