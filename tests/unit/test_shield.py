@@ -471,3 +471,57 @@ def test_the_quick_paths_of_landing_agree_with_the_whole_passes() -> None:
         before = len(shields.live)
         added = shields.add(player, zone, landed)
         assert (added is None) == (refused or before >= shields.limit), trial
+
+
+def test_landing_under_one_hold_of_the_lock_equals_landing_step_by_step() -> None:
+    """``PlayerRegistry.land`` (every placement under one hold of the lock, as the
+    engine lands them) leaves the world, the shields, the energies and what each
+    placement is told exactly as ``take_placements``, ``unshielded``, ``fill_empty``,
+    ``shield`` and ``refund`` one after the other: random placements of four players
+    around a few spots over a few generations, some refused, some partly blocked by a
+    shield made earlier at the same boundary."""
+    side = 64
+    patterns = [text for text, _ in library().values() if len(text) < 400][:12]
+    rng = np.random.default_rng(3)
+    one, other = (PlayerRegistry(RegistryConfig(energy_cap=120, energy_regen=40),
+                                 Shields(side, side, 8)) for _ in range(2))
+    players = [[reg.join(b"p%d" % i, f"p{i}", None)[0] for i in range(4)]
+               for reg in (one, other)]
+    codes_one = np.zeros((side, side), np.uint8)
+    codes_other = codes_one.copy()
+    told = blocked = 0
+    for generation in range(1, 13):
+        spots = rng.integers(0, side, (2, 2))
+        for _ in range(int(rng.integers(3, 9))):
+            who = int(rng.integers(4))
+            text = patterns[int(rng.integers(len(patterns)))]
+            y, x = (int(v) for v in (spots[int(rng.integers(2))] + rng.integers(-6, 7, 2)) % side)
+            turn = int(rng.integers(8))
+            cells = placement_cells(text, None, y, x, turn % 4, turn > 3, side, side)
+            outcomes: list[object] = []
+            for reg, ps in ((one, players[0]), (other, players[1])):
+                try:
+                    outcomes.append(reg.place(ps[who], cells))
+                except NotAllowed as e:
+                    outcomes.append(str(e))
+            assert outcomes[0] == outcomes[1]
+        stepwise = []
+        target_one = LockingGrid(side, side, codes_one)
+        for placement in one.take_placements(generation):
+            ys, xs = one.unshielded(placement, generation)
+            blocked += len(ys) < len(placement.ys)
+            n = target_one.fill_empty(ys, xs, placement.code)
+            one.shield(placement, n, generation, target_one.codes)
+            stepwise.append(one.refund(placement, n))
+        target = LockingGrid(side, side, codes_other)
+        together = [done for _, _, _, done in
+                    other.land(generation, target.fill_empty, target.codes)]
+        assert stepwise == together, generation
+        told += len(together)
+        assert np.array_equal(codes_one, codes_other), generation
+        assert np.array_equal(one.shields.table, other.shields.table), generation
+        assert one.energies() == other.energies()
+        for reg in (one, other):
+            reg.prune_shields(generation)
+            reg.regenerate()
+    assert told > 20 and blocked > 0 and len(one.shields.live) > 0, (told, blocked)
