@@ -181,6 +181,8 @@ def foreign_mask(shields: Sequence[Shield] | ZoneTable, player: int | Index, ys:
         return None
     ys, xs = np.asarray(ys, dtype=np.int64), np.asarray(xs, dtype=np.int64)
     owners = np.asarray(player, dtype=np.int64) if each else None
+    if len(ys) * len(table) > BY_ROWS_FROM and int(table[:, 2].sum()) < len(ys) * len(table):
+        return _foreign_by_rows(table, owners, ys, xs, height, width)
     mask = np.zeros(len(ys), dtype=np.bool_)
     for at in range(0, len(ys), CELLS_AT_ONCE):
         y, x = ys[at:at + CELLS_AT_ONCE, None], xs[at:at + CELLS_AT_ONCE, None]
@@ -189,6 +191,43 @@ def foreign_mask(shields: Sequence[Shield] | ZoneTable, player: int | Index, ys:
         if owners is not None:
             hit &= owners[at:at + CELLS_AT_ONCE, None] != table[:, 5]
         mask[at:at + CELLS_AT_ONCE] = hit.any(axis=1)
+    return mask
+
+
+BY_ROWS_FROM = 1 << 16  # cells x shields from which ``foreign_mask`` goes row by row
+
+
+def _foreign_by_rows(table: ZoneTable, owners: Index | None, ys: Index, xs: Index,
+                     height: int, width: int) -> npt.NDArray[np.bool_]:
+    """``foreign_mask``'s answer (``table``: its shields, already those that count)
+    found row by row instead of cell by shield: the cells sorted by their place in
+    the world, each row of each zone is one or two runs of that order (its columns,
+    wrapped), found by binary search. A thousand players' decisions (3 000 cells)
+    against 200 shields is 4 000 zone rows to look up, not 600 000 pairs to test."""
+    flat = (ys % height) * width + xs % width
+    order = np.argsort(flat, kind="stable")
+    ranked = flat[order]
+    heights = table[:, 2]
+    shield = np.repeat(np.arange(len(table)), heights)  # one entry a zone row
+    first = np.cumsum(heights) - heights
+    rows = (table[shield, 0] + np.arange(len(shield)) - first[shield]) % height
+    x0, w = table[shield, 1], table[shield, 3]
+    base = rows * width
+    runs = [(base + x0, base + np.minimum(x0 + w, width)),       # up to the edge
+            (base, base + np.maximum(x0 + w - width, 0))]        # wrapped past it
+    mask = np.zeros(len(ys), dtype=np.bool_)
+    for start, end in runs:
+        lo = np.searchsorted(ranked, start, side="left")
+        hi = np.searchsorted(ranked, end, side="left")
+        lengths = hi - lo
+        total = int(lengths.sum())
+        if not total:
+            continue
+        at = np.repeat(lo - (np.cumsum(lengths) - lengths), lengths) + np.arange(total)
+        cells = order[at]
+        hit = np.ones(total, dtype=np.bool_) if owners is None \
+            else owners[cells] != table[np.repeat(shield, lengths), 5]
+        mask[cells[hit]] = True
     return mask
 
 

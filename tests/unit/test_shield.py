@@ -525,3 +525,32 @@ def test_landing_under_one_hold_of_the_lock_equals_landing_step_by_step() -> Non
             reg.prune_shields(generation)
             reg.regenerate()
     assert told > 20 and blocked > 0 and len(one.shields.live) > 0, (told, blocked)
+
+
+def test_foreign_cells_found_row_by_row_equal_the_pass_over_every_pair() -> None:
+    """``foreign_mask`` on many cells against many shields goes row by row (sorted
+    cells, binary search a zone row); it says exactly what testing every cell against
+    every shield says: random tori, zones that wrap and zones as wide or tall as the
+    world, one player for all the cells or each cell's own, expired shields."""
+    from server.players import shields as module
+
+    rng = np.random.default_rng(11)
+    for trial in range(200):
+        height, width = (int(v) for v in rng.integers(1, 90, 2))
+        k = int(rng.integers(1, 60))
+        table = np.stack([rng.integers(0, height, k), rng.integers(0, width, k),
+                          rng.integers(1, height + 1, k), rng.integers(1, width + 1, k),
+                          rng.integers(0, 10, k), rng.integers(1, 6, k)], axis=1)
+        n = int(rng.integers(1, 3000))
+        ys, xs = rng.integers(0, height, n), rng.integers(0, width, n)
+        player = rng.integers(1, 6, n) if trial % 2 else int(rng.integers(1, 6))
+        fast = foreign_mask(table, player, ys, xs, 4, height, width)
+        was = module.BY_ROWS_FROM
+        try:
+            module.BY_ROWS_FROM = 1 << 62  # every pair
+            slow = foreign_mask(table, player, ys, xs, 4, height, width)
+        finally:
+            module.BY_ROWS_FROM = was
+        assert (fast is None) == (slow is None), trial
+        if fast is not None and slow is not None:
+            assert np.array_equal(fast, slow), trial
