@@ -197,6 +197,35 @@ def foreign_mask(shields: Sequence[Shield] | ZoneTable, player: int | Index, ys:
 BY_ROWS_FROM = 1 << 16  # cells x shields from which ``foreign_mask`` goes row by row
 
 
+def runs_in_zones(zones: npt.NDArray[np.int64], cells: Index, height: int,
+                  width: int) -> tuple[Index, Index]:
+    """Which of ``cells`` (flat indices into the world) lie in which of ``zones`` (rows
+    ``y, x, h, w, ...``): the positions in ``cells`` and the zone of each, a pair for
+    every (cell, zone) that holds it. Each row of each zone is one or two runs of the
+    cells in the world's order (its columns, wrapped), found by binary search."""
+    order = np.argsort(cells, kind="stable")
+    ranked = cells[order]
+    heights = zones[:, 2]
+    zone = np.repeat(np.arange(len(zones)), heights)  # one entry a zone row
+    first = np.cumsum(heights) - heights
+    base = ((zones[zone, 0] + np.arange(len(zone)) - first[zone]) % height) * width
+    x0, w = zones[zone, 1], zones[zone, 3]
+    found: list[Index] = []
+    owner: list[Index] = []
+    for start, end in ((base + x0, base + np.minimum(x0 + w, width)),  # up to the edge
+                       (base, base + np.maximum(x0 + w - width, 0))):  # wrapped past it
+        lo = np.searchsorted(ranked, start, side="left")
+        lengths = np.searchsorted(ranked, end, side="left") - lo
+        total = int(lengths.sum())
+        if total:
+            found.append(order[np.repeat(lo - (np.cumsum(lengths) - lengths), lengths)
+                               + np.arange(total)])
+            owner.append(np.repeat(zone, lengths))
+    if not found:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(found), np.concatenate(owner)
+
+
 def _foreign_by_rows(table: ZoneTable, owners: Index | None, ys: Index, xs: Index,
                      height: int, width: int) -> npt.NDArray[np.bool_]:
     """``foreign_mask``'s answer (``table``: its shields, already those that count)
@@ -204,30 +233,11 @@ def _foreign_by_rows(table: ZoneTable, owners: Index | None, ys: Index, xs: Inde
     the world, each row of each zone is one or two runs of that order (its columns,
     wrapped), found by binary search. A thousand players' decisions (3 000 cells)
     against 200 shields is 4 000 zone rows to look up, not 600 000 pairs to test."""
-    flat = (ys % height) * width + xs % width
-    order = np.argsort(flat, kind="stable")
-    ranked = flat[order]
-    heights = table[:, 2]
-    shield = np.repeat(np.arange(len(table)), heights)  # one entry a zone row
-    first = np.cumsum(heights) - heights
-    rows = (table[shield, 0] + np.arange(len(shield)) - first[shield]) % height
-    x0, w = table[shield, 1], table[shield, 3]
-    base = rows * width
-    runs = [(base + x0, base + np.minimum(x0 + w, width)),       # up to the edge
-            (base, base + np.maximum(x0 + w - width, 0))]        # wrapped past it
+    cells, shield = runs_in_zones(table, (ys % height) * width + xs % width, height, width)
+    if owners is not None:
+        cells = cells[owners[cells] != table[shield, 5]]
     mask = np.zeros(len(ys), dtype=np.bool_)
-    for start, end in runs:
-        lo = np.searchsorted(ranked, start, side="left")
-        hi = np.searchsorted(ranked, end, side="left")
-        lengths = hi - lo
-        total = int(lengths.sum())
-        if not total:
-            continue
-        at = np.repeat(lo - (np.cumsum(lengths) - lengths), lengths) + np.arange(total)
-        cells = order[at]
-        hit = np.ones(total, dtype=np.bool_) if owners is None \
-            else owners[cells] != table[np.repeat(shield, lengths), 5]
-        mask[cells[hit]] = True
+    mask[cells] = True
     return mask
 
 

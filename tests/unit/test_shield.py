@@ -554,3 +554,31 @@ def test_foreign_cells_found_row_by_row_equal_the_pass_over_every_pair() -> None
         assert (fast is None) == (slow is None), trial
         if fast is not None and slow is not None:
             assert np.array_equal(fast, slow), trial
+
+
+def test_zone_counts_found_row_by_row_equal_each_zone_counted_alone() -> None:
+    """``zone_counts_at`` (each zone row's cells by binary search, then their eight
+    neighbours inside the zone) equals ``zones_neighbours`` (each zone on a canvas of
+    its own) on random tori: zones that wrap, zones as tall or as wide as the world
+    (which wrap on themselves), cells in no zone left as they were."""
+    rng = np.random.default_rng(5)
+    for trial in range(150):
+        height, width = (int(v) for v in rng.integers(1, 40, 2))
+        codes = rng.choice(np.array([0, 0, 1, 2, 300], dtype=np.uint16),
+                           size=(height, width))
+        zones: list[tuple[int, int, int, int]] = []
+        for _ in range(int(rng.integers(1, 8))):
+            h = height if rng.random() < 0.15 else int(rng.integers(1, height + 1))
+            w = width if rng.random() < 0.15 else int(rng.integers(1, width + 1))
+            zone = (int(rng.integers(height)), int(rng.integers(width)), h, w)
+            if not any(overlap(zone, z, height, width) for z in zones):
+                zones.append(zone)
+        expected = np.full((height, width), 99, dtype=np.uint8)
+        for zone, alone in zip(zones, zones_neighbours(codes, zones), strict=True):
+            rows, cols = rows_cols(zone, height, width)
+            expected[np.ix_(rows, cols)] = alone
+        cells = np.flatnonzero(rng.random(height * width) < 0.6)
+        got = np.full(len(cells), 99, dtype=np.uint8)
+        zone_counts_at(codes, zones, cells, got)
+        ys, xs = np.divmod(cells, width)
+        assert got.tolist() == expected[ys, xs].tolist(), (trial, zones)
