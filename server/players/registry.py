@@ -624,32 +624,42 @@ class PlayerRegistry:
                 if (p := self.players.get(pid)) is not None:
                     p.missed += 1
             shielded_of = self._shielded(live)
+            # A thousand answers of a few cells each: Python's ints and lists, no array
+            # a player but its keep-alives' (each player's code); the cells let die,
+            # all code 0, are one write.
+            died_ys: list[int] = []
+            died_xs: list[int] = []
+            nothing: frozenset[int] = frozenset()
             for pid, decision in self.decisions.items():
-                request, player = self.requests[pid], self.players.get(pid)
-                result = results.setdefault(pid, DecisionResult())
+                result = results[pid] = DecisionResult()
+                player = self.players.get(pid)
                 if player is None:
                     continue
-                n = len(request.ys)
-                shielded = shielded_of.get(pid, set())
-                keep = []
+                request = self.requests[pid]
+                survives, n = request.survives, len(request.survives)
+                shielded = shielded_of.get(pid, nothing)
+                energy, refused, keep, died = player.energy, 0, [], 0
                 for i in dict.fromkeys(decision.keep):
-                    if (i >= n or request.survives[i] or player.energy < 1
-                            or i in shielded):
-                        result.refused += 1  # out of range, alive anyway, unpaid, shielded
+                    if i >= n or survives[i] or energy < 1 or i in shielded:
+                        refused += 1  # out of range, alive anyway, unpaid, shielded
                     else:
                         keep.append(i)
-                        player.energy -= 1
-                die = []
+                        energy -= 1
                 for i in dict.fromkeys(decision.let_die):
-                    if i >= n or not request.survives[i] or i in shielded:
-                        result.refused += 1
+                    if i >= n or not survives[i] or i in shielded:
+                        refused += 1
                     else:
-                        die.append(i)
-                result.kept, result.died, result.energy = len(keep), len(die), player.energy
+                        died_ys.append(request.ys.item(i))
+                        died_xs.append(request.xs.item(i))
+                        died += 1
+                player.energy = energy
+                result.kept, result.died, result.refused, result.energy = \
+                    len(keep), died, refused, energy
                 if keep:
                     writes.append(Write(request.ys[keep], request.xs[keep], player.code))
-                if die:
-                    writes.append(Write(request.ys[die], request.xs[die], 0))
+            if died_ys:
+                writes.append(Write(np.array(died_ys, dtype=np.int64),
+                                    np.array(died_xs, dtype=np.int64), 0))
             if self.request_gen is not None:
                 self._closed = (self.request_gen, self._deadline, set(self.requests))
             self.request_gen, self.requests, self.decisions = None, {}, {}

@@ -586,3 +586,70 @@ def test_a_late_answer_is_told_once_in_a_while_and_always_counted() -> None:
         assert late(carol) is not None
     finally:
         context.term()
+
+
+def test_closing_a_round_checks_each_answer_as_the_rules_say() -> None:
+    """``close_decisions`` on random answers (repeated indices, out of range, overrides
+    that change nothing, more keep-alives than energy, cells in another player's
+    shield) equals the rules applied one player, one index at a time: keep-alives paid
+    in order while energy lasts, every refusal counted, the cells written."""
+    from server.players.registry import DecisionResult
+    from server.players.shields import Shield, Shields
+
+    rng = np.random.default_rng(17)
+    for trial in range(40):
+        reg = PlayerRegistry(RegistryConfig(energy_cap=6, per_address=100, max_players=100),
+                             Shields(64, 64, 5))
+        players = [reg.join(b"p%d" % i, f"p{i}", None)[0] for i in range(12)]
+        for p in players:
+            p.energy = int(rng.integers(0, 7))
+        zone = (int(rng.integers(64)), int(rng.integers(64)), 20, 20)
+        reg.shields.live.append(Shield(*zone, until=50, player=players[0].id))
+        requests = {}
+        owned = rng.permutation(64 * 64)  # each cell has one owner, as in a world
+        for k, p in enumerate(players):
+            n = int(rng.integers(1, 30))
+            ys, xs = np.divmod(owned[30 * k:30 * k + n], 64)
+            requests[p.id] = Request(ys, xs, rng.random(n) < 0.5)
+        reg.open_requests(3, requests, deadline=time.monotonic() + 60)
+        answers = {p.id: ([int(v) for v in rng.integers(0, 34, int(rng.integers(0, 6)))],
+                          [int(v) for v in rng.integers(0, 34, int(rng.integers(0, 6)))])
+                   for p in players if rng.random() < 0.9}
+        energy = {p.id: p.energy for p in players}
+        for p in players:
+            if p.id in answers:
+                reg.post_decision(p, 3, *answers[p.id])
+        writes, results = reg.close_decisions(regenerate=False)
+        cells: dict[tuple[int, int], int] = {}
+        for write in writes:
+            for y, x in zip(write.ys.tolist(), write.xs.tolist(), strict=True):
+                cells[(y, x)] = write.code
+        expected_cells: dict[tuple[int, int], int] = {}
+        for p in players:
+            if p.id not in answers:
+                continue
+            request, (keep, let_die) = requests[p.id], answers[p.id]
+            n, left, want = len(request.ys), energy[p.id], DecisionResult()
+
+            owner_of_zone = players[0].id
+            foreign = [p.id != owner_of_zone and (y - zone[0]) % 64 < 20
+                       and (x - zone[1]) % 64 < 20
+                       for y, x in zip(request.ys.tolist(), request.xs.tolist(), strict=True)]
+            for i in dict.fromkeys(keep):
+                if i >= n or request.survives[i] or left < 1 or foreign[i]:
+                    want.refused += 1
+                else:
+                    left -= 1
+                    want.kept += 1
+                    expected_cells[(int(request.ys[i]), int(request.xs[i]))] = p.code
+            for i in dict.fromkeys(let_die):
+                if i >= n or not request.survives[i] or foreign[i]:
+                    want.refused += 1
+                else:
+                    want.died += 1
+                    expected_cells[(int(request.ys[i]), int(request.xs[i]))] = 0
+            want.energy = left
+            assert results[p.id] == want, (trial, p.id)
+            assert p.energy == left
+        assert set(results) == set(answers)
+        assert cells == expected_cells, trial
