@@ -50,6 +50,7 @@ class Bot:
     next_ping: float = 0.0
     asked_at: float = 0.0  # when the last request came (monotonic)
     answered: int = 0
+    stale: int = 0     # requests left unanswered: a newer one had come already
     sent: int = 0      # placements asked for
     placed: int = 0    # placements accepted
     refused: int = 0
@@ -265,11 +266,24 @@ def _join(session: PlayerSession, stop: threading.Event,
 
 
 def _drain(bot: Bot) -> None:
+    """Read everything waiting for ``bot`` and act on it, in order; of several
+    requests waiting, only the newest is answered: the older ones' rounds are over (a
+    bot that fell behind catches up at once, instead of answering late, round after
+    round, what the server no longer waits for)."""
+    waiting = []
     while (msg := bot.session.poll()) is not None:
+        waiting.append(msg)
+    newest = max((i for i, msg in enumerate(waiting) if msg.kind is Kind.GAME_LOGIC),
+                 default=-1)
+    for i, msg in enumerate(waiting):
         if msg.kind is Kind.GAME_LOGIC:
+            gen = msg["gen"]
+            bot.saw_generation(gen)
+            bot.asked_gen = max(bot.asked_gen, gen)
+            if i < newest:
+                bot.stale += 1
+                continue
             request = GameLogicRequest.of(msg)
-            bot.saw_generation(request.gen)
-            bot.asked_gen = max(bot.asked_gen, request.gen)
             bot.asked_at = time.monotonic()
             bot.answer(request)
             bot.maybe_place()
