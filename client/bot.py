@@ -3,9 +3,10 @@
 All the bots of one process share one thread and one poller (each bot owns its own
 socket, and every socket belongs to that thread), so 200 bots cost one process. Each bot
 joins, heartbeats (while requests come, its answers are its heartbeat: they keep its
-session and say the generation), answers every ``GAME_LOGIC`` request by its strategy
-before the deadline, and places patterns from the library when it has the energy: its
-first one as soon as it has joined, then by its strategy's chance on each request, and
+session and say the generation), answers its newest ``GAME_LOGIC`` request by its
+strategy before the deadline (of several waiting, the older ones' rounds are over), and
+places patterns from the library when it has the energy: its
+first one as soon as it has joined, then by its strategy's chance on each answer, and
 surely at its next heartbeat whenever it owns no cell (no request comes then to give it
 a chance).
 
@@ -36,7 +37,7 @@ from shared.keys import Credentials
 from shared.library import library
 from shared.placement import cost
 from shared.policies import STRATEGIES, GameLogicRequest, Policy
-from shared.protocol import ErrorCode, Kind
+from shared.protocol import ErrorCode, Kind, Message
 
 log = logging.getLogger("lifenet.bot")
 
@@ -270,9 +271,22 @@ def _drain(bot: Bot) -> None:
     requests waiting, only the newest is answered: the older ones' rounds are over (a
     bot that fell behind catches up at once, instead of answering late, round after
     round, what the server no longer waits for)."""
+    while waiting := _waiting(bot):
+        _act(bot, waiting)
+
+
+def _waiting(bot: Bot) -> list[Message]:
+    """Every message waiting for ``bot`` now. Read again after acting on them: an
+    answer sent may consume the edge-triggered ``zmq.FD`` signal of a message that
+    came meanwhile, and the drain must end on a read that finds nothing."""
     waiting = []
     while (msg := bot.session.poll()) is not None:
         waiting.append(msg)
+    return waiting
+
+
+def _act(bot: Bot, waiting: list[Message]) -> None:
+    """Act on ``waiting`` in order, answering only the newest request."""
     newest = max((i for i, msg in enumerate(waiting) if msg.kind is Kind.GAME_LOGIC),
                  default=-1)
     for i, msg in enumerate(waiting):

@@ -689,7 +689,7 @@ class Engine:
             self.inputs.append(RoundEnd())
         landed = []
         for placement, ys, xs, done in registry.land(gen + 1, target.fill_empty,
-                                                      target.codes):
+                                                      lambda: target.codes):
             self.inputs.append(Place(ys, xs, placement.code))
             landed.append(done)
         return decided, landed, ended

@@ -154,7 +154,7 @@ class PlayerEndpoint(threading.Thread):
         self.throttled = 0  # requests dropped: their connection asked too fast
         self._buckets: OrderedDict[bytes, TokenBucket] = OrderedDict()
         # Late answers: all counted (``on_late``: the metrics' counter), a player told
-        # once every LATE_NOTICE_SECONDS at most (when it may be told next, by player).
+        # once every LATE_NOTICE_SECONDS at most (when it may be told next, by session).
         self.late_answers = 0
         self.on_late: Callable[[], None] = lambda: None
         self._late_told: OrderedDict[str, float] = OrderedDict()  # by session token

@@ -369,11 +369,12 @@ class PlayerRegistry:
             return taking
 
     def land(self, generation: int, fill: Callable[[Index, Index, int], int],
-             world: Codes) -> list[tuple[Placement, Index, Index, Landed]]:
+             world: Callable[[], Codes]) -> list[tuple[Placement, Index, Index, Landed]]:
         """Land every placement queued for ``generation``, in order, under one hold of
         the lock: what ``take_placements``, ``unshielded``, ``shield`` and ``refund``
         do one by one (its cells outside other players' live shields filled where
-        empty, by ``fill``; its shield, judged on ``world`` with its cells in; the
+        empty, by ``fill``; its shield, judged on ``world()`` with its cells in, read
+        after each fill: a fill may widen the grid, and so replace its array; the
         cells that did not land refunded). Each placement with the cells it tried and
         what it got. One hold, not four a placement: the lobby thread, which needs the
         lock for every request, waits instead of taking turns at the GIL with each of
@@ -392,7 +393,7 @@ class PlayerRegistry:
                     else (pl.ys[~blocked], pl.xs[~blocked])
                 placed = fill(ys, xs, pl.code)
                 if pl.zone is not None and placed:
-                    self.shields.add(pl.player, pl.zone, generation, world, pl.code)
+                    self.shields.add(pl.player, pl.zone, generation, world(), pl.code)
                 player.energy = min(self.config.energy_cap,
                                     player.energy + pl.reserved - placed)
                 landed.append((pl, ys, xs, Landed(player.id, player.identity, len(pl.cells),

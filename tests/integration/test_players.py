@@ -515,3 +515,66 @@ def test_a_message_that_does_not_decode_does_not_hold_up_those_behind_it(
         ready.close()
         session.close()
         router.close(linger=0)
+
+
+def test_a_request_that_comes_while_a_bot_answers_is_not_left_unread(
+        zmq_context: zmq.Context[Any]) -> None:
+    """A bot's answer (a send) may consume the edge-triggered ``zmq.FD`` signal of a
+    request that arrived meanwhile: the drain reads again after acting, so that
+    request is answered in the same drain and the next rounds still wake the bot."""
+    import random
+    import time
+
+    import numpy as np
+
+    from client.bot import Bot, Readiness, _drain
+    from shared.grid import as_payload
+    from shared.policies import STRATEGIES
+    from shared.rules import CONWAY
+
+    router = zmq_context.socket(zmq.ROUTER)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    session = PlayerSession(f"tcp://127.0.0.1:{port}", "edge")
+    ready = Readiness()
+    cells = np.zeros(2, protocol.GAME_LOGIC_CELL)
+    cells["y"], cells["n"] = [1, 2], [3, 1]
+
+    def request(gen: int) -> list[Any]:
+        return protocol.encode(protocol.message(
+            Kind.GAME_LOGIC, [as_payload(cells)], gen=gen, count=2, deadline_ms=100.0))
+
+    try:
+        session.player, session.token, session.rule, session.energy = 1, "ab" * 16, CONWAY, 9
+        bot = Bot(session, STRATEGIES["follow"].policy, 0.0, random.Random(1), seen_gen=0)
+        ready.add(session.sock, bot)
+        session.send(protocol.message(Kind.PING, player=1, token="ab" * 16))
+        identity, _ = router.recv_multipart()
+        _drain(bot)  # nothing yet: its EVENTS read, the signal armed
+        answer = bot.answer
+
+        def answer_while_the_next_comes(req: Any) -> None:
+            if req.gen == 1:
+                router.send_multipart([identity, *request(2)])
+                # Nothing can be polled here without reading EVENTS (which would
+                # re-arm the signal and hide the case): give libzmq time to deliver.
+                time.sleep(0.2)
+            answer(req)
+
+        def woken(gen: int) -> bool:
+            for woke in ready.poll(100):
+                _drain(woke)
+            return bot.asked_gen >= gen
+
+        bot.answer = answer_while_the_next_comes  # type: ignore[method-assign,assignment]
+        router.send_multipart([identity, *request(1)])
+        wait_for(lambda: woken(1), 5, what="the first request")
+        assert bot.answered == 2, "the request that came during the answer was left unread"
+        for gen in (3, 4, 5):
+            router.send_multipart([identity, *request(gen)])
+            wait_for(lambda gen=gen: woken(gen), 5,  # type: ignore[misc]
+                     what=f"request {gen} to wake the bot")
+        assert bot.answered == 5
+    finally:
+        ready.close()
+        session.close()
+        router.close(linger=0)

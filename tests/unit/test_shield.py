@@ -473,22 +473,28 @@ def test_the_quick_paths_of_landing_agree_with_the_whole_passes() -> None:
         assert (added is None) == (refused or before >= shields.limit), trial
 
 
-def test_landing_under_one_hold_of_the_lock_equals_landing_step_by_step() -> None:
+@pytest.mark.parametrize("wide", [False, True])
+def test_landing_under_one_hold_of_the_lock_equals_landing_step_by_step(wide: bool) -> None:
     """``PlayerRegistry.land`` (every placement under one hold of the lock, as the
     engine lands them) leaves the world, the shields, the energies and what each
     placement is told exactly as ``take_placements``, ``unshielded``, ``fill_empty``,
     ``shield`` and ``refund`` one after the other: random placements of four players
     around a few spots over a few generations, some refused, some partly blocked by a
-    shield made earlier at the same boundary."""
+    shield made earlier at the same boundary. ``wide``: one of them has a player id
+    past 254, whose first cells widen the narrow world mid-boundary (the shields of
+    the placements after it are judged on the widened array)."""
     side = 64
     patterns = [text for text, _ in library().values() if len(text) < 400][:12]
     rng = np.random.default_rng(3)
-    one, other = (PlayerRegistry(RegistryConfig(energy_cap=120, energy_regen=40),
-                                 Shields(side, side, 8)) for _ in range(2))
-    players = [[reg.join(b"p%d" % i, f"p{i}", None)[0] for i in range(4)]
-               for reg in (one, other)]
-    codes_one = np.zeros((side, side), np.uint8)
-    codes_other = codes_one.copy()
+    config = RegistryConfig(energy_cap=120, energy_regen=40, per_address=400,
+                            max_players=400)
+    one, other = (PlayerRegistry(config, Shields(side, side, 8)) for _ in range(2))
+    joined = [[reg.join(b"p%d" % i, f"p{i}", None)[0] for i in range(300 if wide else 4)]
+              for reg in (one, other)]
+    players = [[ps[0], ps[1], ps[2], ps[-1]] for ps in joined]
+    assert (players[0][3].code > 255) == wide
+    target_one = LockingGrid(side, side, np.zeros((side, side), np.uint8))
+    target = LockingGrid(side, side, np.zeros((side, side), np.uint8))
     told = blocked = 0
     for generation in range(1, 13):
         spots = rng.integers(0, side, (2, 2))
@@ -506,25 +512,24 @@ def test_landing_under_one_hold_of_the_lock_equals_landing_step_by_step() -> Non
                     outcomes.append(str(e))
             assert outcomes[0] == outcomes[1]
         stepwise = []
-        target_one = LockingGrid(side, side, codes_one)
         for placement in one.take_placements(generation):
             ys, xs = one.unshielded(placement, generation)
             blocked += len(ys) < len(placement.ys)
             n = target_one.fill_empty(ys, xs, placement.code)
             one.shield(placement, n, generation, target_one.codes)
             stepwise.append(one.refund(placement, n))
-        target = LockingGrid(side, side, codes_other)
         together = [done for _, _, _, done in
-                    other.land(generation, target.fill_empty, target.codes)]
+                    other.land(generation, target.fill_empty, lambda: target.codes)]
         assert stepwise == together, generation
         told += len(together)
-        assert np.array_equal(codes_one, codes_other), generation
+        assert np.array_equal(target_one.codes, target.codes), generation
         assert np.array_equal(one.shields.table, other.shields.table), generation
         assert one.energies() == other.energies()
         for reg in (one, other):
             reg.prune_shields(generation)
             reg.regenerate()
     assert told > 20 and blocked > 0 and len(one.shields.live) > 0, (told, blocked)
+    assert (target.codes.dtype == np.uint16) == wide
 
 
 def test_foreign_cells_found_row_by_row_equal_the_pass_over_every_pair() -> None:
@@ -582,3 +587,22 @@ def test_zone_counts_found_row_by_row_equal_each_zone_counted_alone() -> None:
         zone_counts_at(codes, zones, cells, got)
         ys, xs = np.divmod(cells, width)
         assert got.tolist() == expected[ys, xs].tolist(), (trial, zones)
+
+
+def test_a_shield_is_judged_on_the_world_as_widened_by_an_earlier_placement() -> None:
+    """At one boundary a player with an id past 254 lands first (its cells widen the
+    narrow world to two bytes a cell: a new array), then a glider of another player
+    right beside one of them: that glider's zone holds a live cell of another player,
+    so it gets no shield, judged on the widened world, not the one before it."""
+    reg = PlayerRegistry(RegistryConfig(per_address=400, max_players=400),
+                         Shields(32, 32, 8))
+    players = [reg.join(b"p%d" % i, f"p{i}", None)[0] for i in range(300)]
+    late, low = players[-1], players[0]
+    assert late.code > 255
+    reg.place(late, np.array([[10, 10], [25, 25]], np.int64))  # spread out: no zone
+    reg.place(low, np.array([[11, 12], [12, 13], [13, 11], [13, 12], [13, 13]], np.int64))
+    target = LockingGrid(32, 32, np.zeros((32, 32), np.uint8))
+    landed = reg.land(5, target.fill_empty, lambda: target.codes)
+    assert [done.placed for _, _, _, done in landed] == [2, 5]
+    assert target.codes.dtype == np.uint16 and target.codes[10, 10] == late.code
+    assert reg.shields.live == []
