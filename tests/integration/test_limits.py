@@ -575,3 +575,34 @@ def _binds(sock: zmq.Socket[Any], address: str) -> bool:
     except zmq.ZMQError:
         return False
     return True
+
+
+def test_a_flood_of_late_answers_gets_one_reply_and_a_real_player_is_served(
+        make_server: MakeServer, zmq_context: zmq.Context[Any]) -> None:
+    """500 answers to a round that is long over, as fast as one connection may send
+    them: every one is counted, one gets its error reply (the lobby would otherwise
+    answer the flood message for message), and another player's requests are still
+    answered meanwhile."""
+    server = make_server(size=(16, 16))
+    endpoint = server.lobby.bound_endpoint
+    late = PlayerSession(endpoint, "late", context=zmq_context, timeout=5)
+    real = PlayerSession(endpoint, "real", context=zmq_context, timeout=5)
+    try:
+        late.join()
+        real.join()
+        decide = protocol.encode(protocol.message(Kind.DECIDE, player=late.player,
+                                                  token=late.token, gen=99_999, keep=[0],
+                                                  let_die=[]))
+        for _ in range(500):
+            late.sock.send_multipart(decide)
+        real.ping()  # served while the flood is read
+        wait_for(lambda: server.lobby.late_answers == 500, 10, what="every late answer counted")
+        real.ping()
+        replies = []
+        while late.sock.poll(200):
+            replies.append(protocol.decode(late.sock.recv_multipart()))
+        assert [(m.kind, m["code"]) for m in replies] == [(Kind.ERROR, ErrorCode.NOT_ALLOWED)]
+        assert "late" in replies[0]["reason"] and server.lobby.throttled == 0
+    finally:
+        late.close()
+        real.close()

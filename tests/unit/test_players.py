@@ -546,7 +546,13 @@ def test_a_late_answer_is_told_once_in_a_while_and_always_counted() -> None:
     player given a departed one's id is a new session: its first is told too."""
     import zmq
 
-    from server.players.lobby import LATE_NOTICE_SECONDS, Peer, PlayerEndpoint, WorldInfo
+    from server.players.lobby import (
+        LATE_NOTICE_SECONDS,
+        MAX_CONNECTIONS_TRACKED,
+        Peer,
+        PlayerEndpoint,
+        WorldInfo,
+    )
     from shared import protocol
     from shared.protocol import ErrorCode, Kind
 
@@ -584,6 +590,9 @@ def test_a_late_answer_is_told_once_in_a_while_and_always_counted() -> None:
         carol, _ = reg.join(b"c", "carol", None)
         assert carol.id == alice.id and carol.token != alice.token
         assert late(carol) is not None
+        for i in range(MAX_CONNECTIONS_TRACKED + 100):  # the sessions remembered: bounded
+            lobby._tell_late(f"{i:032x}")
+        assert len(lobby._late_told) == MAX_CONNECTIONS_TRACKED
     finally:
         context.term()
 
