@@ -475,13 +475,8 @@ class Engine:
                               self.rates() if self.rates else {})
         batches = []
         if frozen.bits is not None:  # a packed world: its bands' words, as they are
-            share: int | None = None
-            if self.tiling is None and self.share and self.last_min_wait is None:
-                rates = self.rates() if self.rates else {}
-                if any(r for r in rates.values()):  # the workers are measured: share
-                    share = self.sharing.choose()
-                    cuts = plan_shared(frozen.height, frozen.width, len(self.dispatchers),
-                                       rates, share)
+            sharing = self.sharing
+            share, cuts = self._share(sharing, frozen, cuts, LOCAL_BAND_CELLS)
             assert target.packed and all(w == frozen.width for _, _, _, w, _ in cuts)
             issued = time.perf_counter()
             for i, (y, x, h, w, prefer) in enumerate(cuts):
@@ -492,35 +487,41 @@ class Engine:
                     else bitlife.band_payload(bitlife.rows_of(frozen.bits, y, h))
                 batches.append(Batch(self.generation, i, y, x, h, w, band, target, rule,
                                      prefer=max(prefer, 0), rows=True, local=local))
-            answers = self._fan_out(batches, target)
-            if share is not None:
-                self.sharing.measured(share, time.perf_counter() - issued)
-            return answers
-        # A world of neutral cells travels one bit a cell: an eighth of the bytes.
-        top = int(frozen.codes.max(initial=0))
-        packed = top <= 1
-        # A large world of owners is shared as a packed one is (a share of it stepped
-        # here, by ``step_tile``): its round trips carry a byte a cell, and a thousand
-        # players keep the server's threads busy while they travel.
-        owned_share: int | None = None
-        if not packed and self.tiling is None and self.share and self.last_min_wait is None \
-                and frozen.height * frozen.width >= self.packed_min_cells:
-            rates = self.rates() if self.rates else {}
-            if any(r for r in rates.values()):
-                owned_share = self.sharing_owned.choose()
-                cuts = plan_shared(frozen.height, frozen.width, len(self.dispatchers),
-                                   rates, owned_share, OWNED_BAND_CELLS)
-        issued = time.perf_counter()
-        for i, (y, x, h, w, prefer) in enumerate(cuts):
-            tile = frozen.tile(y, x, h, w)
-            batches.append(Batch(self.generation, i, y, x, h, w,
-                                 pack_bits(tile) if packed else tile, target, rule,
-                                 packed=packed, tile_max=top, prefer=max(prefer, 0),
-                                 local=prefer == SERVER))
+        else:
+            # A world of neutral cells travels one bit a cell: an eighth of the bytes.
+            top = int(frozen.codes.max(initial=0))
+            packed = top <= 1
+            # A large world of owners is shared as a packed one is (a share of it
+            # stepped here, by ``step_tile``): its round trips carry a byte a cell.
+            sharing = self.sharing_owned
+            share = None
+            if not packed and frozen.height * frozen.width >= self.packed_min_cells:
+                share, cuts = self._share(sharing, frozen, cuts, OWNED_BAND_CELLS)
+            issued = time.perf_counter()
+            for i, (y, x, h, w, prefer) in enumerate(cuts):
+                tile = frozen.tile(y, x, h, w)
+                batches.append(Batch(self.generation, i, y, x, h, w,
+                                     pack_bits(tile) if packed else tile, target, rule,
+                                     packed=packed, tile_max=top, prefer=max(prefer, 0),
+                                     local=prefer == SERVER))
         answers = self._fan_out(batches, target)
-        if owned_share is not None:
-            self.sharing_owned.measured(owned_share, time.perf_counter() - issued)
+        if share is not None:
+            sharing.measured(share, time.perf_counter() - issued)
         return answers
+
+    def _share(self, sharing: Sharing, frozen: Grid, cuts: list[Cut],
+               band_cells: int) -> tuple[int | None, list[Cut]]:
+        """The server's share of ``frozen`` this generation (``sharing``'s choice) and
+        the cuts with it, or None and ``cuts`` as they are: never with a fixed
+        ``--tile`` or ``--io-latency``, nor before the workers are measured."""
+        if self.tiling is not None or not self.share or self.last_min_wait is not None:
+            return None, cuts
+        rates = self.rates() if self.rates else {}
+        if not any(r for r in rates.values()):
+            return None, cuts
+        share = sharing.choose()
+        return share, plan_shared(frozen.height, frozen.width, len(self.dispatchers), rates,
+                                  share, band_cells)
 
     def _fan_out(self, batches: list[Batch], target: LockingGrid) -> list[Answer]:
         """Every batch through the dispatchers, each pasted into ``target`` once."""

@@ -358,15 +358,18 @@ class PlayerRegistry:
         """The placements that land in ``generation`` (those of players still here, with
         their cell codes); placements queued from now on land in ``generation + 1``."""
         with self.lock:
-            self.landing = generation + 1
-            placements, self.placements = self.placements, []
-            taking = []
-            for pl in placements:
-                player = self.players.get(pl.player)
-                if player is not None:
-                    pl.code = player.code
-                    taking.append(pl)
-            return taking
+            return self._take(generation)
+
+    def _take(self, generation: int) -> list[Placement]:
+        self.landing = generation + 1
+        placements, self.placements = self.placements, []
+        taking = []
+        for pl in placements:
+            player = self.players.get(pl.player)
+            if player is not None:
+                pl.code = player.code
+                taking.append(pl)
+        return taking
 
     def land(self, generation: int, fill: Callable[[Index, Index, int], int],
              world: Callable[[], Codes]) -> list[tuple[Placement, Index, Index, Landed]]:
@@ -381,35 +384,26 @@ class PlayerRegistry:
         a hundred and fifty placements a generation."""
         landed = []
         with self.lock:
-            self.landing = generation + 1
-            placements, self.placements = self.placements, []
-            for pl in placements:
-                player = self.players.get(pl.player)
-                if player is None:
-                    continue
-                pl.code = player.code
-                blocked = self.shields.foreign(pl.player, pl.ys, pl.xs, generation, pl.zone)
-                ys, xs = (pl.ys, pl.xs) if blocked is None or not blocked.any() \
-                    else (pl.ys[~blocked], pl.xs[~blocked])
+            for pl in self._take(generation):
+                ys, xs = self._unshielded(pl, generation)
                 placed = fill(ys, xs, pl.code)
-                if pl.zone is not None and placed:
-                    self.shields.add(pl.player, pl.zone, generation, world(), pl.code)
-                player.energy = min(self.config.energy_cap,
-                                    player.energy + pl.reserved - placed)
-                landed.append((pl, ys, xs, Landed(player.id, player.identity, len(pl.cells),
-                                                  placed, player.energy)))
+                self._shield(pl, placed, generation, world())
+                landed.append((pl, ys, xs, self._refund(pl, placed)))
         return landed
 
     def refund(self, placement: Placement, placed: int) -> Landed:
         """``placed`` of the placement's cells landed: refund the others."""
         with self.lock:
-            player = self.players.get(placement.player)
-            if player is None:
-                return Landed(placement.player, b"", len(placement.cells), placed, 0)
-            player.energy = min(self.config.energy_cap,
-                                player.energy + placement.reserved - placed)
-            return Landed(player.id, player.identity, len(placement.cells), placed,
-                          player.energy)
+            return self._refund(placement, placed)
+
+    def _refund(self, placement: Placement, placed: int) -> Landed:
+        player = self.players.get(placement.player)
+        if player is None:
+            return Landed(placement.player, b"", len(placement.cells), placed, 0)
+        player.energy = min(self.config.energy_cap,
+                            player.energy + placement.reserved - placed)
+        return Landed(player.id, player.identity, len(placement.cells), placed,
+                      player.energy)
 
     def regenerate(self) -> None:
         with self.lock:
@@ -432,8 +426,12 @@ class PlayerRegistry:
         """The cells of ``placement`` (landing in generation ``landing``) that no live
         shield of another player covers: the only ones it may fill."""
         with self.lock:
-            blocked = self.shields.foreign(placement.player, placement.ys, placement.xs,
-                                           landing, placement.zone)
+            return self._unshielded(placement, landing)
+
+    def _unshielded(self, placement: Placement,
+                    landing: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        blocked = self.shields.foreign(placement.player, placement.ys, placement.xs,
+                                       landing, placement.zone)
         if blocked is None or not blocked.any():
             return placement.ys, placement.xs
         return placement.ys[~blocked], placement.xs[~blocked]
@@ -444,13 +442,15 @@ class PlayerRegistry:
         whose cells ``world`` now holds (none for one that put none or is not compact,
         nor when its zone overlaps a live shield or one of its player's that just
         ended, or holds another player's cells: ``Shields.add``)."""
-        if placement.zone is None or placed == 0:
-            return None
         with self.lock:
-            if placement.player not in self.players:
-                return None
-            return self.shields.add(placement.player, placement.zone, landed, world,
-                                    placement.code)
+            return self._shield(placement, placed, landed, world)
+
+    def _shield(self, placement: Placement, placed: int, landed: int,
+                world: Codes) -> Shield | None:
+        if placement.zone is None or placed == 0 or placement.player not in self.players:
+            return None
+        return self.shields.add(placement.player, placement.zone, landed, world,
+                                placement.code)
 
     def prune_shields(self, generation: int) -> None:
         """Forget the shields that computed their last generation by ``generation``."""
