@@ -20,6 +20,7 @@ class Heap:
 def heap(monkeypatch: pytest.MonkeyPatch) -> Heap:
     heap = Heap(100.0)
     monkeypatch.setattr(transport, "allocated_mb", heap)
+    monkeypatch.setattr(transport, "resident_mb", lambda: heap.mb)  # most tests: alike
     monkeypatch.setattr(MemoryGuard, "CHECK_EVERY", 0.0)
     monkeypatch.setattr(MemoryGuard, "SETTLE", 0.0)
     return heap
@@ -74,3 +75,31 @@ def test_rebase_forgives_at_most_the_slack_and_nothing_after_a_trip(heap: Heap) 
     assert tripped.due("players")
     tripped.rebase()
     assert tripped.baseline == 100
+
+
+def test_the_heap_is_walked_only_when_the_resident_size_is_past_the_limit(
+        heap: Heap, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``mallinfo2`` costs milliseconds in a busy server: it is read only when the
+    cheap measure says the limit may be passed, and both must say so."""
+    resident = Heap(300.0)
+    walks: list[float] = []
+
+    def walked() -> float:
+        walks.append(heap.mb)
+        return heap.mb
+
+    monkeypatch.setattr(transport, "resident_mb", resident)
+    monkeypatch.setattr(transport, "allocated_mb", walked)
+    guard = MemoryGuard(50)
+    guard.arm()
+    walks.clear()
+    heap.mb = 500  # (allocated but untouched: the machine gave it no pages yet)
+    resident.mb = 349
+    assert not any(guard.due(name) for name in MemoryGuard.ORDER)
+    assert walks == []  # under the limit by the resident size: no walk at all
+    resident.mb = 351  # past it: the heap is walked, and it holds the growth
+    assert guard.due("players")
+    assert walks
+    heap.mb = 120  # freed, though glibc keeps the pages: not due any more
+    guard.dropped("players", 500)
+    assert not any(guard.due(name) for name in MemoryGuard.ORDER)
