@@ -120,15 +120,24 @@ def _next_alive(total: Codes, center: Codes, table: npt.NDArray[np.uint8]) -> Co
 
 
 def _vote_births(padded: Codes, center: Codes, nxt: Codes, out: Codes) -> None:
-    """Give every birth in ``out`` its parents' majority owner (a tie stays neutral)."""
-    ys, xs = np.nonzero(nxt & (center ^ 1))
-    if ys.size == 0:
+    """Give every birth in ``out`` its parents' majority owner (a tie stays neutral).
+
+    ``out`` holds 1 at every birth already (a neutral cell): only births with an owner
+    among their parents are voted on. Found by flat index (``flatnonzero``, and the
+    parents taken from the flattened padded tile): two-dimensional ``nonzero`` and
+    fancy indexing by rows and columns took 7 of the 11 ms of a 1024x1024 tile."""
+    at = np.flatnonzero(nxt > center)  # alive next, empty now
+    if not at.size:
         return
-    ys = ys + 1
-    xs = xs + 1
-    parents = np.stack([padded[ys + dy, xs + dx] for dy, dx in _OFFSETS])  # (8, births)
-    if parents.max() <= 1:
+    width = out.shape[1]
+    row = width + 2  # of the padded tile
+    base = at + 2 * (at // width) + row + 1  # each birth's place in the padded tile
+    flat = padded.reshape(-1)
+    parents = np.stack([flat.take(base + (dy * row + dx)) for dy, dx in _OFFSETS])
+    owned = np.flatnonzero((parents > 1).any(axis=0))
+    if not owned.size:
         return
+    parents = parents[:, owned]  # (8, births with an owner among their parents)
     live = parents != 0
     # votes[j, i]: how many parents of birth i share the code of its parent j.
     votes = np.zeros(parents.shape, dtype=np.uint8)
@@ -140,7 +149,7 @@ def _vote_births(padded: Codes, center: Codes, nxt: Codes, out: Codes) -> None:
     # `winners` positions share the top count; they hold winners // best distinct codes.
     unique = winners == best
     winner_code = parents[votes.argmax(axis=0), np.arange(parents.shape[1])]
-    out[ys - 1, xs - 1] = np.where(unique, winner_code, 1).astype(out.dtype)
+    np.put(out, at[owned], np.where(unique, winner_code, 1).astype(out.dtype))
 
 
 def step_grid(grid: Grid, rule: Rule) -> Grid:

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from shared import kernel
 from shared.grid import Grid
 from shared.kernel import rule_table, step_grid, step_tile
 from shared.life import simulate, step_tile_reference
@@ -78,3 +79,23 @@ def test_any_rule_neutral_or_owned_equals_reference(
     for padded in (neutral, owned):
         assert np.array_equal(step_tile(padded, rule_table(rule)),
                               step_tile_reference(padded, rule)), str(rule)
+
+
+@pytest.mark.parametrize("rule_text", ["B3/S23", "B36/S23"])
+def test_wide_owners_in_blocks_and_strided_tiles_equal_reference(
+        rule_text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Births found by flat index (``_vote_births``) in a wide world of many owners,
+    a tile cut in blocks of rows, and a tile that is a strided view (its rows longer
+    than the tile), all as the reference says."""
+    monkeypatch.setattr(kernel, "BLOCK_CELLS", 200)  # blocks of a few rows
+    rule = parse_rule(rule_text)
+    rng = np.random.default_rng(11)
+    alive = rng.random((40, 61)) < 0.35
+    codes = np.where(alive, rng.choice([1, 2, 300, 301, 40000], size=alive.shape), 0)
+    wide = codes.astype(np.uint16)
+    assert np.array_equal(step_tile(wide, rule_table(rule)),
+                          step_tile_reference(wide, rule))
+    strided = wide[:, 5:50]  # a view: the padded tile is not contiguous
+    assert not strided.flags.c_contiguous
+    assert np.array_equal(step_tile(strided, rule_table(rule)),
+                          step_tile_reference(strided, rule))
