@@ -209,9 +209,11 @@ class Server:
                        sorted(players, key=lambda p: -board.cells(p.id))[:MAX_SCORES]},
             "view_port": self.world_info.view_port,
             "player_bytes": self.lobby.sent_bytes,
-            # players asked about their cells since the start, and answers in time
+            # players asked about their cells since the start, answers in time, and
+            # players not asked, their earlier answers not yet read (``askable``)
             "decisions": {"asked": self.registry.asked_total,
-                          "answered": self.registry.answered_total},
+                          "answered": self.registry.answered_total,
+                          "held": self.registry.held_total},
             "ms_per_generation": latest.ms,
             "tick": self.config.tick,
             "running": not self.stop_event.is_set(),

@@ -7,7 +7,8 @@ driven by the generation (``server.generation.Engine.step``), in the main thread
 1. ``ask``: before the fan-out, every connected player that owns cells gets one
    ``GAME_LOGIC`` message with its cells of the frozen generation (positions and
    live-neighbour counts), and the round is opened in the registry, where the lobby
-   posts the answers (``DECIDE``) as they come.
+   posts the answers (``DECIDE``) as they come. Not a player with ``MAX_UNREAD``
+   requests out whose answers the lobby has not read (``PlayerRegistry.askable``).
 2. ``collect``: after the workers' tiles are in, wait until every asked player answered
    or the decision window closed (whichever is first), then close the round: the valid
    decisions, as writes for the next generation's ``LockingGrid``; the generation's
@@ -181,7 +182,7 @@ class DecisionRound:
         players were asked."""
         if shields is None:
             shields = self.registry.live_shields(gen)
-        players = self.registry.connected()
+        players = self.registry.askable()
         # The players' window counts from when their requests have left (``sent``);
         # this is the latest the round may close, however slow the sending.
         self._deadline = time.monotonic() + HANDOVER_WINDOWS * self.window
@@ -236,7 +237,7 @@ class DecisionRound:
         self.flush(refresh=False)  # the news of players not asked now (refreshed above)
         if not self.send_all(messages, functools.partial(self.registry.sent, gen,
                                                          self.window)):
-            self.registry.sent(gen, 0.0)  # dropped: nobody can answer, nothing to wait for
+            self.registry.unsent(gen)  # dropped: nobody can answer, nothing to wait for
         return len(requests)
 
     def _refresh(self, news: dict[int, News]) -> None:

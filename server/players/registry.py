@@ -21,6 +21,13 @@ Rules of the game (the README's "Playing", and ``docs/protocol.md``):
 - A player that leaves ``MISSED_ROUNDS`` decision rounds in a row unanswered is no
   longer waited for (its cells follow the rule) until it answers again: one silent
   player does not cut everyone's generation rate.
+- A player has at most ``MAX_UNREAD`` requests whose answers the lobby has not read
+  (``askable``): with that many out, it is not asked again until an answer to one of
+  them is read (in time or late) or ``UNREAD_EXPIRY`` seconds pass. What the lobby has
+  still to read is so bounded by the players, not by how many generations the server
+  makes meanwhile: a server that makes generations faster than its lobby reads their
+  answers would otherwise fall further behind every generation (measured: answers
+  read 30 s after their round, with a thousand bots on a slow machine).
 - Energy regenerates by ``regen`` every generation up to ``cap``. Placing a cell costs 1
   (reserved when the placement is accepted, refunded for cells found occupied at the
   boundary: ``shared.placement``); keeping alive a cell the rule would kill costs 1;
@@ -40,7 +47,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -73,6 +80,8 @@ class Player:
     disconnected_at: float | None = None
     key: bytes | None = None  # the CURVE key the session is bound to (None: no keys)
     missed: int = 0  # decision rounds left unanswered in a row
+    unread: list[int] = field(default_factory=list)  # generations asked, no answer read
+    asked_at: float = 0.0  # when it was last asked (monotonic)
     address: str = ""  # where it joined from (its connection's peer address)
     places: TokenBucket | None = None  # its placements' rate limit
     points: int = 0  # live cells summed over the round's generations so far (rounds)
@@ -83,6 +92,8 @@ class Player:
 
 
 MISSED_ROUNDS = 3  # rounds in a row a player may leave unanswered and still be waited for
+MAX_UNREAD = MISSED_ROUNDS  # requests a player may have out with no answer read
+UNREAD_EXPIRY = 1.0  # seconds after which they are forgotten (requests lost on the way)
 
 
 @dataclass
@@ -191,6 +202,8 @@ class PlayerRegistry:
         # test reads to know its players kept up, not only the server).
         self.asked_total = 0
         self.answered_total = 0
+        self.held_total = 0  # players not asked: their earlier answers not read yet
+        self.clock: Callable[[], float] = time.monotonic  # when players were asked
         self._deadline = 0.0  # the open round's, as the players were told
         # The last closed round: its generation, deadline and the players asked.
         self._closed: tuple[int | None, float, set[int]] = (None, 0.0, set())
@@ -507,7 +520,12 @@ class PlayerRegistry:
                       deadline: float = 0.0) -> None:
         """Start generation ``gen``'s decision round (main thread); ``deadline``
         (monotonic): the latest it may close (``sent`` brings it nearer)."""
+        now = self.clock()
         with self.lock:
+            for pid in requests:
+                if (p := self.players.get(pid)) is not None:
+                    p.unread.append(gen)
+                    p.asked_at = now
             self.request_gen = gen
             self.requests = requests
             self.decisions = {}
@@ -532,6 +550,8 @@ class PlayerRegistry:
         other answer proves nothing, so a stream of stale answers cannot make every
         round wait its whole window for a player that never answers in time."""
         with self.changed:
+            if player.unread:  # read: that request and every older one are done
+                player.unread = [g for g in player.unread if g > gen]
             if gen != self.request_gen or player.id not in self.requests:
                 last_gen, deadline, asked = self._closed
                 if gen == last_gen and player.id in asked and time.monotonic() <= deadline:
@@ -713,6 +733,34 @@ class PlayerRegistry:
     def connected(self) -> list[Player]:
         with self.lock:
             return [p for p in self.players.values() if p.connected]
+
+    def askable(self) -> list[Player]:
+        """The connected players that may be asked now: fewer than ``MAX_UNREAD`` of
+        their requests without an answer read, those older than ``UNREAD_EXPIRY``
+        forgotten first. The others are counted (``held_total``)."""
+        now = self.clock()
+        asking = []
+        with self.lock:
+            for p in self.players.values():
+                if not p.connected:
+                    continue
+                if p.unread and now - p.asked_at > UNREAD_EXPIRY:
+                    p.unread = []
+                if len(p.unread) < MAX_UNREAD:
+                    asking.append(p)
+                else:
+                    self.held_total += 1
+        return asking
+
+    def unsent(self, gen: int) -> None:
+        """Round ``gen``'s requests were dropped before they left (the lobby's outbox
+        was full): nobody can answer them, so nothing is waited for, and they count
+        against nobody's unread requests."""
+        with self.changed:
+            for p in self.players.values():
+                if p.unread and p.unread[-1] == gen:
+                    p.unread.pop()
+        self.sent(gen, 0.0)
 
     def roster(self) -> tuple[dict[int, str], set[int]]:
         """Every player's name by id, and the ids of those away (disconnected, in their

@@ -114,6 +114,7 @@ def run_loadtest(test: LoadTest) -> dict[str, Any]:
         stages = _stage_means(before.get("stages"), after.get("stages"))
         asked = after["decisions"]["asked"] - before["decisions"]["asked"]
         answered = after["decisions"]["answered"] - before["decisions"]["answered"]
+        held = after["decisions"]["held"] - before["decisions"]["held"]
     finally:
         embedded.shutdown()
     intervals = np.diff(arrivals) * 1000
@@ -145,6 +146,9 @@ def run_loadtest(test: LoadTest) -> dict[str, Any]:
         # of the players asked about their cells while watched, the share whose answer
         # came before the decision window closed (bots that cannot keep up lower it)
         "answered_in_time": round(answered / asked, 4) if asked else None,
+        # of the players' turns to be asked, the share skipped: their answers to earlier
+        # requests were not read yet (the server's lobby behind, or the player silent)
+        "held_back": round(held / (asked + held), 4) if asked + held else None,
         "bot_nice": test.bot_nice,
         # the server's mean ms a generation in each stage of its step while watched
         # (ask, workers, players: the wait for the answers and checking them, ...)

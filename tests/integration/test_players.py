@@ -16,6 +16,7 @@ import zmq
 
 from client.session import PlayerSession
 from server.app import Server
+from server.players import registry as registry_module
 from shared import protocol
 from shared.errors import RemoteError
 from shared.frames import FrameView
@@ -23,7 +24,7 @@ from shared.grid import Grid
 from shared.library import library
 from shared.life import simulate, simulate_many
 from shared.policies import GameLogicRequest
-from shared.protocol import ErrorCode, Kind
+from shared.protocol import ErrorCode, Kind, Message
 from tests.conftest import Processes, wait_for
 from tests.integration.conftest import MakeServer, send_oversize, start_workers
 
@@ -156,10 +157,13 @@ def test_a_silent_player_does_not_delay_the_generation(make_server: MakeServer,
 
 def test_a_player_silent_for_three_rounds_is_no_longer_waited_for(
         make_server: MakeServer, processes: Processes,
-        sessions: list[PlayerSession]) -> None:
+        sessions: list[PlayerSession], monkeypatch: pytest.MonkeyPatch) -> None:
     """Three rounds unanswered, and the generation stops waiting for it: the steps
-    after take well under the decision window. Once it answers again, it is waited
-    for again."""
+    after take well under the decision window; nor is it asked again while its three
+    requests are unread (the lobby's backlog is bounded by the players, not by the
+    generations made). Once it answers again, it is asked, and once it answers in
+    time, waited for again."""
+    monkeypatch.setattr(registry_module, "UNREAD_EXPIRY", 600.0)  # none forgiven here
     window = 1.5
     server = make_server(size=(16, 16), fill=0.0, decision_window=window,
                          player_heartbeat=30.0)  # connected all along, though it never pings
@@ -172,6 +176,7 @@ def test_a_player_silent_for_three_rounds_is_no_longer_waited_for(
         server.advance()
         assert time.monotonic() - began >= window * 0.9
     before = server.engine.grid.copy()
+    asked = server.registry.asked_total
     fast = []
     for _ in range(5):
         began = time.monotonic()
@@ -179,23 +184,41 @@ def test_a_player_silent_for_three_rounds_is_no_longer_waited_for(
         fast.append(time.monotonic() - began)
     assert max(fast) < window / 2, fast
     assert server.engine.grid == simulate_many(before, 5, server.rule)
-    # It answers again (late, even): from the next round on it is waited for again.
-    request = request_of(player, server.engine.generation - 1)
-    player.decide(request.gen)
-    wait_for(lambda: server.registry.players[player.player].missed == 0, 5,
-             what="the late answer to count as a sign of life")
+    assert server.registry.asked_total == asked and server.registry.held_total == 5
+    requests = [msg["gen"] for msg in pending(player) if msg.kind is Kind.GAME_LOGIC]
+    assert len(requests) == 3 and max(requests) < server.engine.generation - 5
+    # It answers its newest request (long late): read, so it is asked again, though
+    # not yet waited for (that answer came after its round's deadline).
+    player.decide(max(requests))
+    wait_for(lambda: not server.registry.players[player.player].unread, 5,
+             what="the late answer to be read")
+    assert server.registry.players[player.player].missed == 3
     gen = server.engine.generation
 
-    def answer() -> None:
+    def answer(gen: int) -> None:
         player.decide(request_of(player, gen).gen)
 
-    thread = threading.Thread(target=answer)
+    thread = threading.Thread(target=answer, args=(gen,))
+    thread.start()
+    server.advance()  # not waited for: its answer may come after the round closed
+    thread.join(10)
+    wait_for(lambda: server.registry.players[player.player].missed == 0, 5,
+             what="the answer before the deadline to count as a sign of life")
+    thread = threading.Thread(target=answer, args=(gen + 1,))
     began = time.monotonic()
     thread.start()
     server.advance()
     thread.join(10)
     assert server.registry.unanswered == 0, "its answer was not waited for"
     assert time.monotonic() - began < window
+
+
+def pending(session: PlayerSession) -> list[Message]:
+    """Every message waiting for ``session`` now (none more within 0.2 s)."""
+    waiting = []
+    while (msg := session.poll(0.2)) is not None:
+        waiting.append(msg)
+    return waiting
 
 
 def test_rejoin_with_the_token_and_a_wrong_token(game: Server,

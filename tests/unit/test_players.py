@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from server.players import registry as registry_module
 from server.players.board import Board, Ranking
 from server.players.decisions import neighbour_counts
 from server.players.placing import placement_cells
@@ -136,6 +137,38 @@ def test_only_an_answer_in_time_makes_a_silent_player_waited_for_again() -> None
     reg.open_requests(6, {p.id: request}, deadline=time.monotonic() + 60)
     reg.post_decision(p, 6, [], [])  # in time
     assert p.missed == 0
+
+
+def test_a_player_with_three_answers_unread_is_not_asked_until_one_is_read() -> None:
+    """What the lobby has still to read is bounded by the players: a player is asked
+    at most ``MAX_UNREAD`` times with no answer read; an answer read (late or not, to
+    any of them) frees the requests up to its generation; after ``UNREAD_EXPIRY`` they
+    are forgotten (lost on the way); a round dropped before it left counts for none."""
+    clock = [100.0]
+    reg = registry()
+    reg.clock = lambda: clock[0]
+    p, _ = reg.join(b"a", "p", None)
+    q, _ = reg.join(b"b", "q", None)
+    request = Request(np.array([0]), np.array([0]), np.array([True]))
+    for gen in (1, 2, 3):
+        assert {pl.id for pl in reg.askable()} == {p.id, q.id}
+        reg.open_requests(gen, {p.id: request, q.id: request}, deadline=clock[0] + 1)
+        if gen != 2:
+            reg.post_decision(q, gen, [], [])  # q answers rounds 1 and 3 in time
+        reg.close_decisions()
+    assert p.unread == [1, 2, 3] and q.unread == []  # 3 read: 2 is done with it
+    assert [pl.id for pl in reg.askable()] == [q.id] and reg.held_total == 1
+    with pytest.raises(NotAllowed, match="late"):
+        reg.post_decision(p, 2, [], [])  # read, though late: 1 and 2 are done
+    assert p.unread == [3] and {pl.id for pl in reg.askable()} == {p.id, q.id}
+    reg.open_requests(4, {p.id: request}, deadline=clock[0] + 1)
+    reg.open_requests(5, {p.id: request}, deadline=clock[0] + 1)
+    assert [pl.id for pl in reg.askable()] == [q.id]
+    clock[0] += registry_module.UNREAD_EXPIRY + 0.1  # lost on the way: forgotten
+    assert {pl.id for pl in reg.askable()} == {p.id, q.id} and p.unread == []
+    reg.open_requests(6, {p.id: request}, deadline=clock[0] + 1)
+    reg.unsent(6)  # dropped before it left
+    assert p.unread == [] and reg.request_gen == 6
 
 
 def test_an_evicted_or_expired_players_queue_is_not_inherited() -> None:
