@@ -179,6 +179,14 @@ class Write:
     code: int
 
 
+def _outside(placement: Placement, blocked: npt.NDArray[np.bool_] | None
+             ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The cells of ``placement`` that ``blocked`` (other players' shields) leaves."""
+    if blocked is None or not blocked.any():
+        return placement.ys, placement.xs
+    return placement.ys[~blocked], placement.xs[~blocked]
+
+
 class PlayerRegistry:
     """Every player, guarded by one lock; see the module docstring for the rules."""
 
@@ -397,10 +405,14 @@ class PlayerRegistry:
         a hundred and fifty placements a generation."""
         landed = []
         with self.lock:
-            for pl in self._take(generation):
-                ys, xs = self._unshielded(pl, generation)
+            taken = self._take(generation)
+            # every zone tested against the shields at once (``Shields.landing``)
+            batch = self.shields.landing([pl.zone for pl in taken], generation)
+            for i, pl in enumerate(taken):
+                ys, xs = _outside(pl, batch.foreign(i, pl.player, pl.ys, pl.xs))
                 placed = fill(ys, xs, pl.code)
-                self._shield(pl, placed, generation, world())
+                if placed and pl.player in self.players:
+                    batch.add(i, pl.player, world(), pl.code)
                 landed.append((pl, ys, xs, self._refund(pl, placed)))
         return landed
 
@@ -443,11 +455,8 @@ class PlayerRegistry:
 
     def _unshielded(self, placement: Placement,
                     landing: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        blocked = self.shields.foreign(placement.player, placement.ys, placement.xs,
-                                       landing, placement.zone)
-        if blocked is None or not blocked.any():
-            return placement.ys, placement.xs
-        return placement.ys[~blocked], placement.xs[~blocked]
+        return _outside(placement, self.shields.foreign(placement.player, placement.ys,
+                                                        placement.xs, landing, placement.zone))
 
     def shield(self, placement: Placement, placed: int, landed: int,
                world: Codes) -> Shield | None:

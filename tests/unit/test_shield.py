@@ -606,3 +606,59 @@ def test_a_shield_is_judged_on_the_world_as_widened_by_an_earlier_placement() ->
     assert [done.placed for _, _, _, done in landed] == [2, 5]
     assert target.codes.dtype == np.uint16 and target.codes[10, 10] == late.code
     assert reg.shields.live == []
+
+
+def test_a_boundarys_landing_says_what_foreign_and_add_say_one_by_one() -> None:
+    """``Shields.landing`` (every zone tested against the live and ended tables, and
+    against the other zones of the boundary, in one pass each) blocks the same cells
+    and adds the same shields as ``Shields.foreign`` and ``Shields.add`` one placement
+    after the other: random small tori crowded with shields live and ended of a few
+    players, batches whose zones overlap each other, some without a zone, a world
+    holding other players' cells, and now and then a limit that the batch reaches."""
+    rng = np.random.default_rng(17)
+    added = refused = blocked = 0
+    for trial in range(300):
+        height, width = (int(v) for v in rng.integers(10, 50, 2))
+        length = int(rng.integers(1, 6))
+        limit = int(rng.integers(3, 12)) if trial % 3 == 0 else MAX_SHIELDS
+        one, other = (Shields(height, width, length=length, limit=limit) for _ in range(2))
+        landed = int(rng.integers(8, 20))
+        for _ in range(int(rng.integers(0, 10))):
+            h, w = (int(v) for v in rng.integers(1, 10, 2))
+            shield = Shield(int(rng.integers(height)), int(rng.integers(width)),
+                            min(h, height), min(w, width),
+                            until=landed + int(rng.integers(-8, 8)),
+                            player=int(rng.integers(1, 4)))
+            for shields in (one, other):
+                (shields.live if shield.live_after(landed - 1)
+                 else shields.ended).append(shield)
+        world = np.zeros((height, width), dtype=np.uint8)
+        world[rng.random((height, width)) < 0.02] = int(rng.integers(2, 5))
+        batch = []
+        for _ in range(int(rng.integers(1, 10))):
+            player = int(rng.integers(1, 4))
+            n = int(rng.integers(1, 10))
+            at = np.stack([rng.integers(0, 5, n) + int(rng.integers(height)),
+                                      rng.integers(0, 5, n) + int(rng.integers(width))],
+                                     axis=1)
+            at[:, 0] %= height
+            at[:, 1] %= width
+            zone = zone_of(at, height, width) if rng.random() < 0.85 else None
+            batch.append((player, zone, at))
+        landing = other.landing([zone for _, zone, _ in batch], landed)
+        for i, (player, zone, at) in enumerate(batch):
+            code = player + 1
+            expected = one.foreign(player, at[:, 0], at[:, 1], landed, zone)
+            got = landing.foreign(i, player, at[:, 0], at[:, 1])
+            n = len(at)
+            assert ([False] * n if got is None else got.tolist()) == \
+                ([False] * n if expected is None else expected.tolist()), trial
+            blocked += expected is not None and bool(expected.any())
+            if zone is None:
+                continue
+            made = one.add(player, zone, landed, world, code)
+            assert landing.add(i, player, world, code) == made, trial
+            added += made is not None
+            refused += made is None
+        assert one.live == other.live, trial
+    assert added > 200 and refused > 200 and blocked > 50, (added, refused, blocked)
