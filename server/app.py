@@ -148,6 +148,8 @@ class Server:
                                                          config.window, self.lobby.send,
                                                          self.lobby.send_all),
                             self.rounds))
+        assert self.engine.players is not None
+        self.engine.players.round.idle = self.lobby.idle
         self.recorder: Recorder | None = None
         if config.record is not None:  # the log's start record: the world as it begins
             self.recorder = Recorder(config.record, self.rule, grid, generation,

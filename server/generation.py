@@ -231,7 +231,7 @@ def lying_keys(answers: Iterable[Answer]) -> set[tuple[int, bytes]]:
 
 
 WARM_UP_GENERATIONS = 10  # a server's first generations pay for page faults, first rates
-STAGES = ("freeze", "ask", "workers", "players", "count", "score", "publish")
+STAGES = ("lobby", "freeze", "ask", "workers", "players", "count", "score", "publish")
 
 
 class Clock:
@@ -250,7 +250,8 @@ class Clock:
 @dataclass
 class Stages:
     """Seconds spent in each stage of ``Engine.step`` (``STAGES``), summed over the
-    generations made since the last ``reset``: freeze (and pack) ``g``, ask the
+    generations made since the last ``reset``: wait for the lobby to read what came
+    before the last round closed, freeze (and pack) ``g``, ask the
     players, the workers' fan-out and fan-in, the players' fan-in, count (make ``g + 1``
     and its board), score (rounds, the replay log), publish."""
 
@@ -405,6 +406,11 @@ class Engine:
         """
         began = time.monotonic()
         clock = self.stages.start()
+        # 0. A lobby still reading the last round's answers gets the time to read them
+        # (one decision window at most) before the players are asked again.
+        if self.players is not None:
+            self.players.round.catch_up()
+        clock.lap("lobby")
         gen = self.generation
         self.inputs = []
         # 1. Freeze g, and its live cells per owner (counted when g was made). A large

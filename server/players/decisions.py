@@ -45,6 +45,7 @@ import numpy as np
 import numpy.typing as npt
 
 from server.players.board import Board
+from server.players.lobby import Idle
 from server.players.registry import DecisionResult, Landed, PlayerRegistry, Request, Write
 from server.players.shields import Shield, Zone, live_neighbours, runs_in_zones
 from shared import protocol
@@ -166,6 +167,10 @@ class DecisionRound:
         # True: the next ``ask`` follows at once, the news waits for it (the server's
         # loop says); False: ``tell`` sends it now.
         self.fold = False
+        # The lobby's reading (``lobby.Idle``), which ``catch_up`` waits for; None: the
+        # answers are posted some other way (tests), nothing to wait for.
+        self.idle: Idle | None = None
+        self._closed_at = 0.0  # when the last round closed (monotonic)
 
     def _one_by_one(self, messages: list[tuple[bytes, Message]],
                     then: Callable[[], None] | None = None) -> bool:
@@ -174,6 +179,19 @@ class DecisionRound:
         if then is not None:
             then()
         return True
+
+    def catch_up(self) -> bool:
+        """Before a round is asked: wait until the lobby has read everything that came
+        before the last round closed, one decision window at most; whether it had.
+
+        A lobby behind on its reading (a thousand answers a generation, on a machine
+        whose cores the players' clients share) reads the answers of a new round only
+        after the old ones, and every one of them comes late: rounds close with none,
+        nobody is waited for, and the generations come all the faster, which leaves
+        the lobby less of the machine still. Waiting here gives it the time instead."""
+        if self.idle is None or not self._closed_at:
+            return True
+        return self.idle.wait_since(self._closed_at, self.window)
 
     def ask(self, gen: int, codes: Codes, board: Board,
             shields: list[Shield] | None = None) -> int:
@@ -277,6 +295,7 @@ class DecisionRound:
         if self._asked:
             self.registry.wait_decisions()
         writes, results = self.registry.close_decisions(regenerate=True, shields=shields)
+        self._closed_at = time.monotonic()
         if self.registry.unanswered:
             log.debug("generation %d: %d asked players did not answer in time; the rule "
                       "decided for their cells", gen, self.registry.unanswered)

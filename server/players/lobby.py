@@ -31,6 +31,7 @@ from server.players.placing import placement_cells
 from server.players.registry import PlayerRegistry
 from server.players.rounds import goal
 from server.transport import (
+    DRAIN_LIMIT,
     MemoryGuard,
     Wakeup,
     apply_heartbeats,
@@ -47,6 +48,36 @@ log = logging.getLogger("lifenet.lobby")
 MAX_PLAYER_MESSAGE = 1 << 20
 OUTBOX_LIMIT = 1 << 16  # messages other threads may have waiting for this one to send
 
+
+
+class Idle:
+    """When the lobby last found nothing waiting on its socket: every request that came
+    before then has been read. The generation waits for such a moment after a round
+    closed before it asks the next (``DecisionRound.catch_up``): a lobby behind on
+    its reading is given the time to read, instead of a new round of requests whose
+    answers would wait behind the old ones and come late in their turn."""
+
+    def __init__(self) -> None:
+        self.at = 0.0  # monotonic
+        self._changed = threading.Condition()
+        self._waiting = 0  # threads in ``wait_since``: the lobby notifies only then
+
+    def mark(self) -> None:
+        """Nothing waits now (the lobby thread, whenever its reading came to an end)."""
+        self.at = time.monotonic()
+        if self._waiting:
+            with self._changed:
+                self._changed.notify_all()
+
+    def wait_since(self, since: float, timeout: float) -> bool:
+        """Wait until nothing waited at some moment after ``since`` (monotonic), for
+        ``timeout`` seconds at most; whether it did."""
+        with self._changed:
+            self._waiting += 1
+            try:
+                return self._changed.wait_for(lambda: self.at >= since, timeout)
+            finally:
+                self._waiting -= 1
 
 
 @dataclass(frozen=True)
@@ -149,6 +180,7 @@ class PlayerEndpoint(threading.Thread):
         self._queued = 0
         self._queued_lock = threading.Lock()
         self.wakeup: Wakeup | None = None  # this thread's, while it runs
+        self.idle = Idle()  # when it last found nothing to read
         self.dropped = 0  # messages for players dropped: the outbox was full
         self.sent_bytes = 0  # to the players (frames handed to libzmq): replies and pushes
         self.throttled = 0  # requests dropped: their connection asked too fast
@@ -242,8 +274,10 @@ class PlayerEndpoint(threading.Thread):
                 if wakeup.fileno() in events:
                     wakeup.clear()
                 self._send_outbox(sock)
+                read = 0
                 if sock in events:
                     for frames in drain(sock):
+                        read += 1
                         identity = frames[0].bytes
                         if len(frames) < 2 or not self._may_ask(identity, frames[1]):
                             continue
@@ -257,6 +291,8 @@ class PlayerEndpoint(threading.Thread):
                             with contextlib.suppress(zmq.ZMQError):
                                 self.sent_bytes += send_to(sock, identity,
                                                            protocol.encode(reply))
+                if read < DRAIN_LIMIT:  # the drain ended on an empty socket
+                    self.idle.mark()
         finally:
             if not sock.closed:
                 self._send_outbox(sock)  # best effort: replies finished while stopping
