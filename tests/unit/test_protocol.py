@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any
 
 import msgpack
@@ -158,3 +159,25 @@ def test_news_in_a_request_is_checked_as_the_messages_it_stands_for() -> None:
             protocol.decode(frames)
     alone = protocol.message(Kind.PONG, generation=1, energy=2)
     assert protocol.unfold(alone) == [alone]
+
+
+@pytest.mark.parametrize(("items", "error"), [
+    ([1, 2, 3], None),
+    ([], None),
+    ([0, 1 << 24], None),
+    ([1, True, 3], "'keep[1]' must be an integer, not bool"),
+    ([1, 2.0], "'keep[1]' must be an integer, not float"),
+    ([5, -1], "'keep[1]' is -1, outside"),
+    ([(1 << 24) + 1], "'keep[0]' is 16777217, outside"),
+    ([1, "2"], "'keep[1]' must be an integer, not str"),
+])
+def test_a_list_of_integers_is_checked_at_once_and_a_bad_item_named(
+        items: list[object], error: str | None) -> None:
+    """``ListOf(Int(...))`` passes a list of integers in range with the builtins and
+    names the first bad item otherwise (a bool is not an integer here)."""
+    check = protocol.ListOf(protocol.Int(0, 1 << 24), 16)
+    if error is None:
+        check("keep", items)
+        return
+    with pytest.raises(ProtocolError, match=re.escape(error)):
+        check("keep", items)
