@@ -305,8 +305,18 @@ class Network:
             self._answer(session, rng)
 
     def _answer(self, session: PlayerSession, rng: random.Random) -> None:
-        """Answer every waiting ``GAME_LOGIC`` request with the current policy."""
+        """Act on everything waiting, in order; of several ``GAME_LOGIC`` requests
+        waiting, answer only the newest with the current policy: the older ones'
+        rounds are over, and answering them would only be late (a client that fell
+        behind catches up at once, as the bots do)."""
+        waiting = []
         while (msg := session.poll()) is not None:
+            waiting.append(msg)
+        newest = max((i for i, msg in enumerate(waiting) if msg.kind is Kind.GAME_LOGIC),
+                     default=-1)
+        for i, msg in enumerate(waiting):
+            if msg.kind is Kind.GAME_LOGIC and i < newest:
+                continue
             if msg.kind is Kind.GAME_LOGIC:
                 request = GameLogicRequest.of(msg)
                 assert session.rule is not None
