@@ -61,10 +61,13 @@ class Idle:
         self.at = 0.0  # monotonic
         self._changed = threading.Condition()
         self._waiting = 0  # threads in ``wait_since``: the lobby notifies only then
+        # Wakes the lobby's poll (its ``Wakeup``, set when it runs): an idle lobby looks
+        # at its socket again at once, not when its poll times out.
+        self.wake: Callable[[], None] = lambda: None
 
-    def mark(self) -> None:
-        """Nothing waits now (the lobby thread, whenever its reading came to an end)."""
-        self.at = time.monotonic()
+    def mark(self, at: float) -> None:
+        """Nothing waited on the socket at ``at`` (monotonic; the lobby thread)."""
+        self.at = at
         if self._waiting:
             with self._changed:
                 self._changed.notify_all()
@@ -72,6 +75,9 @@ class Idle:
     def wait_since(self, since: float, timeout: float) -> bool:
         """Wait until nothing waited at some moment after ``since`` (monotonic), for
         ``timeout`` seconds at most; whether it did."""
+        if self.at >= since:
+            return True
+        self.wake()
         with self._changed:
             self._waiting += 1
             try:
@@ -244,6 +250,7 @@ class PlayerEndpoint(threading.Thread):
 
     def run(self) -> None:
         wakeup = self.wakeup = Wakeup()
+        self.idle.wake = wakeup.set
         sock = self._socket()
         try:
             sock.bind(self.endpoint)
@@ -271,11 +278,16 @@ class PlayerEndpoint(threading.Thread):
                         return
                     poller.register(sock, zmq.POLLIN)
                 events = dict(poller.poll(self.guard.poll_ms))
+                polled = time.monotonic()
                 if wakeup.fileno() in events:
                     wakeup.clear()
                 self._send_outbox(sock)
                 read = 0
-                if sock in events:
+                # Nothing waiting when the poll returned, nor at ``polled`` (taken before
+                # this second look): every request that came before then was read.
+                if sock not in events and not int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+                    self.idle.mark(polled)
+                else:
                     for frames in drain(sock):
                         read += 1
                         identity = frames[0].bytes
@@ -291,8 +303,8 @@ class PlayerEndpoint(threading.Thread):
                             with contextlib.suppress(zmq.ZMQError):
                                 self.sent_bytes += send_to(sock, identity,
                                                            protocol.encode(reply))
-                if read < DRAIN_LIMIT:  # the drain ended on an empty socket
-                    self.idle.mark()
+                    if read < DRAIN_LIMIT:  # the drain ended on an empty socket
+                        self.idle.mark(time.monotonic())
         finally:
             if not sock.closed:
                 self._send_outbox(sock)  # best effort: replies finished while stopping

@@ -601,3 +601,19 @@ def test_a_request_that_comes_while_a_bot_answers_is_not_left_unread(
         ready.close()
         session.close()
         router.close(linger=0)
+
+
+def test_an_idle_lobby_is_woken_to_say_so_and_costs_no_generation_a_poll(
+        make_server: MakeServer, processes: Processes) -> None:
+    """The generation waits for the lobby to have read what came before the last round
+    closed; a lobby with nothing to read is woken to say so at once, rather than when
+    its poll times out (100 ms without the memory guard, longer than this window)."""
+    server = make_server(size=(16, 16), fill=0.2, seed=3, decision_window=0.06,
+                         memory_guard=None)
+    start_workers(processes, server, 1)
+    server.advance()  # a round asked (of nobody) and closed
+    assert server.engine.players is not None
+    decisions = server.engine.players.round
+    for _ in range(5):
+        server.advance()
+        assert decisions.catch_up(), "the lobby was not idle within the window"
