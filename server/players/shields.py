@@ -524,6 +524,9 @@ class Shields:
         self.ended = [s for s in self.ended if player is not None and s.player != player]
 
 
+LANDING_AT_ONCE = 512  # zones of a boundary tested in one pass; more: one by one
+
+
 class Landing:
     """One boundary's placements, landing in order (``Shields.landing``).
 
@@ -534,7 +537,9 @@ class Landing:
     every zone is tested against both tables, and against the other zones of the
     boundary, in one pass each when the landing begins; a placement then needs them
     only where its zone touches something, and the shields added since (earlier
-    placements of the same boundary) are those of the zones it overlaps."""
+    placements of the same boundary) are those of the zones it overlaps. A boundary
+    of more than ``LANDING_AT_ONCE`` zones lands one by one, as before: the pairs of
+    its zones would take memory and time as their square."""
 
     def __init__(self, shields: Shields, zones: Sequence[Zone | None], landed: int) -> None:
         self.shields = shields
@@ -542,8 +547,9 @@ class Landing:
         self.landed = landed
         self.added: dict[int, Shield] = {}  # by placement: the shields added so far
         self.live_table = shields.table
-        self._live_before = len(shields.live)
         at = [i for i, zone in enumerate(self.zones) if zone is not None]
+        if len(at) > LANDING_AT_ONCE:
+            at = []  # so many: one by one (the pairs of zones grow as their square)
         self._row = {i: k for k, i in enumerate(at)}  # a placement's row in the arrays
         height, width = shields.height, shields.width
         zone_rows = np.array([self.zones[i] for i in at], dtype=np.int64).reshape(-1, 4)
@@ -569,8 +575,8 @@ class Landing:
         """``Shields.foreign`` for placement ``i`` (by ``player``, these cells), now."""
         shields = self.shields
         k = self._row.get(i)
-        if k is None:  # no zone: every shield is tested, cell by cell
-            return shields.foreign(player, ys, xs, self.landed)
+        if k is None:  # no zone (every shield is tested, cell by cell), or one by one
+            return shields.foreign(player, ys, xs, self.landed, self.zones[i])
         rows = []
         if self._touches_live[k]:
             rows.append(self.live_table[self._near_live[k]])
@@ -587,11 +593,14 @@ class Landing:
         """``Shields.add`` for placement ``i`` (by ``player``, cell code ``code``), with
         its cells in ``world``, now."""
         shields = self.shields
-        k = self._row.get(i)
-        if k is None or not shields.on or len(shields.live) >= shields.limit:
-            return None
         zone = self.zones[i]
-        assert zone is not None
+        if zone is None:
+            return None
+        k = self._row.get(i)
+        if k is None:  # one by one
+            return shields.add(player, zone, self.landed, world, code)
+        if not shields.on or len(shields.live) >= shields.limit:
+            return None
         near = self._near[k]
         if near.any() and np.any(near & (self._still
                                          | ((self._owners == player) & self._recent))):

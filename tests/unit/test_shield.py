@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from server.players import shields as shields_module
 from server.players.board import Board
 from server.players.decisions import (
     DecisionRound,
@@ -608,13 +609,18 @@ def test_a_shield_is_judged_on_the_world_as_widened_by_an_earlier_placement() ->
     assert reg.shields.live == []
 
 
-def test_a_boundarys_landing_says_what_foreign_and_add_say_one_by_one() -> None:
+@pytest.mark.parametrize("at_once", [True, False])
+def test_a_boundarys_landing_says_what_foreign_and_add_say_one_by_one(
+        at_once: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """``Shields.landing`` (every zone tested against the live and ended tables, and
     against the other zones of the boundary, in one pass each) blocks the same cells
     and adds the same shields as ``Shields.foreign`` and ``Shields.add`` one placement
     after the other: random small tori crowded with shields live and ended of a few
     players, batches whose zones overlap each other, some without a zone, a world
-    holding other players' cells, and now and then a limit that the batch reaches."""
+    holding other players' cells, and now and then a limit that the batch reaches.
+    ``at_once`` False: boundaries too large for one pass, landed one by one."""
+    if not at_once:
+        monkeypatch.setattr(shields_module, "LANDING_AT_ONCE", 2)
     rng = np.random.default_rng(17)
     added = refused = blocked = 0
     for trial in range(300):
