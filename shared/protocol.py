@@ -212,15 +212,23 @@ def MapOf(key: Check, value: Check, max_len: int) -> Check:
     return check
 
 
-def Record(fields: dict[str, Check]) -> Check:
-    """A map with exactly these keys (text), each value checked by its own check."""
+def Record(fields: dict[str, Check], optional: dict[str, Check] | None = None) -> Check:
+    """A map with exactly these keys (text), and any of the ``optional`` ones, each
+    value checked by its own check (a key added later is optional: a client of
+    either version reads the other's)."""
+    extra = optional or {}
+
     def check(name: str, value: Any) -> None:
         if type(value) is not dict:
             raise _bad(name, f"must be a map, not {type(value).__name__}")
-        if set(value) != set(fields):
-            raise _bad(name, f"must have the keys {sorted(fields)}")
+        if not set(fields) <= set(value) <= set(fields) | set(extra):
+            raise _bad(name, f"must have the keys {sorted(fields)}"
+                       + (f" and may have {sorted(extra)}" if extra else ""))
         for key, item in fields.items():
             item(f"{name}.{key}", value[key])
+        for key, item in extra.items():
+            if key in value:
+                item(f"{name}.{key}", value[key])
     return check
 
 
@@ -395,8 +403,8 @@ SCHEMAS: dict[Kind, Schema] = {
     }, optional={"worker_names": ListOf(Str(MAX_NAME), 4096), "computed_locally": Int(),
                  "players_owning": Int(0), "view_port": Int(0, 65535),
                  "player_bytes": Int(0),
-                 "decisions": Record({"asked": Int(), "answered": Int(),
-                                         "held": Int()}),
+                 "decisions": Record({"asked": Int(), "answered": Int()},
+                                     optional={"held": Int()}),
                  "stages": Record({"generations": Int(),
                                    "ms": MapOf(Str(16), Float(0.0, 1e13), 16)}),
                  "checked": Int(), "caught": Int(), "quarantined": Int(),

@@ -181,3 +181,16 @@ def test_a_list_of_integers_is_checked_at_once_and_a_bad_item_named(
         return
     with pytest.raises(ProtocolError, match=re.escape(error)):
         check("keep", items)
+
+
+def test_a_record_takes_its_optional_keys_and_refuses_others() -> None:
+    """``decisions`` from a server before ``held`` and after it both read; an unknown
+    key or a missing required one does not."""
+    check = protocol.Record({"asked": protocol.Int(), "answered": protocol.Int()},
+                            optional={"held": protocol.Int()})
+    check("decisions", {"asked": 3, "answered": 2})
+    check("decisions", {"asked": 3, "answered": 2, "held": 1})
+    for bad in ({"asked": 3}, {"asked": 3, "answered": 2, "other": 1},
+                {"asked": 3, "answered": 2, "held": -1}, {"asked": 3, "answered": 2.5}):
+        with pytest.raises(ProtocolError):
+            check("decisions", bad)
