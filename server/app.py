@@ -150,6 +150,7 @@ class Server:
                             self.rounds))
         assert self.engine.players is not None
         self.engine.players.round.idle = self.lobby.idle
+        self.registry.read_at = lambda: self.lobby.idle.at
         self.recorder: Recorder | None = None
         if config.record is not None:  # the log's start record: the world as it begins
             self.recorder = Recorder(config.record, self.rule, grid, generation,

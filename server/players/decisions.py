@@ -200,13 +200,14 @@ class DecisionRound:
         players were asked."""
         if shields is None:
             shields = self.registry.live_shields(gen)
-        players = self.registry.askable()
+        players = self.registry.connected()
         # The players' window counts from when their requests have left (``sent``);
         # this is the latest the round may close, however slow the sending.
         self._deadline = time.monotonic() + HANDOVER_WINDOWS * self.window
         self._refresh(self._news)  # held since the last tell: it leaves now
         counts = board.counts
-        owning = [p for p in players if p.code < len(counts) and counts[p.code]]
+        owning = self.registry.askable([p for p in players
+                                        if p.code < len(counts) and counts[p.code]])
         requests: dict[int, Request] = {}
         messages: list[tuple[bytes, Message]] = []
         self._asked = {}

@@ -23,7 +23,8 @@ Rules of the game (the README's "Playing", and ``docs/protocol.md``):
   player does not cut everyone's generation rate.
 - A player has at most ``MAX_UNREAD`` requests whose answers the lobby has not read
   (``askable``): with that many out, it is not asked again until an answer to one of
-  them is read (in time or late) or ``UNREAD_EXPIRY`` seconds pass. What the lobby has
+  them is read (in time or late), or the lobby has read everything that came in the
+  ``UNREAD_EXPIRY`` seconds after the last was sent (lost on the way). What the lobby has
   still to read is so bounded by the players, not by how many generations the server
   makes meanwhile: a server that makes generations faster than its lobby reads their
   answers would otherwise fall further behind every generation (measured: answers
@@ -212,6 +213,9 @@ class PlayerRegistry:
         self.answered_total = 0
         self.held_total = 0  # players not asked: their earlier answers not read yet
         self.clock: Callable[[], float] = time.monotonic  # when players were asked
+        # Up to when the lobby has read everything that came (``lobby.Idle``, the
+        # server sets it); without a lobby, now.
+        self.read_at: Callable[[], float] = lambda: self.clock()
         self._deadline = 0.0  # the open round's, as the players were told
         # The last closed round: its generation, deadline and the players asked.
         self._closed: tuple[int | None, float, set[int]] = (None, 0.0, set())
@@ -743,17 +747,17 @@ class PlayerRegistry:
         with self.lock:
             return [p for p in self.players.values() if p.connected]
 
-    def askable(self) -> list[Player]:
-        """The connected players that may be asked now: fewer than ``MAX_UNREAD`` of
-        their requests without an answer read, those older than ``UNREAD_EXPIRY``
-        forgotten first. The others are counted (``held_total``)."""
-        now = self.clock()
+    def askable(self, players: list[Player]) -> list[Player]:
+        """Those of ``players`` that may be asked now: fewer than ``MAX_UNREAD`` of
+        their requests without an answer read. Those requests are forgotten (lost on
+        the way) once the lobby has read everything that came in the ``UNREAD_EXPIRY``
+        seconds after the last of them was sent, not before: a lobby behind on its
+        reading may hold the answers still. The others are counted (``held_total``)."""
+        read = self.read_at()
         asking = []
         with self.lock:
-            for p in self.players.values():
-                if not p.connected:
-                    continue
-                if p.unread and now - p.asked_at > UNREAD_EXPIRY:
+            for p in players:
+                if p.unread and read >= p.asked_at + UNREAD_EXPIRY:
                     p.unread = []
                 if len(p.unread) < MAX_UNREAD:
                     asking.append(p)
