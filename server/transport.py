@@ -192,13 +192,13 @@ class MemoryGuard:
     (see ``due``), until memory is back under the limit. Legitimate peers reconnect by
     themselves (ZeroMQ does), and the server's heartbeats and re-sends do the rest.
 
-    Grown means both measures grew: the resident size (``resident_mb``, what the
-    machine gives the process, a few microseconds to read) and the heap in use
-    (``allocated_mb``, which drops as soon as the frames are freed, where the resident
-    size may not). The heap is walked only when the resident size is past the limit:
-    glibc's ``mallinfo2`` visits every free chunk of every arena, under each arena's
-    lock, and in a server with a thousand players that took 0.1 to 3 ms a call, 48 ms
-    at worst (measured in ``lifenet loadtest --bots 1000``), fifty times a second.
+    Grown means the heap in use grew (``allocated_mb``, which drops as soon as the
+    frames are freed, where the resident size may not). It is walked when the resident
+    size (``resident_mb``, a few microseconds to read) is past the limit, and once a
+    second whatever that says (a machine with swap may page the growth out), not at
+    every look: glibc's ``mallinfo2`` visits every free chunk of every arena, under
+    each arena's lock, and in a server with a thousand players that took 0.1 to 3 ms a
+    call, 48 ms at worst (measured in ``lifenet loadtest --bots 1000``).
     """
 
     ORDER = ("players", "frames", "views", "workers")
@@ -210,6 +210,7 @@ class MemoryGuard:
         return int(self.CHECK_EVERY * 1000) if self.limit_mb else 100
 
     CHECK_EVERY = 0.02  # seconds between looks at the heap (~20 MB at loopback speed)
+    WALK_EVERY = 1.0    # ... and between two walks of it, whatever the resident size
     SETTLE = 0.1        # seconds between two endpoints' drops
 
     def __init__(self, limit_mb: float | None, slack_mb: float = 0.0) -> None:
@@ -224,6 +225,7 @@ class MemoryGuard:
         self._turn = 0      # the endpoint (index in ORDER) to drop next
         self._culprit = 0   # the last one whose drop freed the memory: first suspect
         self._next_check = 0.0
+        self._next_walk = 0.0
         self._not_before = 0.0
         self._over = False
 
@@ -231,6 +233,7 @@ class MemoryGuard:
         """Measure the baseline (the server with its world, before any peer)."""
         self.baseline = allocated_mb()
         self.resident = resident_mb()
+        self._next_walk = time.monotonic() + self.WALK_EVERY
 
     def rebase(self) -> None:
         """Measure the baseline again once the first generations have made the
@@ -252,8 +255,10 @@ class MemoryGuard:
         with self._lock:
             if now >= self._next_check:
                 self._next_check = now + self.CHECK_EVERY
-                over = resident_mb() - self.resident > self.limit_mb \
-                    and allocated_mb() - self.baseline > self.limit_mb
+                over = False
+                if resident_mb() - self.resident > self.limit_mb or now >= self._next_walk:
+                    self._next_walk = now + self.WALK_EVERY
+                    over = allocated_mb() - self.baseline > self.limit_mb
                 if not over:
                     self._turn = self._culprit
                 self._over = over

@@ -22,6 +22,7 @@ def heap(monkeypatch: pytest.MonkeyPatch) -> Heap:
     monkeypatch.setattr(transport, "allocated_mb", heap)
     monkeypatch.setattr(transport, "resident_mb", lambda: heap.mb)  # most tests: alike
     monkeypatch.setattr(MemoryGuard, "CHECK_EVERY", 0.0)
+    monkeypatch.setattr(MemoryGuard, "WALK_EVERY", 3600.0)  # walked when resident says
     monkeypatch.setattr(MemoryGuard, "SETTLE", 0.0)
     return heap
 
@@ -103,3 +104,9 @@ def test_the_heap_is_walked_only_when_the_resident_size_is_past_the_limit(
     heap.mb = 120  # freed, though glibc keeps the pages: not due any more
     guard.dropped("players", 500)
     assert not any(guard.due(name) for name in MemoryGuard.ORDER)
+    resident.mb = 300  # paged out (swap): the resident size says nothing...
+    heap.mb = 500
+    walks.clear()
+    assert not any(guard.due(name) for name in MemoryGuard.ORDER) and walks == []
+    guard._next_walk = 0.0  # ... but the heap is walked once a second all the same
+    assert guard.due("players") and walks
