@@ -3,6 +3,10 @@
 ``Engine.step`` runs in the thread that owns the world (the server's main thread) and
 reads as the generation it makes:
 
+0. **Let the lobby catch up**: when players are served, wait (one decision window at
+   most) until the lobby thread has read everything that came before the last round
+   closed (``DecisionRound.catch_up``), so that a new round's answers are not read
+   behind the old ones.
 1. **Freeze** generation ``g`` (a read-only view) and count its live cells per owner.
 2. **Ask the players** first: each one that owns cells gets the ``game_logic`` requests
    for its cells (``DecisionRound.ask``), so that they think while the workers compute.
