@@ -256,7 +256,9 @@ class MemoryGuard:
             if now >= self._next_check:
                 self._next_check = now + self.CHECK_EVERY
                 over = False
-                if resident_mb() - self.resident > self.limit_mb or now >= self._next_walk:
+                # (and while the last walk found it over: the endpoints take turns)
+                if self._over or now >= self._next_walk \
+                        or resident_mb() - self.resident > self.limit_mb:
                     self._next_walk = now + self.WALK_EVERY
                     over = allocated_mb() - self.baseline > self.limit_mb
                 if not over:

@@ -278,9 +278,9 @@ class PlayerEndpoint(threading.Thread):
                         return
                     poller.register(sock, zmq.POLLIN)
                 events = dict(poller.poll(self.guard.poll_ms))
-                polled = time.monotonic()
                 if wakeup.fileno() in events:
                     wakeup.clear()
+                polled = time.monotonic()  # after the clear: a wake-up since is kept
                 self._send_outbox(sock)
                 read = 0
                 # Nothing waiting when the poll returned, nor at ``polled`` (taken before

@@ -95,6 +95,7 @@ class Player:
 MISSED_ROUNDS = 3  # rounds in a row a player may leave unanswered and still be waited for
 MAX_UNREAD = MISSED_ROUNDS  # requests a player may have out with no answer read
 UNREAD_EXPIRY = 1.0  # seconds after which they are forgotten (requests lost on the way)
+UNREAD_GIVE_UP = 10 * UNREAD_EXPIRY  # ... even if the lobby was never idle since
 
 
 @dataclass
@@ -752,12 +753,15 @@ class PlayerRegistry:
         their requests without an answer read. Those requests are forgotten (lost on
         the way) once the lobby has read everything that came in the ``UNREAD_EXPIRY``
         seconds after the last of them was sent, not before: a lobby behind on its
-        reading may hold the answers still. The others are counted (``held_total``)."""
-        read = self.read_at()
+        reading may hold the answers still (and after ``UNREAD_GIVE_UP`` seconds in any
+        case: a lobby kept busy by a flood is never idle). The others are counted
+        (``held_total``)."""
+        read, now = self.read_at(), self.clock()
         asking = []
         with self.lock:
             for p in players:
-                if p.unread and read >= p.asked_at + UNREAD_EXPIRY:
+                if p.unread and (read >= p.asked_at + UNREAD_EXPIRY
+                                 or now >= p.asked_at + UNREAD_GIVE_UP):
                     p.unread = []
                 if len(p.unread) < MAX_UNREAD:
                     asking.append(p)

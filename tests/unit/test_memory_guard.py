@@ -110,3 +110,22 @@ def test_the_heap_is_walked_only_when_the_resident_size_is_past_the_limit(
     assert not any(guard.due(name) for name in MemoryGuard.ORDER) and walks == []
     guard._next_walk = 0.0  # ... but the heap is walked once a second all the same
     assert guard.due("players") and walks
+
+
+def test_a_growth_the_resident_size_does_not_show_drops_every_endpoint_in_turn(
+        heap: Heap, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Swap: the resident size stays flat while the heap stays over the limit. Once a
+    walk found it over, the next looks walk it again, so the endpoints take turns
+    rather than the first one dropping once a second forever."""
+    monkeypatch.setattr(transport, "resident_mb", lambda: 100.0)
+    guard = MemoryGuard(50)
+    guard.arm()
+    heap.mb = 500
+    guard._next_walk = 0.0  # the once-a-second walk is due
+    dropped = []
+    for _ in range(8):
+        for name in MemoryGuard.ORDER:
+            if guard.due(name):
+                dropped.append(name)
+                guard.dropped(name, heap.mb)  # freed nothing
+    assert dropped[:4] == list(MemoryGuard.ORDER)

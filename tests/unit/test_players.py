@@ -168,11 +168,17 @@ def test_a_player_with_three_answers_unread_is_not_asked_until_one_is_read() -> 
     read = [clock[0] - registry_module.UNREAD_EXPIRY - 0.2]  # a lobby still behind
     reg.read_at = lambda: read[0]
     assert [pl.id for pl in reg.askable(reg.connected())] == [q.id]  # may hold them yet
+    clock[0] += registry_module.UNREAD_GIVE_UP  # never idle since: given up all the same
+    assert {pl.id for pl in reg.askable(reg.connected())} == {p.id, q.id} and p.unread == []
+    reg.open_requests(5, {p.id: request}, deadline=clock[0] + 1)
+    reg.open_requests(6, {p.id: request}, deadline=clock[0] + 1)
+    reg.open_requests(7, {p.id: request}, deadline=clock[0] + 1)
+    clock[0] += registry_module.UNREAD_EXPIRY + 0.1
     read[0] = clock[0]  # it has read all that came: lost on the way, forgotten
     assert {pl.id for pl in reg.askable(reg.connected())} == {p.id, q.id} and p.unread == []
-    reg.open_requests(6, {p.id: request}, deadline=clock[0] + 1)
-    reg.unsent(6)  # dropped before it left
-    assert p.unread == [] and reg.request_gen == 6
+    reg.open_requests(8, {p.id: request}, deadline=clock[0] + 1)
+    reg.unsent(8)  # dropped before it left
+    assert p.unread == [] and reg.request_gen == 8
 
 
 def test_an_evicted_or_expired_players_queue_is_not_inherited() -> None:
