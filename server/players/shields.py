@@ -257,15 +257,9 @@ def overlapping(zone: Zone, table: ZoneTable, height: int,
                 width: int) -> npt.NDArray[np.bool_]:
     """Which rows of ``table`` share a cell of the torus with ``zone`` (``overlap`` for
     every shield at once)."""
-    y, x, h, w = zone
-
-    def arcs(a: int, la: int, b: npt.NDArray[np.int64], lb: npt.NDArray[np.int64],
-             size: int) -> npt.NDArray[np.bool_]:
-        result: npt.NDArray[np.bool_] = ((b - a) % size < la) | ((a - b) % size < lb)
-        return result
-
-    return arcs(y, h, table[:, 0], table[:, 2], height) & \
-        arcs(x, w, table[:, 1], table[:, 3], width)
+    one: npt.NDArray[np.bool_] = overlaps(np.array([zone], dtype=np.int64), table,
+                                          height, width)[0]
+    return one
 
 
 def overlaps(zones: ZoneTable, table: ZoneTable, height: int,
@@ -546,29 +540,27 @@ class Landing:
         self.zones = list(zones)
         self.landed = landed
         self.added: dict[int, Shield] = {}  # by placement: the shields added so far
-        self.live_table = shields.table
+        live = self.live_table = shields.table
         at = [i for i, zone in enumerate(self.zones) if zone is not None]
         if len(at) > LANDING_AT_ONCE:
             at = []  # so many: one by one (the pairs of zones grow as their square)
         self._row = {i: k for k, i in enumerate(at)}  # a placement's row in the arrays
         height, width = shields.height, shields.width
         zone_rows = np.array([self.zones[i] for i in at], dtype=np.int64).reshape(-1, 4)
-        live = self.live_table
-        self._near_live = overlaps(zone_rows, live, height, width)
-        # What ``add`` refuses, in both tables as they were: an overlap with a shield
-        # still live in ``landed``, or with one of the same player's that computed its
-        # last generation less than ``length`` generations before.
+        # Every zone against both tables as they were (the live shields first): what
+        # ``foreign`` looks at (the live ones it overlaps) and what ``add`` refuses (an
+        # overlap with a shield still live in ``landed``, or with one of the same
+        # player's that computed its last generation less than ``length`` before).
         both = np.concatenate([live, shields._table_of("ended", shields.ended)])
         self._near = overlaps(zone_rows, both, height, width)
+        self._near_live = self._near[:, :len(live)]
         self._still = both[:, 4] > landed
         self._recent = landed - both[:, 4] < shields.length
         self._owners = both[:, 5]
         pairs = overlaps(zone_rows, zone_rows, height, width)
         # the earlier placements of the boundary whose zones each one's overlaps
-        self._earlier: list[list[int]] = [np.flatnonzero(pairs[k, :k]).tolist()
+        self._earlier: list[list[int]] = [[at[j] for j in np.flatnonzero(pairs[k, :k])]
                                           for k in range(len(at))]
-        self._at = at
-        self._touches_live: list[bool] = [bool(row.any()) for row in self._near_live]
 
     def foreign(self, i: int, player: int, ys: Index,
                 xs: Index) -> npt.NDArray[np.bool_] | None:
@@ -578,9 +570,10 @@ class Landing:
         if k is None:  # no zone (every shield is tested, cell by cell), or one by one
             return shields.foreign(player, ys, xs, self.landed, self.zones[i])
         rows = []
-        if self._touches_live[k]:
-            rows.append(self.live_table[self._near_live[k]])
-        new = [self.added[self._at[j]] for j in self._earlier[k] if self._at[j] in self.added]
+        near = self._near_live[k]
+        if near.any():
+            rows.append(self.live_table[near])
+        new = [self.added[j] for j in self._earlier[k] if j in self.added]
         if new:
             rows.append(zone_table(new))
         if not rows:
@@ -605,7 +598,7 @@ class Landing:
         if near.any() and np.any(near & (self._still
                                          | ((self._owners == player) & self._recent))):
             return None
-        if any(self._at[j] in self.added for j in self._earlier[k]):
+        if any(j in self.added for j in self._earlier[k]):
             return None  # an earlier one's shield, live: the later one is refused
         if world is not None and others_inside(world, zone, code):
             return None

@@ -434,6 +434,31 @@ def test_one_pass_for_every_players_cells_equals_one_pass_each() -> None:
             assert got[owners == player].tolist() == expected.tolist()
 
 
+def random_shield(rng: np.random.Generator, height: int, width: int, landed: int,
+                  side: int) -> Shield:
+    """A shield of a random player somewhere on the torus, sides below ``side``, live
+    or ended around generation ``landed``."""
+    h, w = (int(v) for v in rng.integers(1, side, 2))
+    return Shield(int(rng.integers(height)), int(rng.integers(width)),
+                  min(h, height), min(w, width), until=landed + int(rng.integers(-8, 8)),
+                  player=int(rng.integers(1, 4)))
+
+
+def random_cells(rng: np.random.Generator, n: int, spread: int, height: int,
+                 width: int) -> np.ndarray:
+    """``n`` cells within ``spread`` of a random spot of the torus (wrapping)."""
+    cells = np.stack([rng.integers(0, spread, n) + int(rng.integers(height)),
+                      rng.integers(0, spread, n) + int(rng.integers(width))], axis=1)
+    cells[:, 0] %= height
+    cells[:, 1] %= width
+    return cells
+
+
+def keep(shields: Shields, shield: Shield, landed: int) -> None:
+    """``shield`` among the live shields, or the ended ones, as of ``landed``."""
+    (shields.live if shield.live_after(landed - 1) else shields.ended).append(shield)
+
+
 def test_the_quick_paths_of_landing_agree_with_the_whole_passes() -> None:
     """``Shields.foreign`` given a placement's zone (only the shields touching it are
     tested cell by cell) says what the pass over every shield says, and ``Shields.add``
@@ -446,18 +471,10 @@ def test_the_quick_paths_of_landing_agree_with_the_whole_passes() -> None:
         shields = Shields(height, width, length=int(rng.integers(1, 6)))
         landed = int(rng.integers(5, 20))
         for _ in range(int(rng.integers(0, 25))):
-            h, w = (int(v) for v in rng.integers(1, 12, 2))
-            shield = Shield(int(rng.integers(height)), int(rng.integers(width)),
-                            min(h, height), min(w, width),
-                            until=landed + int(rng.integers(-8, 8)),
-                            player=int(rng.integers(1, 4)))
-            (shields.live if shield.live_after(landed - 1) else shields.ended).append(shield)
+            keep(shields, random_shield(rng, height, width, landed, 12), landed)
         player = int(rng.integers(1, 4))
         n = int(rng.integers(1, 12))
-        cells = np.stack([rng.integers(0, 6, n) + int(rng.integers(height)),
-                          rng.integers(0, 6, n) + int(rng.integers(width))], axis=1)
-        cells[:, 0] %= height
-        cells[:, 1] %= width
+        cells = random_cells(rng, n, 6, height, width)
         zone = zone_of(cells, height, width)
 
         quick = shields.foreign(player, cells[:, 0], cells[:, 1], landed, zone)
@@ -630,25 +647,15 @@ def test_a_boundarys_landing_says_what_foreign_and_add_say_one_by_one(
         one, other = (Shields(height, width, length=length, limit=limit) for _ in range(2))
         landed = int(rng.integers(8, 20))
         for _ in range(int(rng.integers(0, 10))):
-            h, w = (int(v) for v in rng.integers(1, 10, 2))
-            shield = Shield(int(rng.integers(height)), int(rng.integers(width)),
-                            min(h, height), min(w, width),
-                            until=landed + int(rng.integers(-8, 8)),
-                            player=int(rng.integers(1, 4)))
+            shield = random_shield(rng, height, width, landed, 10)
             for shields in (one, other):
-                (shields.live if shield.live_after(landed - 1)
-                 else shields.ended).append(shield)
+                keep(shields, shield, landed)
         world = np.zeros((height, width), dtype=np.uint8)
         world[rng.random((height, width)) < 0.02] = int(rng.integers(2, 5))
         batch = []
         for _ in range(int(rng.integers(1, 10))):
             player = int(rng.integers(1, 4))
-            n = int(rng.integers(1, 10))
-            at = np.stack([rng.integers(0, 5, n) + int(rng.integers(height)),
-                                      rng.integers(0, 5, n) + int(rng.integers(width))],
-                                     axis=1)
-            at[:, 0] %= height
-            at[:, 1] %= width
+            at = random_cells(rng, int(rng.integers(1, 10)), 5, height, width)
             zone = zone_of(at, height, width) if rng.random() < 0.85 else None
             batch.append((player, zone, at))
         landing = other.landing([zone for _, zone, _ in batch], landed)
