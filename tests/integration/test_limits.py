@@ -606,3 +606,65 @@ def test_a_flood_of_late_answers_gets_one_reply_and_a_real_player_is_served(
     finally:
         late.close()
         real.close()
+
+
+PLAYER_FLOOD = """
+import sys, zmq
+context = zmq.Context()
+socks = []
+for _ in range(64):
+    sock = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.SNDHWM, 0)
+    sock.connect(sys.argv[1])
+    socks.append(sock)
+junk = [b"\\x92\\xa4ping\\x80"]  # a ping with no fields: refused, and read all the same
+print("flooding", flush=True)
+while True:
+    for sock in socks:
+        for _ in range(64):
+            try:
+                sock.send_multipart(junk, zmq.NOBLOCK)
+            except zmq.Again:
+                break
+"""
+
+
+def test_a_flood_that_keeps_the_lobby_reading_costs_a_generation_one_window_at_most(
+        make_server: MakeServer, processes: Processes,
+        zmq_context: zmq.Context[Any]) -> None:
+    """Before asking a round the generation waits for the lobby to have read what came
+    (``catch_up``). 64 connections from another process send requests as fast as
+    libzmq takes them, so the lobby has more to read at every look: each generation
+    then waits one decision window and no more, the world goes on, and a real
+    player's pings are answered meanwhile."""
+    window = 0.1
+    server = make_server(size=(16, 16), fill=0.3, seed=2, decision_window=window)
+    start_workers(processes, server, 1)
+    real = PlayerSession(server.lobby.bound_endpoint, "real", context=zmq_context, timeout=5)
+    flooder = subprocess.Popen([sys.executable, "-c", PLAYER_FLOOD,
+                                server.lobby.bound_endpoint],
+                               cwd=ROOT, stdout=subprocess.PIPE)
+    try:
+        real.join()
+        assert flooder.stdout is not None
+        assert flooder.stdout.readline().startswith(b"flooding")
+        wait_for(lambda: server.lobby.bad_messages > 10_000, 20, what="the flood to arrive")
+        assert server.engine.players is not None
+        decisions = server.engine.players.round
+        taken, waited = [], 0
+        for _ in range(10):
+            began = time.monotonic()
+            server.advance()
+            waited += not decisions.catch_up()  # the next generation's own wait
+            taken.append(time.monotonic() - began)
+            real.ping()
+        gens_before = server.engine.generation
+        server.advance()
+    finally:
+        flooder.kill()
+        flooder.wait()
+        real.close()
+    print(f"generations took {max(taken):.3f} s at most, the lobby busy at {waited} of 10")
+    assert server.engine.generation == gens_before + 1
+    assert max(taken) < 2 * window + 1.0, taken  # one window of waiting, and the step
+    assert waited > 0, "the flood never kept the lobby reading: nothing was tested"
