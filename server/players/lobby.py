@@ -26,7 +26,8 @@ from typing import Any
 
 import zmq
 
-from server.auth import PLAYERS, ServerKeys, peer_key, serve_curve
+from server.auth import PLAYERS, ServerKeys, serve_curve
+from server.direct import Direct
 from server.players.placing import placement_cells
 from server.players.registry import PlayerRegistry
 from server.players.rounds import goal
@@ -35,7 +36,6 @@ from server.transport import (
     MemoryGuard,
     Wakeup,
     apply_heartbeats,
-    drain,
 )
 from server.viewports import WANT_SECONDS, Interest
 from shared import protocol
@@ -90,16 +90,12 @@ class Idle:
 class Peer:
     """Who sent a request: its connection (the ROUTER identity, where replies go), the
     CURVE public key the gatekeeper accepted for it (``None`` without keys), and its
-    network address (``""`` where there is none, as over inproc), read from the
-    request's ``frame`` only when asked (a join's, not a thousand DECIDEs')."""
+    network address (``""`` where there is none, as over inproc), read only for the
+    requests that use it (``ADDRESSED``: a join's, not a thousand DECIDEs')."""
 
     identity: bytes
     key: bytes | None = None
-    frame: Any = None
-
-    @property
-    def address(self) -> str:
-        return _address(self.frame) if self.frame is not None else ""
+    address: str = ""
 
 
 REQUESTS_PER_SECOND = 200.0  # what one connection may ask; an answer to game_logic
@@ -125,21 +121,8 @@ class WorldInfo:
     protect: int = 0  # generations a fresh placement is shielded (0: never)
 
 
-_MORE = int(zmq.SNDMORE | zmq.NOBLOCK)  # plain ints: pyzmq's flag enums cost a
-_LAST = int(zmq.NOBLOCK)                # Python-level OR a frame in send_multipart
-
-
-def send_to(sock: zmq.Socket[Any], identity: bytes, frames: list[protocol.Payload]) -> int:
-    """Send ``frames`` to the peer ``identity`` of a ROUTER without blocking (what
-    ``send_multipart`` does, for a few microseconds less a message: the lobby sends a
-    thousand players one or two each a generation); the bytes sent. ``zmq.ZMQError``
-    as a send raises it (a message is sent whole or not at all: libzmq holds the first
-    parts until the last)."""
-    sock.send(identity, _MORE)
-    for frame in frames[:-1]:
-        sock.send(frame, _MORE, copy=False)
-    sock.send(frames[-1], _LAST, copy=False)
-    return sum(len(f) for f in frames)
+ADDRESSED = (protocol.head(Kind.JOIN), protocol.head(Kind.LEAVE))  # read the address
+_DECIDE = protocol.head(Kind.DECIDE)
 
 
 class PlayerEndpoint(threading.Thread):
@@ -265,6 +248,7 @@ class PlayerEndpoint(threading.Thread):
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(wakeup.fileno(), zmq.POLLIN)
+        direct = self._direct(sock)
         try:
             while not self.stop_event.is_set():
                 if self.guard.due("players"):
@@ -277,41 +261,45 @@ class PlayerEndpoint(threading.Thread):
                         self.error = e
                         return
                     poller.register(sock, zmq.POLLIN)
+                    direct = self._direct(sock)
                 events = dict(poller.poll(self.guard.poll_ms))
                 if wakeup.fileno() in events:
                     wakeup.clear()
                 polled = time.monotonic()  # after the clear: a wake-up since is kept
-                self._send_outbox(sock)
+                self._send_outbox(direct)
                 read = 0
                 # Nothing waiting when the poll returned, nor at ``polled`` (taken before
                 # this second look): every request that came before then was read.
                 if sock not in events and not int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                     self.idle.mark(polled)
                 else:
-                    for frames in drain(sock):
+                    while read < DRAIN_LIMIT and (got := direct.recv()) is not None:
                         read += 1
-                        identity = frames[0].bytes
+                        frames = got.frames
+                        identity = frames[0]
                         if len(frames) < 2 or not self._may_ask(identity, frames[1]):
                             continue
-                        # Without keys there is no ZAP, and a peer could name itself:
-                        # its key is then nothing at all.
-                        key = peer_key(frames[1]) if self.keys else None
-                        reply = self.handle(Peer(identity, key, frames[1]),
+                        reply = self.handle(Peer(identity, got.key, got.address),
                                             frames[1:])
                         if reply is not None:
                             # An asker that is gone or not reading loses its reply.
                             with contextlib.suppress(zmq.ZMQError):
-                                self.sent_bytes += send_to(sock, identity,
-                                                           protocol.encode(reply))
+                                self.sent_bytes += direct.send(identity,
+                                                               protocol.encode(reply))
                     if read < DRAIN_LIMIT:  # the drain ended on an empty socket
                         self.idle.mark(time.monotonic())
         finally:
             if not sock.closed:
-                self._send_outbox(sock)  # best effort: replies finished while stopping
+                self._send_outbox(direct)  # best effort: replies finished while stopping
             sock.close()
             wakeup.close()
 
-    def _may_ask(self, identity: bytes, head: Any) -> bool:
+    def _direct(self, sock: zmq.Socket[Any]) -> Direct:
+        """The calls this thread reads and writes ``sock`` with. Without keys there is
+        no ZAP, and a peer could name itself: its key is then nothing at all."""
+        return Direct(sock, keyed=self.keys is not None, addressed=ADDRESSED)
+
+    def _may_ask(self, identity: bytes, head: bytes) -> bool:
         """Whether this connection may ask something now (a token bucket each, the
         least recently heard forgotten first); a request over the limit is dropped
         unanswered and counted: answering a flood is what the flood wants."""
@@ -322,8 +310,7 @@ class PlayerEndpoint(threading.Thread):
             while len(self._buckets) > MAX_CONNECTIONS_TRACKED:
                 self._buckets.popitem(last=False)
         self._buckets.move_to_end(identity)
-        # A header is msgpack [kind, body]: a DECIDE's starts with these eight bytes.
-        cost = DECIDE_COST if bytes(head.buffer[:8]) == b"\x92\xa6decide" else 1.0
+        cost = DECIDE_COST if head.startswith(_DECIDE) else 1.0
         if bucket.take(cost):
             return True
         self.throttled += 1
@@ -332,7 +319,7 @@ class PlayerEndpoint(threading.Thread):
                           self.throttled)
         return False
 
-    def _send_outbox(self, sock: zmq.Socket[Any]) -> None:
+    def _send_outbox(self, direct: Direct) -> None:
         """Send what other threads handed over, as much as waits now."""
         while True:
             try:
@@ -343,7 +330,7 @@ class PlayerEndpoint(threading.Thread):
                 self._queued -= len(batch)
             for identity, frames in batch:
                 with contextlib.suppress(zmq.ZMQError):
-                    self.sent_bytes += send_to(sock, identity, frames)
+                    self.sent_bytes += direct.send(identity, frames)
             if then is not None:
                 then()
 
@@ -459,11 +446,3 @@ class PlayerEndpoint(threading.Thread):
             self._late_told.popitem(last=False)
         return True
 
-
-def _address(frame: Any) -> str:
-    """The network address of the peer that sent ``frame`` ("" where there is none)."""
-    try:
-        address: str | None = frame.get("Peer-Address")
-    except (zmq.ZMQError, AttributeError, TypeError):
-        return ""
-    return address or ""
