@@ -36,10 +36,13 @@ _DONTWAIT = 1  # ZMQ_DONTWAIT
 _SNDMORE = 2   # ZMQ_SNDMORE
 
 
-class _Msg(ctypes.Structure):
-    """``zmq_msg_t``: 64 bytes, aligned as a pointer."""
+class _Msg(ctypes.Union):
+    """``zmq_msg_t``: 64 bytes on every platform, aligned as a pointer."""
 
-    _fields_ = [("_", ctypes.c_void_p * 8)]
+    _fields_ = [("_", ctypes.c_ubyte * 64), ("align", ctypes.c_void_p)]
+
+
+assert ctypes.sizeof(_Msg) == 64
 
 
 class _Lib:
@@ -101,15 +104,17 @@ class Received:
 
 class Direct:
     """Non-blocking ``recv`` and ``send`` on ``sock`` (a ROUTER) for the thread that
-    owns it. ``keyed``: read each message's ``User-Id`` (the CURVE key); ``addressed``:
-    the header prefixes of the messages whose ``Peer-Address`` is read (a join's, not a
-    thousand answers')."""
+    owns it. ``keyed``: read each message's ``User-Id`` (the CURVE key). The sender's
+    ``Peer-Address`` is read for every message but those whose first frame starts with
+    one of ``unaddressed`` (a thousand answers a generation need none): a message is
+    told apart by its first bytes before it is decoded, and one whose bytes are not
+    recognised (however it is encoded) has its address read."""
 
     def __init__(self, sock: zmq.Socket[Any], *, keyed: bool = False,
-                 addressed: tuple[bytes, ...] = (), direct: bool = True) -> None:
+                 unaddressed: tuple[bytes, ...] = (), direct: bool = True) -> None:
         self.sock = sock
         self.keyed = keyed
-        self.addressed = addressed
+        self.unaddressed = unaddressed
         self.lib = _LIB if direct else None
         self._handle = sock.underlying
         self._msg = _Msg()
@@ -121,6 +126,7 @@ class Direct:
         lib = self.lib
         if lib is None:
             return self._recv_pyzmq()
+        self._check_open()
         pmsg, handle = self._pmsg, self._handle
         frames: list[bytes] = []
         got = Received(frames)
@@ -130,14 +136,16 @@ class Direct:
             if size < 0:
                 code = lib.errno()
                 lib.msg_close(pmsg)
-                if not frames and code in (errno.EAGAIN, errno.EINTR):
+                if code == errno.EINTR:
+                    continue
+                if not frames and code == errno.EAGAIN:
                     return None
                 raise zmq.ZMQError(code)
             frames.append(ctypes.string_at(lib.msg_data(pmsg), size) if size else b"")
             if len(frames) == 2:  # the first frame the sender sent: its properties
                 if self.keyed:
                     got.key = lib.msg_gets(pmsg, b"User-Id") or None
-                if self.addressed and frames[1].startswith(self.addressed):
+                if not frames[1].startswith(self.unaddressed):
                     address = lib.msg_gets(pmsg, b"Peer-Address")
                     got.address = address.decode(errors="replace") if address else ""
             more = lib.msg_more(pmsg)
@@ -154,7 +162,7 @@ class Direct:
         if len(parts) > 1:
             if self.keyed:
                 got.key = _property(parts[1], "User-Id").encode() or None
-            if self.addressed and got.frames[1].startswith(self.addressed):
+            if not got.frames[1].startswith(self.unaddressed):
                 got.address = _property(parts[1], "Peer-Address")
         return got
 
@@ -162,20 +170,32 @@ class Direct:
         """Send ``frames`` to the peer ``identity`` without blocking; the bytes sent.
         ``zmq.ZMQError`` as a send raises it (for a ROUTER that is the first frame, if
         any: libzmq holds the first parts of a message until the last)."""
+        if not frames:  # the identity alone would be sent with MORE, and wait
+            raise ValueError("a message has one frame at least")
         lib = self.lib
         if lib is None:
             return self._send_pyzmq(identity, frames)
-        handle, last = self._handle, len(frames) - 1
-        if lib.send(handle, identity, len(identity), _SNDMORE | _DONTWAIT) < 0:
-            self._raise(lib)
+        self._check_open()
+        last = len(frames) - 1
+        self._send_frame(lib, identity, _SNDMORE | _DONTWAIT)
         sent = 0
         for i, frame in enumerate(frames):
             data = frame if type(frame) is bytes else bytes(frame)
-            flags = _DONTWAIT if i == last else _SNDMORE | _DONTWAIT
-            if lib.send(handle, data, len(data), flags) < 0:
-                self._raise(lib)
+            self._send_frame(lib, data, _DONTWAIT if i == last else _SNDMORE | _DONTWAIT)
             sent += len(data)
         return sent
+
+    def _send_frame(self, lib: _Lib, data: bytes, flags: int) -> None:
+        while lib.send(self._handle, data, len(data), flags) < 0:
+            code = lib.errno()
+            if code != errno.EINTR:
+                raise zmq.Again(code) if code == errno.EAGAIN else zmq.ZMQError(code)
+
+    def _check_open(self) -> None:
+        """A closed socket's handle is freed by libzmq's reaper soon after: never
+        called through (pyzmq's own calls refuse it the same way)."""
+        if self.sock.closed:
+            raise zmq.ZMQError(errno.ENOTSOCK)
 
     def _send_pyzmq(self, identity: bytes, frames: Sequence[bytes | memoryview]) -> int:
         self.sock.send(identity, zmq.SNDMORE | zmq.NOBLOCK)
@@ -183,11 +203,6 @@ class Direct:
             self.sock.send(frame, zmq.SNDMORE | zmq.NOBLOCK, copy=False)
         self.sock.send(frames[-1], zmq.NOBLOCK, copy=False)
         return sum(len(f) for f in frames)
-
-    @staticmethod
-    def _raise(lib: _Lib) -> None:
-        code = lib.errno()
-        raise zmq.Again(code) if code == errno.EAGAIN else zmq.ZMQError(code)
 
 
 def _property(frame: zmq.Frame, name: str) -> str:

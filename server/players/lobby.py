@@ -90,8 +90,8 @@ class Idle:
 class Peer:
     """Who sent a request: its connection (the ROUTER identity, where replies go), the
     CURVE public key the gatekeeper accepted for it (``None`` without keys), and its
-    network address (``""`` where there is none, as over inproc), read only for the
-    requests that use it (``ADDRESSED``: a join's, not a thousand DECIDEs')."""
+    network address (``""`` where there is none, as over inproc, and for the requests
+    that need none: ``UNADDRESSED``, a thousand DECIDEs a generation)."""
 
     identity: bytes
     key: bytes | None = None
@@ -121,8 +121,9 @@ class WorldInfo:
     protect: int = 0  # generations a fresh placement is shielded (0: never)
 
 
-ADDRESSED = (protocol.head(Kind.JOIN), protocol.head(Kind.LEAVE))  # read the address
 _DECIDE = protocol.head(Kind.DECIDE)
+# A thousand of these a generation and none needs its sender's address (joins do).
+UNADDRESSED = (_DECIDE, protocol.head(Kind.PING))
 
 
 class PlayerEndpoint(threading.Thread):
@@ -297,7 +298,7 @@ class PlayerEndpoint(threading.Thread):
     def _direct(self, sock: zmq.Socket[Any]) -> Direct:
         """The calls this thread reads and writes ``sock`` with. Without keys there is
         no ZAP, and a peer could name itself: its key is then nothing at all."""
-        return Direct(sock, keyed=self.keys is not None, addressed=ADDRESSED)
+        return Direct(sock, keyed=self.keys is not None, unaddressed=UNADDRESSED)
 
     def _may_ask(self, identity: bytes, head: bytes) -> bool:
         """Whether this connection may ask something now (a token bucket each, the

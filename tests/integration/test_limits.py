@@ -204,6 +204,29 @@ def test_a_join_flood_does_not_lock_real_players_out(make_server: MakeServer,
         session.close()
 
 
+def test_a_join_spelled_otherwise_still_counts_against_its_address(
+        make_server: MakeServer, zmq_context: zmq.Context[Any]) -> None:
+    """The lobby reads a sender's address unless the request's first bytes say it is
+    one that needs none (a DECIDE): a JOIN whose kind msgpack spells otherwise (str8,
+    not fixstr) decodes as a JOIN, and is held to the address's limit all the same."""
+    server = make_server(size=(16, 16), max_players_per_address=2)
+    host, port = server.lobby.bound_endpoint.split("//")[1].rsplit(":", 1)
+    body = msgpack.packb({"version": protocol.PROTOCOL_VERSION, "name": "odd"})
+    header = b"\x92\xd9\x04join" + body
+    assert protocol.decode([header]).kind is Kind.JOIN
+    replies = []
+    for _ in range(4):  # connections of their own, from one address
+        raw = zmq_context.socket(zmq.DEALER)
+        raw.setsockopt(zmq.LINGER, 0)
+        raw.connect(f"tcp://127.0.0.5:0;{host}:{port}")
+        raw.send(header)
+        assert raw.poll(5000)
+        replies.append(protocol.decode(raw.recv_multipart()))
+        raw.close()
+    assert [r.kind for r in replies] == [Kind.JOINED] * 2 + [Kind.ERROR] * 2
+    assert all(r["code"] == ErrorCode.NOT_ALLOWED for r in replies[2:])
+
+
 def test_bots_that_join_faster_than_allowed_are_told_to_wait_and_all_get_in(
         make_server: MakeServer, caplog: pytest.LogCaptureFixture) -> None:
     """An address may open 4 sessions at once, then 1 a second. 4 bots join and leave,
