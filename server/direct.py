@@ -65,7 +65,6 @@ class _Lib:
         self.msg_gets = bind("zmq_msg_gets", [vp, ctypes.c_char_p], ctypes.c_char_p)
         self.msg_close = bind("zmq_msg_close", [vp], cint)
         self.send = bind("zmq_send", [vp, ctypes.c_char_p, size, cint], cint)
-        self.errno = bind("zmq_errno", [], cint)
 
     def version_info(self) -> tuple[int, int, int]:
         parts = [ctypes.c_int() for _ in range(3)]
@@ -77,7 +76,8 @@ def _load() -> _Lib | None:
     """pyzmq's libzmq, bound to keep the GIL; ``None`` where it cannot be had."""
     with contextlib.suppress(ImportError, OSError, AttributeError, TypeError):
         extension = importlib.import_module("zmq.backend.cython._zmq")
-        lib = _Lib(ctypes.PyDLL(extension.__file__))
+        # use_errno: ctypes keeps errno as the call left it, before any Python runs
+        lib = _Lib(ctypes.PyDLL(extension.__file__, use_errno=True))
         if lib.version_info() == zmq.zmq_version_info():
             return lib
     return None
@@ -134,13 +134,13 @@ class Direct:
             lib.msg_init(pmsg)
             size = lib.msg_recv(pmsg, handle, _DONTWAIT)
             if size < 0:
-                code = lib.errno()
+                code = ctypes.get_errno()
                 lib.msg_close(pmsg)
                 if code == errno.EINTR:
                     continue
                 if not frames and code == errno.EAGAIN:
                     return None
-                raise zmq.ZMQError(code)
+                raise _error(code)
             frames.append(ctypes.string_at(lib.msg_data(pmsg), size) if size else b"")
             if len(frames) == 2:  # the first frame the sender sent: its properties
                 if self.keyed:
@@ -187,13 +187,13 @@ class Direct:
 
     def _send_frame(self, lib: _Lib, data: bytes, flags: int) -> None:
         while lib.send(self._handle, data, len(data), flags) < 0:
-            code = lib.errno()
+            code = ctypes.get_errno()
             if code != errno.EINTR:
-                raise zmq.Again(code) if code == errno.EAGAIN else zmq.ZMQError(code)
+                raise _error(code)
 
     def _check_open(self) -> None:
         """A closed socket's handle is freed by libzmq's reaper soon after: never
-        called through (pyzmq's own calls refuse it the same way)."""
+        called through (pyzmq's calls refuse a closed socket too)."""
         if self.sock.closed:
             raise zmq.ZMQError(errno.ENOTSOCK)
 
@@ -203,6 +203,15 @@ class Direct:
             self.sock.send(frame, zmq.SNDMORE | zmq.NOBLOCK, copy=False)
         self.sock.send(frames[-1], zmq.NOBLOCK, copy=False)
         return sum(len(f) for f in frames)
+
+
+def _error(code: int) -> zmq.ZMQError:
+    """The exception pyzmq raises for ``code``."""
+    if code == errno.EAGAIN:
+        return zmq.Again(code)
+    if code == zmq.ETERM:
+        return zmq.ContextTerminated(code)
+    return zmq.ZMQError(code)
 
 
 def _property(frame: zmq.Frame, name: str) -> str:

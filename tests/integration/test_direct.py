@@ -129,6 +129,33 @@ def test_a_closed_socket_is_an_error_not_an_empty_one(context: zmq.Context[Any],
         calls.send(b"x", [b"y"])
 
 
+@pytest.mark.parametrize("held", [True, False], ids=["direct", "pyzmq"])
+def test_a_terminated_context_is_the_error_pyzmq_raises(held: bool) -> None:
+    """The lobby stops on ``ContextTerminated`` (the server's shutdown) both ways."""
+    ctx: zmq.Context[Any] = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.bind("inproc://direct-term")
+    calls = Direct(router, direct=held)
+    closer = threading.Thread(target=ctx.term)
+    closer.start()
+    try:
+        deadline = time.monotonic() + 5
+        while True:  # until the termination reaches the socket
+            try:
+                if calls.recv() is None:
+                    assert time.monotonic() < deadline, "the context never terminated"
+                    time.sleep(0.01)
+                    continue
+            except zmq.ContextTerminated:
+                break
+        with pytest.raises(zmq.ContextTerminated):
+            calls.send(b"x", [b"y"])
+    finally:
+        router.close()
+        closer.join(5)
+
+
 def test_no_wait_for_the_gil_beside_a_thread_busy_in_python(
         context: zmq.Context[Any]) -> None:
     """Each pyzmq call lets the GIL go and then waits up to a switch interval (5 ms) for
