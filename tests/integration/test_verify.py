@@ -194,7 +194,10 @@ def test_what_a_worker_declares_is_capped(make_server: MakeServer,
 def test_one_slow_worker_does_not_set_the_pace(make_server: MakeServer,
                                                processes: Processes) -> None:
     """Bands are sized by each worker's measured speed: with a worker ten times as slow
-    beside two normal ones, a generation takes about what the two take alone."""
+    beside two normal ones, a generation takes about what the two take alone. Equal
+    bands (the rates ignored) made it 6 to 8 times as long; sized by speed it was 0.8
+    to 1.3 times, and now and then twice (a third process on two cores, at 1.6 ms a
+    generation): the bound is three times."""
     server = make_server(size=(2048, 2048), fill=0.3, seed=5, verify=Verification(0.0),
                          dispatchers=16)
     start_workers(processes, server, 2)
@@ -206,7 +209,7 @@ def test_one_slow_worker_does_not_set_the_pace(make_server: MakeServer,
              20, what="every worker measured")
     step_ms(server, 5)
     with_slow = step_ms(server, 15)
-    assert with_slow <= 1.3 * alone, f"{with_slow:.1f} ms with the slow one, {alone:.1f} alone"
+    assert with_slow <= 3 * alone, f"{with_slow:.1f} ms with the slow one, {alone:.1f} alone"
 
 
 def test_no_worker_and_fallback_never_means_waiting(make_server: MakeServer) -> None:
