@@ -20,7 +20,7 @@ from shared import protocol
 from shared.errors import HandshakeError, PeerGone, ProtocolError, RemoteError
 from shared.keys import Credentials
 from shared.protocol import Kind, Message
-from shared.remote import Handshake, player_endpoint, secure
+from shared.remote import SEND_RETRY, Handshake, player_endpoint, secure, send_now
 from shared.rules import Rule, parse_rule
 
 
@@ -140,12 +140,16 @@ class PlayerSession:
     # -- receiving ---------------------------------------------------------------------
 
     def _request(self, msg: Message, expect: Kind) -> Message:
-        self.send(msg)
+        frames = protocol.encode(msg)
+        sent = False
         deadline = time.monotonic() + self.timeout
         while True:
+            sent = sent or send_now(self.sock, frames)
             left = deadline - time.monotonic()
-            # While the handshake is watched, wake up now and then to hear a refusal.
-            wait = min(left, 0.05) if self.handshake is not None else left
+            # While the handshake is watched (or the request waits to leave), wake up
+            # now and then to hear a refusal.
+            wait = min(left, SEND_RETRY) if self.handshake is not None or not sent \
+                else left
             if left <= 0 or not self.sock.poll(int(max(0.0, wait) * 1000)):
                 if self.handshake is not None:
                     why = self.handshake.failure()

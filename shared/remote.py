@@ -167,6 +167,22 @@ def _wrong_port(endpoint: str) -> str | None:
     return None
 
 
+SEND_RETRY = 0.05  # seconds between two tries to send a request that could not leave
+
+
+def send_now(sock: zmq.Socket[Any], frames: list[protocol.Payload]) -> bool:
+    """Send ``frames`` if ``sock`` takes them now; whether it did. A request is never
+    sent blocking: a DEALER whose connection failed its handshake has nowhere to queue
+    it, and libzmq would wait for ever, past any deadline (seen: one status request in
+    about 300 against a server with keys). The caller tries again, every
+    ``SEND_RETRY`` seconds, while it watches the handshake and its deadline."""
+    try:
+        sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+    except zmq.Again:
+        return False
+    return True
+
+
 def _no_server(endpoint: str, timeout: float) -> str:
     """What to say when nothing answers at ``endpoint``: what to do next, in one line."""
     line = (f"no lifenet server answers at {endpoint} within {timeout:g} s: is one running? "
@@ -329,14 +345,17 @@ def request(endpoint: str, msg: Message, timeout: float = 5.0,
         secure(sock, credentials)
         watch = Handshake(sock, endpoint, credentials is not None, player=True)
         sock.connect(endpoint)
-        sock.send_multipart(protocol.encode(msg))
+        frames = protocol.encode(msg)
+        sent = False
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         assert watch.monitor is not None
         poller.register(watch.monitor, zmq.POLLIN)
         while True:
+            sent = sent or send_now(sock, frames)
             left = deadline - time.monotonic()
-            ready = dict(poller.poll(max(0, int(left * 1000)))) if left > 0 else {}
+            wait = left if sent else min(left, SEND_RETRY)
+            ready = dict(poller.poll(max(0, int(wait * 1000)))) if left > 0 else {}
             if sock in ready:
                 reply = protocol.decode(sock.recv_multipart())
                 break

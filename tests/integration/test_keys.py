@@ -231,6 +231,35 @@ def test_a_plain_client_cannot_talk_to_a_server_with_keys(make_server: MakeServe
         status(server.lobby.bound_endpoint, timeout=10)
 
 
+@pytest.mark.timeout(30)
+def test_a_refused_handshake_is_said_in_time_when_the_request_has_nowhere_to_go(
+        make_server: MakeServer, keys: Path) -> None:
+    """A DEALER whose handshake failed has no connection to queue a request on, and a
+    blocking send then waits for ever, past the request's deadline (one ``status`` in
+    about 300 hung so against a server with keys). Sockets that queue only on finished
+    handshakes (``ZMQ_IMMEDIATE``) make that the case every time: the refusal is still
+    said, in time, by ``request`` (what ``status`` sends) and by a player's
+    session."""
+    server = make_server(size=(8, 8), keys=keys)
+    context: zmq.Context[Any] = zmq.Context()
+    context.setsockopt(zmq.IMMEDIATE, 1)  # the default of every socket it makes
+    try:
+        began = time.monotonic()
+        with pytest.raises(HandshakeError, match="encrypts its connections"):
+            request(server.lobby.bound_endpoint, protocol.message(
+                Kind.STATUS, version=protocol.PROTOCOL_VERSION), timeout=5, context=context)
+        session = PlayerSession(server.lobby.bound_endpoint, "plain", timeout=5,
+                                context=context)
+        try:
+            with pytest.raises(HandshakeError, match="encrypts its connections"):
+                session.join()
+        finally:
+            session.close()
+        assert time.monotonic() - began < 10
+    finally:
+        context.destroy(linger=0)
+
+
 def test_without_keys_the_server_stays_on_loopback(tmp_path: Path) -> None:
     refused = lifenet("server", "--host", "0.0.0.0", "--worker-port", "0", "--player-port",
                       "0", "--frame-port", "0", "--generations", "0")
