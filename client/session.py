@@ -144,8 +144,9 @@ class PlayerSession:
         sent = False
         deadline = time.monotonic() + self.timeout
         while True:
-            sent = sent or send_now(self.sock, frames)
             left = deadline - time.monotonic()
+            if not sent and left > 0:  # never after the deadline: the caller is told
+                sent = send_now(self.sock, frames)
             # While the handshake is watched (or the request waits to leave), wake up
             # now and then to hear a refusal.
             wait = min(left, SEND_RETRY) if self.handshake is not None or not sent \
@@ -157,7 +158,9 @@ class PlayerSession:
                         raise HandshakeError(why)
                 if left <= 0:
                     raise PeerGone(f"no answer to {msg.kind} from {self.endpoint} "
-                                   f"within {self.timeout:g} s")
+                                   f"within {self.timeout:g} s" if sent else
+                                   f"could not send {msg.kind} to {self.endpoint} within "
+                                   f"{self.timeout:g} s (no connection)")
                 continue
             if self.handshake is not None:  # an answer: the handshake went through
                 self.handshake.close()

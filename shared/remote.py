@@ -352,8 +352,9 @@ def request(endpoint: str, msg: Message, timeout: float = 5.0,
         assert watch.monitor is not None
         poller.register(watch.monitor, zmq.POLLIN)
         while True:
-            sent = sent or send_now(sock, frames)
             left = deadline - time.monotonic()
+            if not sent and left > 0:  # never after the deadline: the caller is told
+                sent = send_now(sock, frames)
             wait = left if sent else min(left, SEND_RETRY)
             ready = dict(poller.poll(max(0, int(wait * 1000)))) if left > 0 else {}
             if sock in ready:
