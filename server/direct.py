@@ -32,6 +32,8 @@ from typing import Any
 
 import zmq
 
+from server.auth import peer_key
+
 _DONTWAIT = 1  # ZMQ_DONTWAIT
 _SNDMORE = 2   # ZMQ_SNDMORE
 
@@ -161,9 +163,9 @@ class Direct:
         got = Received([part.bytes for part in parts])
         if len(parts) > 1:
             if self.keyed:
-                got.key = _property(parts[1], "User-Id").encode() or None
+                got.key = peer_key(parts[1])
             if not got.frames[1].startswith(self.unaddressed):
-                got.address = _property(parts[1], "Peer-Address")
+                got.address = _address(parts[1])
         return got
 
     def send(self, identity: bytes, frames: Sequence[bytes | memoryview]) -> int:
@@ -214,9 +216,10 @@ def _error(code: int) -> zmq.ZMQError:
     return zmq.ZMQError(code)
 
 
-def _property(frame: zmq.Frame, name: str) -> str:
+def _address(frame: zmq.Frame) -> str:
+    """The network address of the peer that sent ``frame`` ("" where there is none)."""
     try:
-        value = frame.get(name)
+        value = frame.get("Peer-Address")
     except (zmq.ZMQError, AttributeError, TypeError):
         return ""
     return value if isinstance(value, str) else ""
