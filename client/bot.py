@@ -89,8 +89,8 @@ class Bot:
         assert self.session.rule is not None
         keep, let_die = self.policy(request, self.session.rule, self.session.energy,
                                     self.rng)
-        self.session.decide(request.gen, keep, let_die)
-        self.answered += 1
+        if self.session.decide(request.gen, keep, let_die):
+            self.answered += 1
 
     def maybe_place(self, surely: bool = False) -> None:
         """Place a random library pattern, by chance, or ``surely`` (if it can pay)."""
@@ -110,8 +110,9 @@ class Bot:
             return
         # Sent without waiting: the PLACED (or the refusal) is counted when it arrives,
         # so one bot's round trip never holds up the others in this thread.
-        self.session.send(self.session.place_message(y, x, rle=text, rotate=rotate,
-                                                     flip=flip))
+        if not self.session.send(self.session.place_message(y, x, rle=text, rotate=rotate,
+                                                            flip=flip)):
+            return  # no room to send (the server gone, or not reading): nothing spent
         self.session.energy -= price
         self.sent += 1
         self.sent_gen = max(self.seen_gen, 0)

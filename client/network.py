@@ -322,9 +322,9 @@ class Network:
                 assert session.rule is not None
                 keep, let_die = POLICIES[self.policy](request, session.rule, session.energy,
                                                       rng)
-                session.decide(request.gen, keep, let_die)
-                with self.lock:
-                    self.state.answered += 1
+                if session.decide(request.gen, keep, let_die):
+                    with self.lock:
+                        self.state.answered += 1
             elif msg.kind is Kind.DECIDED:
                 session.energy = msg["energy"]
                 with self.lock:

@@ -44,6 +44,7 @@ class PlayerSession:
         self.energy = 0
         self.welcome: dict[str, Any] = {}
         self.rule: Rule | None = None
+        self.unsent = 0  # messages ``send`` dropped: the socket had no room for them
 
     def _socket(self) -> zmq.Socket[Any]:
         """A new connection, its handshake watched until the first reply comes."""
@@ -128,14 +129,23 @@ class PlayerSession:
         self._request(protocol.message(Kind.LEAVE, player=self.player, token=self.token),
                       Kind.BYE)
 
-    def decide(self, gen: int, keep: Sequence[int] = (), let_die: Sequence[int] = ()) -> None:
-        """Answer a ``GAME_LOGIC`` request (indices into its cells); no reply awaited."""
-        self.send(protocol.built(Kind.DECIDE, player=self.player, token=self.token,
-                                 gen=gen, keep=[int(i) for i in keep],
-                                 let_die=[int(i) for i in let_die]))
+    def decide(self, gen: int, keep: Sequence[int] = (), let_die: Sequence[int] = ()) -> bool:
+        """Answer a ``GAME_LOGIC`` request (indices into its cells); no reply awaited.
+        Whether the answer left (``send``)."""
+        return self.send(protocol.built(Kind.DECIDE, player=self.player, token=self.token,
+                                        gen=gen, keep=[int(i) for i in keep],
+                                        let_die=[int(i) for i in let_die]))
 
-    def send(self, msg: Message) -> None:
-        self.sock.send_multipart(protocol.encode(msg), copy=False)
+    def send(self, msg: Message) -> bool:
+        """Send ``msg`` without waiting for a reply; whether it left. It never waits for
+        room: with its server gone, or with a server that does not read what it is sent,
+        the socket's queue fills (``SNDHWM`` messages) and a blocking send would hold
+        this thread, its heartbeats and its answers, for ever. What cannot leave is
+        dropped and counted (``unsent``): a late answer or heartbeat is worth nothing."""
+        if send_now(self.sock, protocol.encode(msg)):
+            return True
+        self.unsent += 1
+        return False
 
     # -- receiving ---------------------------------------------------------------------
 

@@ -504,6 +504,39 @@ def test_the_last_generations_news_is_sent_when_the_loop_ends_behind_its_tick(
     assert server.engine.generation == 4 and decided[-1] == 3
 
 
+@pytest.mark.timeout(15)
+def test_a_session_never_waits_for_room_to_send(zmq_context: zmq.Context[Any]) -> None:
+    """With its server gone, a session's queue fills (``SNDHWM`` messages): its answers,
+    heartbeats and placements are then dropped and counted, never sent blocking, which
+    held a bot process (or a client's network thread) for ever; a bot whose placement
+    could not leave has spent nothing."""
+    import random
+
+    from client.bot import Bot
+    from shared.policies import STRATEGIES
+
+    router = zmq_context.socket(zmq.ROUTER)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    session = PlayerSession(f"tcp://127.0.0.1:{port}", "full")
+    session.player, session.token = 1, "ab" * 16  # as if it had joined
+    try:
+        assert session.send(session.ping_message())
+        router.recv_multipart()  # connected, its handshake done
+        router.close()  # the server gone: what the session sends now stays queued
+        sent = 0
+        while session.decide(1, keep=[0]):
+            sent += 1
+            assert sent < 1_000_000, "every answer left: the queue never filled"
+        assert session.unsent == 1
+        assert not session.send(session.ping_message()) and session.unsent == 2
+        bot = Bot(session, STRATEGIES["random"].policy, 1.0, random.Random(1))
+        session.welcome, session.energy = {"size": [64, 64]}, 1000
+        bot.maybe_place(surely=True)
+        assert (bot.sent, session.energy, session.unsent) == (0, 1000, 3)
+    finally:
+        session.close()
+
+
 def test_a_message_that_does_not_decode_does_not_hold_up_those_behind_it(
         zmq_context: zmq.Context[Any]) -> None:
     """A bot's session skips a message it refuses and reads on: the bots' wake-ups are

@@ -66,8 +66,9 @@ def test_a_bot_behind_answers_only_the_newest_request() -> None:
         def poll(self) -> Message | None:
             return self.inbox.popleft() if self.inbox else None
 
-        def decide(self, gen: int, keep: list[int], let_die: list[int]) -> None:
+        def decide(self, gen: int, keep: list[int], let_die: list[int]) -> bool:
             self.decided.append(gen)
+            return True
 
     random_bot = STRATEGIES["random"]
     behind = Bot(Session(), random_bot.policy, 0.0,  # type: ignore[arg-type]

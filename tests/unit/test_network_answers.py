@@ -32,8 +32,9 @@ class Session:
     def poll(self) -> Message | None:
         return self.inbox.popleft() if self.inbox else None
 
-    def decide(self, gen: int, keep: list[int], let_die: list[int]) -> None:
+    def decide(self, gen: int, keep: list[int], let_die: list[int]) -> bool:
         self.decided.append(gen)
+        return True
 
 
 def test_a_client_behind_answers_only_the_newest_request() -> None:
