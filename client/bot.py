@@ -112,7 +112,7 @@ class Bot:
         # so one bot's round trip never holds up the others in this thread.
         if not self.session.send(self.session.place_message(y, x, rle=text, rotate=rotate,
                                                             flip=flip)):
-            return  # no room to send (the server gone, or not reading): nothing spent
+            return  # no room on the socket (the server gone, or not reading): nothing spent
         self.session.energy -= price
         self.sent += 1
         self.sent_gen = max(self.seen_gen, 0)

@@ -131,17 +131,18 @@ class PlayerSession:
 
     def decide(self, gen: int, keep: Sequence[int] = (), let_die: Sequence[int] = ()) -> bool:
         """Answer a ``GAME_LOGIC`` request (indices into its cells); no reply awaited.
-        Whether the answer left (``send``)."""
+        Whether the socket took the answer (``send``)."""
         return self.send(protocol.built(Kind.DECIDE, player=self.player, token=self.token,
                                         gen=gen, keep=[int(i) for i in keep],
                                         let_die=[int(i) for i in let_die]))
 
     def send(self, msg: Message) -> bool:
-        """Send ``msg`` without waiting for a reply; whether it left. It never waits for
-        room: with its server gone, or with a server that does not read what it is sent,
-        the socket's queue fills (``SNDHWM`` messages) and a blocking send would hold
-        this thread, its heartbeats and its answers, for ever. What cannot leave is
-        dropped and counted (``unsent``): a late answer or heartbeat is worth nothing."""
+        """Send ``msg`` without waiting for a reply; whether the socket took it (queued
+        it to go: not that the server has it). It never waits for room: with its server
+        gone, or with a server that does not read what it is sent, the socket's queue
+        fills (``SNDHWM`` messages) and a blocking send would hold this thread, its
+        heartbeats and its answers, for ever. What the socket does not take is dropped
+        and counted (``unsent``): a late answer or heartbeat is worth nothing."""
         if send_now(self.sock, protocol.encode(msg)):
             return True
         self.unsent += 1

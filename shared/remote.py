@@ -171,11 +171,13 @@ SEND_RETRY = 0.05  # seconds between two tries to send a request that could not 
 
 
 def send_now(sock: zmq.Socket[Any], frames: list[protocol.Payload]) -> bool:
-    """Send ``frames`` if ``sock`` takes them now; whether it did. A request is never
-    sent blocking: a DEALER whose connection failed its handshake has nowhere to queue
-    it, and libzmq would wait for ever, past any deadline (seen: one status request in
-    about 300 against a server with keys). The caller tries again, every
-    ``SEND_RETRY`` seconds, while it watches the handshake and its deadline."""
+    """Send ``frames`` if ``sock`` takes them now; whether it did. Nothing is sent
+    blocking: a DEALER whose connection failed its handshake has nowhere to queue a
+    request, and one whose server is gone (or does not read) fills its queue, and
+    libzmq would wait for ever, past any deadline (seen: one status request in about
+    300 against a server with keys). A request's caller tries again, every
+    ``SEND_RETRY`` seconds, while it watches the handshake and its deadline; a player
+    session drops what it pushes without a reply (``PlayerSession.send``)."""
     try:
         sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
     except zmq.Again:
