@@ -204,8 +204,10 @@ def test_a_dropped_websocket_reconnects_and_keeps_the_player(
         gateway.proc.terminate()
         gateway.proc.wait(10)
         tab.wait("!window.lifenet.state.connected")
-        start_gateway(processes, server, port=gateway.port)
+        # Forgotten while no gateway runs: the tab may reconnect and rejoin as soon as
+        # the new one answers, before this test's next call (a race CI lost once).
         tab.js("() => { window.lifenet.state.me = null; }")
+        start_gateway(processes, server, port=gateway.port)
         tab.wait("window.lifenet.state.connected && window.lifenet.state.me !== null",
                  timeout=20)
         again = tab.state("me")

@@ -113,7 +113,18 @@ class Page:
         return self.js(f"window.lifenet.state.{name}")
 
     def wait(self, expression: str, timeout: float = 15.0, arg: Any = None) -> None:
-        self.page.wait_for_function(expression, arg=arg, timeout=timeout * 1000)
+        """Wait until ``expression`` is true in the page; when it never is, fail with
+        what the page shows (its link, its newest messages, its console's errors)."""
+        from playwright.sync_api import TimeoutError as PageTimeout
+
+        try:
+            self.page.wait_for_function(expression, arg=arg, timeout=timeout * 1000)
+        except PageTimeout:
+            shown = self.js("() => [document.getElementById('link').textContent, "
+                            "[...document.querySelectorAll('#messages li')].slice(0, 5)"
+                            ".map(li => li.textContent)]")
+            pytest.fail(f"{expression!r} not true within {timeout:g} s; the page shows "
+                        f"{shown[0]!r}, messages {shown[1]}, errors {self.errors}")
 
     def close(self) -> None:
         self.context.close()
