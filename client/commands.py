@@ -173,11 +173,10 @@ def bot(connect: str, count: int, strategy: str, name: str, seed: int | None,
     bots = run_bots(connect, count, strategy, name=name, seed=seed, stop=stop,
                     seconds=seconds, credentials=credentials(connect, server_key, key))
     unsent = sum(b.session.unsent for b in bots)
+    dropped = f"; {unsent} messages dropped, the server not taking them" if unsent else ""
     click.echo(f"{len(bots)} bots: answered {sum(b.answered for b in bots)} requests "
                f"({sum(b.stale for b in bots)} left for a newer one), "
-               f"placed {sum(b.placed for b in bots)} patterns"
-               + (f"; {unsent} messages dropped, the server not taking them" if unsent
-                  else ""), err=True)
+               f"placed {sum(b.placed for b in bots)} patterns{dropped}", err=True)
 
 
 @click.command("client")

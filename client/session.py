@@ -20,7 +20,7 @@ from shared import protocol
 from shared.errors import HandshakeError, PeerGone, ProtocolError, RemoteError
 from shared.keys import Credentials
 from shared.protocol import Kind, Message
-from shared.remote import SEND_RETRY, Handshake, player_endpoint, secure, send_now
+from shared.remote import Handshake, Outgoing, player_endpoint, secure, send_now
 from shared.rules import Rule, parse_rule
 
 
@@ -151,17 +151,11 @@ class PlayerSession:
     # -- receiving ---------------------------------------------------------------------
 
     def _request(self, msg: Message, expect: Kind) -> Message:
-        frames = protocol.encode(msg)
-        sent = False
+        outgoing = Outgoing(self.sock, protocol.encode(msg))
         deadline = time.monotonic() + self.timeout
         while True:
             left = deadline - time.monotonic()
-            if not sent and left > 0:  # never after the deadline: the caller is told
-                sent = send_now(self.sock, frames)
-            # While the handshake is watched (or the request waits to leave), wake up
-            # now and then to hear a refusal.
-            wait = min(left, SEND_RETRY) if self.handshake is not None or not sent \
-                else left
+            wait = outgoing.poll_for(left, watching=self.handshake is not None)
             if left <= 0 or not self.sock.poll(int(max(0.0, wait) * 1000)):
                 if self.handshake is not None:
                     why = self.handshake.failure()
@@ -169,7 +163,7 @@ class PlayerSession:
                         raise HandshakeError(why)
                 if left <= 0:
                     raise PeerGone(f"no answer to {msg.kind} from {self.endpoint} "
-                                   f"within {self.timeout:g} s" if sent else
+                                   f"within {self.timeout:g} s" if outgoing.sent else
                                    f"could not send {msg.kind} to {self.endpoint} within "
                                    f"{self.timeout:g} s (no connection)")
                 continue

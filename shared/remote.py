@@ -185,6 +185,25 @@ def send_now(sock: zmq.Socket[Any], frames: list[protocol.Payload]) -> bool:
     return True
 
 
+class Outgoing:
+    """A request's frames until they leave: tried without blocking (``send_now``) on each
+    turn of its caller's wait for the reply, never after the deadline (the caller then
+    says no answer came, and a request that left later would still reach the server)."""
+
+    def __init__(self, sock: zmq.Socket[Any], frames: list[protocol.Payload]) -> None:
+        self.sock = sock
+        self.frames = frames
+        self.sent = False
+
+    def poll_for(self, left: float, watching: bool = False) -> float:
+        """Send, if not yet sent and ``left`` seconds remain; how long to wait for the
+        reply now: ``left``, or ``SEND_RETRY`` at most while the request has not left
+        (or while a handshake is ``watching``, to hear a refusal soon)."""
+        if not self.sent and left > 0:
+            self.sent = send_now(self.sock, self.frames)
+        return left if self.sent and not watching else min(left, SEND_RETRY)
+
+
 def _no_server(endpoint: str, timeout: float) -> str:
     """What to say when nothing answers at ``endpoint``: what to do next, in one line."""
     line = (f"no lifenet server answers at {endpoint} within {timeout:g} s: is one running? "
@@ -347,17 +366,14 @@ def request(endpoint: str, msg: Message, timeout: float = 5.0,
         secure(sock, credentials)
         watch = Handshake(sock, endpoint, credentials is not None, player=True)
         sock.connect(endpoint)
-        frames = protocol.encode(msg)
-        sent = False
+        outgoing = Outgoing(sock, protocol.encode(msg))
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         assert watch.monitor is not None
         poller.register(watch.monitor, zmq.POLLIN)
         while True:
             left = deadline - time.monotonic()
-            if not sent and left > 0:  # never after the deadline: the caller is told
-                sent = send_now(sock, frames)
-            wait = left if sent else min(left, SEND_RETRY)
+            wait = outgoing.poll_for(left)  # the monitor on the poller hears a refusal
             ready = dict(poller.poll(max(0, int(wait * 1000)))) if left > 0 else {}
             if sock in ready:
                 reply = protocol.decode(sock.recv_multipart())

@@ -225,8 +225,8 @@ class PlayerEndpoint(threading.Thread):
         sock.setsockopt(zmq.MAXMSGSIZE, MAX_PLAYER_MESSAGE)
         sock.setsockopt(zmq.SNDHWM, 64)
         # Requests a peer sent that this thread has not read yet, at most: beyond them
-        # libzmq stops reading that connection (its sender's queue fills), instead of queueing
-        # in the server's memory for a thousand peers at once.
+        # libzmq stops reading that connection (its sender's queue fills), instead of
+        # queueing in the server's memory for a thousand peers at once.
         sock.setsockopt(zmq.RCVHWM, 64)
         apply_heartbeats(sock, self.guard.handshake_ms)
         serve_curve(sock, self.keys, PLAYERS)
